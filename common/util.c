@@ -211,3 +211,62 @@ void sf_random_hex(char *dst, size_t size, size_t nhex)
         dst[i] = hex[(raw[i / 2] >> ((i & 1) ? 0 : 4)) & 0xf];
     dst[nhex] = '\0';
 }
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *sf_base64_encode(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    char *out = sf_xmalloc(4 * ((len + 2) / 3) + 1), *o = out;
+    size_t i;
+    for (i = 0; i + 2 < len; i += 3) {
+        *o++ = b64[p[i] >> 2];
+        *o++ = b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+        *o++ = b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+        *o++ = b64[p[i + 2] & 63];
+    }
+    if (i < len) {
+        *o++ = b64[p[i] >> 2];
+        if (i + 1 < len) {
+            *o++ = b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+            *o++ = b64[(p[i + 1] & 15) << 2];
+        } else {
+            *o++ = b64[(p[i] & 3) << 4];
+            *o++ = '=';
+        }
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int b64val(char c)
+{
+    const char *p = c ? strchr(b64, c) : NULL;
+    return p ? (int)(p - b64) : -1;
+}
+
+int sf_base64_decode(const char *s, size_t slen, char **out, size_t *outlen)
+{
+    if (slen % 4) return -EINVAL;
+    char *o = sf_xmalloc(slen / 4 * 3 + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < slen; i += 4) {
+        int a = b64val(s[i]), b = b64val(s[i + 1]);
+        int c = s[i + 2] == '=' ? -2 : b64val(s[i + 2]);
+        int d = s[i + 3] == '=' ? -2 : b64val(s[i + 3]);
+        bool last = i + 4 == slen;
+        if (a < 0 || b < 0 || c == -1 || d == -1 || (!last && (c < 0 || d < 0)) ||
+            (c == -2 && d != -2)) {
+            free(o);
+            return -EINVAL;
+        }
+        o[n++] = (char)((a << 2) | (b >> 4));
+        if (c >= 0) o[n++] = (char)(((b & 15) << 4) | (c >> 2));
+        if (d >= 0) o[n++] = (char)(((c & 3) << 6) | d);
+    }
+    o[n] = '\0';
+    *out = o;
+    *outlen = n;
+    return 0;
+}

@@ -5,6 +5,7 @@
 #define SF_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ char *sf_buf_steal(struct sf_buf *b, size_t *len);
 int sf_read_file(const char *path, size_t max, char **data, size_t *len);
 /* Write all of buf to fd, retrying on EINTR/short writes. */
 int sf_write_all(int fd, const void *buf, size_t n);
+
+/* Base64 (RFC 4648, with padding). decode returns -EINVAL on bad input;
+ * *out is malloc'd and NUL-terminated. */
+char *sf_base64_encode(const void *data, size_t len);
+int sf_base64_decode(const char *s, size_t slen, char **out, size_t *outlen);
 
 /* A random id of 'nhex' hex digits (nhex < size) from getrandom(). */
 void sf_random_hex(char *dst, size_t size, size_t nhex);

@@ -1,1 +1,187 @@
-int main(void) { return 0; }
+/* coordinator/main.c: sandfleet-coordinator — run a workflow centrally or
+ * through a broker. Exit codes: 0 the workflow succeeded, 1 it failed,
+ * 2 bad input or usage (nothing ran), 3 the run itself broke (e.g. the
+ * sandbox backend or broker is unusable). Only main() exits. */
+#include "coord.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_BROKEN 3
+
+#define O(f) offsetof(struct coord_cfg, f)
+static const struct sf_opt run_opts[] = {
+    { "input", NULL, SF_OPT_STR, O(input), NULL, "FILE|-",
+      "JSON input for the steps without needs (replaces their 'input')", 0, 0 },
+    { "output", NULL, SF_OPT_STR, O(output), NULL, "FILE", "write the result document here instead of stdout", 0, 0 },
+    { "concurrency", "SANDFLEET_CONCURRENCY", SF_OPT_INT, O(concurrency), "0", "N",
+      "tasks at once (0 = number of CPUs)", 0, 4096 },
+    { "sandbox", "SANDFLEET_SANDBOX", SF_OPT_STR, O(sandbox), "local", "KIND",
+      "sandbox backend: local, process (no isolation) or e2b", 0, 0 },
+    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
+      "run through a broker: redis://[user:pass@]host:port[/db] or kafka://host:port", 0, 0 },
+    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "broker queue", 0, 0 },
+    { "run-id", "SANDFLEET_RUN_ID", SF_OPT_STR, O(run_id), NULL, "ID",
+      "run id (default: generated); with a broker, an existing id resumes that run", 0, 0 },
+    { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
+    { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
+    { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
+      "largest agent stdout accepted", 1, 1L << 31 },
+    { "retry-base-ms", "SANDFLEET_RETRY_BASE_MS", SF_OPT_INT, O(retry_base_ms), "500", "MS",
+      "first retry delay; doubles per attempt, jittered", 1, 3600000 },
+    { "max-inflight", "SANDFLEET_MAX_INFLIGHT", SF_OPT_INT, O(max_inflight), "1000", "N",
+      "broker mode: tasks published and not yet finished", 1, 1000000 },
+    { "progress", NULL, SF_OPT_BOOL, O(progress), "0", NULL, "draw the progress bar even when stderr is not a terminal", 0, 0 },
+    { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
+    { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
+    { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: sandfleet-coordinator run WORKFLOW.json [options]\n"
+        "\n"
+        "Runs a workflow of agents, each in its own sandbox. Without --broker the\n"
+        "coordinator runs every sandbox itself; with --broker it publishes tasks\n"
+        "that sandfleet-worker processes pull.\n"
+        "Prints the result document (JSON) on stdout. Exit: 0 succeeded, 1 failed,\n"
+        "2 bad input or usage, 3 the run could not be carried out.\n\noptions:\n");
+    sf_opts_usage(run_opts, out);
+}
+
+static bool valid_run_id(const char *s)
+{
+    if (!*s || strlen(s) > 100) return false;
+    for (; *s; s++)
+        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
+              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+            return false;
+    return true;
+}
+
+static json_t *read_input(const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = !strcmp(path, "-") ? json_loadf(stdin, JSON_DECODE_ANY, &je)
+                                   : json_load_file(path, JSON_DECODE_ANY, &je);
+    if (!j) sf_errf(err, errlen, "--input %s:%d:%d: %s", path, je.line, je.column, je.text);
+    return j;
+}
+
+static int write_doc(const char *path, json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    FILE *f = path ? fopen(path, "w") : stdout;
+    int rc = 0;
+    if (!s || !f) {
+        rc = -errno;
+    } else {
+        fputs(s, f);
+        fputc('\n', f);
+        if (fflush(f) != 0) rc = -errno;
+    }
+    if (f && f != stdout) fclose(f);
+    free(s);
+    return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct coord_cfg cfg = {0};
+    struct sf_log lg;
+    struct sf_buf errs = {0};
+    struct sf_workflow *wf = NULL;
+    struct coord_exec *ex = NULL;
+    json_t *input = NULL, *doc = NULL;
+    char **pos = NULL, err[1024], run_id[128];
+    int npos = 0, code = EXIT_USAGE;
+
+    sf_log_init(&lg, "coordinator");
+    if (sf_opts_parse(run_opts, &cfg, argc, argv, 2, &pos, &npos, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sandfleet-coordinator: %s\n", err);
+        goto out;
+    }
+    if (cfg.help) { usage(stdout); code = 0; goto out; }
+    if (sf_log_set_format(&lg, cfg.log_format) < 0 || sf_log_set_level(&lg, cfg.log_level) < 0) {
+        fprintf(stderr, "sandfleet-coordinator: bad --log-format or --log-level\n");
+        goto out;
+    }
+    if (npos != 1) {
+        fprintf(stderr, "sandfleet-coordinator: run takes one workflow file (see --help)\n");
+        goto out;
+    }
+    if (cfg.run_id && !valid_run_id(cfg.run_id)) {
+        fprintf(stderr, "sandfleet-coordinator: --run-id must be letters, digits, '_', '-', '.'\n");
+        goto out;
+    }
+    if (sf_workflow_load(pos[0], &wf, &errs) < 0) {
+        fputs(errs.data ? errs.data : "invalid workflow\n", stderr);
+        goto out;
+    }
+    if (cfg.input && !(input = read_input(cfg.input, err, sizeof(err)))) {
+        fprintf(stderr, "sandfleet-coordinator: %s\n", err);
+        goto out;
+    }
+    if (cfg.run_id) {
+        sf_strlcpy(run_id, cfg.run_id, sizeof(run_id));
+    } else {
+        char rnd[9];
+        sf_random_hex(rnd, sizeof(rnd), 8);
+        snprintf(run_id, sizeof(run_id), "%llx-%s", (unsigned long long)(sf_wall_ms() / 1000), rnd);
+    }
+    if (cfg.broker) {
+        fprintf(stderr, "sandfleet-coordinator: --broker: the broker run is not in this build yet\n");
+        goto out;
+    }
+    ex = coord_exec_local_new(&cfg, wf, &lg, err, sizeof(err));
+    if (!ex) {
+        SF_LOGE(&lg, "%s", err);
+        code = EXIT_BROKEN;
+        goto out;
+    }
+    doc = coord_run(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err));
+    if (!doc) {
+        SF_LOGE(&lg, "run %s: %s", run_id, err);
+        code = EXIT_BROKEN;
+        goto out;
+    }
+    if (write_doc(cfg.output, doc) < 0) {
+        SF_LOGE(&lg, "writing the result document: %s", strerror(errno));
+        code = EXIT_BROKEN;
+        goto out;
+    }
+    code = !strcmp(json_string_value(json_object_get(doc, "status")), "succeeded") ? 0 : EXIT_FAILED;
+out:
+    if (ex) ex->free(ex);
+    json_decref(doc);
+    json_decref(input);
+    sf_workflow_free(wf);
+    sf_buf_free(&errs);
+    free(pos);
+    sf_opts_free(run_opts, &cfg);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);                /* an agent may close its stdin early */
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("sandfleet-coordinator %s\n", SF_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
+    fprintf(stderr, "sandfleet-coordinator: unknown command '%s' (try --help)\n", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,68 @@
+/* coordinator/coord.h: the coordinator's configuration and the executor
+ * interface its run loop drives. An executor takes tasks and hands back
+ * results through a pollable fd: the local pool (run_local.c: the
+ * coordinator creates the sandboxes itself) or a broker (run_broker.c:
+ * workers anywhere run them). Everything here belongs to the loop thread. */
+#ifndef SF_COORD_H
+#define SF_COORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "log.h"
+#include "scheduler.h"
+#include "task.h"
+#include "workflow.h"
+
+struct coord_cfg {
+    char *input;          /* --input FILE or "-" */
+    char *output;         /* --output FILE */
+    long concurrency;     /* 0 = number of CPUs */
+    char *sandbox;        /* local | process | e2b */
+    char *broker;         /* redis://... or kafka://...; NULL = central */
+    char *queue;
+    char *run_id;
+    char *log_format, *log_level;
+    long output_cap;
+    long retry_base_ms;
+    long max_inflight;    /* broker mode: tasks published and not yet finished */
+    int progress;         /* force the progress bar even without a tty */
+    int help, version;
+};
+
+struct coord_exec {
+    /* Take ownership of t and start it. 0 or -errno (message in errstr). */
+    int (*submit)(struct coord_exec *ex, struct sf_task *t);
+    /* Readable when results may be waiting. */
+    int (*fd)(struct coord_exec *ex);
+    /* A finished result (caller owns it), or NULL. */
+    struct sf_result *(*take)(struct coord_exec *ex);
+    /* Tasks submitted whose result has not been taken. */
+    size_t (*inflight)(struct coord_exec *ex);
+    /* Called about once a second from the loop (leases, reconnects). */
+    int (*tick)(struct coord_exec *ex);
+    void (*free)(struct coord_exec *ex);
+    size_t max_inflight;
+    char errstr[512];
+};
+
+/* run_local.c: NULL with a message in err when the sandbox backend cannot
+ * work here. */
+struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struct sf_workflow *wf,
+                                        const struct sf_log *lg, char *err, size_t errlen);
+
+/* run.c: drive a workflow to the end through 'ex'. Returns the result
+ * document (new reference), or NULL with a message when the executor broke. */
+json_t *coord_run(const struct coord_cfg *cfg, const struct sf_workflow *wf, const char *run_id,
+                  json_t *input, struct coord_exec *ex, const struct sf_log *lg,
+                  char *err, size_t errlen);
+
+/* progress.c */
+struct coord_progress;
+struct coord_progress *coord_progress_new(bool tty, int fd);
+void coord_progress_update(struct coord_progress *pg, const struct sf_sched_progress *p,
+                           bool final);
+void coord_progress_free(struct coord_progress *pg);
+
+#endif
