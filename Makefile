@@ -1,0 +1,55 @@
+# sandfleet — thin wrapper over CMake. The two commands a newcomer needs:
+#   make demo   build, then run the example workflows centrally and through Redis
+#   make test   build, then run every test (unit, integration, sanitizers, fuzz)
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?= --output-on-failure
+
+.PHONY: all build deps demo test test-fast test-asan test-fuzz bench bench-quick clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	@scripts/demo.sh $(BUILD)/bin
+
+# Every test: the normal build, the same tests under ASan+UBSan, and a short
+# libFuzzer run per parser of outside input.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory test-fast test-asan test-fuzz
+	@echo "make test: all suites passed"
+
+test-fast: build
+	@cd $(BUILD) && ctest $(CTEST_ARGS) -L 'unit|integration' -j1
+
+test-asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DENABLE_ASAN=ON -DENABLE_UBSAN=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest $(CTEST_ARGS) -L 'unit|integration' -j1
+
+test-fuzz:
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DENABLE_FUZZ=ON \
+	    -DENABLE_ASAN=ON -DENABLE_UBSAN=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	@cd $(FUZZ_BUILD) && ctest $(CTEST_ARGS) -L fuzz
+
+bench:
+	@scripts/deps.sh bench
+	@bench/run.sh full
+
+bench-quick:
+	@scripts/deps.sh bench
+	@bench/run.sh quick
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what sandfleet needs to build and test, from Debian's packages.
+# As root it runs apt-get; otherwise it prints the exact apt-get line and stops.
+# Usage: scripts/deps.sh [build|test|bench]   (test includes build)
+set -euo pipefail
+what=${1:-test}
+
+build_pkgs=(cmake make gcc pkg-config libjansson-dev libcmocka-dev libseccomp-dev
+            libhiredis-dev librdkafka-dev libcurl4-openssl-dev libmicrohttpd-dev)
+test_pkgs=(redis-server clang libclang-rt-14-dev python3 procps iproute2 util-linux curl)
+bench_pkgs=(bubblewrap hyperfine python3-venv nodejs npm)
+
+pkgs=("${build_pkgs[@]}")
+case "$what" in
+  build) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # nodejs/npm may come from elsewhere than Debian: a working binary is enough.
+  case "$p" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "sandfleet needs these Debian packages; run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null || apt-get update
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,136 @@
+/* Wire format v1: what decodes, what is rejected and with which reason. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "task.h"
+
+#define TASK_OK "{\"v\":1,\"id\":\"r:a:0\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"cat\""
+
+static void expect_reject(const char *msg, const char *reason)
+{
+    char err[512] = "";
+    struct sf_task *t = sf_task_decode(msg, strlen(msg), err, sizeof(err));
+    assert_null(t);
+    if (!strstr(err, reason)) fail_msg("reason '%s' does not contain '%s'", err, reason);
+}
+
+static void minimal_task_decodes_with_defaults(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *m = TASK_OK "}";
+    struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    assert_non_null(t);
+    assert_string_equal(t->id, "r:a:0");
+    assert_int_equal(t->attempt, 1);
+    assert_int_equal(t->max_attempts, 1);
+    assert_true(json_is_null(t->input));
+    assert_false(t->network);
+    sf_task_free(t);
+}
+
+static void full_task_round_trips(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *m = TASK_OK ",\"index\":3,\"attempt\":2,\"max_attempts\":4,\"files\":{\"a.py\":\"x\","
+                    "\"b\":{\"base64\":\"AAE=\"}},\"input\":[1,{\"k\":null}],\"timeout_s\":2.5,"
+                    "\"limits\":{\"memory_mb\":64,\"pids\":10},\"env\":{\"K\":\"V\"},"
+                    "\"network\":true,\"created_at\":5,\"reply_to\":\"replies\"}";
+    struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    assert_non_null(t);
+    char *enc = sf_task_encode(t);
+    struct sf_task *t2 = sf_task_decode(enc, strlen(enc), err, sizeof(err));
+    assert_non_null(t2);
+    assert_int_equal(t2->index, 3);
+    assert_int_equal(t2->attempt, 2);
+    assert_int_equal(t2->max_attempts, 4);
+    assert_int_equal(t2->limits.memory_mb, 64);
+    assert_int_equal(t2->limits.pids, 10);
+    assert_true(t2->network);
+    assert_string_equal(t2->reply_to, "replies");
+    assert_true(json_equal(t->input, t2->input));
+    assert_true(json_equal(t->files, t2->files));
+    assert_true(t2->timeout_s > 2.4 && t2->timeout_s < 2.6);
+    free(enc);
+    sf_task_free(t);
+    sf_task_free(t2);
+}
+
+static void bad_tasks_are_rejected_with_a_reason(void **state)
+{
+    (void)state;
+    expect_reject("{not json", "malformed JSON at line 1");
+    expect_reject("[1,2]", "must be a JSON object");
+    expect_reject("{\"id\":\"x\"}", "missing field 'v'");
+    expect_reject("{\"v\":7,\"id\":\"x\"}", "unsupported version 7");
+    expect_reject("{\"v\":\"1\"}", "unsupported version \"1\"");
+    expect_reject("{\"v\":1,\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}", "missing field 'id'");
+    expect_reject("{\"v\":1,\"id\":\"i\",\"run_id\":\"r\",\"step\":\"a\"}", "missing field 'run'");
+    expect_reject(TASK_OK ",\"attempt\":0}", "'attempt' must be >= 1");
+    expect_reject(TASK_OK ",\"index\":\"3\"}", "'index' must be an integer");
+    expect_reject(TASK_OK ",\"timeout_s\":-1}", "'timeout_s' must be a non-negative number");
+    expect_reject(TASK_OK ",\"files\":[]}", "'files' must be an object");
+    expect_reject(TASK_OK ",\"files\":{\"a\":1}}", "file 'a' must be a string");
+    expect_reject(TASK_OK ",\"env\":{\"A=B\":\"x\"}}", "env 'A=B'");
+    expect_reject(TASK_OK ",\"limits\":{\"memory_mb\":-5}}", "limit 'memory_mb' must be a positive");
+    expect_reject(TASK_OK ",\"limits\":{\"ram\":5}}", "unknown limit 'ram'");
+    expect_reject(TASK_OK ",\"network\":\"yes\"}", "'network' must be a boolean");
+    expect_reject("{\"v\":1,\"id\":\"\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}", "'id' must not be empty");
+}
+
+static void result_round_trips_and_rejects_unknown_status(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *m = "{\"v\":1,\"task_id\":\"t\",\"run_id\":\"r\",\"step\":\"a\",\"index\":2,"
+                    "\"attempt\":1,\"status\":\"timeout\",\"exit_code\":137,\"output\":null,"
+                    "\"stderr_tail\":\"boom\",\"duration_ms\":10,\"worker\":\"w\",\"error\":\"late\"}";
+    struct sf_result *r = sf_result_decode(m, strlen(m), err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(r->status, SF_RESULT_TIMEOUT);
+    assert_int_equal(r->exit_code, 137);
+    assert_null(r->output);
+    char *enc = sf_result_encode(r);
+    assert_non_null(strstr(enc, "\"status\":\"timeout\""));
+    assert_non_null(strstr(enc, "\"error\":\"late\""));
+    free(enc);
+    sf_result_free(r);
+    const char *bad = "{\"v\":1,\"task_id\":\"t\",\"run_id\":\"r\",\"step\":\"a\",\"status\":\"meh\"}";
+    assert_null(sf_result_decode(bad, strlen(bad), err, sizeof(err)));
+    assert_non_null(strstr(err, "unknown status 'meh'"));
+}
+
+static void result_for_carries_task_identity(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *m = TASK_OK ",\"index\":4,\"attempt\":3}";
+    struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    struct sf_result *r = sf_result_for(t, SF_RESULT_REJECTED, "w9", "bad %s", "thing");
+    assert_string_equal(r->task_id, "r:a:0");
+    assert_int_equal(r->index, 4);
+    assert_int_equal(r->attempt, 3);
+    assert_string_equal(r->error, "bad thing");
+    assert_string_equal(r->worker, "w9");
+    sf_result_free(r);
+    sf_task_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(minimal_task_decodes_with_defaults),
+        cmocka_unit_test(full_task_round_trips),
+        cmocka_unit_test(bad_tasks_are_rejected_with_a_reason),
+        cmocka_unit_test(result_round_trips_and_rejects_unknown_status),
+        cmocka_unit_test(result_for_carries_task_identity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
