@@ -133,8 +133,8 @@ static int sf_sbx_cg2_delegate(const char *dir, const char *own, char *errstr, s
     rc = sf_sbx_cg_write(dir, "cgroup.subtree_control", "+memory +pids");
     if (rc == -EBUSY && !strcmp(dir, own)) {
         char leaf[SF_SBX_CG_PATH];
-        snprintf(leaf, sizeof(leaf), "%s/worker", own);
-        if ((rc = sf_sbx_cg_mkdirs(leaf)) == 0 &&
+        if (snprintf(leaf, sizeof(leaf), "%s/worker", own) >= (int)sizeof(leaf)) rc = -ENAMETOOLONG;
+        else if ((rc = sf_sbx_cg_mkdirs(leaf)) == 0 &&
             (rc = sf_sbx_cg_write(leaf, "cgroup.procs", "0")) == 0)
             rc = sf_sbx_cg_write(dir, "cgroup.subtree_control", "+memory +pids");
     }
@@ -283,8 +283,11 @@ int sf_sbx_cgroup_create(const struct sf_sbx_cgroup_base *base, const char *name
 {
     int rc;
     memset(cg, 0, sizeof(*cg));
-    snprintf(cg->mem, sizeof(cg->mem), "%s/%s", base->mem, name);
-    snprintf(cg->pids, sizeof(cg->pids), "%s/%s", base->pids, name);
+    if (snprintf(cg->mem, sizeof(cg->mem), "%s/%s", base->mem, name) >= (int)sizeof(cg->mem) ||
+        snprintf(cg->pids, sizeof(cg->pids), "%s/%s", base->pids, name) >= (int)sizeof(cg->pids)) {
+        sf_errf(errstr, errlen, "cgroup: path too long under %s", base->mem);
+        return -ENAMETOOLONG;
+    }
     if (mkdir(cg->mem, 0755) < 0 && errno != EEXIST) {
         rc = -errno;
         sf_errf(errstr, errlen, "cgroup: mkdir %s: %s", cg->mem, strerror(errno));
