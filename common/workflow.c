@@ -246,7 +246,7 @@ static void resolve(struct ctx *c, struct sf_workflow *wf)
             }
         }
     }
-    if (bad) goto out;
+    if (bad || c->n_errs) goto out;      /* order only a workflow that is otherwise valid */
     size_t head = 0, tail = 0;
     for (size_t i = 0; i < n; i++)
         if (!indeg[i]) queue[tail++] = i;
@@ -318,7 +318,9 @@ int sf_workflow_parse(const char *data, size_t len, const char *name, const char
             if (wf->steps[j].id && !strcmp(wf->steps[j].id, wf->steps[i].id))
                 problem(&c, wf->steps[i].id, "duplicate step id (also step #%zu)", j + 1);
     }
-    if (c.n_errs == 0) resolve(&c, wf);
+    for (size_t i = 0; i < wf->n_steps; i++)
+        if (!wf->steps[i].id) goto done;     /* needs cannot be resolved without ids */
+    resolve(&c, wf);
 done:
     json_decref(root);
     if (c.n_errs) {
