@@ -1,0 +1,371 @@
+/* The local sandbox backend: lifecycle, files, run semantics and limits,
+ * through the public interface (common/sandbox.h) only. Needs user
+ * namespaces and writable cgroups (root on this machine). */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sandbox.h"
+#include "util.h"
+
+static struct sf_sandbox_provider *prov;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char err[SF_ERRSTR_LEN] = "";
+    signal(SIGPIPE, SIG_IGN);
+    struct sf_provider_config cfg = { 0 };
+    prov = sf_sandbox_provider_new("local", &cfg, err, sizeof(err));
+    if (!prov) fprintf(stderr, "local provider: %s\n", err);
+    return prov ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    sf_sandbox_provider_free(prov);
+    return 0;
+}
+
+static struct sf_sandbox *mk(const struct sf_sandbox_opts *o)
+{
+    struct sf_sandbox_opts def = { 0 };
+    struct sf_sandbox *sb = NULL;
+    char err[SF_ERRSTR_LEN] = "";
+    int rc = sf_sandbox_create(prov, o ? o : &def, &sb, err, sizeof(err));
+    if (rc) fail_msg("create: %d %s", rc, err);
+    return sb;
+}
+
+/* Run 'cmd' (timeout 20 s unless spec overrides); fails the test when the
+ * sandbox itself broke. */
+static void run_spec(struct sf_sandbox *sb, struct sf_run_spec *s, struct sf_run_result *r)
+{
+    if (s->timeout_s == 0) s->timeout_s = 20;
+    int rc = sf_sandbox_run(sb, s, r);
+    if (rc) fail_msg("run '%s': %d %s", s->cmd, rc, sb->errstr);
+}
+
+static void run(struct sf_sandbox *sb, const char *cmd, struct sf_run_result *r)
+{
+    struct sf_run_spec s = { .cmd = cmd };
+    run_spec(sb, &s, r);
+}
+
+static void expect_out(struct sf_sandbox *sb, const char *cmd, const char *want)
+{
+    struct sf_run_result r;
+    run(sb, cmd, &r);
+    if (r.status != SF_RUN_EXITED || r.exit_code != 0 || strcmp(r.out, want))
+        fail_msg("'%s': status %d exit %d out '%s' (want '%s') err '%s' %s", cmd, r.status,
+                 r.exit_code, r.out, want, r.err_tail, r.error);
+    sf_run_result_clear(&r);
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+/* Is there a process on the host whose argv is exactly 'a0 a1'? */
+static bool host_has_process(const char *a0, const char *a1)
+{
+    bool found = false;
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[256];
+        snprintf(path, sizeof(path), "/proc/%.255s/cmdline", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        if (!strcmp(buf, a0) && strlen(a0) + 1 < n && !strcmp(buf + strlen(a0) + 1, a1)) found = true;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* The sandbox's memory cgroup dir on this host (cgroup v1 layout). */
+static void cgroup_dir(const struct sf_sandbox *sb, char *out, size_t size)
+{
+    char line[512], own[400] = "";
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, ":memory:");
+        if (p) { sf_strlcpy(own, p + 8, sizeof(own)); own[strcspn(own, "\n")] = '\0'; }
+    }
+    if (f) fclose(f);
+    if (own[0]) {
+        snprintf(out, size, "/sys/fs/cgroup/memory%s%ssandfleet/%s", own,
+                 own[strlen(own) - 1] == '/' ? "" : "/", sb->id);
+    } else {
+        FILE *g = fopen("/proc/self/cgroup", "re");
+        while (g && fgets(line, sizeof(line), g))
+            if (!strncmp(line, "0::", 3)) { sf_strlcpy(own, line + 3, sizeof(own)); own[strcspn(own, "\n")] = '\0'; }
+        if (g) fclose(g);
+        snprintf(out, size, "/sys/fs/cgroup%s%ssandfleet/%s", own,
+                 own[0] && own[strlen(own) - 1] == '/' ? "" : "/", sb->id);
+    }
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static void write_read_round_trip(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    const char *data = "{\"x\": [1, 2, 3]}\n";
+    assert_int_equal(sf_sandbox_write_file(sb, "/workspace/deep/er/in.json", data, strlen(data), 0), 0);
+    char *got = NULL;
+    size_t len = 0;
+    assert_int_equal(sf_sandbox_read_file(sb, "/workspace/deep/er/in.json", 1 << 20, &got, &len), 0);
+    assert_int_equal(len, strlen(data));
+    assert_string_equal(got, data);
+    free(got);
+    /* The command sees it, owned by the sandbox's root, mode as given. */
+    expect_out(sb, "cat /workspace/deep/er/in.json", data);
+    expect_out(sb, "stat -c '%u %a' /workspace/deep/er/in.json", "0 644\n");
+    assert_int_equal(sf_sandbox_write_file(sb, "/tmp/x.sh", "echo hi", 7, 0755), 0);
+    expect_out(sb, "stat -c '%a' /tmp/x.sh && /tmp/x.sh", "755\nhi\n");
+    /* What the command writes comes back; limits and missing files are errors. */
+    expect_out(sb, "printf 'out put' > /tmp/result.txt", "");
+    assert_int_equal(sf_sandbox_read_file(sb, "/tmp/result.txt", 100, &got, &len), 0);
+    assert_string_equal(got, "out put");
+    free(got);
+    assert_int_equal(sf_sandbox_read_file(sb, "/tmp/result.txt", 3, &got, &len), -EFBIG);
+    assert_int_equal(sf_sandbox_read_file(sb, "/tmp/none", 100, &got, &len), -ENOENT);
+    assert_non_null(strstr(sb->errstr, "/tmp/none"));
+    sf_sandbox_destroy(sb);
+}
+
+static void files_persist_across_runs_and_stay_private(void **state)
+{
+    (void)state;
+    struct sf_sandbox *a = mk(NULL), *b = mk(NULL);
+    expect_out(a, "echo first > /workspace/state; echo bg > /tmp/shared/s", "");
+    expect_out(a, "cat /workspace/state /tmp/shared/s", "first\nbg\n");
+    struct sf_run_result r;
+    run(b, "cat /workspace/state /tmp/shared/s", &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_int_not_equal(r.exit_code, 0);
+    assert_string_equal(r.out, "");
+    sf_run_result_clear(&r);
+    char *got = NULL;
+    size_t len;
+    assert_int_equal(sf_sandbox_read_file(b, "/workspace/state", 100, &got, &len), -ENOENT);
+    sf_sandbox_destroy(a);
+    sf_sandbox_destroy(b);
+}
+
+static void writable_places(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "for d in /workspace /home/user /tmp /tmp/shared /dev/shm; do "
+                   "echo x > $d/f && rm $d/f || exit 1; done; stat -c %a /tmp /tmp/shared",
+               "1777\n1777\n");
+    expect_out(sb, "touch / 2>/dev/null || touch /etc/x 2>/dev/null || echo ro", "ro\n");
+    sf_sandbox_destroy(sb);
+}
+
+/* ---- run semantics ------------------------------------------------------------ */
+
+static void stdin_env_cwd(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    const char *env[] = { "FOO=bar baz", "HOME=/tmp", NULL };
+    struct sf_run_spec s = { .cmd = "cat; echo \"$FOO|$HOME|$PATH|$(pwd)\"", .env = env,
+                             .stdin_data = "from stdin\n", .stdin_len = 11, .cwd = "/tmp/shared" };
+    struct sf_run_result r;
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_string_equal(r.out, "from stdin\nbar baz|/tmp|/usr/local/bin:/usr/bin:/bin|/tmp/shared\n");
+    sf_run_result_clear(&r);
+    expect_out(sb, "echo $HOME; pwd", "/home/user\n/workspace\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void missing_cwd_is_a_clear_exec_failure(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_spec s = { .cmd = "true", .cwd = "/no/such/dir" };
+    struct sf_run_result r;
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.status, SF_RUN_EXEC_FAILED);
+    assert_non_null(strstr(r.error, "/no/such/dir"));
+    assert_non_null(strstr(r.error, "No such file or directory"));
+    assert_true(r.duration_ms < 2000);
+    sf_run_result_clear(&r);
+    expect_out(sb, "echo still usable", "still usable\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void exit_codes_and_signals(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_result r;
+    run(sb, "echo err >&2; exit 3", &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_int_equal(r.exit_code, 3);
+    assert_string_equal(r.err_tail, "err\n");
+    sf_run_result_clear(&r);
+    run(sb, "kill -TERM $$", &r);
+    assert_int_equal(r.status, SF_RUN_SIGNALED);
+    assert_int_equal(r.term_signal, SIGTERM);
+    assert_int_equal(r.exit_code, 128 + SIGTERM);
+    sf_run_result_clear(&r);
+    run(sb, "exec /no/such/interpreter", &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_int_equal(r.exit_code, 127);
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+}
+
+static void ten_mib_of_stdout_comes_back_whole(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_result r;
+    run(sb, "head -c 10485760 /dev/zero | tr '\\0' a", &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_int_equal(r.out_len, 10485760);
+    assert_false(r.out_truncated);
+    for (size_t i = 0; i < r.out_len; i += 4093) assert_int_equal(r.out[i], 'a');
+    sf_run_result_clear(&r);
+    struct sf_run_spec s = { .cmd = "head -c 5000 /dev/zero | tr '\\0' b", .stdout_cap = 1000 };
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.out_len, 1000);
+    assert_true(r.out_truncated);
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+}
+
+static void python3_runs(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    const char *py = "import json,sys\nprint(json.dumps({'n': sum(range(10))}))\n";
+    assert_int_equal(sf_sandbox_write_file(sb, "/workspace/agent.py", py, strlen(py), 0), 0);
+    expect_out(sb, "python3 agent.py", "{\"n\": 45}\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void cpu_limit_kills_a_busy_loop(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_limits lim = { .cpu_s = 1 };
+    struct sf_run_spec s = { .cmd = "while :; do :; done", .limits = &lim };
+    struct sf_run_result r;
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.status, SF_RUN_SIGNALED);
+    assert_true(r.term_signal == SIGXCPU || r.term_signal == SIGKILL);
+    assert_true(r.duration_ms < 10000);
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+}
+
+static void timeout_kills_the_sandbox_and_later_runs_fail_clearly(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_spec s = { .cmd = "echo started; sleep 100", .timeout_s = 1 };
+    struct sf_run_result r;
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.status, SF_RUN_TIMEOUT);
+    assert_string_equal(r.out, "started\n");
+    assert_true(r.duration_ms >= 900 && r.duration_ms < 3000);
+    sf_run_result_clear(&r);
+    struct sf_run_spec s2 = { .cmd = "true", .timeout_s = 5 };
+    assert_int_equal(sf_sandbox_run(sb, &s2, &r), -ESRCH);
+    assert_non_null(strstr(sb->errstr, "timeout"));
+    sf_sandbox_destroy(sb);
+}
+
+/* ---- cleanup ------------------------------------------------------------------ */
+
+static void destroy_leaves_no_cgroup_and_no_process(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    char dir[1024];
+    struct stat st;
+    cgroup_dir(sb, dir, sizeof(dir));
+    assert_int_equal(stat(dir, &st), 0);
+    expect_out(sb, "sleep 7351 > /dev/null 2>&1 & echo bg", "bg\n");
+    assert_true(host_has_process("sleep", "7351"));
+    sf_sandbox_destroy(sb);
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_false(host_has_process("sleep", "7351"));
+}
+
+static void fifty_sandboxes_leak_no_fds(void **state)
+{
+    (void)state;
+    struct sf_sandbox *warm = mk(NULL);
+    sf_sandbox_destroy(warm);
+    int before = count_fds();
+    for (int i = 0; i < 50; i++) {
+        struct sf_sandbox *sb = mk(NULL);
+        if (i % 10 == 0) expect_out(sb, "echo ok", "ok\n");
+        if (i % 10 == 1) assert_int_equal(sf_sandbox_write_file(sb, "/tmp/a", "x", 1, 0), 0);
+        sf_sandbox_destroy(sb);
+    }
+    assert_int_equal(count_fds(), before);
+}
+
+static void bad_ro_bind_fails_create_with_a_message(void **state)
+{
+    (void)state;
+    struct sf_bind b = { "/no/such/host/path", "/data" };
+    struct sf_sandbox_opts o = { .ro_binds = &b, .n_ro_binds = 1 };
+    struct sf_sandbox *sb = NULL;
+    char err[SF_ERRSTR_LEN] = "";
+    assert_int_equal(sf_sandbox_create(prov, &o, &sb, err, sizeof(err)), -ENOENT);
+    assert_null(sb);
+    assert_non_null(strstr(err, "/no/such/host/path"));
+    struct sf_bind rel = { "/usr", "relative/path" };
+    o.ro_binds = &rel;
+    assert_int_equal(sf_sandbox_create(prov, &o, &sb, err, sizeof(err)), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(write_read_round_trip),
+        cmocka_unit_test(files_persist_across_runs_and_stay_private),
+        cmocka_unit_test(writable_places),
+        cmocka_unit_test(stdin_env_cwd),
+        cmocka_unit_test(missing_cwd_is_a_clear_exec_failure),
+        cmocka_unit_test(exit_codes_and_signals),
+        cmocka_unit_test(ten_mib_of_stdout_comes_back_whole),
+        cmocka_unit_test(python3_runs),
+        cmocka_unit_test(cpu_limit_kills_a_busy_loop),
+        cmocka_unit_test(timeout_kills_the_sandbox_and_later_runs_fail_clearly),
+        cmocka_unit_test(destroy_leaves_no_cgroup_and_no_process),
+        cmocka_unit_test(fifty_sandboxes_leak_no_fds),
+        cmocka_unit_test(bad_ro_bind_fails_create_with_a_message),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
