@@ -1,0 +1,503 @@
+/* Escape and abuse tests for the local sandbox. Each attack runs inside a
+ * real sandbox through the public interface; a test FAILS if the attack
+ * works. Where it is cheap, a control shows the probe itself can succeed
+ * (e.g. the loopback connect works with "network": true), so a passing
+ * test is not just a broken probe. Needs root (host file owned by root,
+ * cgroups) and user namespaces. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sandbox.h"
+#include "util.h"
+
+static struct sf_sandbox_provider *prov;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char err[SF_ERRSTR_LEN] = "";
+    signal(SIGPIPE, SIG_IGN);
+    /* A secret in the worker's environment must not reach the sandbox. */
+    setenv("SF_ESCAPE_TEST_SECRET", "hunter2-in-worker-env", 1);
+    prov = sf_sandbox_provider_new("local", &(struct sf_provider_config){ 0 }, err, sizeof(err));
+    if (!prov) fprintf(stderr, "local provider: %s\n", err);
+    return prov ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    sf_sandbox_provider_free(prov);
+    return 0;
+}
+
+static struct sf_sandbox *mk(const struct sf_sandbox_opts *o)
+{
+    struct sf_sandbox_opts def = { 0 };
+    struct sf_sandbox *sb = NULL;
+    char err[SF_ERRSTR_LEN] = "";
+    int rc = sf_sandbox_create(prov, o ? o : &def, &sb, err, sizeof(err));
+    if (rc) fail_msg("create: %d %s", rc, err);
+    return sb;
+}
+
+static void run_spec(struct sf_sandbox *sb, struct sf_run_spec *s, struct sf_run_result *r)
+{
+    if (s->timeout_s == 0) s->timeout_s = 30;
+    int rc = sf_sandbox_run(sb, s, r);
+    if (rc) fail_msg("run '%s': %d %s", s->cmd, rc, sb->errstr);
+}
+
+static void run(struct sf_sandbox *sb, const char *cmd, struct sf_run_result *r)
+{
+    struct sf_run_spec s = { .cmd = cmd };
+    run_spec(sb, &s, r);
+}
+
+/* The command must exit 0 and print exactly 'want'. */
+static void expect_out(struct sf_sandbox *sb, const char *cmd, const char *want)
+{
+    struct sf_run_result r;
+    run(sb, cmd, &r);
+    if (r.status != SF_RUN_EXITED || r.exit_code != 0 || strcmp(r.out, want))
+        fail_msg("'%s': status %d exit %d out '%s' (want '%s') err '%s' %s", cmd, r.status,
+                 r.exit_code, r.out, want, r.err_tail, r.error);
+    sf_run_result_clear(&r);
+}
+
+static bool host_has_process(const char *a0, const char *a1)
+{
+    bool found = false;
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[256];
+        snprintf(path, sizeof(path), "/proc/%.255s/cmdline", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        if (!strcmp(buf, a0) && strlen(a0) + 1 < n && !strcmp(buf + strlen(a0) + 1, a1)) found = true;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* ---- file system ------------------------------------------------------------ */
+
+static void root_only_host_file_is_unreadable(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sf-escape-XXXXXX", file[64];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(file, sizeof(file), "%s/secret", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("TOPSECRET\n", f);
+    fclose(f);
+    assert_int_equal(chown(file, 0, 0), 0);
+    assert_int_equal(chmod(file, 0600), 0);
+    struct sf_bind b = { dir, "/secret" };
+    struct sf_sandbox_opts o = { .ro_binds = &b, .n_ro_binds = 1 };
+    struct sf_sandbox *sb = mk(&o);
+    struct sf_run_result r;
+    run(sb, "ls /secret; cat /secret/secret", &r);
+    assert_string_equal(r.out, "secret\n");            /* it is there ... */
+    assert_int_not_equal(r.exit_code, 0);             /* ... and cannot be read */
+    assert_non_null(strstr(r.err_tail, "Permission denied"));
+    sf_run_result_clear(&r);
+    /* Nor through the worker's file API, via a planted symlink. */
+    expect_out(sb, "ln -s /secret/secret /workspace/link && echo ok", "ok\n");
+    char *got = NULL;
+    size_t len;
+    assert_int_equal(sf_sandbox_read_file(sb, "/workspace/link", 100, &got, &len), -EACCES);
+    assert_null(got);
+    sf_sandbox_destroy(sb);
+    unlink(file);
+    rmdir(dir);
+}
+
+static void host_etc_is_not_there(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "test -e /etc/shadow || echo no-shadow; test -e /root/.ssh || echo no-ssh; "
+                   "grep -c . /etc/passwd",
+               "no-shadow\nno-ssh\n3\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void usr_is_read_only(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_result r;
+    run(sb, "touch /usr/bin/pwned", &r);
+    assert_int_not_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.err_tail, "Read-only file system"));
+    sf_run_result_clear(&r);
+    assert_int_equal(access("/usr/bin/pwned", F_OK), -1);
+    expect_out(sb, "mount -o remount,rw /usr 2>/dev/null || echo denied", "denied\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void planted_symlinks_cannot_redirect_worker_writes(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    char host_target[64];
+    snprintf(host_target, sizeof(host_target), "/tmp/sf-escape-planted-%d", (int)getpid());
+    unlink(host_target);
+    expect_out(sb, "ln -s / /workspace/root && ln -s /usr/bin /workspace/bin && echo ok", "ok\n");
+    char inside[128];
+    snprintf(inside, sizeof(inside), "/workspace/root%s", host_target);
+    /* Resolves to the sandbox's own /tmp, never the host's. */
+    assert_int_equal(sf_sandbox_write_file(sb, inside, "x", 1, 0), 0);
+    assert_int_equal(access(host_target, F_OK), -1);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "cat %s", host_target);
+    expect_out(sb, cmd, "x");
+    assert_true(sf_sandbox_write_file(sb, "/workspace/bin/pwned", "x", 1, 0) < 0);
+    assert_int_equal(access("/usr/bin/pwned", F_OK), -1);
+    assert_int_equal(sf_sandbox_write_file(sb, "/../../../../tmp/dotdot", "y", 1, 0), 0);
+    expect_out(sb, "cat /tmp/dotdot", "y");
+    sf_sandbox_destroy(sb);
+}
+
+static void disk_fill_stops_at_the_tmpfs_size(void **state)
+{
+    (void)state;
+    struct sf_sandbox_opts o = { .limits = { .disk_mb = 16 } };
+    struct sf_sandbox *sb = mk(&o);
+    struct sf_run_result r;
+    run(sb, "dd if=/dev/zero of=/tmp/fill bs=1M count=64; stat -c %s /tmp/fill", &r);
+    assert_non_null(strstr(r.err_tail, "No space left on device"));
+    long long size = atoll(r.out);
+    assert_true(size > 0 && size <= 16LL << 20);
+    sf_run_result_clear(&r);
+    expect_out(sb, "rm /tmp/fill && echo freed", "freed\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void no_leaked_fds(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "ls /proc/self/fd | tr '\\n' ' '", "0 1 2 3 ");
+    sf_sandbox_destroy(sb);
+}
+
+static void worker_argv_and_env_do_not_leak(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_result r;
+    run(sb, "cat /proc/1/cmdline /proc/1/environ; env; cat /proc/1/comm", &r);
+    assert_null(strstr(r.out, "hunter2"));
+    assert_null(strstr(r.out, "test_sandbox_escape"));
+    assert_non_null(strstr(r.out, "sandbox-init"));
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+}
+
+/* ---- processes and privileges ------------------------------------------------ */
+
+static void host_pids_are_invisible_and_unkillable(void **state)
+{
+    (void)state;
+    pid_t victim = fork();
+    assert_true(victim >= 0);
+    if (victim == 0) {
+        execl("/bin/sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    struct sf_sandbox *sb = mk(NULL);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls /proc | grep -c '^[0-9]*$'; test -e /proc/%d && echo visible; "
+             "kill -9 %d 2>/dev/null || echo kill-failed", (int)victim, (int)victim);
+    struct sf_run_result r;
+    run(sb, cmd, &r);
+    int n = atoi(r.out);
+    assert_true(n >= 1 && n <= 6);                    /* init, sh, ls, grep */
+    assert_null(strstr(r.out, "visible"));
+    sf_run_result_clear(&r);
+    usleep(100 * 1000);
+    int st;
+    assert_int_equal(waitpid(victim, &st, WNOHANG), 0);   /* still alive */
+    kill(victim, SIGKILL);
+    waitpid(victim, &st, 0);
+    expect_out(sb, "kill -9 -1; echo survived", "survived\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void uid_map_does_not_map_host_root(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' ' | sed 's/^ //'; id -u",
+               "0 65534 1\n0 65534 1\n0\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void no_capabilities_no_new_privs_seccomp(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "
+                   "/proc/self/status | tr -d '\\t'",
+               "CapInh:0000000000000000\nCapPrm:0000000000000000\nCapEff:0000000000000000\n"
+               "CapBnd:0000000000000000\nCapAmb:0000000000000000\nNoNewPrivs:1\nSeccomp:2\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void ptrace_of_a_sibling_fails(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb,
+               "sleep 30 & python3 -c \"import ctypes,os,sys\n"
+               "libc = ctypes.CDLL(None, use_errno=True)\n"
+               "r = libc.ptrace(16, int(sys.argv[1]), 0, 0)\n"
+               "print('attach', r, os.strerror(ctypes.get_errno()))\" $!; kill $!",
+               "attach -1 Operation not permitted\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void nested_user_namespace_fails(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb,
+               "unshare -U true 2>/dev/null || echo unshare-denied; "
+               "unshare -Ur id 2>/dev/null || echo unshare-r-denied; "
+               "python3 -c \"import ctypes,os\n"
+               "libc = ctypes.CDLL(None, use_errno=True)\n"
+               "print(libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))\"",
+               "unshare-denied\nunshare-r-denied\n-1 Operation not permitted\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void mount_fails(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "mount -t tmpfs x /mnt 2>/dev/null || echo denied; "
+                   "mount -t proc proc /mnt 2>/dev/null || echo denied",
+               "denied\ndenied\n");
+    sf_sandbox_destroy(sb);
+}
+
+/* Every entry of the deny list answers EPERM (clone3: ENOSYS), x32 numbers
+ * kill, personality() accepts only the default and the query. */
+static void seccomp_deny_list(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    const char *py =
+        "import ctypes, errno, fcntl, termios\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        "calls = {'ptrace':101,'process_vm_readv':310,'kcmp':312,'mount':165,'umount2':166,\n"
+        " 'pivot_root':155,'chroot':161,'fsopen':430,'open_tree':428,'move_mount':429,\n"
+        " 'mount_setattr':442,'setns':308,'unshare':272,'kexec_load':246,'init_module':175,\n"
+        " 'finit_module':313,'delete_module':176,'reboot':169,'swapon':167,'acct':163,\n"
+        " 'bpf':321,'perf_event_open':298,'userfaultfd':323,'keyctl':250,'add_key':248,\n"
+        " 'request_key':249,'io_uring_setup':425,'open_by_handle_at':304,\n"
+        " 'name_to_handle_at':303,'clock_settime':227,'settimeofday':164,'adjtimex':159,\n"
+        " 'iopl':172,'ioperm':173,'mbind':237,'set_mempolicy':238,'move_pages':279,\n"
+        " 'syslog':103,'vhangup':153,'pidfd_getfd':438,'quotactl':179}\n"
+        "bad = []\n"
+        "for name, nr in calls.items():\n"
+        "    ctypes.set_errno(0)\n"
+        "    r = libc.syscall(nr, 0, 0, 0, 0, 0, 0)\n"
+        "    if r != -1 or ctypes.get_errno() != errno.EPERM: bad.append(name)\n"
+        "r = libc.syscall(435, 0, 0)\n"
+        "if r != -1 or ctypes.get_errno() != errno.ENOSYS: bad.append('clone3')\n"
+        "r = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)\n"
+        "if r != -1 or ctypes.get_errno() != errno.EPERM: bad.append('clone-newuser')\n"
+        "if libc.personality(0x0400000) != -1: bad.append('personality')\n"
+        "if libc.personality(0xffffffff) == -1: bad.append('personality-query')\n"
+        "for req in (termios.TIOCSTI, termios.TIOCSTI | (1 << 32)):\n"
+        "    try: fcntl.ioctl(0, req, b'x'); bad.append('tiocsti-ok')\n"
+        "    except OSError as e:\n"
+        "        if e.errno != errno.EPERM: bad.append('tiocsti-%d' % e.errno)\n"
+        "print('bad:', bad)\n";
+    assert_int_equal(sf_sandbox_write_file(sb, "/tmp/sc.py", py, strlen(py), 0), 0);
+    expect_out(sb, "python3 /tmp/sc.py", "bad: []\n");
+    /* An x32 syscall number (getpid | 0x40000000) must kill, not run. */
+    expect_out(sb, "python3 -c 'import ctypes; ctypes.CDLL(None).syscall(0x40000027)'; echo rc=$?",
+               "rc=159\n");
+    sf_sandbox_destroy(sb);
+}
+
+/* ---- network ----------------------------------------------------------------- */
+
+static int listen_loopback(int *port)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 8) < 0 ||
+        getsockname(s, (struct sockaddr *)&a, &al) < 0)
+        fail_msg("listen: %s", strerror(errno));
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+static void host_loopback_is_unreachable(void **state)
+{
+    (void)state;
+    int port, ls = listen_loopback(&port);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "python3 -c \"import socket; s = socket.socket(); s.settimeout(3)\n"
+             "print('connected' if s.connect_ex(('127.0.0.1', %d)) == 0 else 'refused')\"", port);
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, cmd, "refused\n");
+    expect_out(sb, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", "lo\n");
+    sf_sandbox_destroy(sb);
+    /* Control: with the documented opt-in the same probe does connect. */
+    struct sf_sandbox_opts o = { .network = true };
+    sb = mk(&o);
+    expect_out(sb, cmd, "connected\n");
+    sf_sandbox_destroy(sb);
+    close(ls);
+}
+
+/* ---- resources ----------------------------------------------------------------- */
+
+static void memory_bomb_is_oom_killed_and_sandbox_survives(void **state)
+{
+    (void)state;
+    struct sf_sandbox_opts o = { .limits = { .memory_mb = 64 } };
+    struct sf_sandbox *sb = mk(&o);
+    struct sf_run_spec s = { .cmd = "python3 -c 'b = b\"x\" * (1 << 30); print(len(b))'" };
+    struct sf_run_result r;
+    run_spec(sb, &s, &r);
+    if (r.status != SF_RUN_OOM) fail_msg("status %d exit %d err %s", r.status, r.exit_code, r.error);
+    assert_non_null(strstr(r.error, "64 MiB"));
+    assert_string_equal(r.out, "");
+    sf_run_result_clear(&r);
+    expect_out(sb, "echo alive", "alive\n");
+    sf_sandbox_destroy(sb);
+}
+
+static void fork_bomb_is_capped_and_cleaned_up(void **state)
+{
+    (void)state;
+    struct sf_sandbox_opts o = { .limits = { .pids = 32 } };
+    struct sf_sandbox *sb = mk(&o);
+    struct sf_run_result r;
+    /* 60 children asked for; the cgroup allows 32 tasks, init and the
+     * python parent included. */
+    run(sb, "python3 -c \"import os, time\n"
+            "pids = []\n"
+            "for i in range(60):\n"
+            "    try: pid = os.fork()\n"
+            "    except OSError: break\n"
+            "    if pid == 0: time.sleep(30); os._exit(0)\n"
+            "    pids.append(pid)\n"
+            "print(len(pids))\n"
+            "for p in pids: os.kill(p, 9)\"", &r);
+    int n = atoi(r.out);
+    if (n < 20 || n > 30) fail_msg("children: %d (%s)", n, r.err_tail);
+    sf_run_result_clear(&r);
+    struct sf_run_spec s = { .cmd = "bomb() { bomb | bomb & }; bomb; sleep 100", .timeout_s = 2 };
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.status, SF_RUN_TIMEOUT);
+    assert_true(r.duration_ms < 5000);
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+}
+
+static void hung_process_times_out_in_a_second(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_spec s = { .cmd = "sleep 100", .timeout_s = 1 };
+    struct sf_run_result r;
+    run_spec(sb, &s, &r);
+    assert_int_equal(r.status, SF_RUN_TIMEOUT);
+    assert_true(r.duration_ms >= 950 && r.duration_ms < 2000);
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+    assert_false(host_has_process("sleep", "100"));
+}
+
+static void double_forked_daemon_dies_with_the_sandbox(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_result r;
+    run(sb, "(setsid sleep 1000 &) ; echo ok", &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_string_equal(r.out, "ok\n");
+    assert_true(r.duration_ms < 3000);                 /* sleep holds stdout: we did not wait */
+    sf_run_result_clear(&r);
+    assert_true(host_has_process("sleep", "1000"));    /* the probe sees it while alive */
+    expect_out(sb, "pgrep -c -x sleep", "1\n");         /* still there in the next run */
+    sf_sandbox_destroy(sb);
+    assert_false(host_has_process("sleep", "1000"));
+}
+
+static void background_child_with_closed_stdout_does_not_hold_the_run(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    struct sf_run_result r;
+    run(sb, "(exec >&- 2>&-; sleep 300) & echo main-done", &r);
+    assert_int_equal(r.status, SF_RUN_EXITED);
+    assert_string_equal(r.out, "main-done\n");
+    assert_true(r.duration_ms < 3000);
+    sf_run_result_clear(&r);
+    run(sb, "sleep 300 & echo holds-stdout", &r);
+    assert_string_equal(r.out, "holds-stdout\n");
+    assert_true(r.duration_ms < 3000);
+    sf_run_result_clear(&r);
+    sf_sandbox_destroy(sb);
+    assert_false(host_has_process("sleep", "300"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(root_only_host_file_is_unreadable),
+        cmocka_unit_test(host_etc_is_not_there),
+        cmocka_unit_test(usr_is_read_only),
+        cmocka_unit_test(planted_symlinks_cannot_redirect_worker_writes),
+        cmocka_unit_test(disk_fill_stops_at_the_tmpfs_size),
+        cmocka_unit_test(no_leaked_fds),
+        cmocka_unit_test(worker_argv_and_env_do_not_leak),
+        cmocka_unit_test(host_pids_are_invisible_and_unkillable),
+        cmocka_unit_test(uid_map_does_not_map_host_root),
+        cmocka_unit_test(no_capabilities_no_new_privs_seccomp),
+        cmocka_unit_test(ptrace_of_a_sibling_fails),
+        cmocka_unit_test(nested_user_namespace_fails),
+        cmocka_unit_test(mount_fails),
+        cmocka_unit_test(seccomp_deny_list),
+        cmocka_unit_test(host_loopback_is_unreachable),
+        cmocka_unit_test(memory_bomb_is_oom_killed_and_sandbox_survives),
+        cmocka_unit_test(fork_bomb_is_capped_and_cleaned_up),
+        cmocka_unit_test(hung_process_times_out_in_a_second),
+        cmocka_unit_test(double_forked_daemon_dies_with_the_sandbox),
+        cmocka_unit_test(background_child_with_closed_stdout_does_not_hold_the_run),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
