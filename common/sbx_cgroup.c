@@ -75,6 +75,7 @@ static int sf_sbx_cg_own(const char *self_cgroup, const char *controller, char *
         char *c1 = strchr(line, ':');
         char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2) continue;
+        *c1 = '\0';
         *c2 = '\0';
         char *ctrls = c1 + 1, *path = c2 + 1;
         path[strcspn(path, "\n")] = '\0';
@@ -185,7 +186,6 @@ static int sf_sbx_cg2_init(struct sf_sbx_cgroup_base *base, const char *root,
     }
     sf_strlcpy(base->pids, base->mem, sizeof(base->pids));
     base->version = 2;
-    base->has_swap_max = true;   /* checked per cgroup: the file may be absent */
     return 0;
 }
 

@@ -22,7 +22,6 @@ struct sf_sbx_cgroup_base {
     char mem[SF_SBX_CG_PATH];        /* v1 memory base dir; v2: the base dir */
     char pids[SF_SBX_CG_PATH];       /* v1 pids base dir; v2: same as mem */
     bool has_memsw;                  /* v1 memory.memsw.* (swap accounting) */
-    bool has_swap_max;               /* v2 memory.swap.max */
 };
 
 struct sf_sbx_cgroup {
