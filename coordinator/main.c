@@ -3,6 +3,7 @@
  * 2 bad input or usage (nothing ran), 3 the run itself broke (e.g. the
  * sandbox backend or broker is unusable). Only main() exits. */
 #include "coord.h"
+#include "run_broker.h"
 #include "util.h"
 
 #include <errno.h>
@@ -137,11 +138,8 @@ static int cmd_run(int argc, char **argv)
         sf_random_hex(rnd, sizeof(rnd), 8);
         snprintf(run_id, sizeof(run_id), "%llx-%s", (unsigned long long)(sf_wall_ms() / 1000), rnd);
     }
-    if (cfg.broker) {
-        fprintf(stderr, "sandfleet-coordinator: --broker: the broker run is not in this build yet\n");
-        goto out;
-    }
-    ex = coord_exec_local_new(&cfg, wf, &lg, err, sizeof(err));
+    ex = cfg.broker ? coord_exec_broker_new(&cfg, wf, run_id, &lg, err, sizeof(err))
+                    : coord_exec_local_new(&cfg, wf, &lg, err, sizeof(err));
     if (!ex) {
         SF_LOGE(&lg, "%s", err);
         code = EXIT_BROKEN;
@@ -159,6 +157,8 @@ static int cmd_run(int argc, char **argv)
         goto out;
     }
     code = !strcmp(json_string_value(json_object_get(doc, "status")), "succeeded") ? 0 : EXIT_FAILED;
+    if (cfg.broker && coord_exec_broker_finish(ex, code ? "failed" : "succeeded", err, sizeof(err)) < 0)
+        SF_LOGW(&lg, "run %s: recording the final status: %s", run_id, err);
 out:
     if (ex) ex->free(ex);
     json_decref(doc);

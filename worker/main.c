@@ -1,1 +1,174 @@
-int main(void) { return 0; }
+/* worker/main.c: sandfleet-worker — pull tasks from a broker, run each in a
+ * sandbox, post the result. Exit codes: 0 drained cleanly after a signal,
+ * 1 stopped with tasks left to their leases, 2 bad usage, 3 the broker or
+ * sandbox backend is unusable. Only main() exits. */
+#include "worker.h"
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+#define EXIT_BROKEN 3
+
+#define O(f) offsetof(struct worker_cfg, f)
+static const struct sf_opt worker_opts[] = {
+    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
+      "broker to pull from: redis://[user:pass@]host:port[/db]", 0, 0 },
+    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue to serve", 0, 0 },
+    { "concurrency", "SANDFLEET_CONCURRENCY", SF_OPT_INT, O(concurrency), "0", "N",
+      "sandboxes at once (0 = number of CPUs)", 0, 4096 },
+    { "sandbox", "SANDFLEET_SANDBOX", SF_OPT_STR, O(sandbox), "local", "KIND",
+      "sandbox backend: local, process (no isolation) or e2b", 0, 0 },
+    { "worker-id", "SANDFLEET_WORKER_ID", SF_OPT_STR, O(worker_id), NULL, "ID",
+      "name in the consumer group and in results (default host-pid-random)", 0, 0 },
+    { "lease-ms", "SANDFLEET_LEASE_MS", SF_OPT_INT, O(lease_ms), "30000", "MS",
+      "a task whose worker stops renewing for this long is taken over", 100, 86400000 },
+    { "grace-s", "SANDFLEET_GRACE_S", SF_OPT_INT, O(grace_s), "30", "S",
+      "on SIGTERM, time for in-flight tasks to finish", 0, 86400 },
+    { "retry-base-ms", "SANDFLEET_RETRY_BASE_MS", SF_OPT_INT, O(retry_base_ms), "500", "MS",
+      "first retry delay; doubles per attempt (max 30 s), jittered", 1, 3600000 },
+    { "claim-check-bytes", "SANDFLEET_CLAIM_CHECK_BYTES", SF_OPT_INT, O(claim_check), "524288", "BYTES",
+      "inputs/outputs larger than this travel as blob references", 1024, 1L << 30 },
+    { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
+      "largest agent stdout accepted", 1, 1L << 31 },
+    { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
+    { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
+    { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
+    { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
+    { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: sandfleet-worker --broker redis://host:port [options]\n"
+        "\n"
+        "Pulls tasks from the broker, runs each agent in its own sandbox and posts\n"
+        "the result. SIGTERM/SIGINT: stop pulling, finish in-flight tasks, exit 0;\n"
+        "a second signal exits at once.\n\noptions (flag > SANDFLEET_* environment > default):\n");
+    sf_opts_usage(worker_opts, out);
+}
+
+static bool valid_name(const char *s)
+{
+    if (!*s || strlen(s) > 100) return false;
+    for (; *s; s++)
+        if (!(*s == '_' || *s == '-' || *s == '.' || *s == ':' || (*s >= '0' && *s <= '9') ||
+              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+            return false;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    struct worker_cfg cfg = {0};
+    struct worker w = {0};
+    struct sf_log lg;
+    struct sf_provider_config pcfg = {0};
+    char **pos = NULL, err[1024];
+    int npos = 0, code = EXIT_USAGE, sfd = -1;
+    sigset_t mask;
+    volatile int no_stop = 0;
+
+    signal(SIGPIPE, SIG_IGN);                /* an agent may close its stdin early */
+    sf_log_init(&lg, "worker");
+    if (sf_opts_parse(worker_opts, &cfg, argc, argv, 1, &pos, &npos, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sandfleet-worker: %s\n", err);
+        goto out;
+    }
+    if (cfg.help) { usage(stdout); code = 0; goto out; }
+    if (cfg.version) { printf("sandfleet-worker %s\n", SF_VERSION); code = 0; goto out; }
+    if (npos) { fprintf(stderr, "sandfleet-worker: unexpected argument '%s'\n", pos[0]); goto out; }
+    if (sf_log_set_format(&lg, cfg.log_format) < 0 || sf_log_set_level(&lg, cfg.log_level) < 0) {
+        fprintf(stderr, "sandfleet-worker: bad --log-format or --log-level\n");
+        goto out;
+    }
+    if (!cfg.broker) { fprintf(stderr, "sandfleet-worker: --broker (or SANDFLEET_BROKER) is required\n"); goto out; }
+    if (!valid_name(cfg.queue) || (cfg.worker_id && !valid_name(cfg.worker_id))) {
+        fprintf(stderr, "sandfleet-worker: --queue and --worker-id must be letters, digits, '_', '-', '.', ':'\n");
+        goto out;
+    }
+    if (cfg.concurrency == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.concurrency = cpus > 0 ? cpus : 1;
+    }
+    gethostname(w.host, sizeof(w.host) - 1);
+    if (cfg.worker_id) {
+        sf_strlcpy(w.id, cfg.worker_id, sizeof(w.id));
+    } else {
+        char rnd[5];
+        sf_random_hex(rnd, sizeof(rnd), 4);
+        snprintf(w.id, sizeof(w.id), "%s-%d-%s", w.host, (int)getpid(), rnd);
+    }
+    w.cfg = &cfg;
+    w.lg = &lg;
+    w.started_ms = sf_wall_ms();
+    w.ecfg.worker = w.id;
+    w.ecfg.output_cap = (size_t)cfg.output_cap;
+    w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
+
+    /* Signals arrive through a signalfd; block them before any thread starts
+     * so pool threads inherit the mask. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) { SF_LOGE(&lg, "signalfd: %s", strerror(errno)); code = EXIT_BROKEN; goto out; }
+
+    struct sf_broker_cfg bcfg = {
+        .queue = cfg.queue, .consumer = w.id, .lease_ms = cfg.lease_ms,
+        .claim_check_bytes = (size_t)cfg.claim_check, .log = &lg,
+    };
+    if (!(w.b = sf_broker_new(cfg.broker, &bcfg, err, sizeof(err)))) {
+        SF_LOGE(&lg, "%s", err);
+        goto out;
+    }
+    /* Redis not up yet is normal in a fleet (containers start in any order):
+     * wait for it, saying why, until it comes or we are told to stop. */
+    for (;;) {
+        int rc = sf_broker_check(w.b, 2000, &no_stop, err, sizeof(err));
+        if (rc == 0) break;
+        if (!sf_broker_transient(rc)) {
+            SF_LOGE(&lg, "broker %s: %s", w.b->url_redacted, err);
+            code = EXIT_BROKEN;
+            goto out;
+        }
+        SF_LOGE(&lg, "broker %s unreachable: %s; still trying", w.b->url_redacted, err);
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) { code = 1; goto out; }
+    }
+    if (!(w.prov = sf_sandbox_provider_new(cfg.sandbox, &pcfg, err, sizeof(err)))) {
+        SF_LOGE(&lg, "sandbox '%s': %s", cfg.sandbox, err);
+        code = EXIT_BROKEN;
+        goto out;
+    }
+    if (!(w.pool = sf_pool_new((size_t)cfg.concurrency, worker_slot_work, &w))) {
+        SF_LOGE(&lg, "cannot start %ld threads: %s", cfg.concurrency, strerror(errno));
+        code = EXIT_BROKEN;
+        goto out;
+    }
+    code = worker_loop(&w, sfd);
+    if (code != 0) {
+        /* Stopping hard: pool threads may be inside a sandbox run; do not
+         * join them. Their deliveries come back through the leases. */
+        fflush(NULL);
+        _exit(code);
+    }
+out:
+    sf_pool_free(w.pool, NULL);
+    sf_sandbox_provider_free(w.prov);
+    sf_broker_free(w.b);
+    free(w.inflight);
+    if (sfd >= 0) close(sfd);
+    free(pos);
+    sf_opts_free(worker_opts, &cfg);
+    return code;
+}

@@ -1,0 +1,55 @@
+/* common/broker_redis.h: internals of the Redis broker shared by its files
+ * (not for other modules; they use broker.h).
+ *   broker_redis_conn.c  URL parsing, a mutex-guarded pool of hiredis
+ *                        connections, command helpers with error mapping
+ *   broker_redis_lua.c   the Lua scripts that make each transition atomic
+ *   broker_redis.c       the sf_broker_ops over those two
+ */
+#ifndef SF_BROKER_REDIS_H
+#define SF_BROKER_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "log.h"
+
+struct sf_redis_url {
+    char *host;
+    int port;
+    char *user, *pass;      /* NULL when absent */
+    int db;
+};
+
+/* redis://[user:pass@ | :pass@ | pass@]host[:port][/db]; user and password may be
+ * %-encoded. Returns 0 or -EINVAL with a message (never showing the password). */
+int sf_redis_url_parse(const char *url, struct sf_redis_url *u, char *err, size_t errlen);
+void sf_redis_url_clear(struct sf_redis_url *u);
+
+/* A pool of connections. Thread-safe: each caller borrows one connection for
+ * one command (or a blocking read) and gives it back; broken connections are
+ * dropped and the next borrow reconnects, so a restarted Redis is picked up
+ * without any other bookkeeping. */
+struct sf_redis_pool;
+struct sf_redis_pool *sf_redis_pool_new(const struct sf_redis_url *u, int connect_timeout_ms,
+                                        const struct sf_log *lg);
+void sf_redis_pool_free(struct sf_redis_pool *p);
+
+/* Run one command (binary-safe argv). On success *out is the reply (caller
+ * frees with freeReplyObject) and 0 is returned. An error reply is mapped:
+ * LOADING/BUSY/TRYAGAIN -> -EAGAIN, NOGROUP -> -ENOENT, NOSCRIPT -> -ENOEXEC,
+ * NOAUTH/WRONGPASS/NOPERM -> -EACCES, others -EPROTO; connection failures
+ * -ECONNREFUSED / -ECONNRESET / -ETIMEDOUT. The message goes to err. */
+int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
+                 int argc, const char **argv, const size_t *lens);
+
+/* Lua sources (broker_redis_lua.c); see there for KEYS/ARGV. */
+extern const char sf_redis_lua_publish[];
+extern const char sf_redis_lua_complete[];
+extern const char sf_redis_lua_retry[];
+extern const char sf_redis_lua_dead[];
+extern const char sf_redis_lua_renew[];
+extern const char sf_redis_lua_promote[];
+extern const char sf_redis_lua_heartbeat[];
+extern const char sf_redis_lua_stats[];
+
+#endif

@@ -1,0 +1,352 @@
+/* coordinator/run_broker.c: the broker executor (pattern P2): submit
+ * publishes a task for the fleet, results come back from the run's result
+ * stream. The same coord_run loop drives it as the local pool.
+ *
+ * DESIGN.
+ * - Publishing is once per task id (the broker remembers the ids of a run),
+ *   so a coordinator restarted with the same --run-id re-derives the same
+ *   deterministic tasks and publishes only those never published.
+ * - A reader thread blocks on the run's results (XREAD BLOCK) and hands
+ *   decoded results to the loop through a queue and an eventfd: fd()/take().
+ * - Resume: the reader starts at the beginning of the run's result stream.
+ *   Everything already there is read first and handed over in the
+ *   workflow's topological order (stable within a step), because the
+ *   scheduler can only accept a step's results once its needs are complete.
+ * - Retries belong to the workers: a worker posts one final result per task,
+ *   carrying the attempt number it reached. The scheduler counts attempts
+ *   itself (it ignores a failure for an attempt it did not hand out), so a
+ *   final failure at attempt N is presented as failures of attempts 1..N-1
+ *   followed by the real one; the scheduler ends up in the same state as if
+ *   it had retried locally and the result document has the same shape.
+ * - "sandbox": "shared" workflows are refused: every step must then run in
+ *   one sandbox on one machine, which a fleet of independent workers does
+ *   not provide. They run centrally (without --broker).
+ */
+#include "broker.h"
+#include "run_broker.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BATCH 256
+
+struct rqueue {
+    struct sf_result **v;
+    size_t head, n, cap;
+};
+
+struct broker_exec {
+    struct coord_exec base;
+    struct sf_broker *b;
+    const struct sf_workflow *wf;
+    const struct sf_log *lg;
+    char run_id[128];
+    json_t *inflight;            /* loop thread: task id -> true */
+    int efd;
+    pthread_t reader;
+    bool reader_started;
+    atomic_int stop;
+    pthread_mutex_t mu;          /* guards q and fatal */
+    struct rqueue q;
+    char fatal[512];             /* non-empty: the reader failed for good */
+    char cursor[64];             /* reader thread */
+};
+
+static void q_push(struct rqueue *q, struct sf_result *r)
+{
+    if (q->head + q->n == q->cap) {
+        if (q->head) {
+            memmove(q->v, q->v + q->head, q->n * sizeof(*q->v));
+            q->head = 0;
+        }
+        if (q->n == q->cap) {
+            q->cap = q->cap ? 2 * q->cap : 64;
+            q->v = sf_xrealloc(q->v, q->cap * sizeof(*q->v));
+        }
+    }
+    q->v[q->head + q->n++] = r;
+}
+
+static struct sf_result *q_pop(struct rqueue *q)
+{
+    if (!q->n) return NULL;
+    q->n--;
+    return q->v[q->head++];
+}
+
+/* Position of a step in the topological order (unknown steps last). */
+static size_t topo_pos(const struct sf_workflow *wf, const char *step)
+{
+    long i = step ? sf_workflow_find(wf, step) : -1;
+    for (size_t k = 0; i >= 0 && k < wf->n_steps; k++)
+        if (wf->order[k] == (size_t)i) return k;
+    return wf->n_steps;
+}
+
+/* Hand one result to the loop: see DESIGN about worker-side retries. */
+static void deliver(struct broker_exec *be, struct sf_result *r)
+{
+    pthread_mutex_lock(&be->mu);
+    for (int a = 1; r->status != SF_RESULT_OK && a < r->attempt; a++) {
+        struct sf_result *f = sf_xcalloc(1, sizeof(*f));
+        f->v = r->v;
+        f->task_id = sf_xstrdup(r->task_id);
+        f->run_id = sf_xstrdup(r->run_id);
+        f->step = sf_xstrdup(r->step);
+        f->index = r->index;
+        f->attempt = a;
+        f->status = r->status;
+        f->exit_code = r->exit_code;
+        f->stderr_tail = sf_xstrdup(r->stderr_tail);
+        f->worker = sf_xstrdup(r->worker);
+        f->error = sf_xasprintf("attempt %d failed on a worker (retried there)", a);
+        q_push(&be->q, f);
+    }
+    q_push(&be->q, r);
+    pthread_mutex_unlock(&be->mu);
+}
+
+static void wake(struct broker_exec *be)
+{
+    uint64_t one = 1;
+    if (write(be->efd, &one, sizeof(one)) < 0) { /* counter full: already readable */ }
+}
+
+static void pause_ms(int64_t ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* One batch from the result stream, decoded. Returns how many, or -errno. */
+static int read_batch(struct broker_exec *be, struct sf_result **out, int block_ms,
+                      char *err, size_t errlen)
+{
+    char *raw[READ_BATCH];
+    size_t lens[READ_BATCH], n = 0, k = 0;
+    int rc = be->b->ops->results(be->b, be->run_id, be->cursor, sizeof(be->cursor), raw, lens,
+                                 READ_BATCH, block_ms, &n, err, errlen);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < n; i++) {
+        char derr[512];
+        struct sf_result *r = sf_broker_decode_result(be->b, raw[i], lens[i], derr, sizeof(derr));
+        if (r)
+            out[k++] = r;
+        else
+            SF_LOG(be->lg, SF_LOG_WARN, be->run_id, NULL, "ignoring a bad result message: %s", derr);
+        free(raw[i]);
+    }
+    return (int)k;
+}
+
+static int cmp_topo_arg(const void *a, const void *b, void *arg)
+{
+    const struct sf_workflow *wf = arg;
+    struct sf_result *const *ra = a, *const *rb = b;
+    size_t pa = topo_pos(wf, (*ra)->step), pb = topo_pos(wf, (*rb)->step);
+    if (pa != pb) return pa < pb ? -1 : 1;
+    return (*ra)->index < (*rb)->index ? -1 : (*ra)->index > (*rb)->index;
+}
+
+static void *reader_main(void *arg)
+{
+    struct broker_exec *be = arg;
+    struct sf_result *batch[READ_BATCH];
+    struct sf_result **backlog = NULL;
+    size_t n_backlog = 0;
+    bool catching_up = true;
+    int64_t delay = 100, last_log = 0;
+    char err[512];
+
+    while (!atomic_load(&be->stop)) {
+        int n = read_batch(be, batch, catching_up ? 0 : 250, err, sizeof(err));
+        if (n < 0) {
+            if (!sf_broker_transient(n)) {
+                pthread_mutex_lock(&be->mu);
+                sf_strlcpy(be->fatal, err, sizeof(be->fatal));
+                pthread_mutex_unlock(&be->mu);
+                wake(be);
+                break;
+            }
+            if (sf_now_ms() - last_log >= 5000) {
+                last_log = sf_now_ms();
+                SF_LOG(be->lg, SF_LOG_WARN, be->run_id, NULL, "reading results: %s (retrying)", err);
+            }
+            pause_ms(delay);
+            if (delay < 2000) delay *= 2;
+            continue;
+        }
+        delay = 100;
+        if (catching_up) {
+            backlog = sf_xrealloc(backlog, (n_backlog + (size_t)n + 1) * sizeof(*backlog));
+            memcpy(backlog + n_backlog, batch, (size_t)n * sizeof(*batch));
+            n_backlog += (size_t)n;
+            if (n == READ_BATCH) continue;
+            /* The stored results are in: replay them in topological order. */
+            qsort_r(backlog, n_backlog, sizeof(*backlog), cmp_topo_arg, (void *)be->wf);
+            if (n_backlog)
+                SF_LOG(be->lg, SF_LOG_INFO, be->run_id, NULL, "replaying %zu stored result(s)", n_backlog);
+            for (size_t i = 0; i < n_backlog; i++) deliver(be, backlog[i]);
+            free(backlog);
+            backlog = NULL;
+            catching_up = false;
+            if (n_backlog) wake(be);
+            continue;
+        }
+        for (int i = 0; i < n; i++) deliver(be, batch[i]);
+        if (n) wake(be);
+    }
+    for (size_t i = 0; i < n_backlog; i++) sf_result_free(backlog[i]);
+    free(backlog);
+    return NULL;
+}
+
+static int be_submit(struct coord_exec *ex, struct sf_task *t)
+{
+    struct broker_exec *be = (struct broker_exec *)ex;
+    int64_t t0 = sf_now_ms(), delay = 100, last_log = 0;
+    int rc;
+    /* Redis restarting must not fail the run: publish again until it is back
+     * (the run's published set makes a repeat harmless). */
+    while ((rc = sf_broker_publish_task(be->b, t, ex->errstr, sizeof(ex->errstr))) < 0 &&
+           sf_broker_transient(rc) && sf_now_ms() - t0 < 600000) {
+        if (sf_now_ms() - last_log >= 5000) {
+            last_log = sf_now_ms();
+            SF_LOG(be->lg, SF_LOG_WARN, be->run_id, t->id, "publishing: %s (retrying)", ex->errstr);
+        }
+        pause_ms(delay);
+        if (delay < 2000) delay *= 2;
+    }
+    if (rc == 1) SF_LOG(be->lg, SF_LOG_DEBUG, be->run_id, t->id, "published before; waiting for its result");
+    if (rc >= 0) json_object_set_new(be->inflight, t->id, json_true());
+    sf_task_free(t);
+    return rc < 0 ? rc : 0;
+}
+
+static int be_fd(struct coord_exec *ex) { return ((struct broker_exec *)ex)->efd; }
+
+static struct sf_result *be_take(struct coord_exec *ex)
+{
+    struct broker_exec *be = (struct broker_exec *)ex;
+    uint64_t v;
+    if (read(be->efd, &v, sizeof(v)) < 0) { /* EAGAIN: nothing signalled */ }
+    pthread_mutex_lock(&be->mu);
+    struct sf_result *r = q_pop(&be->q);
+    pthread_mutex_unlock(&be->mu);
+    if (r && r->task_id) json_object_del(be->inflight, r->task_id);
+    return r;
+}
+
+static size_t be_inflight(struct coord_exec *ex)
+{
+    return json_object_size(((struct broker_exec *)ex)->inflight);
+}
+
+static int be_tick(struct coord_exec *ex)
+{
+    struct broker_exec *be = (struct broker_exec *)ex;
+    char ts[32];
+    int rc = 0;
+    pthread_mutex_lock(&be->mu);
+    if (be->fatal[0]) {
+        sf_errf(ex->errstr, sizeof(ex->errstr), "reading results: %s", be->fatal);
+        rc = -EIO;
+    }
+    pthread_mutex_unlock(&be->mu);
+    if (rc < 0) return rc;
+    /* Keep-alive in the run state; a transient failure here is not fatal. */
+    snprintf(ts, sizeof(ts), "%lld", (long long)sf_wall_ms());
+    if ((rc = be->b->ops->state_set(be->b, be->run_id, "updated_at", ts, ex->errstr,
+                                    sizeof(ex->errstr))) < 0 && !sf_broker_transient(rc))
+        return rc;
+    return 0;
+}
+
+static void be_free(struct coord_exec *ex)
+{
+    struct broker_exec *be = (struct broker_exec *)ex;
+    struct sf_result *r;
+    if (!be) return;
+    atomic_store(&be->stop, 1);
+    if (be->reader_started) pthread_join(be->reader, NULL);
+    while ((r = q_pop(&be->q))) sf_result_free(r);
+    free(be->q.v);
+    json_decref(be->inflight);
+    if (be->efd >= 0) close(be->efd);
+    pthread_mutex_destroy(&be->mu);
+    sf_broker_free(be->b);
+    free(be);
+}
+
+int coord_exec_broker_finish(struct coord_exec *ex, const char *status, char *err, size_t errlen)
+{
+    struct broker_exec *be = (struct broker_exec *)ex;
+    return be->b->ops->state_set(be->b, be->run_id, "status", status, err, errlen);
+}
+
+struct coord_exec *coord_exec_broker_new(const struct coord_cfg *cfg, const struct sf_workflow *wf,
+                                         const char *run_id, const struct sf_log *lg,
+                                         char *err, size_t errlen)
+{
+    struct broker_exec *be;
+    struct sf_broker_cfg bcfg = { .queue = cfg->queue, .log = lg };
+    char *prev = NULL, ts[32];
+
+    if (wf->sandbox == SF_SANDBOX_SHARED) {
+        sf_errf(err, errlen, "workflow '%s' uses \"sandbox\": \"shared\": all its steps must run in "
+                "one sandbox on one machine, which a broker fleet does not provide; run it without "
+                "--broker", wf->name);
+        return NULL;
+    }
+    be = sf_xcalloc(1, sizeof(*be));
+    be->efd = -1;
+    pthread_mutex_init(&be->mu, NULL);
+    be->base.submit = be_submit;
+    be->base.fd = be_fd;
+    be->base.take = be_take;
+    be->base.inflight = be_inflight;
+    be->base.tick = be_tick;
+    be->base.free = be_free;
+    be->base.max_inflight = cfg->max_inflight > 0 ? (size_t)cfg->max_inflight : 1000;
+    be->wf = wf;
+    be->lg = lg;
+    be->inflight = json_object();
+    sf_strlcpy(be->run_id, run_id, sizeof(be->run_id));
+    if (!(be->b = sf_broker_new(cfg->broker, &bcfg, err, errlen))) goto fail;
+    if (sf_broker_check(be->b, 30000, NULL, err, errlen) < 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "broker %s: %s", be->b->url_redacted, err);
+        sf_strlcpy(err, msg, errlen);
+        goto fail;
+    }
+    if (be->b->ops->state_get(be->b, run_id, "workflow", &prev, err, errlen) < 0) goto fail;
+    if (prev && strcmp(prev, wf->name)) {
+        sf_errf(err, errlen, "run '%s' belongs to workflow '%s', not '%s'", run_id, prev, wf->name);
+        goto fail;
+    }
+    if (prev) SF_LOG(lg, SF_LOG_INFO, run_id, NULL, "resuming run from the state in %s", be->b->url_redacted);
+    snprintf(ts, sizeof(ts), "%lld", (long long)sf_wall_ms());
+    if (be->b->ops->state_set(be->b, run_id, "workflow", wf->name, err, errlen) < 0 ||
+        be->b->ops->state_set(be->b, run_id, "status", "running", err, errlen) < 0 ||
+        (!prev && be->b->ops->state_set(be->b, run_id, "started_at", ts, err, errlen) < 0))
+        goto fail;
+    be->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (be->efd < 0 || pthread_create(&be->reader, NULL, reader_main, be) != 0) {
+        sf_errf(err, errlen, "cannot start the result reader: %s", strerror(errno));
+        goto fail;
+    }
+    be->reader_started = true;
+    free(prev);
+    return &be->base;
+fail:
+    free(prev);
+    be_free(&be->base);
+    return NULL;
+}

@@ -1,0 +1,230 @@
+/* worker/loop.c: the worker's one loop thread.
+ *
+ * DESIGN. Each turn: look at signals and finished jobs without waiting,
+ * run the periodic duties that are due (heartbeat, lease renewal, moving due
+ * retries back to the queue), then either
+ *   - fetch as many deliveries as there are free slots, blocking in the
+ *     broker for a short while (XREADGROUP BLOCK) when none is there, or
+ *   - when every slot is busy (or we are draining), wait on the signalfd and
+ *     the pool's eventfd only. That is the backpressure: a worker never holds
+ *     a task it has no slot for, so tasks stay available to other workers.
+ * The fetch block is short (a quarter of the lease, at most 1 s) so leases
+ * are renewed and signals are seen in time.
+ * Signals: the first SIGTERM/SIGINT stops fetching and drains (in-flight
+ * tasks finish and are acked within --grace-s), the second returns at once;
+ * unfinished tasks then come back to the fleet when their leases run out. */
+#include "worker.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+enum loop_state { RUNNING, DRAINING };
+
+struct loop {
+    struct worker *w;
+    enum loop_state state;
+    int sfd;
+    bool hard;
+    int64_t grace_deadline;
+    int64_t next_hb, next_renew, next_maintain, fetch_backoff_until, fetch_delay;
+    int64_t last_err_log;
+};
+
+static void add_inflight(struct worker *w, struct wjob *j) { w->inflight[w->n_inflight++] = j; }
+
+static void remove_inflight(struct worker *w, struct wjob *j)
+{
+    for (size_t i = 0; i < w->n_inflight; i++)
+        if (w->inflight[i] == j) {
+            w->inflight[i] = w->inflight[--w->n_inflight];
+            return;
+        }
+}
+
+static void take_done(struct loop *lp)
+{
+    struct worker *w = lp->w;
+    struct wjob *j;
+    while ((j = sf_pool_take_done(w->pool))) {
+        remove_inflight(w, j);
+        if (j->outcome == WJOB_OK)
+            SF_LOG(w->lg, SF_LOG_DEBUG, NULL, j->task_id[0] ? j->task_id : NULL, "done (attempt %d)",
+                   j->attempt);
+        else if (j->outcome == WJOB_FAILED)
+            SF_LOG(w->lg, SF_LOG_WARN, NULL, j->task_id, "failed for good (attempt %d); dead-lettered",
+                   j->attempt);
+        sf_delivery_clear(&j->d);
+        free(j);
+    }
+}
+
+static void read_signals(struct loop *lp)
+{
+    struct signalfd_siginfo si;
+    while (read(lp->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (lp->state == RUNNING) {
+            lp->state = DRAINING;
+            lp->grace_deadline = sf_now_ms() + lp->w->cfg->grace_s * 1000;
+            SF_LOG(lp->w->lg, SF_LOG_INFO, NULL, NULL,
+                   "signal %u: draining %zu in-flight task(s) (grace %lds; again to stop now)",
+                   si.ssi_signo, lp->w->n_inflight, lp->w->cfg->grace_s);
+        } else {
+            SF_LOG(lp->w->lg, SF_LOG_WARN, NULL, NULL,
+                   "second signal: stopping now; %zu task(s) return to the queue when their leases run out",
+                   lp->w->n_inflight);
+            lp->hard = true;
+        }
+    }
+}
+
+static void log_broker_error(struct loop *lp, const char *what, const char *err)
+{
+    int64_t now = sf_now_ms();
+    if (now - lp->last_err_log < 5000) return;
+    lp->last_err_log = now;
+    SF_LOG(lp->w->lg, SF_LOG_WARN, NULL, NULL, "%s: %s (retrying)", what, err);
+}
+
+static void heartbeat(struct loop *lp, bool leaving)
+{
+    struct worker *w = lp->w;
+    char err[512];
+    struct sf_worker_info wi = {
+        .id = w->id, .host = w->host, .sandbox = w->cfg->sandbox, .pid = (int)getpid(),
+        .concurrency = (int)w->cfg->concurrency, .busy = (int)w->n_inflight,
+        .started_ms = w->started_ms, .done = atomic_load(&w->done), .failed = atomic_load(&w->failed),
+    };
+    if (w->b->ops->heartbeat(w->b, &wi, leaving, err, sizeof(err)) < 0)
+        log_broker_error(lp, "heartbeat", err);
+}
+
+static void renew(struct loop *lp)
+{
+    struct worker *w = lp->w;
+    const char *handles[w->n_inflight ? w->n_inflight : 1];
+    struct wjob *jobs[w->n_inflight ? w->n_inflight : 1];
+    bool lost[w->n_inflight ? w->n_inflight : 1];
+    size_t n = 0;
+    char err[512];
+    for (size_t i = 0; i < w->n_inflight; i++) {
+        struct wjob *j = w->inflight[i];
+        if (atomic_load(&j->finished)) continue;
+        jobs[n] = j;
+        handles[n++] = j->d.handle;
+    }
+    if (!n) return;
+    if (w->b->ops->renew(w->b, handles, n, lost, err, sizeof(err)) < 0) {
+        log_broker_error(lp, "lease renewal", err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!lost[i] || jobs[i]->lost_logged || atomic_load(&jobs[i]->finished)) continue;
+        jobs[i]->lost_logged = true;
+        SF_LOG(w->lg, SF_LOG_WARN, NULL, jobs[i]->task_id[0] ? jobs[i]->task_id : NULL,
+               "lease of %s lost (another worker reclaimed it); the first result stored wins",
+               jobs[i]->d.handle);
+    }
+}
+
+static void duties(struct loop *lp, int64_t now)
+{
+    struct worker *w = lp->w;
+    int64_t lease = w->cfg->lease_ms;
+    char err[512];
+    if (now >= lp->next_renew) {
+        renew(lp);
+        lp->next_renew = now + (lease / 3 > 10 ? lease / 3 : 10);
+    }
+    if (now >= lp->next_hb) {
+        heartbeat(lp, false);
+        int64_t every = lease / 3 < 5000 ? lease / 3 : 5000;
+        lp->next_hb = now + (every > 500 ? every : 500);
+    }
+    if (now >= lp->next_maintain && lp->state == RUNNING) {
+        if (w->b->ops->maintain(w->b, err, sizeof(err)) < 0) log_broker_error(lp, "moving due retries", err);
+        lp->next_maintain = now + 250;
+    }
+}
+
+static void fetch(struct loop *lp, size_t free_slots, int block_ms)
+{
+    struct worker *w = lp->w;
+    struct sf_delivery ds[free_slots];
+    size_t n = 0;
+    char err[512];
+    int rc = w->b->ops->fetch(w->b, ds, free_slots, block_ms, &n, err, sizeof(err));
+    if (rc < 0) {
+        log_broker_error(lp, "fetching tasks", err);
+        lp->fetch_backoff_until = sf_now_ms() + lp->fetch_delay;
+        if (lp->fetch_delay < 2000) lp->fetch_delay *= 2;
+        return;
+    }
+    lp->fetch_delay = 100;
+    for (size_t i = 0; i < n; i++) {
+        struct wjob *j = sf_xcalloc(1, sizeof(*j));
+        j->w = w;
+        j->d = ds[i];
+        if (ds[i].reclaimed)
+            SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL, "reclaimed %s from a worker whose lease ran out",
+                   ds[i].handle);
+        add_inflight(w, j);
+        sf_pool_submit(w->pool, j);
+    }
+}
+
+int worker_loop(struct worker *w, int sfd)
+{
+    struct loop lp = { .w = w, .state = RUNNING, .sfd = sfd, .fetch_delay = 100 };
+    size_t slots = (size_t)w->cfg->concurrency;
+    int block_ms = (int)(w->cfg->lease_ms / 4 < 1000 ? w->cfg->lease_ms / 4 : 1000);
+    if (block_ms < 10) block_ms = 10;
+
+    SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL, "worker %s: queue %s on %s, %zu slot(s), sandbox %s, lease %ld ms",
+           w->id, w->b->cfg.queue, w->b->url_redacted, slots, w->cfg->sandbox, w->cfg->lease_ms);
+    for (;;) {
+        int64_t now = sf_now_ms();
+        bool can_fetch = lp.state == RUNNING && w->n_inflight < slots && now >= lp.fetch_backoff_until;
+        int timeout = 0;
+        if (!can_fetch) {
+            int64_t until = lp.next_renew < lp.next_hb ? lp.next_renew : lp.next_hb;
+            if (lp.state == RUNNING && w->n_inflight < slots && lp.fetch_backoff_until < until)
+                until = lp.fetch_backoff_until;
+            if (lp.state == DRAINING && lp.grace_deadline < until) until = lp.grace_deadline;
+            timeout = until > now ? (int)(until - now) : 0;
+            if (timeout > 1000) timeout = 1000;
+        }
+        struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { sf_pool_fd(w->pool), POLLIN, 0 } };
+        if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
+            SF_LOG(w->lg, SF_LOG_ERROR, NULL, NULL, "poll: %s", strerror(errno));
+            lp.hard = true;
+        }
+        read_signals(&lp);
+        take_done(&lp);
+        if (lp.hard) break;
+        now = sf_now_ms();
+        if (lp.state == DRAINING && w->n_inflight == 0) break;
+        if (lp.state == DRAINING && now >= lp.grace_deadline) {
+            SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL,
+                   "grace period over: %zu task(s) return to the queue when their leases run out",
+                   w->n_inflight);
+            lp.hard = true;
+            break;
+        }
+        duties(&lp, now);
+        if (can_fetch && lp.state == RUNNING && w->n_inflight < slots)
+            fetch(&lp, slots - w->n_inflight, block_ms);
+    }
+    atomic_store(&w->hard_stop, lp.hard ? 1 : 0);
+    if (!lp.hard) {
+        heartbeat(&lp, true);
+        SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL, "drained: %lld done, %lld failed; bye",
+               (long long)atomic_load(&w->done), (long long)atomic_load(&w->failed));
+        return 0;
+    }
+    return 1;
+}

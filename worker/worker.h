@@ -1,0 +1,76 @@
+/* worker/worker.h: sandfleet-worker's state and modules.
+ *   main.c   flags/env, set-up, exit code
+ *   loop.c   the one loop thread: signals, fetch, leases, heartbeats, drain
+ *   slots.c  what a pool thread does with one delivery: decode, run in a
+ *            sandbox, then complete / retry later / dead-letter
+ * Threads: the loop thread owns struct worker and the in-flight table; pool
+ * threads only touch their own struct wjob, the broker (thread-safe), the
+ * provider (thread-safe create) and the atomic counters. */
+#ifndef SF_WORKER_H
+#define SF_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "exec.h"
+#include "log.h"
+#include "pool.h"
+#include "sandbox.h"
+
+struct worker_cfg {
+    char *broker, *queue, *sandbox, *worker_id;
+    char *log_format, *log_level;
+    long concurrency;       /* slots (sandboxes at once) */
+    long lease_ms, grace_s, output_cap, retry_base_ms, claim_check;
+    int help, version;
+};
+
+/* What happened to a delivery, for the loop's log and counters. */
+enum wjob_outcome {
+    WJOB_OK = 0,       /* result stored (or it was a duplicate) and acked */
+    WJOB_FAILED,       /* final attempt failed: result + dead letter, acked */
+    WJOB_RETRY,        /* next attempt scheduled, acked */
+    WJOB_DEAD,         /* undecodable: dead-lettered, acked */
+    WJOB_ABANDONED,    /* broker unusable until stop: left to the lease */
+};
+
+struct worker;
+
+struct wjob {
+    struct worker *w;
+    struct sf_delivery d;     /* loop fills it; read-only afterwards */
+    atomic_int finished;      /* set by the pool thread before it acks */
+    bool lost_logged;         /* loop thread */
+    enum wjob_outcome outcome;
+    char task_id[160];
+    int attempt;
+};
+
+struct worker {
+    const struct worker_cfg *cfg;
+    const struct sf_log *lg;
+    struct sf_broker *b;
+    struct sf_sandbox_provider *prov;
+    struct sf_exec_cfg ecfg;
+    struct sf_pool *pool;
+    char id[128], host[64];
+    struct wjob **inflight;   /* loop thread: jobs submitted, not yet taken back */
+    size_t n_inflight;
+    atomic_int hard_stop;     /* pool threads stop retrying broker calls */
+    atomic_llong done, failed;
+    int64_t started_ms;
+};
+
+/* slots.c: the pool's work function (job = struct wjob *, ctx = struct worker *). */
+void worker_slot_work(void *job, void *ctx);
+/* Backoff for attempt n (1-based): base * 2^(n-1), capped at 30 s, jittered
+ * to [d/2, d]. */
+int64_t worker_backoff_ms(int64_t base_ms, int attempt);
+
+/* loop.c: run until drained or stopped. sfd: signalfd for SIGTERM/SIGINT.
+ * Returns 0 after a clean drain, 1 when tasks were left to their leases. */
+int worker_loop(struct worker *w, int sfd);
+
+#endif
