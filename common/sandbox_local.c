@@ -14,6 +14,7 @@
 #include "sandbox.h"
 #include "iopump.h"
 #include "sbx_cgroup.h"
+#include "sbx_files.h"
 #include "sbx_init.h"
 #include "sbx_mount.h"
 #include "sbx_seccomp.h"
@@ -23,7 +24,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -31,14 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define SF_LOCAL_SETUP_TIMEOUT_MS 10000
-#define SF_LOCAL_FILE_MAX_DEPTH 64
 
 struct local_provider {
     struct sf_sandbox_provider base;
@@ -118,104 +116,20 @@ static void local_kill(struct local_sandbox *ls, const char *why)
     if (why && !ls->dead[0]) sf_strlcpy(ls->dead, why, sizeof(ls->dead));
 }
 
-/* ---- files ---------------------------------------------------------------- */
+/* ---- files (sbx_files.c) ---------------------------------------------------- */
 
-/* Act on the sandbox's files as the sandbox's root would (fsuid/fsgid are
- * per thread): files we create belong to the mapped id (a tmpfs of the
- * user namespace refuses owners it cannot map), and a symlink planted inside
- * cannot make a root worker read a file the sandbox itself may not read. */
-struct local_fsids { int uid, gid; bool set; };
-
-static void local_fsids_enter(const struct local_provider *lp, struct local_fsids *f)
+static struct sf_sbx_files local_files(const struct local_sandbox *ls)
 {
-    f->set = lp->worker_is_root;
-    if (!f->set) return;
-    f->gid = setfsgid(lp->host_gid);
-    f->uid = setfsuid(lp->host_uid);
-}
-
-static void local_fsids_leave(const struct local_fsids *f)
-{
-    if (!f->set) return;
-    setfsuid((uid_t)f->uid);
-    setfsgid((gid_t)f->gid);
-}
-
-static int local_openat2(int dirfd, const char *path, int flags, int mode)
-{
-    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = (uint64_t)mode,
-                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    for (;;) {
-        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-        if (fd >= 0) return (int)fd;
-        if (errno != EAGAIN && errno != EINTR) return -errno;
-    }
-}
-
-/* mkdir -p of 'dir' inside the root; new directories belong to sandbox root. */
-static int local_mkdirs(struct local_sandbox *ls, const char *dir)
-{
-    char tmp[4096];
-    int fd = local_openat2(ls->rootfd, dir, O_PATH | O_DIRECTORY, 0);
-    if (fd >= 0) { close(fd); return 0; }
-    if (fd != -ENOENT) return fd;
-    sf_strlcpy(tmp, dir, sizeof(tmp));
-    for (char *s = tmp + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char save = *s;
-        *s = '\0';
-        char *slash = strrchr(tmp, '/');
-        *slash = '\0';
-        int pfd = local_openat2(ls->rootfd, tmp[0] ? tmp : "/", O_PATH | O_DIRECTORY, 0);
-        *slash = '/';
-        if (pfd < 0) return pfd;
-        int rc = 0;
-        if (mkdirat(pfd, slash + 1, 0755) < 0 && errno != EEXIST) rc = -errno;
-        close(pfd);
-        if (rc < 0) return rc;
-        *s = save;
-        if (!save) return 0;
-    }
-}
-
-static bool local_path_ok(const char *path)
-{
-    return path && path[0] && strlen(path) < 4000;
-}
-
-/* Relative paths are relative to /workspace, as for the process backend. */
-static void local_abs(const char *path, char *out, size_t size)
-{
-    if (path[0] == '/') sf_strlcpy(out, path, size);
-    else snprintf(out, size, "/workspace/%s", path);
+    return (struct sf_sbx_files){ .rootfd = ls->rootfd, .uid = ls->lp->host_uid,
+                                  .gid = ls->lp->host_gid, .switch_ids = ls->lp->worker_is_root };
 }
 
 static int local_write_file(struct sf_sandbox *sb, const char *path, const void *data,
                             size_t len, int mode)
 {
     struct local_sandbox *ls = (struct local_sandbox *)sb;
-    char abs[4096];
-    int fd = -1, rc;
-    struct local_fsids ids = { 0, 0, false };
-    local_fsids_enter(ls->lp, &ids);
-    if (!local_path_ok(path)) { rc = -EINVAL; goto cleanup; }
-    if (ls->rootfd < 0) { rc = -ESRCH; goto cleanup; }
-    local_abs(path, abs, sizeof(abs));
-    char *slash = strrchr(abs, '/');
-    if (slash != abs) {
-        *slash = '\0';
-        rc = local_mkdirs(ls, abs);
-        *slash = '/';
-        if (rc < 0) goto cleanup;
-    }
-    fd = local_openat2(ls->rootfd, abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode ? mode : 0644);
-    if (fd < 0) { rc = fd; goto cleanup; }
-    /* Exactly the given mode, whatever the worker's umask. */
-    if (fchmod(fd, (mode_t)(mode ? mode : 0644)) < 0) { rc = -errno; goto cleanup; }
-    rc = sf_write_all(fd, data, len);
-cleanup:
-    if (fd >= 0) close(fd);
-    local_fsids_leave(&ids);
+    struct sf_sbx_files f = local_files(ls);
+    int rc = sf_sbx_files_write(&f, path, data, len, mode);
     if (rc < 0)
         sf_errf(sb->errstr, sizeof(sb->errstr), "write %s in sandbox %s: %s", path ? path : "(null)",
                 sb->id, strerror(-rc));
@@ -226,37 +140,8 @@ static int local_read_file(struct sf_sandbox *sb, const char *path, size_t max, 
                            size_t *len)
 {
     struct local_sandbox *ls = (struct local_sandbox *)sb;
-    char abs[4096];
-    struct sf_buf b = { 0 };
-    int fd = -1, rc = 0;
-    struct local_fsids ids = { 0, 0, false };
-    *data = NULL;
-    *len = 0;
-    local_fsids_enter(ls->lp, &ids);
-    if (!local_path_ok(path)) { rc = -EINVAL; goto cleanup; }
-    if (ls->rootfd < 0) { rc = -ESRCH; goto cleanup; }
-    local_abs(path, abs, sizeof(abs));
-    /* O_NONBLOCK: a FIFO planted by the sandbox must not hang the worker. */
-    fd = local_openat2(ls->rootfd, abs, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
-    if (fd < 0) { rc = fd; goto cleanup; }
-    struct stat st;
-    if (fstat(fd, &st) < 0) { rc = -errno; goto cleanup; }
-    if (!S_ISREG(st.st_mode)) { rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL; goto cleanup; }
-    if ((size_t)st.st_size > max) { rc = -EFBIG; goto cleanup; }
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) { rc = -errno; goto cleanup; }
-        if (n == 0) break;
-        if (b.len + (size_t)n > max) { rc = -EFBIG; goto cleanup; }
-        sf_buf_append(&b, chunk, (size_t)n);
-    }
-    *data = sf_buf_steal(&b, len);
-cleanup:
-    if (fd >= 0) close(fd);
-    local_fsids_leave(&ids);
-    sf_buf_free(&b);
+    struct sf_sbx_files f = local_files(ls);
+    int rc = sf_sbx_files_read(&f, path, max, data, len);
     if (rc < 0)
         sf_errf(sb->errstr, sizeof(sb->errstr), "read %s in sandbox %s: %s", path ? path : "(null)",
                 sb->id, strerror(-rc));

@@ -99,6 +99,17 @@ static bool host_has_process(const char *a0, const char *a1)
     return found;
 }
 
+/* A background process may still be between fork and exec when the run
+ * returns: give it up to 2 s to appear. */
+static bool wait_for_process(const char *a0, const char *a1)
+{
+    for (int i = 0; i < 200; i++) {
+        if (host_has_process(a0, a1)) return true;
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
 /* ---- file system ------------------------------------------------------------ */
 
 static void root_only_host_file_is_unreadable(void **state)
@@ -451,7 +462,7 @@ static void double_forked_daemon_dies_with_the_sandbox(void **state)
     assert_string_equal(r.out, "ok\n");
     assert_true(r.duration_ms < 3000);                 /* sleep holds stdout: we did not wait */
     sf_run_result_clear(&r);
-    assert_true(host_has_process("sleep", "1000"));    /* the probe sees it while alive */
+    assert_true(wait_for_process("sleep", "1000"));   /* the probe sees it while alive */
     expect_out(sb, "pgrep -c -x sleep", "1\n");         /* still there in the next run */
     sf_sandbox_destroy(sb);
     assert_false(host_has_process("sleep", "1000"));

@@ -102,6 +102,17 @@ static bool host_has_process(const char *a0, const char *a1)
     return found;
 }
 
+/* A background process may still be between fork and exec when the run
+ * returns: give it up to 2 s to appear. */
+static bool wait_for_process(const char *a0, const char *a1)
+{
+    for (int i = 0; i < 200; i++) {
+        if (host_has_process(a0, a1)) return true;
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
 /* The sandbox's memory cgroup dir on this host (cgroup v1 layout). */
 static void cgroup_dir(const struct sf_sandbox *sb, char *out, size_t size)
 {
@@ -313,7 +324,7 @@ static void destroy_leaves_no_cgroup_and_no_process(void **state)
     cgroup_dir(sb, dir, sizeof(dir));
     assert_int_equal(stat(dir, &st), 0);
     expect_out(sb, "sleep 7351 > /dev/null 2>&1 & echo bg", "bg\n");
-    assert_true(host_has_process("sleep", "7351"));
+    assert_true(wait_for_process("sleep", "7351"));   /* the probe sees it while alive */
     sf_sandbox_destroy(sb);
     assert_int_equal(stat(dir, &st), -1);
     assert_int_equal(errno, ENOENT);

@@ -1,0 +1,154 @@
+/* bench/sandbox_cost.c: per-task cost of a sandbox at concurrency 1.
+ *
+ * One task = create a sandbox, write /tmp/input.json, run
+ * `cat /tmp/input.json`, read its output, destroy. Three ways, same run:
+ *   local  the local backend through common/sandbox.h
+ *   bwrap  bubblewrap --unshare-all, the input passed with --file
+ *   bare   fork+exec of cat on a host file (no isolation; the floor)
+ * Prints median and min-max per way, and for "local" the median of each
+ * phase (create / write / run / read / destroy).
+ * Usage: sandbox_cost [iterations=200] */
+#include "sandbox.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char input[] = "{\"task\": \"bench\", \"values\": [1, 2, 3, 4, 5]}\n";
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_d);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void report(const char *name, double *v, int n)
+{
+    double med = median(v, n);
+    printf("%-6s median %8.3f ms   min %8.3f   max %8.3f   (n=%d)\n", name, med / 1000,
+           v[0] / 1000, v[n - 1] / 1000, n);
+}
+
+/* Run argv with stdout to a pipe, collect it, wait. Returns bytes read. */
+static ssize_t spawn_collect(char *const argv[], char *buf, size_t size)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(p[0], buf + got, size - got)) > 0) got += (size_t)n;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? (ssize_t)got : -1;
+}
+
+int main(int argc, char **argv)
+{
+    int iters = argc > 1 ? atoi(argv[1]) : 200;
+    char err[SF_ERRSTR_LEN];
+    signal(SIGPIPE, SIG_IGN);
+    struct sf_provider_config cfg = { 0 };
+    struct sf_sandbox_provider *prov = sf_sandbox_provider_new("local", &cfg, err, sizeof(err));
+    if (!prov) { fprintf(stderr, "provider: %s\n", err); return 1; }
+    double *local = calloc((size_t)iters, sizeof(double)), *bw = calloc((size_t)iters, sizeof(double));
+    double *bare = calloc((size_t)iters, sizeof(double));
+    double *ph[5];
+    for (int k = 0; k < 5; k++) ph[k] = calloc((size_t)iters, sizeof(double));
+
+    /* bwrap reads the input from an fd; rewound for every task. */
+    int mfd = memfd_create("input", 0);
+    if (mfd < 0 || write(mfd, input, strlen(input)) != (ssize_t)strlen(input)) return 1;
+    char mfd_s[16];
+    snprintf(mfd_s, sizeof(mfd_s), "%d", mfd);
+    char *bwrap_argv[] = { "/usr/bin/bwrap", "--unshare-all", "--die-with-parent",
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        "--file", mfd_s, "/tmp/input.json", "cat", "/tmp/input.json", NULL };
+    char host_in[] = "/tmp/sf-bench-input-XXXXXX";
+    int hfd = mkstemp(host_in);
+    if (hfd < 0 || write(hfd, input, strlen(input)) != (ssize_t)strlen(input)) return 1;
+    close(hfd);
+    char *bare_argv[] = { "/bin/cat", host_in, NULL };
+
+    for (int i = 0; i < iters; i++) {
+        /* Interleaved, so drift in machine load hits all three alike. */
+        struct sf_sandbox *sb = NULL;
+        struct sf_run_result r;
+        struct sf_run_spec spec = { .cmd = "cat /tmp/input.json", .timeout_s = 10 };
+        char *out = NULL;
+        size_t outlen = 0;
+        double t0 = now_us();
+        if (sf_sandbox_create(prov, &(struct sf_sandbox_opts){ 0 }, &sb, err, sizeof(err))) {
+            fprintf(stderr, "create: %s\n", err);
+            return 1;
+        }
+        double t1 = now_us();
+        if (sf_sandbox_write_file(sb, "/tmp/input.json", input, strlen(input), 0)) return 1;
+        double t2 = now_us();
+        if (sf_sandbox_run(sb, &spec, &r) || r.status != SF_RUN_EXITED || strcmp(r.out, input)) {
+            fprintf(stderr, "run failed: %s %s\n", sb->errstr, r.error);
+            return 1;
+        }
+        double t3 = now_us();
+        out = r.out;
+        outlen = r.out_len;
+        (void)out; (void)outlen;
+        sf_run_result_clear(&r);
+        double t4 = now_us();
+        sf_sandbox_destroy(sb);
+        double t5 = now_us();
+        local[i] = t5 - t0;
+        ph[0][i] = t1 - t0; ph[1][i] = t2 - t1; ph[2][i] = t3 - t2; ph[3][i] = t4 - t3; ph[4][i] = t5 - t4;
+
+        char buf[4096];
+        lseek(mfd, 0, SEEK_SET);
+        t0 = now_us();
+        ssize_t n = spawn_collect(bwrap_argv, buf, sizeof(buf));
+        bw[i] = now_us() - t0;
+        if (n != (ssize_t)strlen(input)) { fprintf(stderr, "bwrap failed\n"); return 1; }
+
+        t0 = now_us();
+        n = spawn_collect(bare_argv, buf, sizeof(buf));
+        bare[i] = now_us() - t0;
+        if (n != (ssize_t)strlen(input)) { fprintf(stderr, "bare failed\n"); return 1; }
+    }
+    unlink(host_in);
+    report("local", local, iters);
+    report("bwrap", bw, iters);
+    report("bare", bare, iters);
+    static const char *const names[] = { "create", "write", "run", "read", "destroy" };
+    printf("local phases (median ms):");
+    for (int k = 0; k < 5; k++) printf(" %s %.3f", names[k], median(ph[k], iters) / 1000);
+    printf("\nratio local/bwrap (medians): %.2f\n", median(local, iters) / median(bw, iters));
+    sf_sandbox_provider_free(prov);
+    return 0;
+}
