@@ -21,7 +21,7 @@ PY
 redis_start() {
     REDIS_DIR=$1
     mkdir -p "$REDIS_DIR"
-    [ -n "$REDIS_PORT" ] || REDIS_PORT=$(redis_free_port)
+    [ -n "${REDIS_PORT:-}" ] || REDIS_PORT=$(redis_free_port)
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes \
         --appendfsync always --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" \
         --daemonize no >/dev/null 2>&1 &
@@ -39,14 +39,14 @@ redis_start() {
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 redis_stop() {
-    [ -n "$REDIS_PID" ] || return 0
+    [ -n "${REDIS_PID:-}" ] || return 0
     redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$REDIS_PID" 2>/dev/null
     wait "$REDIS_PID" 2>/dev/null
     REDIS_PID=
 }
 
 redis_kill() {
-    [ -n "$REDIS_PID" ] || return 0
+    [ -n "${REDIS_PID:-}" ] || return 0
     kill -9 "$REDIS_PID" 2>/dev/null
     wait "$REDIS_PID" 2>/dev/null
     REDIS_PID=

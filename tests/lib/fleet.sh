@@ -1,0 +1,81 @@
+# tests/lib/fleet.sh: helpers for the Redis fleet tests (sources redis.sh).
+#   fleet_init NAME        temp dir $T, redis on a free port, cleanup trap
+#   worker_start ID ARGS   a sandfleet-worker (process sandbox) in the background;
+#                          log in $T/ID.log, pid in WPID[ID]
+#   coord ARGS             sandfleet-coordinator run ... --broker $REDIS_URL
+#   fail MSG               print MSG and the logs, exit 1
+#   norm_doc FILE          the result document without run_id, durations, worker
+#   task_json ID RUN CMD [EXTRA_JSON]   a wire-format task for redis-cli XADD
+: "${SF_BIN:?SF_BIN must point at build/bin}"
+: "${SF_SRC:?SF_SRC must point at the repository}"
+source "$SF_SRC/tests/lib/redis.sh"
+declare -A WPID
+
+fleet_cleanup() {
+    for id in "${!WPID[@]}"; do kill -9 "${WPID[$id]}" 2>/dev/null; done
+    [ -n "${CPID:-}" ] && kill -9 "$CPID" 2>/dev/null
+    redis_cleanup
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+
+fleet_init() {
+    T=$(mktemp -d "/tmp/sf-$1.XXXXXX")
+    trap fleet_cleanup EXIT
+    redis_start "$T/redis" || exit 1
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }; done
+    exit 1
+}
+
+worker_start() {
+    local id=$1; shift
+    "$SF_BIN/sandfleet-worker" --broker "$REDIS_URL" --sandbox "${SF_TEST_SANDBOX:-process}" \
+        --worker-id "$id" "$@" >>"$T/$id.log" 2>&1 &
+    WPID[$id]=$!
+}
+
+worker_stop() {   # SIGTERM, wait; returns the exit code
+    local id=$1
+    kill -TERM "${WPID[$id]}" 2>/dev/null
+    wait "${WPID[$id]}"
+    local rc=$?
+    unset "WPID[$id]"
+    return $rc
+}
+
+coord() {
+    "$SF_BIN/sandfleet-coordinator" run "$@" --broker "$REDIS_URL"
+}
+
+norm_doc() {
+    python3 - "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d.pop("run_id", None); d.pop("duration_ms", None)
+for s in d["steps"].values():
+    s.pop("duration_ms", None); s.pop("worker", None)
+print(json.dumps(d, sort_keys=True, indent=1))
+PY
+}
+
+task_json() {
+    python3 - "$@" <<'PY'
+import json, sys
+t = {"v": 1, "id": sys.argv[1], "run_id": sys.argv[2], "step": "s", "index": 0,
+     "attempt": 1, "max_attempts": 1, "run": sys.argv[3], "input": {"x": 1}}
+if len(sys.argv) > 4:
+    t.update(json.loads(sys.argv[4]))
+print(json.dumps(t))
+PY
+}
+
+# wait_for SECONDS 'SHELL CODE': poll until the code (evaluated afresh each
+# time, so quote $(...) in single quotes) succeeds
+wait_for() {
+    local s=$1; shift
+    for _ in $(seq 1 $((s * 20))); do eval "$*" && return 0; sleep 0.05; done
+    return 1
+}
