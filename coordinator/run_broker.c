@@ -198,6 +198,7 @@ static void *reader_main(void *arg)
             backlog = NULL;
             catching_up = false;
             if (n_backlog) wake(be);
+            n_backlog = 0;
             continue;
         }
         for (int i = 0; i < n; i++) deliver(be, batch[i]);

@@ -20,8 +20,7 @@ cat >"$T/map.json" <<JSON
 JSON
 worker_start victim --concurrency 2 --lease-ms 1500
 worker_start survivor --concurrency 2 --lease-ms 1500
-coord "$T/map.json" --run-id kill9 >"$T/kill9.json" 2>>"$T/coord.log" &
-CPID=$!
+coord_bg "$T/kill9.json" "$T/coord.log" "$T/map.json" --run-id kill9
 wait_for 20 test -s "$T/each.count" || fail "the map never started"
 victim_busy() { [ -n "$(rcli XPENDING sf:default:tasks workers - + 10 victim)" ]; }
 wait_for 20 victim_busy || fail "the victim never held a task"

@@ -50,6 +50,14 @@ coord() {
     "$SF_BIN/sandfleet-coordinator" run "$@" --broker "$REDIS_URL"
 }
 
+# coord_bg OUT LOG ARGS...: a coordinator in the background (CPID is its own
+# pid, so kill -9 hits the coordinator, not a subshell)
+coord_bg() {
+    local out=$1 log=$2; shift 2
+    "$SF_BIN/sandfleet-coordinator" run "$@" --broker "$REDIS_URL" >"$out" 2>>"$log" &
+    CPID=$!
+}
+
 norm_doc() {
     python3 - "$1" <<'PY'
 import json, sys
