@@ -590,6 +590,11 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
         memset(&lp->cgbase, 0, sizeof(lp->cgbase));
         fprintf(stderr, "sandfleet: WARNING: local sandboxes run WITHOUT memory and pids limits: "
                 "%s\n", cgerr);
+    } else {
+        /* A worker killed with -9 never ran destroy(): its sandboxes died
+         * with it (pid 1 exits when the control socket closes), their empty
+         * cgroups stayed. */
+        sf_sbx_cgroup_sweep(&lp->cgbase, "sf-");
     }
     return &lp->base;
 fail:

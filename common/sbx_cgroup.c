@@ -6,6 +6,7 @@
 #include "sbx_cgroup.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -364,4 +365,21 @@ int sf_sbx_cgroup_destroy(struct sf_sbx_cgroup *cg, int wait_ms)
     if (cg->version == 1 && (r = sf_sbx_cg_rmdir(cg->pids, wait_ms)) < 0) rc = r;
     cg->version = 0;
     return rc;
+}
+
+int sf_sbx_cgroup_sweep(const struct sf_sbx_cgroup_base *base, const char *prefix)
+{
+    const char *dirs[2] = { base->mem, base->pids };
+    int removed = 0;
+    size_t plen = strlen(prefix);
+    for (int i = 0; i < (base->version == 1 ? 2 : 1); i++) {
+        DIR *d = opendir(dirs[i]);
+        if (!d) continue;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strncmp(e->d_name, prefix, plen) || e->d_type != DT_DIR) continue;
+            if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0) removed++;
+        }
+        closedir(d);
+    }
+    return removed;
 }

@@ -61,6 +61,12 @@ int sf_sbx_cgroup_attach(const struct sf_sbx_cgroup *cg, pid_t pid, char *errstr
  * "oom_kill", v1 memory.oom_control "oom_kill"). 0 or -errno. */
 int sf_sbx_cgroup_oom_kills(const struct sf_sbx_cgroup *cg, uint64_t *count);
 
+/* Remove leftovers of a worker that died without destroy(): every
+ * "<prefix>*" cgroup under base that rmdir accepts, i.e. that holds no
+ * process (a live sandbox's pid 1 keeps its cgroup busy). Returns how many
+ * were removed. Call once when a provider starts. */
+int sf_sbx_cgroup_sweep(const struct sf_sbx_cgroup_base *base, const char *prefix);
+
 /* Remove the cgroup dirs. The processes must be dead; a v1 rmdir that
  * still sees them (EBUSY while the kernel finishes the exit) is retried for
  * up to 'wait_ms'. Returns 0 or the last -errno; no-op for version 0. */

@@ -161,6 +161,26 @@ static void v1_base_under_own_cgroup_and_limits(void **state)
     assert_int_equal(sf_sbx_cgroup_destroy(&cg, 0), 0);    /* idempotent */
 }
 
+static void sweep_removes_empty_leftovers_only(void **state)
+{
+    (void)state;
+    char err[256] = "", self[128];
+    make_v1_tree();
+    snprintf(self, sizeof(self), "%s/self", root);
+    struct sf_sbx_cgroup_base base;
+    assert_int_equal(sf_sbx_cgroup_base_init(&base, root, self, NULL, err, sizeof(err)), 0);
+    dir("memory/job/abc/sandfleet/sf-dead1");
+    dir("pids/sandfleet/sf-dead1");
+    dir("memory/job/abc/sandfleet/sf-live");            /* busy: rmdir refuses */
+    put("memory/job/abc/sandfleet/sf-live/cgroup.procs", "1234\n");
+    dir("memory/job/abc/sandfleet/other");              /* not ours */
+    assert_int_equal(sf_sbx_cgroup_sweep(&base, "sf-"), 2);
+    assert_false(exists("memory/job/abc/sandfleet/sf-dead1"));
+    assert_false(exists("pids/sandfleet/sf-dead1"));
+    assert_true(exists("memory/job/abc/sandfleet/sf-live"));
+    assert_true(exists("memory/job/abc/sandfleet/other"));
+}
+
 static void v1_parent_override_and_missing_file_error(void **state)
 {
     (void)state;
@@ -250,6 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(v1_base_under_own_cgroup_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(v1_parent_override_and_missing_file_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(sweep_removes_empty_leftovers_only, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_delegation_limits_and_events, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_without_memory_controller_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(no_hierarchy_is_an_error, setup, teardown),
