@@ -1,0 +1,88 @@
+#!/bin/bash
+# docs/protocol.md holds: real task and result messages (ok, failed, claim-
+# checked) validate against docs/schema/*.schema.json (python3 jsonschema when
+# installed, else a small checker of required fields and types), and the
+# redis-cli example in the doc, run as written, gets its result.
+set -u
+source "$SF_SRC/tests/lib/fleet.sh"
+fleet_init schema
+
+cat >"$T/wf.json" <<'JSON'
+{ "name": "schema", "steps": [
+  { "id": "list", "run": "python3 -c 'print([1, 2])'", "timeout_s": 10, "limits": {"memory_mb": 256} },
+  { "id": "each", "needs": ["list"], "map": true, "run": "cat", "env": {"A": "b"} },
+  { "id": "big", "needs": ["each"], "run": "python3 -c 'import json; print(json.dumps(\"z\" * 4000))'" },
+  { "id": "bad", "needs": ["big"], "run": "exit 4", "retries": 1 } ] }
+JSON
+# Publish with no worker up, so the task messages can be read before they run.
+coord_bg "$T/doc.json" "$T/coord.log" "$T/wf.json" --run-id sch
+wait_for 10 '[ "$(rcli XLEN sf:default:tasks)" -ge 1 ]' || fail "nothing published"
+rcli --no-raw XRANGE sf:default:tasks - + >/dev/null
+python3 - "$REDIS_PORT" "$T/tasks.jsonl" <<'PY' || fail "cannot read tasks"
+import subprocess, sys
+out = subprocess.run(["redis-cli", "-p", sys.argv[1], "XRANGE", "sf:default:tasks", "-", "+"],
+                     capture_output=True, text=True, check=True).stdout.splitlines()
+with open(sys.argv[2], "w") as f:
+    for i, line in enumerate(out):
+        if line == "task":
+            f.write(out[i + 1] + "\n")
+PY
+worker_start w1 --concurrency 2 --retry-base-ms 50 --claim-check-bytes 1024
+wait "$CPID"; CPID=
+python3 - "$REDIS_PORT" "$T/results.jsonl" <<'PY' || fail "cannot read results"
+import subprocess, sys
+out = subprocess.run(["redis-cli", "-p", sys.argv[1], "XRANGE", "sf:run:sch:results", "-", "+"],
+                     capture_output=True, text=True, check=True).stdout.splitlines()
+with open(sys.argv[2], "w") as f:
+    for i, line in enumerate(out):
+        if line == "result":
+            f.write(out[i + 1] + "\n")
+PY
+[ "$(wc -l <"$T/results.jsonl")" = 5 ] || fail "expected 5 results, got $(wc -l <"$T/results.jsonl")"
+grep -q '"output_ref"' "$T/results.jsonl" || fail "no claim-checked result to validate"
+grep -q '"status":"error"' "$T/results.jsonl" || fail "no failed result to validate"
+
+python3 - "$SF_SRC/docs/schema" "$T/tasks.jsonl" "$T/results.jsonl" <<'PY' || fail "messages do not match the schemas"
+import json, sys
+sdir, tasks, results = sys.argv[1:4]
+schemas = {k: json.load(open(f"{sdir}/{k}.schema.json")) for k in ("task", "result")}
+msgs = [("task", json.loads(l)) for l in open(tasks)] + [("result", json.loads(l)) for l in open(results)]
+assert msgs, "no messages"
+try:
+    import jsonschema
+    for kind, m in msgs:
+        jsonschema.validate(m, schemas[kind])
+    how = "jsonschema " + __import__("importlib.metadata").metadata.version("jsonschema")
+except ImportError:
+    types = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict}
+    for kind, m in msgs:
+        s = schemas[kind]
+        for f in s["required"]:
+            assert f in m, f"{kind} lacks {f}: {m}"
+        for f, v in m.items():
+            p = s["properties"].get(f, {})
+            if "const" in p: assert v == p["const"], (f, v)
+            if "enum" in p: assert v in p["enum"], (f, v)
+            if p.get("type") in types: assert isinstance(v, types[p["type"]]), (f, v)
+    how = "built-in checker"
+# A message the schema must reject, so the check itself can fail.
+bad = dict(msgs[0][1]); bad["v"] = 2
+try:
+    import jsonschema
+    try:
+        jsonschema.validate(bad, schemas["task"]); raise SystemExit("schema accepted v=2")
+    except jsonschema.ValidationError:
+        pass
+except ImportError:
+    pass
+print(f"{len(msgs)} messages valid ({how})")
+PY
+
+# The redis-cli example from docs/protocol.md, as written (redis-cli pointed at our server).
+redis-cli() { command redis-cli -p "$REDIS_PORT" "$@"; }
+sed -n '/<!-- example:redis-cli -->/,/<!-- \/example -->/p' "$SF_SRC/docs/protocol.md" | sed '/^```\|^<!--/d' >"$T/example.sh"
+[ "$(wc -l <"$T/example.sh")" = 2 ] || fail "the example block in docs/protocol.md moved"
+out=$(source "$T/example.sh")
+echo "$out" | grep -q '"task_id":"demo-1"' || fail "the documented example got no reply: $out"
+echo "$out" | grep -q '"output":{"hello":"world"}' || fail "the documented example's reply lacks the output: $out"
+echo PASS
