@@ -369,9 +369,12 @@ void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
     do n = recv(ctl, &m, sizeof(m), 0); while (n < 0 && errno == EINTR);
     if (n != (ssize_t)sizeof(m) || m.type != SF_SBX_MSG_GO) _exit(1);
 
-    /* Until now our credentials were the worker's host ids. */
-    if (setresgid(0, 0, 0) < 0 || (cfg->drop_groups && setgroups(0, NULL) < 0) ||
-        setresuid(0, 0, 0) < 0)
+    /* Until now our credentials were the worker's host ids. Raw syscalls:
+     * glibc's set*id() signal every thread of the worker it thinks we still
+     * have (nptl setxid) and wait forever for them to answer. */
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0 ||
+        (cfg->drop_groups && syscall(SYS_setgroups, 0, NULL) < 0) ||
+        syscall(SYS_setresuid, 0, 0, 0) < 0)
         sf_sbx_setup_fail(ctl, SF_SBX_STEP_SETID, errno, 0);
     /* After joining our cgroup: its root is then the sandbox's own cgroup. */
     if (unshare(CLONE_NEWCGROUP) < 0) sf_sbx_setup_fail(ctl, SF_SBX_STEP_CGROUPNS, errno, 0);
