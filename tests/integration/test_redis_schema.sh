@@ -85,4 +85,24 @@ sed -n '/<!-- example:redis-cli -->/,/<!-- \/example -->/p' "$SF_SRC/docs/protoc
 out=$(source "$T/example.sh")
 echo "$out" | grep -q '"task_id":"demo-1"' || fail "the documented example got no reply: $out"
 echo "$out" | grep -q '"output":{"hello":"world"}' || fail "the documented example's reply lacks the output: $out"
+
+# The minimal worker ACL from docs/operations.md is enough for a worker's
+# whole cycle (fetch, retry, final result + dead letter, reply_to), and a
+# wrong password is a clear start-up error.
+acl=$(sed -n '/^ACL SETUSER/,/+select$/p' "$SF_SRC/docs/operations.md" | tr -d '\\\n' | sed 's/WORKER_PASSWORD/wpw/')
+[ -n "$acl" ] || fail "no ACL in docs/operations.md"
+rcli $acl >/dev/null || fail "the documented ACL does not parse"
+worker_stop w1
+"$SF_BIN/sandfleet-worker" --broker "redis://sandfleet-worker:wrong@127.0.0.1:$REDIS_PORT" --sandbox process \
+    >"$T/badpw.log" 2>&1
+[ $? = 3 ] || fail "a wrong password should exit 3"
+grep -q 'authentication failed' "$T/badpw.log" || fail "no clear message for a wrong password"
+grep -q 'wrong' "$T/badpw.log" && fail "the password was logged"
+REDIS_URL_SAVED=$REDIS_URL; REDIS_URL="redis://sandfleet-worker:wpw@127.0.0.1:$REDIS_PORT"
+worker_start aclw --concurrency 1 --retry-base-ms 50
+REDIS_URL=$REDIS_URL_SAVED
+rcli XADD sf:default:tasks '*' task "$(task_json acl-1 acl 'exit 1' '{"max_attempts":2,"reply_to":"sf:acl:replies"}')" >/dev/null
+reply=$(rcli XREAD BLOCK 10000 STREAMS sf:acl:replies 0-0)
+echo "$reply" | grep -q '"attempt":2' || fail "worker with the minimal ACL did not retry and reply: $reply"
+rcli XRANGE sf:default:dead - + | grep -q 'error after 2 attempts' || fail "no dead letter under the minimal ACL"
 echo PASS
