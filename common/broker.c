@@ -31,12 +31,9 @@ struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg
         return NULL;
     }
     if (!strncmp(url, "redis://", 8)) return sf_broker_redis_new(url, cfg, err, errlen);
-    if (!strncmp(url, "kafka://", 8)) {
-        sf_errf(err, errlen, "kafka:// brokers are not in this build yet (use redis://)");
-        return NULL;
-    }
+    if (!strncmp(url, "kafka://", 8)) return sf_broker_kafka_new(url, cfg, err, errlen);
     char *shown = sf_redact_url(url);
-    sf_errf(err, errlen, "unsupported broker URL '%s' (expected redis://[user:pass@]host:port[/db])",
+    sf_errf(err, errlen, "unsupported broker URL '%s' (expected redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...])",
             shown);
     free(shown);
     return NULL;

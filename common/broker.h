@@ -3,7 +3,7 @@
  * function pointers (like hiredis' adapters); sf_broker_new picks it by the
  * URL scheme:
  *   redis://[user:pass@]host[:port][/db]   broker_redis.c (Redis Streams)
- *   kafka://host:port[,host:port...]       broker_kafka.c (not in this build yet)
+ *   kafka://host:port[,host:port...]       broker_kafka*.c (librdkafka; docs/kafka.md)
  *
  * Model (backend-neutral):
  * - A *delivery* is one task message as the broker handed it over: the raw
@@ -61,6 +61,11 @@ struct sf_broker_cfg {
     int64_t ttl_s;              /* 0 = 7 days: blobs, results and run state expire */
     int connect_timeout_ms;     /* 0 = 2000 */
     const struct sf_log *log;   /* may be NULL; used for reconnect notices */
+    /* Kafka only: "key=value" client settings (--kafka-config), handed to
+     * librdkafka after SANDFLEET_KAFKA_* variables; "sandfleet.*" keys are
+     * the backend's own (docs/kafka.md). Borrowed; the backend copies them. */
+    char *const *kafka_config;
+    size_t n_kafka_config;
 };
 
 struct sf_delivery {
@@ -168,8 +173,8 @@ struct sf_broker {
 };
 
 /* Open a broker for 'url' (parses it; does not connect: call
- * sf_broker_check). Returns NULL with the reason in err for a bad URL, an
- * unknown scheme, or kafka:// until that backend lands. */
+ * sf_broker_check). Returns NULL with the reason in err for a bad URL or an
+ * unknown scheme. */
 struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg,
                                 char *err, size_t errlen);
 void sf_broker_free(struct sf_broker *b);     /* NULL is a no-op */
@@ -182,6 +187,8 @@ int sf_broker_check(struct sf_broker *b, int64_t wait_ms, volatile int *stop,
 
 /* Backend constructors (used by sf_broker_new). */
 struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cfg *cfg,
+                                      char *err, size_t errlen);
+struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cfg *cfg,
                                       char *err, size_t errlen);
 
 /* True for errors worth retrying after a pause (broker down or restarting). */

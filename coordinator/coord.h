@@ -27,6 +27,7 @@ struct coord_cfg {
     long output_cap;
     long retry_base_ms;
     long max_inflight;    /* broker mode: tasks published and not yet finished */
+    struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     int progress;         /* force the progress bar even without a tty */
     int help, version;
 };

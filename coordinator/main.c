@@ -31,6 +31,8 @@ static const struct sf_opt run_opts[] = {
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "broker queue", 0, 0 },
     { "run-id", "SANDFLEET_RUN_ID", SF_OPT_STR, O(run_id), NULL, "ID",
       "run id (default: generated); with a broker, an existing id resumes that run", 0, 0 },
+    { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
+      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",

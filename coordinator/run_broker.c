@@ -297,7 +297,9 @@ struct coord_exec *coord_exec_broker_new(const struct coord_cfg *cfg, const stru
                                          char *err, size_t errlen)
 {
     struct broker_exec *be;
-    struct sf_broker_cfg bcfg = { .queue = cfg->queue, .log = lg };
+    struct sf_broker_cfg bcfg = { .queue = cfg->queue, .log = lg,
+                                  .kafka_config = cfg->kafka_config.v,
+                                  .n_kafka_config = cfg->kafka_config.n };
     char *prev = NULL, ts[32];
 
     if (wf->sandbox == SF_SANDBOX_SHARED) {

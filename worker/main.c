@@ -20,7 +20,7 @@
 #define O(f) offsetof(struct worker_cfg, f)
 static const struct sf_opt worker_opts[] = {
     { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
-      "broker to pull from: redis://[user:pass@]host:port[/db]", 0, 0 },
+      "broker to pull from: redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...]", 0, 0 },
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue to serve", 0, 0 },
     { "concurrency", "SANDFLEET_CONCURRENCY", SF_OPT_INT, O(concurrency), "0", "N",
       "sandboxes at once (0 = number of CPUs)", 0, 4096 },
@@ -38,6 +38,8 @@ static const struct sf_opt worker_opts[] = {
       "inputs/outputs larger than this travel as blob references", 1024, 1L << 30 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
       "largest agent stdout accepted", 1, 1L << 31 },
+    { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
+      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
@@ -126,6 +128,7 @@ int main(int argc, char **argv)
     struct sf_broker_cfg bcfg = {
         .queue = cfg.queue, .consumer = w.id, .lease_ms = cfg.lease_ms,
         .claim_check_bytes = (size_t)cfg.claim_check, .log = &lg,
+        .kafka_config = cfg.kafka_config.v, .n_kafka_config = cfg.kafka_config.n,
     };
     if (!(w.b = sf_broker_new(cfg.broker, &bcfg, err, sizeof(err)))) {
         SF_LOGE(&lg, "%s", err);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "config.h"
 #include "exec.h"
 #include "log.h"
 #include "pool.h"
@@ -24,6 +25,7 @@ struct worker_cfg {
     char *log_format, *log_level;
     long concurrency;       /* slots (sandboxes at once) */
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check;
+    struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     int help, version;
 };
 
