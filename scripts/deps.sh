@@ -19,13 +19,22 @@ case "$what" in
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
+# Python modules the tests use, for whichever python3 is first on PATH.
+py_mods() {
+  [ "$what" = build ] && return 0
+  python3 -c 'import jsonschema' 2>/dev/null && return 0
+  echo "deps: pip install jsonschema (validates messages against docs/schema)" >&2
+  python3 -m pip install -q jsonschema >/dev/null 2>&1 || \
+    echo "deps: could not install jsonschema; the schema test falls back to its own checker" >&2
+}
+
 missing=()
 for p in "${pkgs[@]}"; do
   # nodejs/npm may come from elsewhere than Debian: a working binary is enough.
   case "$p" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then py_mods; exit 0; fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "sandfleet needs these Debian packages; run:" >&2
@@ -36,3 +45,4 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null || apt-get update
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+py_mods
