@@ -34,6 +34,12 @@ struct redis_broker {
     char reclaim_cursor[64];
 };
 
+/* A task delivered this many times without finishing has taken its worker
+ * down with it each time (a poison task: it OOMs the host, kills its parent,
+ * trips a kernel bug). It is dead-lettered instead of being handed to the
+ * next worker forever — Sidekiq's and Celery's failure mode. */
+#define SF_REDIS_MAX_DELIVERIES 3
+
 #define RB(b) ((struct redis_broker *)(b))
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -125,6 +131,27 @@ static bool is_entry(const redisReply *e)
            e->element[0]->type == REDIS_REPLY_STRING;
 }
 
+/* After a reclaim: how often has this entry been delivered? XAUTOCLAIM
+ * counts each claim, so the first delivery is 1. Over the limit, the
+ * delivery carries a 'problem' and the worker dead-letters it unrun. */
+static void mark_poison(struct redis_broker *rb, struct sf_delivery *d)
+{
+    redisReply *r;
+    char err[128];
+    if (d->problem[0]) return;
+    const char *argv[] = { "XPENDING", rb->k_tasks, "workers", d->handle, d->handle, "1" };
+    if (rcall(rb, &r, err, sizeof(err), NELEM(argv), argv, NULL) < 0) return;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements == 4 && r->element[0]->element[3]->type == REDIS_REPLY_INTEGER) {
+        long long times = r->element[0]->element[3]->integer;
+        if (times > SF_REDIS_MAX_DELIVERIES)
+            snprintf(d->problem, sizeof(d->problem),
+                     "%lld workers took this task and died before finishing it "
+                     "(a poison task?); not handing it out again", times - 1);
+    }
+    freeReplyObject(r);
+}
+
 static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max, size_t *n,
                    char *err, size_t errlen)
 {
@@ -145,6 +172,7 @@ static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max,
             if (is_entry(es->element[i])) entry_to_delivery(es->element[i], &out[(*n)++], true);
     }
     freeReplyObject(r);
+    for (size_t i = 0; i < *n; i++) mark_poison(rb, &out[i]);
     /* A full scan done: wait for the next interval; otherwise continue the
      * scan on the next fetch. */
     int64_t every = rb->lease_ms / 2 < 5000 ? rb->lease_ms / 2 : 5000;
