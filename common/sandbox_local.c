@@ -17,6 +17,7 @@
 #include "sbx_files.h"
 #include "sbx_init.h"
 #include "sbx_mount.h"
+#include "sbx_proc.h"
 #include "sbx_seccomp.h"
 #include "util.h"
 
@@ -600,4 +601,14 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
 fail:
     local_free(&lp->base);
     return NULL;
+}
+
+/* ---- for sbx_proc (sbx_proc.h): several processes at once ------------------ */
+
+int sf_sandbox_local_ctl(struct sf_sandbox *sb)
+{
+    if (!sb || sb->ops != &local_ops) return -EINVAL;
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (ls->dead[0] || ls->init_pid <= 0 || ls->ctl < 0) return -ESRCH;
+    return ls->ctl;
 }

@@ -214,6 +214,16 @@ struct sf_sbx_init {
     const struct sf_sbx_bpf *filter;
 };
 
+/* Live SPAWNed pids (0 = free slot); static as the other buffers here. */
+static pid_t sf_sbx_spawned[SF_SBX_SPAWN_MAX];
+
+static int sf_sbx_spawn_slot(pid_t pid)
+{
+    for (int i = 0; i < SF_SBX_SPAWN_MAX; i++)
+        if (sf_sbx_spawned[i] == pid) return i;
+    return -1;
+}
+
 static void sf_sbx_reply(struct sf_sbx_init *in, uint32_t type, int step, int err, pid_t pid,
                          int status)
 {
@@ -283,7 +293,8 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
         sf_sbx_reply(in, SF_SBX_MSG_EXEC_FAILED, v[0], v[1], pid, 0);
         return;
     }
-    in->run_pid = pid;
+    if (h->type == SF_SBX_MSG_SPAWN) sf_sbx_spawned[sf_sbx_spawn_slot(0)] = pid;
+    else in->run_pid = pid;
     sf_sbx_reply(in, SF_SBX_MSG_STARTED, 0, 0, pid, 0);
 }
 
@@ -298,8 +309,10 @@ static void sf_sbx_reap(struct sf_sbx_init *in)
             if (pid < 0 && errno == EINTR) continue;
             return;
         }
-        if (pid == in->run_pid) {
-            in->run_pid = 0;
+        int slot = sf_sbx_spawn_slot(pid);
+        if (slot >= 0) sf_sbx_spawned[slot] = 0;
+        if (pid == in->run_pid || slot >= 0) {
+            if (pid == in->run_pid) in->run_pid = 0;
             sf_sbx_reply(in, SF_SBX_MSG_EXITED, 0, 0, pid, st);
         }
     }
@@ -331,8 +344,19 @@ static void __attribute__((noreturn)) sf_sbx_loop(struct sf_sbx_init *in)
         }
         uint32_t type;
         memcpy(&type, sf_sbx_runbuf, sizeof(type));
-        if ((size_t)n < sizeof(type) || type != SF_SBX_MSG_RUN || (mh.msg_flags & MSG_TRUNC) ||
-            in->run_pid) {
+        if (type == SF_SBX_MSG_SIGNAL && (size_t)n == sizeof(struct sf_sbx_msg) && !nfds) {
+            struct sf_sbx_msg sm;
+            memcpy(&sm, sf_sbx_runbuf, sizeof(sm));
+            /* Only our own live children: a recycled pid is never hit. */
+            if (sm.pid > 1 && sf_sbx_spawn_slot(sm.pid) >= 0) {
+                kill(-sm.pid, sm.status);
+                kill(sm.pid, sm.status);
+            }
+            continue;
+        }
+        bool spawn = type == SF_SBX_MSG_SPAWN && sf_sbx_spawn_slot(0) >= 0;
+        if ((size_t)n < sizeof(type) || (type != SF_SBX_MSG_RUN && !spawn) ||
+            (mh.msg_flags & MSG_TRUNC) || (type == SF_SBX_MSG_RUN && in->run_pid)) {
             sf_sbx_close_fds(fds, nfds);
             sf_sbx_reply(in, SF_SBX_MSG_EXEC_FAILED, SF_SBX_STEP_PROTOCOL, EPROTO, 0, 0);
             continue;

@@ -28,7 +28,16 @@ enum sf_sbx_msg_type {
     SF_SBX_MSG_STARTED,         /* init → worker: pid */
     SF_SBX_MSG_EXEC_FAILED,     /* init → worker: step, err */
     SF_SBX_MSG_EXITED,          /* init → worker: pid, wait status */
+    /* Added for sbx_proc (several processes at once, e.g. the E2B server):
+     * SPAWN is RUN without the one-at-a-time rule; init answers STARTED or
+     * EXEC_FAILED in request order and later EXITED for each spawned pid.
+     * SIGNAL (pid, status = signal number) signals a spawned pid's process
+     * group; no answer. A sandbox uses RUN or SPAWN, not both at once. */
+    SF_SBX_MSG_SPAWN,
+    SF_SBX_MSG_SIGNAL,
 };
+
+#define SF_SBX_SPAWN_MAX 256        /* spawned processes alive at once */
 
 /* Setup and exec steps, reported with an errno when they fail. */
 enum sf_sbx_step {

@@ -4,9 +4,11 @@
  * sandbox backend is unusable. Only main() exits. */
 #include "worker.h"
 #include "config.h"
+#include "e2b_server.h"
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,14 @@ static const struct sf_opt worker_opts[] = {
       "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
+    { "e2b-listen", "SANDFLEET_E2B_LISTEN", SF_OPT_STR, O(e2b_listen), NULL, "HOST:PORT",
+      "serve the E2B REST API and envd here, on local sandboxes (see docs/e2b.md)", 0, 0 },
+    { "e2b-api-key", "SANDFLEET_E2B_API_KEY", SF_OPT_STR, O(e2b_api_key), NULL, "KEY",
+      "X-API-Key the E2B server requires (default: any key)", 0, 0 },
+    { "e2b-max-sandboxes", "SANDFLEET_E2B_MAX_SANDBOXES", SF_OPT_INT, O(e2b_max), "64", "N",
+      "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
+    { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
+      "template of E2B sandboxes for --sandbox e2b", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0 },
@@ -68,6 +78,35 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* --e2b-listen: make the provider, start the server. Without --broker,
+ * serve until SIGTERM/SIGINT (returns 0 then); otherwise return 0 at once
+ * and let the pull loop run beside it. EXIT_BROKEN when it cannot start. */
+static int worker_e2b_start(struct worker *w, const struct sf_provider_config *pcfg,
+                            struct sf_e2b_server **out, int sfd)
+{
+    char err[1024];
+    const struct worker_cfg *cfg = w->cfg;
+    if (!(w->prov = sf_sandbox_provider_new(cfg->sandbox, pcfg, err, sizeof(err)))) {
+        SF_LOGE(w->lg, "sandbox '%s': %s", cfg->sandbox, err);
+        return EXIT_BROKEN;
+    }
+    struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .api_key = cfg->e2b_api_key,
+                                      .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max };
+    if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
+        SF_LOGE(w->lg, "%s", err);
+        return EXIT_BROKEN;
+    }
+    SF_LOGI(w->lg, "serving the E2B API and envd on port %u (%s)%s", sf_e2b_server_port(*out),
+            cfg->e2b_listen, cfg->e2b_api_key ? "" : "; any API key is accepted");
+    if (cfg->broker) return 0;
+    for (;;) {
+        struct pollfd pfd = { sfd, POLLIN, 0 };
+        struct signalfd_siginfo si;
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return EXIT_BROKEN;
+        if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) return 0;
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct worker_cfg cfg = {0};
@@ -78,6 +117,7 @@ int main(int argc, char **argv)
     int npos = 0, code = EXIT_USAGE, sfd = -1;
     sigset_t mask;
     volatile int no_stop = 0;
+    struct sf_e2b_server *e2b = NULL;
 
     signal(SIGPIPE, SIG_IGN);                /* an agent may close its stdin early */
     sf_log_init(&lg, "worker");
@@ -92,7 +132,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandfleet-worker: bad --log-format or --log-level\n");
         goto out;
     }
-    if (!cfg.broker) { fprintf(stderr, "sandfleet-worker: --broker (or SANDFLEET_BROKER) is required\n"); goto out; }
+    if (!cfg.broker && !cfg.e2b_listen) {
+        fprintf(stderr, "sandfleet-worker: --broker (or SANDFLEET_BROKER) or --e2b-listen is required\n");
+        goto out;
+    }
     if (!valid_name(cfg.queue) || (cfg.worker_id && !valid_name(cfg.worker_id))) {
         fprintf(stderr, "sandfleet-worker: --queue and --worker-id must be letters, digits, '_', '-', '.', ':'\n");
         goto out;
@@ -125,6 +168,13 @@ int main(int argc, char **argv)
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) { SF_LOGE(&lg, "signalfd: %s", strerror(errno)); code = EXIT_BROKEN; goto out; }
 
+    pcfg.e2b_template = cfg.e2b_template;
+    /* The E2B server runs beside the pull loop when --broker is given too. */
+    if (cfg.e2b_listen) {
+        if ((code = worker_e2b_start(&w, &pcfg, &e2b, sfd)) != 0 || !cfg.broker) goto out;
+        code = EXIT_USAGE;
+    }
+
     struct sf_broker_cfg bcfg = {
         .queue = cfg.queue, .consumer = w.id, .lease_ms = cfg.lease_ms,
         .claim_check_bytes = (size_t)cfg.claim_check, .log = &lg,
@@ -148,7 +198,7 @@ int main(int argc, char **argv)
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) { code = 1; goto out; }
     }
-    if (!(w.prov = sf_sandbox_provider_new(cfg.sandbox, &pcfg, err, sizeof(err)))) {
+    if (!w.prov && !(w.prov = sf_sandbox_provider_new(cfg.sandbox, &pcfg, err, sizeof(err)))) {
         SF_LOGE(&lg, "sandbox '%s': %s", cfg.sandbox, err);
         code = EXIT_BROKEN;
         goto out;
@@ -166,6 +216,7 @@ int main(int argc, char **argv)
         _exit(code);
     }
 out:
+    sf_e2b_server_stop(e2b);
     sf_pool_free(w.pool, NULL);
     sf_sandbox_provider_free(w.prov);
     sf_broker_free(w.b);

@@ -26,6 +26,8 @@ struct worker_cfg {
     long concurrency;       /* slots (sandboxes at once) */
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check;
     struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
+    char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
+    long e2b_max;
     int help, version;
 };
 
