@@ -470,7 +470,9 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     ls->limits = opts->limits;
     sf_limits_merge(&ls->limits, &lp->defaults);
     sf_random_hex(hex, sizeof(hex), 12);
-    snprintf(ls->base.id, sizeof(ls->base.id), "sf-%s", hex);
+    /* The worker's pid in the name: the cgroup sweep removes only leftovers of
+     * workers that are gone. */
+    snprintf(ls->base.id, sizeof(ls->base.id), "sf-%d-%s", (int)getpid(), hex);
 
     if (lp->cgbase.version &&
         (rc = sf_sbx_cgroup_create(&lp->cgbase, ls->base.id, ls->limits.memory_mb, ls->limits.pids,

@@ -8,6 +8,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -367,6 +369,18 @@ int sf_sbx_cgroup_destroy(struct sf_sbx_cgroup *cg, int wait_ms)
     return rc;
 }
 
+/* A leftover is "<prefix><pid>-..." whose creating process is gone. A live
+ * worker's cgroup may be empty for a moment (created, child not yet
+ * attached): removing it then would break that worker's create(), which is
+ * what happened when several workers started together. */
+static bool sf_sbx_cg_owner_dead(const char *name, size_t plen)
+{
+    char *end;
+    long pid = strtol(name + plen, &end, 10);
+    if (end == name + plen || *end != '-' || pid <= 0) return false;   /* not ours to judge */
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 int sf_sbx_cgroup_sweep(const struct sf_sbx_cgroup_base *base, const char *prefix)
 {
     const char *dirs[2] = { base->mem, base->pids };
@@ -377,6 +391,7 @@ int sf_sbx_cgroup_sweep(const struct sf_sbx_cgroup_base *base, const char *prefi
         if (!d) continue;
         for (struct dirent *e; (e = readdir(d));) {
             if (strncmp(e->d_name, prefix, plen) || e->d_type != DT_DIR) continue;
+            if (!sf_sbx_cg_owner_dead(e->d_name, plen)) continue;
             if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0) removed++;
         }
         closedir(d);

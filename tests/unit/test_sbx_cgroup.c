@@ -169,15 +169,22 @@ static void sweep_removes_empty_leftovers_only(void **state)
     snprintf(self, sizeof(self), "%s/self", root);
     struct sf_sbx_cgroup_base base;
     assert_int_equal(sf_sbx_cgroup_base_init(&base, root, self, NULL, err, sizeof(err)), 0);
-    dir("memory/job/abc/sandfleet/sf-dead1");
-    dir("pids/sandfleet/sf-dead1");
-    dir("memory/job/abc/sandfleet/sf-live");            /* busy: rmdir refuses */
-    put("memory/job/abc/sandfleet/sf-live/cgroup.procs", "1234\n");
+    /* A pid that cannot exist (above pid_max) stands for a dead worker. */
+    dir("memory/job/abc/sandfleet/sf-99999999-dead1");
+    dir("pids/sandfleet/sf-99999999-dead1");
+    dir("memory/job/abc/sandfleet/sf-99999999-live");   /* busy: rmdir refuses */
+    put("memory/job/abc/sandfleet/sf-99999999-live/cgroup.procs", "1234\n");
+    char mine[64];                                       /* a live worker's, still empty */
+    snprintf(mine, sizeof(mine), "memory/job/abc/sandfleet/sf-%d-creating", (int)getpid());
+    dir(mine);
+    dir("memory/job/abc/sandfleet/sf-noowner");         /* no pid: not ours to judge */
     dir("memory/job/abc/sandfleet/other");              /* not ours */
     assert_int_equal(sf_sbx_cgroup_sweep(&base, "sf-"), 2);
-    assert_false(exists("memory/job/abc/sandfleet/sf-dead1"));
-    assert_false(exists("pids/sandfleet/sf-dead1"));
-    assert_true(exists("memory/job/abc/sandfleet/sf-live"));
+    assert_false(exists("memory/job/abc/sandfleet/sf-99999999-dead1"));
+    assert_false(exists("pids/sandfleet/sf-99999999-dead1"));
+    assert_true(exists("memory/job/abc/sandfleet/sf-99999999-live"));
+    assert_true(exists(mine));
+    assert_true(exists("memory/job/abc/sandfleet/sf-noowner"));
     assert_true(exists("memory/job/abc/sandfleet/other"));
 }
 
