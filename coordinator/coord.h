@@ -21,6 +21,7 @@ struct coord_cfg {
     long concurrency;     /* 0 = number of CPUs */
     char *sandbox;        /* local | process | e2b */
     char *broker;         /* redis://... or kafka://...; NULL = central */
+    char *e2b_template;   /* --sandbox e2b: template of the sandboxes */
     char *queue;
     char *run_id;
     char *log_format, *log_level;

@@ -26,6 +26,8 @@ static const struct sf_opt run_opts[] = {
       "tasks at once (0 = number of CPUs)", 0, 4096 },
     { "sandbox", "SANDFLEET_SANDBOX", SF_OPT_STR, O(sandbox), "local", "KIND",
       "sandbox backend: local, process (no isolation) or e2b", 0, 0 },
+    { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
+      "template of E2B sandboxes for --sandbox e2b (E2B_API_KEY etc. as for the E2B SDK)", 0, 0 },
     { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
       "run through a broker: redis://[user:pass@]host:port[/db] or kafka://host:port", 0, 0 },
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "broker queue", 0, 0 },

@@ -102,6 +102,7 @@ struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struc
 {
     struct local_exec *le = sf_xcalloc(1, sizeof(*le));
     struct sf_provider_config pcfg = {0};
+    pcfg.e2b_template = cfg->e2b_template;
     char host[64] = "localhost";
     size_t n = (size_t)cfg->concurrency;
 

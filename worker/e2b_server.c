@@ -128,7 +128,11 @@ static enum MHD_Result e2b_post_iter(void *cls, enum MHD_ValueKind kind, const c
     struct e2b_req *rq = cls;
     (void)kind; (void)ctype; (void)enc;
     if (!key || strcmp(key, "file")) return MHD_YES;      /* envd ignores other fields */
-    if (off == 0) {
+    /* MHD may call with off 0 more than once for one part (an empty call
+     * first): a part starts at off 0 unless the current one is still empty
+     * and has the same name. */
+    struct e2b_upload *cur = rq->nfiles ? &rq->files[rq->nfiles - 1] : NULL;
+    if (off == 0 && (!cur || cur->data.len || strcmp(cur->path, filename ? filename : ""))) {
         rq->files = sf_xrealloc(rq->files, (rq->nfiles + 1) * sizeof(*rq->files));
         rq->files[rq->nfiles++] = (struct e2b_upload){ .path = sf_xstrdup(filename ? filename : "") };
     }
