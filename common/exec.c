@@ -1,5 +1,6 @@
 /* common/exec.c: the agent contract (see exec.h). */
 #include "exec.h"
+#include "bundle.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -95,6 +96,7 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     int64_t t0 = sf_now_ms();
     int rc;
 
+    if (t->workflow) return sf_bundle_exec(p, t, cfg);   /* a whole "shared" workflow */
     if (!sb) {
         struct sf_sandbox_opts opts = { .network = t->network, .limits = t->limits, .label = t->id };
         int64_t c0 = sf_now_ms();

@@ -218,6 +218,9 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
     if (get_num(j, "timeout_s", &t->timeout_s, err, n) < 0) goto fail;
     if (get_int(j, "created_at", false, 0, &t->created_at, err, n) < 0) goto fail;
     if (get_str(j, "reply_to", false, &t->reply_to, err, n) < 0) goto fail;
+    if ((v = json_object_get(j, "callback")) && !json_is_null(v) &&
+        !(t->callback = sf_callback_from_json(v, err, n)))
+        goto fail;
     if ((v = json_object_get(j, "files")) && !json_is_null(v)) {
         if (check_files(v, err, n) < 0) goto fail;
         t->files = json_incref(v);
@@ -269,6 +272,7 @@ json_t *sf_task_to_json(const struct sf_task *t)
     json_object_set_new(o, "network", json_boolean(t->network));
     json_object_set_new(o, "created_at", json_integer(t->created_at));
     if (t->reply_to) json_object_set_new(o, "reply_to", json_string(t->reply_to));
+    if (t->callback) json_object_set_new(o, "callback", sf_callback_to_json(t->callback));
     return o;
 }
 
@@ -291,6 +295,7 @@ struct sf_task *sf_task_dup(const struct sf_task *t)
     d->run = sf_xstrdup(t->run);
     d->reply_to = sf_xstrdup(t->reply_to);
     d->queue = sf_xstrdup(t->queue);
+    d->callback = sf_callback_dup(t->callback);
     if (d->files) json_incref(d->files);
     if (d->env) json_incref(d->env);
     if (d->input) json_incref(d->input);
@@ -306,6 +311,7 @@ void sf_task_free(struct sf_task *t)
     free(t->run);
     free(t->reply_to);
     free(t->queue);
+    sf_callback_free(t->callback);
     json_decref(t->files);
     json_decref(t->env);
     json_decref(t->input);

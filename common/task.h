@@ -3,7 +3,8 @@
  *
  * Task:   {"v":1,"id","run_id","step","index","attempt","max_attempts","run",
  *          "files":{path: text | {"base64": ...}},"input","timeout_s",
- *          "limits":{...},"env":{...},"network","created_at","reply_to"?}
+ *          "limits":{...},"env":{...},"network","created_at","reply_to"?,
+ *          "callback":{"url","headers"?,"secret_ref"?}?}
  * Result: {"v":1,"task_id","run_id","step","index","attempt","status",
  *          "exit_code","output","stderr_tail","duration_ms","worker","error"?}
  *
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "callback.h"
 #include "sandbox.h"
 
 #define SF_WIRE_VERSION 1
@@ -39,6 +41,7 @@ struct sf_task {
     bool network;
     int64_t created_at;   /* ms since the epoch */
     char *reply_to;       /* optional: stream/topic for the result (integrations) */
+    struct sf_callback *callback; /* optional: POST the final result here (callback.h) */
     char *queue;          /* not on the wire: set by the broker that delivered it */
 };
 

@@ -81,6 +81,11 @@ static json_t *load_files(struct ctx *c, const char *step, json_t *files)
                              "(no leading '/', no '..')", path);
             continue;
         }
+        if (!c->base_dir && json_is_object(v) && json_is_string(json_object_get(v, "base64")) &&
+            json_object_size(v) == 1) {
+            json_object_set(out, path, v);   /* inline binary contents */
+            continue;
+        }
         if (!json_is_string(v)) {
             problem(c, step, "files: '%s' must map to a file name (string)", path);
             continue;
@@ -345,6 +350,48 @@ int sf_workflow_load(const char *path, struct sf_workflow **out, struct sf_buf *
     free(data);
     free(dircopy);
     return rc;
+}
+
+json_t *sf_workflow_to_json(const struct sf_workflow *wf)
+{
+    json_t *steps = json_array();
+    for (size_t i = 0; i < wf->n_steps; i++) {
+        const struct sf_step *st = &wf->steps[i];
+        json_t *o = json_pack("{s:s, s:s}", "id", st->id, "run", st->run);
+        if (st->files) json_object_set(o, "files", st->files);
+        if (st->input) json_object_set(o, "input", st->input);
+        if (st->n_needs) {
+            json_t *needs = json_array();
+            for (size_t j = 0; j < st->n_needs; j++) json_array_append_new(needs, json_string(st->needs[j]));
+            json_object_set_new(o, "needs", needs);
+        }
+        if (st->map) json_object_set_new(o, "map", json_true());
+        if (st->timeout_s > 0) json_object_set_new(o, "timeout_s", json_real(st->timeout_s));
+        if (st->retries) json_object_set_new(o, "retries", json_integer(st->retries));
+        if (st->env) json_object_set(o, "env", st->env);
+        if (st->network) json_object_set_new(o, "network", json_true());
+        json_t *lim = sf_limits_to_json(&st->limits);
+        if (json_object_size(lim)) json_object_set(o, "limits", lim);
+        json_decref(lim);
+        json_array_append_new(steps, o);
+    }
+    return json_pack("{s:s, s:s, s:o}", "name", wf->name,
+                     "sandbox", wf->sandbox == SF_SANDBOX_SHARED ? "shared" : "per-step", "steps", steps);
+}
+
+void sf_workflow_shared_opts(const struct sf_workflow *wf, struct sf_sandbox_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (size_t i = 0; i < wf->n_steps; i++) {
+        const struct sf_step *st = &wf->steps[i];
+        const struct sf_limits *l = &st->limits;
+        o->network |= st->network;
+        if (l->memory_mb > o->limits.memory_mb) o->limits.memory_mb = l->memory_mb;
+        if (l->pids > o->limits.pids) o->limits.pids = l->pids;
+        if (l->disk_mb > o->limits.disk_mb) o->limits.disk_mb = l->disk_mb;
+        if (l->nofile > o->limits.nofile) o->limits.nofile = l->nofile;
+    }
+    o->label = wf->name;
 }
 
 long sf_workflow_find(const struct sf_workflow *wf, const char *id)

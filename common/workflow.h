@@ -64,6 +64,16 @@ int sf_workflow_parse(const char *data, size_t len, const char *name_for_msgs,
 
 void sf_workflow_free(struct sf_workflow *wf);   /* NULL is a no-op */
 
+/* The workflow as a document that sf_workflow_parse(…, base_dir NULL, …)
+ * reads back: `files` carry their contents inline. New reference. Used to
+ * ship a "shared"-sandbox workflow to one worker as a single task. */
+json_t *sf_workflow_to_json(const struct sf_workflow *wf);
+
+/* Sandbox options that fit every step of the workflow (the largest of each
+ * limit; network when any step asks for it): the one sandbox of a
+ * "shared" run. */
+void sf_workflow_shared_opts(const struct sf_workflow *wf, struct sf_sandbox_opts *o);
+
 /* Index of the step with this id, or -1. */
 long sf_workflow_find(const struct sf_workflow *wf, const char *id);
 

@@ -60,6 +60,12 @@ json_t *coord_run(const struct coord_cfg *cfg, const struct sf_workflow *wf, con
                   json_t *input, struct coord_exec *ex, const struct sf_log *lg,
                   char *err, size_t errlen);
 
+/* run_bundle.c: a "shared"-sandbox workflow through a broker, as one task
+ * that one worker runs whole. Same contract as coord_run. */
+json_t *coord_run_bundle(const struct coord_cfg *cfg, const struct sf_workflow *wf, const char *run_id,
+                         json_t *input, struct coord_exec *ex, const struct sf_log *lg,
+                         char *err, size_t errlen);
+
 /* progress.c */
 struct coord_progress;
 struct coord_progress *coord_progress_new(bool tty, int fd);

@@ -149,7 +149,9 @@ static int cmd_run(int argc, char **argv)
         code = EXIT_BROKEN;
         goto out;
     }
-    doc = coord_run(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err));
+    doc = cfg.broker && wf->sandbox == SF_SANDBOX_SHARED
+              ? coord_run_bundle(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err))
+              : coord_run(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err));
     if (!doc) {
         SF_LOGE(&lg, "run %s: %s", run_id, err);
         code = EXIT_BROKEN;

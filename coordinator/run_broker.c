@@ -18,9 +18,10 @@
  *   final failure at attempt N is presented as failures of attempts 1..N-1
  *   followed by the real one; the scheduler ends up in the same state as if
  *   it had retried locally and the result document has the same shape.
- * - "sandbox": "shared" workflows are refused: every step must then run in
- *   one sandbox on one machine, which a fleet of independent workers does
- *   not provide. They run centrally (without --broker).
+ * - "sandbox": "shared" workflows need every step in one sandbox on one
+ *   machine: run_bundle.c ships the whole workflow as ONE task (field
+ *   `workflow`) that a single worker runs step by step (bundle.c), through
+ *   this same executor.
  */
 #include "broker.h"
 #include "run_broker.h"
@@ -302,12 +303,6 @@ struct coord_exec *coord_exec_broker_new(const struct coord_cfg *cfg, const stru
                                   .n_kafka_config = cfg->kafka_config.n };
     char *prev = NULL, ts[32];
 
-    if (wf->sandbox == SF_SANDBOX_SHARED) {
-        sf_errf(err, errlen, "workflow '%s' uses \"sandbox\": \"shared\": all its steps must run in "
-                "one sandbox on one machine, which a broker fleet does not provide; run it without "
-                "--broker", wf->name);
-        return NULL;
-    }
     be = sf_xcalloc(1, sizeof(*be));
     be->efd = -1;
     pthread_mutex_init(&be->mu, NULL);

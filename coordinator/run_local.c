@@ -80,23 +80,6 @@ static void local_free(struct coord_exec *ex)
     free(le);
 }
 
-/* The shared sandbox must fit every step: the largest of each limit, and
- * network when any step asks for it. */
-static void shared_opts(const struct sf_workflow *wf, struct sf_sandbox_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    for (size_t i = 0; i < wf->n_steps; i++) {
-        const struct sf_step *st = &wf->steps[i];
-        const struct sf_limits *l = &st->limits;
-        o->network |= st->network;
-        if (l->memory_mb > o->limits.memory_mb) o->limits.memory_mb = l->memory_mb;
-        if (l->pids > o->limits.pids) o->limits.pids = l->pids;
-        if (l->disk_mb > o->limits.disk_mb) o->limits.disk_mb = l->disk_mb;
-        if (l->nofile > o->limits.nofile) o->limits.nofile = l->nofile;
-    }
-    o->label = wf->name;
-}
-
 struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struct sf_workflow *wf,
                                         const struct sf_log *lg, char *err, size_t errlen)
 {
@@ -121,7 +104,7 @@ struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struc
     if (!le->prov) goto fail;
     if (wf->sandbox == SF_SANDBOX_SHARED) {
         struct sf_sandbox_opts o;
-        shared_opts(wf, &o);
+        sf_workflow_shared_opts(wf, &o);
         if (sf_sandbox_create(le->prov, &o, &le->shared, err, errlen) < 0) goto fail;
         SF_LOG(lg, SF_LOG_INFO, NULL, NULL, "shared sandbox %s created for all steps",
                le->shared->id);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The Redis fleet with the product's default sandbox (local namespaces), not
 # the process backend the other fleet tests use for host-side counters:
-#  1. the examples through 2 workers give the same document as the central run;
+#  1. the examples through 2 workers give the same document as the central run
+#     (the "shared"-sandbox one travels as one bundle task run by one worker);
 #  2. kill -9 of a worker mid-map: the map output is still exact and in order,
 #     one result per task, and the killed worker's sandboxes die with it (no
 #     sandbox-init process is left behind).
@@ -12,7 +13,7 @@ export SF_TEST_SANDBOX=local
 
 worker_start a --concurrency 2 --lease-ms 1500
 worker_start b --concurrency 2 --lease-ms 1500
-for ex in analyze-report fanout; do
+for ex in analyze-report fanout shared; do
     "$SF_BIN/sandfleet-coordinator" run "$SF_SRC/examples/$ex/workflow.json" --sandbox local \
         --output "$T/$ex.central.json" 2>>"$T/central.log" || fail "$ex: central run failed"
     coord "$SF_SRC/examples/$ex/workflow.json" --output "$T/$ex.redis.json" 2>>"$T/coord.log" \
@@ -48,4 +49,4 @@ left() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sandbox-init
 wait_for 10 '[ -z "$(left)" ]' || fail "orphaned sandbox-init processes: $(left)"
 echo "ok - no sandbox of the killed worker outlives it"
 worker_stop b || fail "worker b did not drain cleanly"
-echo "4 passed, 0 failed"
+echo "5 passed, 0 failed"

@@ -123,6 +123,27 @@ static void result_for_carries_task_identity(void **state)
     sf_task_free(t);
 }
 
+static void bundle_task_carries_a_workflow_instead_of_run(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    const char *m = "{\"v\":1,\"id\":\"r:__workflow__:0\",\"run_id\":\"r\",\"step\":\"__workflow__\","
+                    "\"workflow\":{\"steps\":[{\"id\":\"a\",\"run\":\"cat\"}]}}";
+    struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    if (!t) fail_msg("%s", err);
+    assert_true(json_is_object(t->workflow));
+    assert_string_equal(t->run, "");
+    char *enc = sf_task_encode(t);
+    struct sf_task *t2 = sf_task_decode(enc, strlen(enc), err, sizeof(err));
+    assert_non_null(t2);
+    assert_true(json_equal(t->workflow, t2->workflow));
+    free(enc);
+    sf_task_free(t2);
+    sf_task_free(t);
+    expect_reject("{\"v\":1,\"id\":\"i\",\"run_id\":\"r\",\"step\":\"a\",\"workflow\":[1]}",
+                  "field 'workflow' must be an object");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +152,7 @@ int main(void)
         cmocka_unit_test(bad_tasks_are_rejected_with_a_reason),
         cmocka_unit_test(result_round_trips_and_rejects_unknown_status),
         cmocka_unit_test(result_for_carries_task_identity),
+        cmocka_unit_test(bundle_task_carries_a_workflow_instead_of_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
