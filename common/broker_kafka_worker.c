@@ -207,8 +207,10 @@ int sf_kafka_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int
     for (; used < kb->n_held && *n < max; used++)
         if (to_delivery(kb, kb->held[used], &out[*n]) == 0) (*n)++;
     for (size_t i = 0; i < used; i++) rd_kafka_message_destroy(kb->held[i]);
-    memmove(kb->held, kb->held + used, (kb->n_held - used) * sizeof(*kb->held));
-    kb->n_held -= used;
+    if (used) {
+        memmove(kb->held, kb->held + used, (kb->n_held - used) * sizeof(*kb->held));
+        kb->n_held -= used;
+    }
     int64_t deadline = sf_now_ms() + (block_ms > 0 ? block_ms : 0);
     while (*n < max) {
         int64_t left = deadline - sf_now_ms();

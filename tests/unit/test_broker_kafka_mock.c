@@ -91,8 +91,9 @@ static const char task[] = "{\"v\":1,\"id\":\"r1:s:0\",\"run_id\":\"r1\",\"step\
 
 static int complete_ok(struct sf_broker *b, const char *handle, char *err, size_t errlen)
 {
-    struct sf_completion c = { .task_id = "r1:s:0", .run_id = "r1",
-                               .result = "{\"v\":1,\"task_id\":\"r1:s:0\"}", .result_len = 28 };
+    const char *res = "{\"v\":1,\"task_id\":\"r1:s:0\"}";
+    struct sf_completion c = { .task_id = "r1:s:0", .run_id = "r1", .result = res,
+                               .result_len = strlen(res) };
     return b->ops->complete(b, handle, &c, err, errlen);
 }
 
@@ -151,8 +152,9 @@ static void retriable_produce_errors_are_retried(void **state)
                                       RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                                       RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
                                       RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
-    struct sf_completion c = { .task_id = "r2:s:0", .run_id = "r2",
-                               .result = "{\"v\":1,\"task_id\":\"r2:s:0\"}", .result_len = 28 };
+    const char *res = "{\"v\":1,\"task_id\":\"r2:s:0\"}";
+    struct sf_completion c = { .task_id = "r2:s:0", .run_id = "r2", .result = res,
+                               .result_len = strlen(res) };
     assert_int_equal(w->ops->complete(w, d.handle, &c, err, sizeof(err)), 0);
     /* The coordinator reads exactly one result for the task. */
     char *out[8];
