@@ -206,8 +206,15 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
     if (!*t->id) { sf_errf(err, n, "field 'id' must not be empty"); goto fail; }
     if (get_str(j, "run_id", true, &t->run_id, err, n) < 0) goto fail;
     if (get_str(j, "step", true, &t->step, err, n) < 0) goto fail;
-    if (get_str(j, "run", true, &t->run, err, n) < 0) goto fail;
-    if (!*t->run) { sf_errf(err, n, "field 'run' must not be empty"); goto fail; }
+    /* A bundle task (a whole "shared"-sandbox workflow) carries `workflow`
+     * instead of `run`. */
+    if ((v = json_object_get(j, "workflow")) && !json_is_null(v)) {
+        if (!json_is_object(v)) { sf_errf(err, n, "field 'workflow' must be an object"); goto fail; }
+        t->workflow = json_incref(v);
+    }
+    if (get_str(j, "run", !t->workflow, &t->run, err, n) < 0) goto fail;
+    if (!t->run) t->run = sf_xstrdup("");
+    if (!*t->run && !t->workflow) { sf_errf(err, n, "field 'run' must not be empty"); goto fail; }
     if (get_int(j, "index", false, 0, &t->index, err, n) < 0) goto fail;
     i64 = 1;
     if (get_int(j, "attempt", false, 1, &i64, err, n) < 0) goto fail;
@@ -272,6 +279,7 @@ json_t *sf_task_to_json(const struct sf_task *t)
     json_object_set_new(o, "network", json_boolean(t->network));
     json_object_set_new(o, "created_at", json_integer(t->created_at));
     if (t->reply_to) json_object_set_new(o, "reply_to", json_string(t->reply_to));
+    if (t->workflow) json_object_set(o, "workflow", t->workflow);
     if (t->callback) json_object_set_new(o, "callback", sf_callback_to_json(t->callback));
     return o;
 }
@@ -298,6 +306,7 @@ struct sf_task *sf_task_dup(const struct sf_task *t)
     d->callback = sf_callback_dup(t->callback);
     if (d->files) json_incref(d->files);
     if (d->env) json_incref(d->env);
+    if (d->workflow) json_incref(d->workflow);
     if (d->input) json_incref(d->input);
     return d;
 }
@@ -314,6 +323,7 @@ void sf_task_free(struct sf_task *t)
     sf_callback_free(t->callback);
     json_decref(t->files);
     json_decref(t->env);
+    json_decref(t->workflow);
     json_decref(t->input);
     free(t);
 }

@@ -42,6 +42,8 @@ struct sf_task {
     int64_t created_at;   /* ms since the epoch */
     char *reply_to;       /* optional: stream/topic for the result (integrations) */
     struct sf_callback *callback; /* optional: POST the final result here (callback.h) */
+    json_t *workflow;     /* optional: a whole workflow run in one sandbox by one
+                             worker (bundle.h); `run` may then be omitted */
     char *queue;          /* not on the wire: set by the broker that delivered it */
 };
 
