@@ -12,19 +12,19 @@ CTEST_ARGS ?= --output-on-failure
 all: build
 
 deps:
-	@scripts/deps.sh build
+	@bash scripts/deps.sh build
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
-	@scripts/demo.sh $(BUILD)/bin
+	@bash scripts/demo.sh $(BUILD)/bin
 
 # Every test: the normal build, the same tests under ASan+UBSan, and a short
 # libFuzzer run per parser of outside input.
 test:
-	@scripts/deps.sh test
+	@bash scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-fast test-asan test-fuzz
 	@echo "make test: all suites passed"
 
@@ -44,12 +44,12 @@ test-fuzz:
 	@cd $(FUZZ_BUILD) && ctest $(CTEST_ARGS) -L fuzz
 
 bench:
-	@scripts/deps.sh bench
-	@bench/run.sh full
+	@bash scripts/deps.sh bench
+	@bash bench/run.sh full
 
 bench-quick:
-	@scripts/deps.sh bench
-	@bench/run.sh quick
+	@bash scripts/deps.sh bench
+	@bash bench/run.sh quick
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
