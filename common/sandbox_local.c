@@ -14,6 +14,7 @@
 #include "sandbox.h"
 #include "iopump.h"
 #include "sbx_cgroup.h"
+#include "sbx_exec.h"
 #include "sbx_files.h"
 #include "sbx_init.h"
 #include "sbx_mount.h"
@@ -179,8 +180,8 @@ static bool local_env_has(const char *const *env, const char *key)
     return false;
 }
 
-/* Header + cwd + cmd + env into one buffer. Returns its length, or 0 when
- * it does not fit in one request. */
+/* Header + cwd + cmd (+ its words when it needs no shell) + env into one
+ * buffer. Returns its length, or 0 when it does not fit in one request. */
 static size_t local_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
                          int64_t fsize, struct sf_buf *b)
 {
@@ -188,21 +189,22 @@ static size_t local_pack(const struct sf_run_spec *spec, const struct sf_limits 
     struct sf_sbx_run_hdr h = { .type = SF_SBX_MSG_RUN, .cpu_s = lim->cpu_s, .nofile = lim->nofile,
                                 .fsize_bytes = fsize };
     const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace";
-    sf_buf_append(b, &h, sizeof(h));
-    sf_buf_append(b, cwd, strlen(cwd) + 1);
-    sf_buf_append(b, spec->cmd, strlen(spec->cmd) + 1);
+    size_t nuser = 0;
+    while (spec->env && spec->env[nuser]) nuser++;
+    const char **env = sf_xcalloc(nuser + 3, sizeof(*env));
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
         char key[16];
         size_t k = (size_t)(strchr(defaults[i], '=') - defaults[i]);
         snprintf(key, sizeof(key), "%.*s", (int)k, defaults[i]);
-        if (local_env_has(spec->env, key)) continue;
-        sf_buf_append(b, defaults[i], strlen(defaults[i]) + 1);
-        h.nenv++;
+        if (!local_env_has(spec->env, key)) env[h.nenv++] = defaults[i];
     }
-    for (size_t i = 0; spec->env && spec->env[i]; i++) {
-        sf_buf_append(b, spec->env[i], strlen(spec->env[i]) + 1);
-        h.nenv++;
-    }
+    for (size_t i = 0; i < nuser; i++) env[h.nenv++] = spec->env[i];
+    sf_buf_append(b, &h, sizeof(h));
+    sf_buf_append(b, cwd, strlen(cwd) + 1);
+    sf_buf_append(b, spec->cmd, strlen(spec->cmd) + 1);
+    h.argc = (uint32_t)sf_sbx_exec_split(spec->cmd, env, h.nenv, b);
+    for (size_t i = 0; i < h.nenv; i++) sf_buf_append(b, env[i], strlen(env[i]) + 1);
+    free(env);
     h.strings_len = (uint32_t)(b->len - sizeof(h));
     memcpy(b->data, &h, sizeof(h));
     if (b->len > SF_SBX_RUN_MAX || h.nenv > SF_SBX_ENV_MAX) return 0;

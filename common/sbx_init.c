@@ -8,6 +8,7 @@
  * stdio, no snprintf; buffers are static (each sandbox child has its own
  * copy-on-write copy of them). */
 #include "sbx_init.h"
+#include "sbx_exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -146,11 +147,14 @@ static void sf_sbx_scrub_argv_env(void)
 /* ---- the command (grandchild) -------------------------------------------- */
 
 static char sf_sbx_runbuf[SF_SBX_RUN_MAX];
-static char *sf_sbx_envp[SF_SBX_ENV_MAX + 1];
+static char *sf_sbx_envp[SF_SBX_ENV_MAX + 2];      /* + PWD for a direct exec */
+static char *sf_sbx_argv[SF_SBX_ARGV_MAX + 2];     /* [0] spare, see sbx_exec.h */
+static char sf_sbx_pwd[4096 + 8];
 
 struct sf_sbx_exec {
     const struct sf_sbx_run_hdr *hdr;
     const char *cwd, *cmd;
+    size_t nenv;
     int fds[3];
     int report_fd;                      /* CLOEXEC pipe back to init */
     const struct sf_sbx_bpf *filter;
@@ -201,6 +205,12 @@ static void __attribute__((noreturn)) sf_sbx_exec_child(const struct sf_sbx_exec
     /* Last: after it, none of the calls above would be allowed. */
     int rc = sf_sbx_seccomp_apply(x->filter);
     if (rc < 0) { errno = -rc; sf_sbx_exec_fail(x, SF_SBX_STEP_SECCOMP); }
+    if (h->argc) {
+        /* From here on failures are the command's, as with sh: 127 or 126. */
+        size_t n = x->nenv;
+        sf_sbx_exec_pwd(sf_sbx_envp, &n, sf_sbx_pwd, sizeof(sf_sbx_pwd));
+        sf_sbx_exec_direct(sf_sbx_argv, sf_sbx_envp);
+    }
     char *argv[] = { "sh", "-c", (char *)x->cmd, NULL };
     execve("/bin/sh", argv, sf_sbx_envp);
     sf_sbx_exec_fail(x, SF_SBX_STEP_EXEC);
@@ -246,13 +256,14 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
     /* Parse: cwd, cmd, env strings, each NUL-terminated, inside len. */
     const char *p = sf_sbx_runbuf + sizeof(*h), *end = sf_sbx_runbuf + len;
     const char *s[2];
-    size_t ne = 0;
+    size_t ne = 0, na = 0;
     bool ok = nfds == 3 && len >= sizeof(*h) && h->nenv <= SF_SBX_ENV_MAX &&
-              h->strings_len == len - sizeof(*h);
-    for (size_t i = 0; ok && i < 2 + (size_t)h->nenv; i++) {
+              h->argc <= SF_SBX_ARGV_MAX && h->strings_len == len - sizeof(*h);
+    for (size_t i = 0; ok && i < 2 + (size_t)h->argc + h->nenv; i++) {
         const char *z = memchr(p, '\0', (size_t)(end - p));
         if (!z) { ok = false; break; }
         if (i < 2) s[i] = p;
+        else if (i < 2 + (size_t)h->argc) sf_sbx_argv[1 + na++] = (char *)p;
         else sf_sbx_envp[ne++] = (char *)p;
         p = z + 1;
     }
@@ -262,6 +273,8 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
         return;
     }
     sf_sbx_envp[ne] = NULL;
+    sf_sbx_argv[1 + na] = NULL;
+    x.nenv = ne;
     x.cwd = s[0];
     x.cmd = s[1];
     memcpy(x.fds, fds, sizeof(x.fds));

@@ -6,7 +6,8 @@
  * switches to the mapped ids, builds the root (sbx_mount), then reports
  * READY with an O_PATH fd of its root and serves RUN requests until the
  * control socket closes. Each RUN forks a grandchild that drops every
- * privilege, installs the seccomp filter last and execs /bin/sh -c.
+ * privilege, installs the seccomp filter last and execs /bin/sh -c, or the
+ * command itself when it is a plain one (sbx_exec.h).
  *
  * The control channel is a SOCK_SEQPACKET socketpair: one message per
  * request or event, fds by SCM_RIGHTS. Everything in this file that runs in
@@ -55,13 +56,15 @@ struct sf_sbx_msg {
     uint32_t detail;
 };
 
-/* A RUN request: the header, then cwd, cmd and nenv env strings, each
- * NUL-terminated, back to back. Limits <= 0 mean "leave as is". */
+/* A RUN request: the header, then cwd, cmd, argc argv words and nenv env
+ * strings, each NUL-terminated, back to back. argc > 0: the worker found no
+ * shell syntax in cmd and split it (sbx_exec.h), exec the words without
+ * /bin/sh. Limits <= 0 mean "leave as is". */
 struct sf_sbx_run_hdr {
     uint32_t type;
     uint32_t nenv;
     uint32_t strings_len;
-    uint32_t pad;
+    uint32_t argc;
     int64_t cpu_s, nofile, fsize_bytes;
 };
 
