@@ -89,7 +89,11 @@ void sf_kafka_worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         pthread_mutex_unlock(&kb->tmu);
         if (coop) ie = rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
+        /* librdkafka keeps a partition's pause flag across unassign and
+         * assign: set it explicitly, or a partition paused before a lost
+         * assignment comes back paused and is never fetched again. */
         if (kb->paused) rd_kafka_pause_partitions(rk, parts);
+        else rd_kafka_resume_partitions(rk, parts);
         SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: %d partition(s) of %s assigned",
                parts->cnt, kb->t_tasks);
     } else {
@@ -412,6 +416,7 @@ void sf_kafka_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (coop) ie = rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
+        rd_kafka_resume_partitions(rk, parts);   /* a pause from a former assignment */
     } else {
         if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk))
             rd_kafka_commit(rk, NULL, 0);
