@@ -18,6 +18,7 @@
 #include "sbx_files.h"
 #include "sbx_init.h"
 #include "sbx_mount.h"
+#include "sbx_netns.h"
 #include "sbx_proc.h"
 #include "sbx_seccomp.h"
 #include "util.h"
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #define SF_LOCAL_SETUP_TIMEOUT_MS 10000
+#define SF_LOCAL_NETNS_POOL 4           /* fresh network namespaces kept ready */
 
 struct local_provider {
     struct sf_sandbox_provider base;
@@ -47,6 +49,7 @@ struct local_provider {
     bool worker_is_root;
     struct sf_sbx_bpf bpf;
     struct sf_sbx_cgroup_base cgbase;   /* version 0: running without cgroups */
+    struct sf_sbx_netns_pool *netns;    /* NULL: each sandbox makes its own */
     int cap_last;
 };
 
@@ -495,11 +498,25 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
         .ctl_fd = sv[1], .drop_groups = lp->worker_is_root, .network = opts->network,
         .plan = &plan, .filter = &lp->bpf, .cap_last = lp->cap_last,
     };
+    /* A pooled network namespace, entered by this thread only around
+     * clone() so that the child starts in it (sbx_netns.h). */
+    int netns = opts->network ? -1 : sf_sbx_netns_pool_take(lp->netns), prevns = -1;
+    if (netns >= 0 && (prevns = sf_sbx_netns_enter(netns)) < 0) {
+        close(netns);
+        netns = -1;
+    }
+    cfg.lo_ready = netns >= 0;
     long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                 (opts->network ? 0 : CLONE_NEWNET) | SIGCHLD;
+                 (opts->network || netns >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
     /* fork-like raw clone: see sbx_init.h for what the child may call. */
     pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0) sf_sbx_init_main(&cfg);
+    int clone_errno = errno;
+    if (netns >= 0) {
+        sf_sbx_netns_leave(prevns);
+        close(netns);                   /* the sandbox holds it now: used once */
+    }
+    errno = clone_errno;
     if (pid < 0) {
         rc = local_clone_error(errno, errstr, errlen);
         goto cleanup;
@@ -528,6 +545,7 @@ static void local_free(struct sf_sandbox_provider *p)
 {
     struct local_provider *lp = (struct local_provider *)p;
     if (!lp) return;
+    sf_sbx_netns_pool_free(lp->netns);
     sf_sbx_seccomp_free(&lp->bpf);
     free(lp);
 }
@@ -601,6 +619,10 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
          * cgroups stayed. */
         sf_sbx_cgroup_sweep(&lp->cgbase, "sf-");
     }
+    /* Without the privilege to make network namespaces outside a user
+     * namespace, every sandbox makes its own (slower, as safe). */
+    int nserr;
+    lp->netns = sf_sbx_netns_pool_new(SF_LOCAL_NETNS_POOL, &nserr);
     return &lp->base;
 fail:
     local_free(&lp->base);

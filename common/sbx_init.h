@@ -76,6 +76,7 @@ struct sf_sbx_child_cfg {
     int ctl_fd;                         /* child end of the socketpair */
     bool drop_groups;                   /* setgroups(0) is allowed (worker is root) */
     bool network;                       /* host net namespace: leave lo alone */
+    bool lo_ready;                      /* a pooled net namespace, lo already up */
     const struct sf_sbx_mount_plan *plan;
     const struct sf_sbx_bpf *filter;
     int cap_last;                       /* /proc/sys/kernel/cap_last_cap */

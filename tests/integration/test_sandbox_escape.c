@@ -392,6 +392,52 @@ static void host_loopback_is_unreachable(void **state)
     close(ls);
 }
 
+/* Each sandbox has a network namespace of its own, never shared, whether it
+ * came from the provider's pool or was made by clone(): a listener on one
+ * sandbox's loopback is unreachable from another, and the namespace ids
+ * all differ (more sandboxes than the pool holds, so both kinds). */
+static void sandboxes_cannot_reach_each_others_loopback(void **state)
+{
+    (void)state;
+    static const char listener[] =
+        "import os, socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 5555)); s.listen(8)\n"
+        "if os.fork(): print('listening'); sys.exit(0)\n"
+        "os.setsid(); fd = os.open('/dev/null', os.O_RDWR)\n"
+        "for i in range(3): os.dup2(fd, i)\n"
+        "while True: s.accept()[0].close()\n";
+    static const char probe[] =
+        "import os, socket\n"
+        "c = socket.socket(); c.settimeout(3)\n"
+        "r = 'connected' if c.connect_ex(('127.0.0.1', 5555)) == 0 else 'refused'\n"
+        "print(os.readlink('/proc/self/ns/net'), r)\n";
+    struct sf_sandbox *sb[8];
+    char ids[8][64], host[64];
+    ssize_t n = readlink("/proc/self/ns/net", host, sizeof(host) - 1);
+    assert_true(n > 0);
+    host[n] = '\0';
+    for (int i = 0; i < 8; i++) {
+        sb[i] = mk(NULL);
+        assert_int_equal(sf_sandbox_write_file(sb[i], "/tmp/probe.py", probe, strlen(probe), 0), 0);
+    }
+    assert_int_equal(sf_sandbox_write_file(sb[0], "/tmp/l.py", listener, strlen(listener), 0), 0);
+    expect_out(sb[0], "python3 /tmp/l.py", "listening\n");
+    for (int i = 0; i < 8; i++) {
+        struct sf_run_result r;
+        run(sb[i], "python3 /tmp/probe.py", &r);
+        if (r.status != SF_RUN_EXITED || r.exit_code) fail_msg("probe: %s %s", r.err_tail, r.error);
+        char *sp = strchr(r.out, ' ');
+        assert_non_null(sp);
+        snprintf(ids[i], sizeof(ids[i]), "%.*s", (int)(sp - r.out), r.out);
+        /* Only the listener's own sandbox reaches it. */
+        assert_string_equal(sp + 1, i == 0 ? "connected\n" : "refused\n");
+        assert_string_not_equal(ids[i], host);
+        for (int j = 0; j < i; j++) assert_string_not_equal(ids[i], ids[j]);
+        sf_run_result_clear(&r);
+    }
+    for (int i = 0; i < 8; i++) sf_sandbox_destroy(sb[i]);
+}
+
 /* ---- resources ----------------------------------------------------------------- */
 
 static void memory_bomb_is_oom_killed_and_sandbox_survives(void **state)
@@ -504,6 +550,7 @@ int main(void)
         cmocka_unit_test(mount_fails),
         cmocka_unit_test(seccomp_deny_list),
         cmocka_unit_test(host_loopback_is_unreachable),
+        cmocka_unit_test(sandboxes_cannot_reach_each_others_loopback),
         cmocka_unit_test(memory_bomb_is_oom_killed_and_sandbox_survives),
         cmocka_unit_test(fork_bomb_is_capped_and_cleaned_up),
         cmocka_unit_test(hung_process_times_out_in_a_second),
