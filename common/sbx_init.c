@@ -284,9 +284,13 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
         return;
     }
     x.report_fd = rep[1];
-    /* Raw clone, not fork(): glibc's fork runs atfork handlers and takes
-     * locks that belonged to the worker's other threads. */
-    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    /* vfork, not fork(): glibc's fork runs atfork handlers and takes locks
+     * that belonged to the worker's other threads, and a copy of init's
+     * address space (itself a copy of the worker's) costs page tables and
+     * copy-on-write faults only to be thrown away by execve. init waits
+     * meanwhile; the child only reads x and the static buffers, and never
+     * returns from this frame (sf_sbx_exec_child execs or _exits). */
+    pid_t pid = vfork();
     if (pid == 0) sf_sbx_exec_child(&x);
     int err = errno;
     sf_sbx_close_fds(fds, nfds);
