@@ -6,7 +6,11 @@
  *   bwrap  bubblewrap --unshare-all, the input passed with --file
  *   bare   fork+exec of cat on a host file (no isolation; the floor)
  * Prints median and min-max per way, and for "local" the median of each
- * phase (create / write / run / read / destroy).
+ * phase (create / write / run / read / destroy). Then runs the local tasks
+ * alone once more to report their CPU time (worker threads, including the
+ * provider's helper, plus every sandbox process; not the kernel's own
+ * workqueues, which tear network namespaces down), i.e. the cost a busy
+ * host pays per task, as opposed to the latency of one.
  * Usage: sandbox_cost [iterations=200] */
 #include "sandbox.h"
 #include "util.h"
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +46,43 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_d);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double cpu_us(void)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    return (self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
+            kids.ru_stime.tv_sec) * 1e6 + self.ru_utime.tv_usec + self.ru_stime.tv_usec +
+           kids.ru_utime.tv_usec + kids.ru_stime.tv_usec;
+}
+
+/* One local task; returns 0 or prints why it failed. */
+static int local_task(struct sf_sandbox_provider *prov, double t[6])
+{
+    struct sf_sandbox *sb = NULL;
+    struct sf_run_result r;
+    struct sf_run_spec spec = { .cmd = "cat /tmp/input.json", .timeout_s = 10 };
+    char err[SF_ERRSTR_LEN];
+    t[0] = now_us();
+    if (sf_sandbox_create(prov, &(struct sf_sandbox_opts){ 0 }, &sb, err, sizeof(err))) {
+        fprintf(stderr, "create: %s\n", err);
+        return -1;
+    }
+    t[1] = now_us();
+    if (sf_sandbox_write_file(sb, "/tmp/input.json", input, strlen(input), 0)) return -1;
+    t[2] = now_us();
+    if (sf_sandbox_run(sb, &spec, &r) || r.status != SF_RUN_EXITED || strcmp(r.out, input)) {
+        fprintf(stderr, "run failed: %s %s\n", sb->errstr, r.error);
+        return -1;
+    }
+    t[3] = now_us();
+    sf_run_result_clear(&r);
+    t[4] = now_us();
+    sf_sandbox_destroy(sb);
+    t[5] = now_us();
+    return 0;
 }
 
 static void report(const char *name, double *v, int n)
@@ -101,37 +143,14 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < iters; i++) {
         /* Interleaved, so drift in machine load hits all three alike. */
-        struct sf_sandbox *sb = NULL;
-        struct sf_run_result r;
-        struct sf_run_spec spec = { .cmd = "cat /tmp/input.json", .timeout_s = 10 };
-        char *out = NULL;
-        size_t outlen = 0;
-        double t0 = now_us();
-        if (sf_sandbox_create(prov, &(struct sf_sandbox_opts){ 0 }, &sb, err, sizeof(err))) {
-            fprintf(stderr, "create: %s\n", err);
-            return 1;
-        }
-        double t1 = now_us();
-        if (sf_sandbox_write_file(sb, "/tmp/input.json", input, strlen(input), 0)) return 1;
-        double t2 = now_us();
-        if (sf_sandbox_run(sb, &spec, &r) || r.status != SF_RUN_EXITED || strcmp(r.out, input)) {
-            fprintf(stderr, "run failed: %s %s\n", sb->errstr, r.error);
-            return 1;
-        }
-        double t3 = now_us();
-        out = r.out;
-        outlen = r.out_len;
-        (void)out; (void)outlen;
-        sf_run_result_clear(&r);
-        double t4 = now_us();
-        sf_sandbox_destroy(sb);
-        double t5 = now_us();
-        local[i] = t5 - t0;
-        ph[0][i] = t1 - t0; ph[1][i] = t2 - t1; ph[2][i] = t3 - t2; ph[3][i] = t4 - t3; ph[4][i] = t5 - t4;
+        double t[6];
+        if (local_task(prov, t)) return 1;
+        local[i] = t[5] - t[0];
+        for (int k = 0; k < 5; k++) ph[k][i] = t[k + 1] - t[k];
 
         char buf[4096];
         lseek(mfd, 0, SEEK_SET);
-        t0 = now_us();
+        double t0 = now_us();
         ssize_t n = spawn_collect(bwrap_argv, buf, sizeof(buf));
         bw[i] = now_us() - t0;
         if (n != (ssize_t)strlen(input)) { fprintf(stderr, "bwrap failed\n"); return 1; }
@@ -149,6 +168,13 @@ int main(int argc, char **argv)
     printf("local phases (median ms):");
     for (int k = 0; k < 5; k++) printf(" %s %.3f", names[k], median(ph[k], iters) / 1000);
     printf("\nratio local/bwrap (medians): %.2f\n", median(local, iters) / median(bw, iters));
+    double c0 = cpu_us(), w0 = now_us();
+    for (int i = 0; i < iters; i++) {
+        double t[6];
+        if (local_task(prov, t)) return 1;
+    }
+    printf("local alone: %.3f ms wall, %.3f ms CPU per task (mean of %d)\n",
+           (now_us() - w0) / iters / 1000, (cpu_us() - c0) / iters / 1000, iters);
     sf_sandbox_provider_free(prov);
     return 0;
 }
