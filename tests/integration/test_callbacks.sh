@@ -63,6 +63,21 @@ assert h["sandfleet-attempt"] == "1" and h["sandfleet-kind"] == "task", h
 assert h["content-type"] == "application/json" and h["x-custom"] == "abc", h
 assert h["sandfleet-signature"].startswith("v1=") and h["sandfleet-timestamp"].isdigit()
 PY
+# The verifier shown in docs/protocol.md §8, as written: accepts the real
+# delivery, rejects a tampered body, a wrong secret and a stale timestamp.
+sed -n '/<!-- example:callback-verify -->/,/<!-- \/example -->/p' "$SF_SRC/docs/protocol.md" | sed '/^```\|^<!--/d' >"$T/verify.py"
+grep -q 'compare_digest' "$T/verify.py" || fail "the verify example in docs/protocol.md moved"
+python3 - "$T/verify.py" "$T/received.jsonl" <<'PY' || fail "the documented verifier does not work"
+import json, os, sys
+exec(open(sys.argv[1]).read())
+r = [json.loads(l) for l in open(sys.argv[2]) if '"/ok/t-ok"' in l][0]
+secret, body = os.environ["SANDFLEET_SECRET_HOOK"].encode(), r["body"].encode()
+assert verify(secret, r["headers"], body)
+assert not verify(secret, r["headers"], body.replace(b'"ok"', b'"OK"'))
+assert not verify(b"wrong", r["headers"], body)
+old = dict(r["headers"], **{"Sandfleet-Timestamp": str(int(r["headers"]["Sandfleet-Timestamp"]) - 301)})
+assert not verify(secret, old, body)
+PY
 [ "$(rq "json.loads([r for r in R if r['path']=='/ok/t-fail'][0]['body'])['status']")" = error ] || fail "failure result not posted"
 [ "$(rq "json.loads([r for r in R if r['path']=='/ok/t-slow'][0]['body'])['status']")" = timeout ] || fail "timeout result not posted"
 rcli XRANGE sf:default:dead - + | grep -q 'error after 1 attempt: exit code 3' || fail "failed task not dead-lettered"
