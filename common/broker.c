@@ -3,6 +3,7 @@
  * "input"/"output" values move to blobs, the message carries "<field>_ref").
  * Backends only move bytes; everything about the message format is here. */
 #include "broker.h"
+#include "callback.h"
 #include "util.h"
 
 #include <errno.h>
@@ -167,7 +168,7 @@ int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struc
                             const char *dead_reason, char *err, size_t errlen)
 {
     json_t *j = sf_result_to_json(r);
-    char *s = NULL;
+    char *s = NULL, *cb_id = NULL, *cb_rec = NULL;
     int rc = sf_broker_claim_check(b, j, "output", err, errlen);
     if (rc < 0) goto out;
     s = json_dumps(j, JSON_COMPACT);
@@ -176,8 +177,23 @@ int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struc
         .result = s, .result_len = strlen(s),
         .dead_raw = dead_reason ? raw : NULL, .dead_len = raw_len, .dead_reason = dead_reason,
     };
+    /* The callback is queued in the step that stores the result, so a crash
+     * cannot store one without the other (docs/protocol.md §8). */
+    if (t->callback && sf_broker_has_callbacks(b)) {
+        cb_id = sf_callback_task_id(t->id, r->attempt);
+        cb_rec = sf_callback_record_new(t->callback, cb_id, "task", t->run_id, t->id, s, strlen(s),
+                                        sf_wall_ms());
+        c.callback_id = cb_id;
+        c.callback = cb_rec;
+        c.callback_len = strlen(cb_rec);
+    } else if (t->callback) {
+        SF_LOG(b->cfg.log, SF_LOG_WARN, t->run_id, t->id,
+               "callback not queued: the %s backend does not support callbacks yet", b->ops->scheme);
+    }
     rc = b->ops->complete(b, handle, &c, err, errlen);
 out:
+    free(cb_id);
+    free(cb_rec);
     free(s);
     json_decref(j);
     return rc;

@@ -87,6 +87,27 @@ struct sf_completion {
     const char *dead_raw;       /* non-NULL: also dead-letter these raw bytes... */
     size_t dead_len;
     const char *dead_reason;    /* ...with this reason (the final attempt failed) */
+    /* Non-NULL: enqueue this callback delivery record (callback.h) under
+     * callback_id in the same atomic step, only when the result is new. */
+    const char *callback_id;
+    const char *callback;
+    size_t callback_len;
+};
+
+/* A callback delivery taken by cb_claim: the record text and the fence
+ * token that cb_settle must show (a delivery whose lease ran out and was
+ * claimed again cannot be settled by its first claimer). */
+struct sf_callback_claim {
+    char *id, *record;          /* owned */
+    size_t len;
+    char token[40];
+};
+
+enum sf_callback_settle {
+    SF_CALLBACK_SETTLE_DONE = 0,    /* delivered: forget it */
+    SF_CALLBACK_SETTLE_RETRY,       /* store the updated record, due after delay_ms */
+    SF_CALLBACK_SETTLE_DEAD,        /* move the updated record to the dead list */
+    SF_CALLBACK_SETTLE_RELEASE,     /* give the lease back: due now (clean shutdown) */
 };
 
 struct sf_queue_stats {
@@ -162,6 +183,30 @@ struct sf_broker_ops {
     /* -ENOENT when the reference expired or never existed. */
     int (*blob_get)(struct sf_broker *b, const char *ref, char **data, size_t *len,
                     char *err, size_t errlen);
+    /* --- callbacks (docs/protocol.md §8; broker_callback.c wraps these and
+     * answers -ENOTSUP for a backend that leaves them NULL) -------------- */
+    /* Queue a delivery record, due now. once_key non-NULL: only if that
+     * marker was not set before (a resumed run queues its callback once).
+     * 0 queued, 1 already queued once. */
+    int (*cb_enqueue)(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                      const char *once_key, char *err, size_t errlen);
+    /* Take up to max due deliveries, leased for lease_ms (then due again). */
+    int (*cb_claim)(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
+                    size_t max, size_t *n, char *err, size_t errlen);
+    /* Settle a claimed delivery (rec: the updated record for RETRY/DEAD).
+     * 0 done, 1 the claim was no longer ours (nothing changed). */
+    int (*cb_settle)(struct sf_broker *b, const char *id, const char *token,
+                     enum sf_callback_settle how, const char *rec, size_t len, int64_t delay_ms,
+                     char *err, size_t errlen);
+    /* [{"id","due_in_ms" (pending only),"record"}...], at most max (0 = all). */
+    int (*cb_list)(struct sf_broker *b, bool dead, size_t max, json_t **out, char *err,
+                   size_t errlen);
+    /* Move dead delivery id back to pending as rec, due now. 1 moved, 0 not there. */
+    int (*cb_requeue)(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                      char *err, size_t errlen);
+    /* Remove deliveries (n == 0: all) from the dead or pending list; returns how many. */
+    int (*cb_purge)(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
+                    char *err, size_t errlen);
     void (*free)(struct sf_broker *b);
 };
 
@@ -220,5 +265,24 @@ int sf_broker_claim_check(struct sf_broker *b, json_t *obj, const char *field,
 /* The reverse: when "<field>_ref" is present, load the blob into 'field'. */
 int sf_broker_claim_resolve(struct sf_broker *b, json_t *obj, const char *field,
                             char *err, size_t errlen);
+
+/* --- callbacks over the optional ops (broker_callback.c) --------------------
+ * -ENOTSUP with "callbacks are not supported by the <scheme> backend yet"
+ * when the backend lacks the op. Thread-safe like the ops. */
+int sf_broker_callback_enqueue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                               const char *once_key, char *err, size_t errlen);
+int sf_broker_callback_claim(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
+                             size_t max, size_t *n, char *err, size_t errlen);
+void sf_callback_claim_clear(struct sf_callback_claim *c);
+int sf_broker_callback_settle(struct sf_broker *b, const char *id, const char *token,
+                              enum sf_callback_settle how, const char *rec, size_t len,
+                              int64_t delay_ms, char *err, size_t errlen);
+int sf_broker_callback_list(struct sf_broker *b, bool dead, size_t max, json_t **out,
+                            char *err, size_t errlen);
+int sf_broker_callback_requeue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                               char *err, size_t errlen);
+int sf_broker_callback_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
+                             char *err, size_t errlen);
+bool sf_broker_has_callbacks(const struct sf_broker *b);
 
 #endif

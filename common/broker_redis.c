@@ -245,18 +245,25 @@ static int r_complete(struct sf_broker *b, const char *handle, const struct sf_c
     struct redis_broker *rb = RB(b);
     char *k_res = sf_xasprintf("sf:run:%s:results", c->run_id);
     char *k_done = sf_xasprintf("sf:run:%s:done", c->run_id);
+    char *k_cb = sf_xasprintf("sf:%s:callbacks", b->cfg.queue);
+    char *k_cbdue = sf_xasprintf("sf:%s:callbacks:due", b->cfg.queue);
     redisReply *r;
     const char *ka[] = { rb->k_tasks, k_res, k_done, rb->k_dead, c->reply_to ? c->reply_to : k_res,
+                         k_cb, k_cbdue,
                          handle ? handle : "", c->task_id, c->result, rb->ttl_str,
                          c->reply_to ? "1" : "0", c->dead_raw ? c->dead_raw : "",
-                         c->dead_reason ? c->dead_reason : "" };
+                         c->dead_reason ? c->dead_reason : "",
+                         c->callback ? c->callback_id : "", c->callback ? c->callback : "" };
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
-    lens[7] = c->result_len;
-    if (c->dead_raw) lens[10] = c->dead_len;
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_complete, 5, 7, ka, lens);
+    lens[9] = c->result_len;
+    if (c->dead_raw) lens[12] = c->dead_len;
+    if (c->callback) lens[15] = c->callback_len;
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 9, ka, lens);
     free(k_res);
     free(k_done);
+    free(k_cb);
+    free(k_cbdue);
     if (rc < 0) return rc;
     return int_reply(r) == 1 ? 0 : 1;
 }
@@ -480,6 +487,8 @@ static void r_free(struct sf_broker *b)
     free(rb);
 }
 
+struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b) { return RB(b)->pool; }
+
 static const struct sf_broker_ops redis_ops = {
     .scheme = "redis",
     .check = r_check,
@@ -497,6 +506,12 @@ static const struct sf_broker_ops redis_ops = {
     .stats = r_stats,
     .blob_put = r_blob_put,
     .blob_get = r_blob_get,
+    .cb_enqueue = sf_redis_cb_enqueue,
+    .cb_claim = sf_redis_cb_claim,
+    .cb_settle = sf_redis_cb_settle,
+    .cb_list = sf_redis_cb_list,
+    .cb_requeue = sf_redis_cb_requeue,
+    .cb_purge = sf_redis_cb_purge,
     .free = r_free,
 };
 

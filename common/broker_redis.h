@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
+#include "broker.h"
 #include "log.h"
 
 struct sf_redis_url {
@@ -41,6 +42,24 @@ void sf_redis_pool_free(struct sf_redis_pool *p);
  * -ECONNREFUSED / -ECONNRESET / -ETIMEDOUT. The message goes to err. */
 int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                  int argc, const char **argv, const size_t *lens);
+
+/* The broker's connection pool (broker_redis.c), for the ops in other files. */
+struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b);
+
+/* broker_redis_cb.c: the callback ops of broker.h (same contracts). */
+int sf_redis_cb_enqueue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                        const char *once_key, char *err, size_t errlen);
+int sf_redis_cb_claim(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
+                      size_t max, size_t *n, char *err, size_t errlen);
+int sf_redis_cb_settle(struct sf_broker *b, const char *id, const char *token,
+                       enum sf_callback_settle how, const char *rec, size_t len, int64_t delay_ms,
+                       char *err, size_t errlen);
+int sf_redis_cb_list(struct sf_broker *b, bool dead, size_t max, json_t **out, char *err,
+                     size_t errlen);
+int sf_redis_cb_requeue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                        char *err, size_t errlen);
+int sf_redis_cb_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
+                      char *err, size_t errlen);
 
 /* Lua sources (broker_redis_lua.c); see there for KEYS/ARGV. */
 extern const char sf_redis_lua_publish[];

@@ -15,9 +15,11 @@ const char sf_redis_lua_publish[] =
     "redis.call('XADD', KEYS[2], '*', 'task', ARGV[2])\n"
     "return 1\n";
 
-/* KEYS: tasks, run results stream, run done hash, dead stream, reply_to.
+/* KEYS: tasks, run results stream, run done hash, dead stream, reply_to,
+ * callbacks hash, callbacks due zset.
  * ARGV: entry id ('' = none), task id, result json, ttl s, has reply_to
- * '0'/'1', raw task to dead-letter, dead reason ('' = none).
+ * '0'/'1', raw task to dead-letter, dead reason ('' = none), callback id
+ * ('' = none), callback record (due now: workers deliver it).
  * The done hash keeps one result per task id: a second completion of the
  * same task (a reclaimed duplicate) only acks. Returns 1 stored, 0 dup. */
 const char sf_redis_lua_complete[] =
@@ -29,6 +31,11 @@ const char sf_redis_lua_complete[] =
     "  if ARGV[5] == '1' then redis.call('XADD', KEYS[5], '*', 'result', ARGV[3]) end\n"
     "  if ARGV[7] ~= '' then\n"
     "    redis.call('XADD', KEYS[4], '*', 'task', ARGV[6], 'reason', ARGV[7])\n"
+    "  end\n"
+    "  if ARGV[8] ~= nil and ARGV[8] ~= '' then\n"
+    "    local t = redis.call('TIME')\n"
+    "    redis.call('HSET', KEYS[6], ARGV[8], ARGV[9])\n"
+    "    redis.call('ZADD', KEYS[7], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[8])\n"
     "  end\n"
     "end\n"
     "if ARGV[1] ~= '' then\n"

@@ -30,6 +30,8 @@ struct coord_cfg {
     long max_inflight;    /* broker mode: tasks published and not yet finished */
     struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     int progress;         /* force the progress bar even without a tty */
+    char *callback_url, *callback_secret_ref;   /* a run's callback (callbacks.h) */
+    struct sf_strlist callback_headers;         /* --callback-header NAME:VALUE */
     int help, version;
 };
 

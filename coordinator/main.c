@@ -2,6 +2,7 @@
  * through a broker. Exit codes: 0 the workflow succeeded, 1 it failed,
  * 2 bad input or usage (nothing ran), 3 the run itself broke (e.g. the
  * sandbox backend or broker is unusable). Only main() exits. */
+#include "callbacks.h"
 #include "coord.h"
 #include "run_broker.h"
 #include "util.h"
@@ -43,6 +44,12 @@ static const struct sf_opt run_opts[] = {
       "first retry delay; doubles per attempt, jittered", 1, 3600000 },
     { "max-inflight", "SANDFLEET_MAX_INFLIGHT", SF_OPT_INT, O(max_inflight), "1000", "N",
       "broker mode: tasks published and not yet finished", 1, 1000000 },
+    { "callback-url", NULL, SF_OPT_STR, O(callback_url), NULL, "URL",
+      "broker mode: POST the run's result document here when it ends (delivered by the workers)", 0, 0 },
+    { "callback-secret-ref", NULL, SF_OPT_STR, O(callback_secret_ref), NULL, "NAME",
+      "sign run callbacks with the workers' SANDFLEET_SECRET_<NAME>", 0, 0 },
+    { "callback-header", NULL, SF_OPT_LIST, O(callback_headers), NULL, "NAME:VALUE",
+      "extra header on the run's callback (repeatable)", 0, 0 },
     { "progress", NULL, SF_OPT_BOOL, O(progress), "0", NULL, "draw the progress bar even when stderr is not a terminal", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
@@ -53,6 +60,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "usage: sandfleet-coordinator run WORKFLOW.json [options]\n"
+        "       sandfleet-coordinator callbacks list|retry|purge --broker URL [--dead] [--id ID... | --all]\n"
         "\n"
         "Runs a workflow of agents, each in its own sandbox. Without --broker the\n"
         "coordinator runs every sandbox itself; with --broker it publishes tasks\n"
@@ -108,6 +116,7 @@ static int cmd_run(int argc, char **argv)
     json_t *input = NULL, *doc = NULL;
     char **pos = NULL, err[1024], run_id[128];
     int npos = 0, code = EXIT_USAGE;
+    struct sf_callback *cb = NULL;
 
     sf_log_init(&lg, "coordinator");
     if (sf_opts_parse(run_opts, &cfg, argc, argv, 2, &pos, &npos, err, sizeof(err)) < 0) {
@@ -125,6 +134,11 @@ static int cmd_run(int argc, char **argv)
     }
     if (cfg.run_id && !valid_run_id(cfg.run_id)) {
         fprintf(stderr, "sandfleet-coordinator: --run-id must be letters, digits, '_', '-', '.'\n");
+        goto out;
+    }
+    if (coord_callback_from_flags(cfg.callback_url, cfg.callback_secret_ref, &cfg.callback_headers,
+                                  cfg.broker, &cb, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sandfleet-coordinator: %s\n", err);
         goto out;
     }
     if (sf_workflow_load(pos[0], &wf, &errs) < 0) {
@@ -165,8 +179,13 @@ static int cmd_run(int argc, char **argv)
     code = !strcmp(json_string_value(json_object_get(doc, "status")), "succeeded") ? 0 : EXIT_FAILED;
     if (cfg.broker && coord_exec_broker_finish(ex, code ? "failed" : "succeeded", err, sizeof(err)) < 0)
         SF_LOGW(&lg, "run %s: recording the final status: %s", run_id, err);
+    if (cb && coord_callback_queue_run_url(cfg.broker, cfg.queue, &lg, cb, run_id, doc, err, sizeof(err)) < 0) {
+        SF_LOGE(&lg, "run %s: queueing the run's callback: %s", run_id, err);
+        code = EXIT_BROKEN;
+    }
 out:
     if (ex) ex->free(ex);
+    sf_callback_free(cb);
     json_decref(doc);
     json_decref(input);
     sf_workflow_free(wf);
@@ -188,6 +207,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
+    if (!strcmp(argv[1], "callbacks")) return coord_cmd_callbacks(argc, argv);
     fprintf(stderr, "sandfleet-coordinator: unknown command '%s' (try --help)\n", argv[1]);
     return EXIT_USAGE;
 }

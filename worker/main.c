@@ -52,6 +52,19 @@ static const struct sf_opt worker_opts[] = {
       "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
       "template of E2B sandboxes for --sandbox e2b", 0, 0 },
+    { "callback-allow", "SANDFLEET_CALLBACK_ALLOW", SF_OPT_STR, O(callback_allow), NULL, "HOST[,HOST...]",
+      "callback destinations allowed (listed hosts at any address; '*' adds public hosts); "
+      "default: public addresses only", 0, 0 },
+    { "callback-concurrency", "SANDFLEET_CALLBACK_CONCURRENCY", SF_OPT_INT, O(callback_concurrency), "16", "N",
+      "callback deliveries at once (0: this worker delivers none)", 0, 1024 },
+    { "callback-timeout-ms", "SANDFLEET_CALLBACK_TIMEOUT_MS", SF_OPT_INT, O(callback_timeout_ms), "10000", "MS",
+      "per-request timeout of a callback delivery", 100, 600000 },
+    { "callback-max-attempts", "SANDFLEET_CALLBACK_MAX_ATTEMPTS", SF_OPT_INT, O(callback_attempts), "10", "N",
+      "attempts before a callback is dead-lettered", 1, 100 },
+    { "callback-retry-base-ms", "SANDFLEET_CALLBACK_RETRY_BASE_MS", SF_OPT_INT, O(callback_base_ms), "10000", "MS",
+      "first callback retry delay; x3 per attempt, jittered to 80-100 %", 1, 86400000 },
+    { "callback-max-body", "SANDFLEET_CALLBACK_MAX_BODY", SF_OPT_INT, O(callback_max_body), "1048576", "BYTES",
+      "largest document POSTed; larger ones are dead-lettered", 1024, 1L << 30 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0 },
@@ -208,6 +221,11 @@ int main(int argc, char **argv)
         code = EXIT_BROKEN;
         goto out;
     }
+    if (worker_callbacks_start(&w, err, sizeof(err)) < 0) {
+        SF_LOGE(&lg, "%s", err);
+        code = EXIT_USAGE;
+        goto out;
+    }
     code = worker_loop(&w, sfd);
     if (code != 0) {
         /* Stopping hard: pool threads may be inside a sandbox run; do not
@@ -219,6 +237,7 @@ out:
     sf_e2b_server_stop(e2b);
     sf_pool_free(w.pool, NULL);
     sf_sandbox_provider_free(w.prov);
+    worker_callbacks_stop(&w);
     sf_broker_free(w.b);
     free(w.inflight);
     if (sfd >= 0) close(sfd);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "callback_dispatch.h"
 #include "config.h"
 #include "exec.h"
 #include "log.h"
@@ -28,6 +29,9 @@ struct worker_cfg {
     struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
+    char *callback_allow;   /* --callback-allow HOST[,HOST...] (callbacks.c) */
+    long callback_timeout_ms, callback_concurrency, callback_attempts, callback_base_ms,
+         callback_max_body;
     int help, version;
 };
 
@@ -65,6 +69,8 @@ struct worker {
     atomic_int hard_stop;     /* pool threads stop retrying broker calls */
     atomic_llong done, failed;
     int64_t started_ms;
+    struct sf_callback_dispatch *cbd;   /* callbacks.c: delivering callbacks; NULL when off */
+    struct sf_callback_allow cb_allow;
 };
 
 /* slots.c: the pool's work function (job = struct wjob *, ctx = struct worker *). */
@@ -76,5 +82,12 @@ int64_t worker_backoff_ms(int64_t base_ms, int attempt);
 /* loop.c: run until drained or stopped. sfd: signalfd for SIGTERM/SIGINT.
  * Returns 0 after a clean drain, 1 when tasks were left to their leases. */
 int worker_loop(struct worker *w, int sfd);
+
+/* callbacks.c: start delivering the queue's pending callbacks on their own
+ * thread (not when --callback-concurrency is 0 or the backend has no
+ * callbacks yet); 0 or -errno with the reason. stop gives unfinished
+ * deliveries back to the queue; both from main only. */
+int worker_callbacks_start(struct worker *w, char *err, size_t errlen);
+void worker_callbacks_stop(struct worker *w);
 
 #endif
