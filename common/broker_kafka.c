@@ -372,7 +372,13 @@ int sf_kafka_scan(struct kafka_broker *kb, const char *topic, int32_t part, int6
     rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_t *rk = sf_kafka_client(kb, KAFKA_READER, NULL, err, errlen);
     if (!rk) return -EINVAL;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, 10000);
+    rd_kafka_resp_err_t e;
+    /* A leader moving (or just elected) answers "not leader" for a moment. */
+    while ((e = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, 10000)) &&
+           sf_kafka_errno(e) == -EAGAIN && sf_now_ms() < deadline) {
+        struct timespec ts = { 0, 100 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
     if (e) {
         sf_errf(err, errlen, "watermarks of %s[%d]: %s", topic, part, rd_kafka_err2str(e));
         rc = sf_kafka_errno(e);
@@ -418,6 +424,20 @@ static int topic_partitions(const rd_kafka_metadata_t *md, const char *name)
     for (int i = 0; i < md->topic_cnt; i++)
         if (!strcmp(md->topics[i].topic, name) && !md->topics[i].err) return md->topics[i].partition_cnt;
     return 0;
+}
+
+/* A new topic is listed before its partitions have leaders; reads and
+ * writes before that fail with "not leader". */
+static bool topic_ready(const rd_kafka_metadata_t *md, const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, name) || md->topics[i].err || !md->topics[i].partition_cnt)
+            continue;
+        for (int p = 0; p < md->topics[i].partition_cnt; p++)
+            if (md->topics[i].partitions[p].err || md->topics[i].partitions[p].leader < 0) return false;
+        return true;
+    }
+    return false;
 }
 
 static int create_topics(struct kafka_broker *kb, const struct topic_spec *ts, size_t n,
@@ -505,15 +525,18 @@ int sf_kafka_ensure_topics(struct kafka_broker *kb, char *err, size_t errlen)
             sf_errf(err, errlen, "kafka %s: %s", kb->base.url_redacted, rd_kafka_err2str(e));
             return sf_kafka_errno(e);
         }
-        size_t have = 0;
-        for (size_t i = 0; i < n; i++) have += topic_partitions(md, ts[i].name) > 0;
-        if (have == n) break;
-        if (!created) {
+        size_t have = 0, ready = 0;
+        for (size_t i = 0; i < n; i++) {
+            have += topic_partitions(md, ts[i].name) > 0;
+            ready += topic_ready(md, ts[i].name);
+        }
+        if (ready == n) break;
+        if (!created && have < n) {
             rc = create_topics(kb, ts, n, md, err, errlen);
             created = true;
             if (rc < 0) goto fail;
         } else if (sf_now_ms() > deadline) {
-            sf_errf(err, errlen, "topics created but not visible in the metadata after 15 s");
+            sf_errf(err, errlen, "topics created but without partition leaders after 15 s");
             rc = -EAGAIN;
             goto fail;
         }
