@@ -66,6 +66,11 @@ struct sf_broker_cfg {
      * the backend's own (docs/kafka.md). Borrowed; the backend copies them. */
     char *const *kafka_config;
     size_t n_kafka_config;
+    /* Optional: called (from any thread) each time the backend gets a
+     * connection back after losing it, where it logs "reconnected"; the
+     * daemons count these for sandfleet_broker_reconnects_total. */
+    void (*on_reconnect)(void *arg);
+    void *on_reconnect_arg;
 };
 
 struct sf_delivery {
@@ -183,6 +188,36 @@ struct sf_broker_ops {
     /* -ENOENT when the reference expired or never existed. */
     int (*blob_get)(struct sf_broker *b, const char *ref, char **data, size_t *len,
                     char *err, size_t errlen);
+    /* --- operations: status and dead letters (broker_admin.c wraps these;
+     * a backend may leave them NULL, the wrappers then say it is not
+     * supported). JSON shapes are documented at the wrappers. ------------ */
+    int (*workers)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+    int (*runs)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+    int (*dead_list)(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
+    /* Move dead letter 'id' back to the task queue as 'task' (already
+     * rewritten by the caller) and forget the run's completion marker for
+     * task_id (may be NULL), atomically. 1 moved, 0 no such dead letter. */
+    int (*dead_requeue)(struct sf_broker *b, const char *id, const char *task, size_t len,
+                        const char *run_id, const char *task_id, char *err, size_t errlen);
+    /* Remove these dead letters (n == 0: all). Returns how many went. */
+    int (*dead_purge)(struct sf_broker *b, const char *const *ids, size_t n, char *err,
+                      size_t errlen);
+    /* --- serve: submissions and run documents ----------------------------- */
+    /* Up to 'max' workflow submissions for this consumer ('workflow' field
+     * in d->data; handle = entry id). pending = true re-reads the
+     * submissions this consumer took before and did not ack (a restarted
+     * serve resumes them). Blocks up to block_ms when none. */
+    int (*sub_fetch)(struct sf_broker *b, const char *consumer, bool pending,
+                     struct sf_delivery *out, size_t max, int block_ms, size_t *n,
+                     char *err, size_t errlen);
+    int (*sub_ack)(struct sf_broker *b, const char *handle, char *err, size_t errlen);
+    /* Store a finished run's document (TTL as results) and, when reply_to is
+     * not NULL, append it there (fields run_id, doc). */
+    int (*run_doc_put)(struct sf_broker *b, const char *run_id, const char *doc, size_t len,
+                       const char *reply_to, char *err, size_t errlen);
+    /* *doc NULL when there is none (yet). */
+    int (*run_doc_get)(struct sf_broker *b, const char *run_id, char **doc, char *err,
+                       size_t errlen);
     /* --- callbacks (docs/protocol.md §8; broker_callback.c wraps these and
      * answers -ENOTSUP for a backend that leaves them NULL) -------------- */
     /* Queue a delivery record, due now. once_key non-NULL: only if that
@@ -265,6 +300,31 @@ int sf_broker_claim_check(struct sf_broker *b, json_t *obj, const char *field,
 /* The reverse: when "<field>_ref" is present, load the blob into 'field'. */
 int sf_broker_claim_resolve(struct sf_broker *b, json_t *obj, const char *field,
                             char *err, size_t errlen);
+
+/* --- operations over the optional ops (broker_admin.c) ---------------------
+ * Each returns -ENOTSUP with "... not supported by the <scheme> backend yet"
+ * when the backend lacks the op. Results are new JSON references. */
+
+/* [{"id","host","pid","sandbox","concurrency","busy","started_ms","done",
+ *   "failed","heartbeat_age_ms"}, ...] by id. */
+int sf_broker_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+/* [{"run_id","workflow","status","started_at","updated_at"}, ...], newest
+ * update first (at most 200). */
+int sf_broker_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+/* Newest first, at most max (0 = all): [{"id","time_ms","reason","task_id"
+ * (null when the message is not a task),"task" (raw text)}, ...]. */
+int sf_broker_dead_list(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
+/* Replay dead letters (ids, or every one when n == 0): each raw task goes
+ * back to the queue with "attempt": 1 (byte for byte when it is not a JSON
+ * object) and leaves the dead stream in the same atomic step. *moved counts
+ * them; ids that are not there are reported in err and give -ENOENT after
+ * the others were moved. */
+int sf_broker_dead_retry(struct sf_broker *b, const char *const *ids, size_t n, size_t *moved,
+                         char *err, size_t errlen);
+int sf_broker_dead_purge(struct sf_broker *b, const char *const *ids, size_t n, size_t *removed,
+                         char *err, size_t errlen);
+/* True when the backend has the serve ops (sub_fetch ... run_doc_get). */
+bool sf_broker_can_serve(const struct sf_broker *b);
 
 /* --- callbacks over the optional ops (broker_callback.c) --------------------
  * -ENOTSUP with "callbacks are not supported by the <scheme> backend yet"

@@ -23,16 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct redis_broker {
-    struct sf_broker base;
-    struct sf_redis_pool *pool;
-    char *k_tasks, *k_dead, *k_delayed, *k_workers, *k_winfo;
-    int64_t lease_ms, ttl_s;
-    char ttl_str[24];
-    /* fetch thread only */
-    int64_t next_reclaim_ms;
-    char reclaim_cursor[64];
-};
 
 /* A task delivered this many times without finishing has taken its worker
  * down with it each time (a poison task: it OOMs the host, kills its parent,
@@ -40,7 +30,6 @@ struct redis_broker {
  * next worker forever — Sidekiq's and Celery's failure mode. */
 #define SF_REDIS_MAX_DELIVERIES 3
 
-#define RB(b) ((struct redis_broker *)(b))
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *consumer(const struct redis_broker *rb)
@@ -506,6 +495,15 @@ static const struct sf_broker_ops redis_ops = {
     .stats = r_stats,
     .blob_put = r_blob_put,
     .blob_get = r_blob_get,
+    .workers = sf_redis_admin_workers,
+    .runs = sf_redis_admin_runs,
+    .dead_list = sf_redis_admin_dead_list,
+    .dead_requeue = sf_redis_admin_dead_requeue,
+    .dead_purge = sf_redis_admin_dead_purge,
+    .sub_fetch = sf_redis_serve_sub_fetch,
+    .sub_ack = sf_redis_serve_sub_ack,
+    .run_doc_put = sf_redis_serve_doc_put,
+    .run_doc_get = sf_redis_serve_doc_get,
     .cb_enqueue = sf_redis_cb_enqueue,
     .cb_claim = sf_redis_cb_claim,
     .cb_settle = sf_redis_cb_settle,
@@ -536,6 +534,7 @@ struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cf
     rb->k_workers = sf_xasprintf("sf:%s:workers", q);
     rb->k_winfo = sf_xasprintf("sf:%s:workers:info", q);
     rb->pool = sf_redis_pool_new(&u, cfg->connect_timeout_ms, cfg->log);
+    if (cfg->on_reconnect) sf_redis_pool_set_reconnect_hook(rb->pool, cfg->on_reconnect, cfg->on_reconnect_arg);
     sf_redis_url_clear(&u);
     return &rb->base;
 }

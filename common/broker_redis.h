@@ -4,6 +4,8 @@
  *                        connections, command helpers with error mapping
  *   broker_redis_lua.c   the Lua scripts that make each transition atomic
  *   broker_redis.c       the sf_broker_ops over those two
+ *   broker_redis_admin.c the operations ops: workers, runs, dead letters,
+ *                        and serve's submissions and run documents
  */
 #ifndef SF_BROKER_REDIS_H
 #define SF_BROKER_REDIS_H
@@ -34,6 +36,9 @@ struct sf_redis_pool;
 struct sf_redis_pool *sf_redis_pool_new(const struct sf_redis_url *u, int connect_timeout_ms,
                                         const struct sf_log *lg);
 void sf_redis_pool_free(struct sf_redis_pool *p);
+/* Call fn(arg) whenever a connection succeeds after a failure (the moment
+ * "reconnected" is logged). Set before the pool is shared between threads. */
+void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *arg), void *arg);
 
 /* Run one command (binary-safe argv). On success *out is the reply (caller
  * frees with freeReplyObject) and 0 is returned. An error reply is mapped:
@@ -42,6 +47,35 @@ void sf_redis_pool_free(struct sf_redis_pool *p);
  * -ECONNREFUSED / -ECONNRESET / -ETIMEDOUT. The message goes to err. */
 int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                  int argc, const char **argv, const size_t *lens);
+
+struct redis_broker {
+    struct sf_broker base;
+    struct sf_redis_pool *pool;
+    char *k_tasks, *k_dead, *k_delayed, *k_workers, *k_winfo;
+    int64_t lease_ms, ttl_s;
+    char ttl_str[24];
+    /* fetch thread only */
+    int64_t next_reclaim_ms;
+    char reclaim_cursor[64];
+};
+#define RB(b) ((struct redis_broker *)(b))
+
+/* broker_redis_admin.c: the optional ops of broker.h (same contracts). */
+int sf_redis_admin_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+int sf_redis_admin_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+int sf_redis_admin_dead_list(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
+int sf_redis_admin_dead_requeue(struct sf_broker *b, const char *id, const char *task, size_t len,
+                                const char *run_id, const char *task_id, char *err, size_t errlen);
+int sf_redis_admin_dead_purge(struct sf_broker *b, const char *const *ids, size_t n, char *err,
+                              size_t errlen);
+int sf_redis_serve_sub_fetch(struct sf_broker *b, const char *consumer, bool pending,
+                             struct sf_delivery *out, size_t max, int block_ms, size_t *n,
+                             char *err, size_t errlen);
+int sf_redis_serve_sub_ack(struct sf_broker *b, const char *handle, char *err, size_t errlen);
+int sf_redis_serve_doc_put(struct sf_broker *b, const char *run_id, const char *doc, size_t len,
+                           const char *reply_to, char *err, size_t errlen);
+int sf_redis_serve_doc_get(struct sf_broker *b, const char *run_id, char **doc, char *err,
+                           size_t errlen);
 
 /* The broker's connection pool (broker_redis.c), for the ops in other files. */
 struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b);

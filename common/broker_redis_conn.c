@@ -31,6 +31,8 @@ struct sf_redis_pool {
     size_t n_idle;
     int64_t last_down_log;   /* ms; reconnect notices once per 5 s */
     int was_down;
+    void (*on_reconnect)(void *arg);   /* optional counter hook; set before use */
+    void *hook_arg;
 };
 
 /* --- URL -------------------------------------------------------------------- */
@@ -132,6 +134,12 @@ struct sf_redis_pool *sf_redis_pool_new(const struct sf_redis_url *u, int connec
     p->lg = lg;
     pthread_mutex_init(&p->mu, NULL);
     return p;
+}
+
+void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *arg), void *arg)
+{
+    p->on_reconnect = fn;
+    p->hook_arg = arg;
 }
 
 void sf_redis_pool_free(struct sf_redis_pool *p)
@@ -248,8 +256,10 @@ static int pool_get(struct sf_redis_pool *p, redisContext **c, char *err, size_t
         int recovered = p->was_down;
         p->was_down = 0;
         pthread_mutex_unlock(&p->mu);
-        if (recovered)
+        if (recovered) {
             SF_LOG(p->lg, SF_LOG_INFO, NULL, NULL, "redis %s:%d reconnected", p->url.host, p->url.port);
+            if (p->on_reconnect) p->on_reconnect(p->hook_arg);
+        }
     }
     return rc;
 }

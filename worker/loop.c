@@ -35,13 +35,18 @@ struct loop {
     int64_t last_err_log;
 };
 
-static void add_inflight(struct worker *w, struct wjob *j) { w->inflight[w->n_inflight++] = j; }
+static void add_inflight(struct worker *w, struct wjob *j)
+{
+    w->inflight[w->n_inflight++] = j;
+    sf_gauge_set(w->obs.inflight, (int64_t)w->n_inflight);
+}
 
 static void remove_inflight(struct worker *w, struct wjob *j)
 {
     for (size_t i = 0; i < w->n_inflight; i++)
         if (w->inflight[i] == j) {
             w->inflight[i] = w->inflight[--w->n_inflight];
+            sf_gauge_set(w->obs.inflight, (int64_t)w->n_inflight);
             return;
         }
 }
@@ -53,10 +58,11 @@ static void take_done(struct loop *lp)
     while ((j = sf_pool_take_done(w->pool))) {
         remove_inflight(w, j);
         if (j->outcome == WJOB_OK)
-            SF_LOG(w->lg, SF_LOG_DEBUG, NULL, j->task_id[0] ? j->task_id : NULL, "done (attempt %d)",
+            SF_LOG(w->lg, SF_LOG_DEBUG, j->run_id[0] ? j->run_id : NULL, j->task_id[0] ? j->task_id : NULL,
+                   "done (attempt %d)",
                    j->attempt);
         else if (j->outcome == WJOB_FAILED)
-            SF_LOG(w->lg, SF_LOG_WARN, NULL, j->task_id, "failed for good (attempt %d); dead-lettered",
+            SF_LOG(w->lg, SF_LOG_WARN, j->run_id, j->task_id, "failed for good (attempt %d); dead-lettered",
                    j->attempt);
         sf_delivery_clear(&j->d);
         free(j);
@@ -69,6 +75,7 @@ static void read_signals(struct loop *lp)
     while (read(lp->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (lp->state == RUNNING) {
             lp->state = DRAINING;
+            sf_health_set_draining(&lp->w->obs.health);
             lp->grace_deadline = sf_now_ms() + lp->w->cfg->grace_s * 1000;
             SF_LOG(lp->w->lg, SF_LOG_INFO, NULL, NULL,
                    "signal %u: draining %zu in-flight task(s) (grace %lds; again to stop now)",
@@ -122,10 +129,12 @@ static void renew(struct loop *lp)
         log_broker_error(lp, "lease renewal", err);
         return;
     }
+    for (size_t i = 0; i < n; i++) sf_counter_inc(lost[i] ? w->obs.leases_lost : w->obs.renewals);
     for (size_t i = 0; i < n; i++) {
         if (!lost[i] || jobs[i]->lost_logged || atomic_load(&jobs[i]->finished)) continue;
         jobs[i]->lost_logged = true;
-        SF_LOG(w->lg, SF_LOG_WARN, NULL, jobs[i]->task_id[0] ? jobs[i]->task_id : NULL,
+        SF_LOG(w->lg, SF_LOG_WARN, jobs[i]->run_id[0] ? jobs[i]->run_id : NULL,
+               jobs[i]->task_id[0] ? jobs[i]->task_id : NULL,
                "lease of %s lost (another worker reclaimed it); the first result stored wins",
                jobs[i]->d.handle);
     }
@@ -160,15 +169,18 @@ static void fetch(struct loop *lp, size_t free_slots, int block_ms)
     int rc = w->b->ops->fetch(w->b, ds, free_slots, block_ms, &n, err, sizeof(err));
     if (rc < 0) {
         log_broker_error(lp, "fetching tasks", err);
+        if (sf_broker_transient(rc)) sf_health_set_connected(&w->obs.health, 0);
         lp->fetch_backoff_until = sf_now_ms() + lp->fetch_delay;
         if (lp->fetch_delay < 2000) lp->fetch_delay *= 2;
         return;
     }
     lp->fetch_delay = 100;
+    sf_health_set_connected(&w->obs.health, 1);
     for (size_t i = 0; i < n; i++) {
         struct wjob *j = sf_xcalloc(1, sizeof(*j));
         j->w = w;
         j->d = ds[i];
+        if (ds[i].reclaimed) sf_counter_inc(w->obs.reclaimed);
         if (ds[i].reclaimed)
             SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL, "reclaimed %s from a worker whose lease ran out",
                    ds[i].handle);
@@ -203,6 +215,7 @@ int worker_loop(struct worker *w, int sfd)
             SF_LOG(w->lg, SF_LOG_ERROR, NULL, NULL, "poll: %s", strerror(errno));
             lp.hard = true;
         }
+        sf_health_beat(&w->obs.health);
         read_signals(&lp);
         take_done(&lp);
         if (lp.hard) break;

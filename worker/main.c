@@ -52,6 +52,10 @@ static const struct sf_opt worker_opts[] = {
       "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
       "template of E2B sandboxes for --sandbox e2b", 0, 0 },
+    { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), NULL, "HOST:PORT",
+      "serve /metrics (Prometheus), /healthz and /readyz here", 0, 0 },
+    { "healthz-stale-s", "SANDFLEET_HEALTHZ_STALE_S", SF_OPT_INT, O(healthz_stale_s), "30", "S",
+      "/healthz fails when the loop thread has not turned for this long", 1, 86400 },
     { "callback-allow", "SANDFLEET_CALLBACK_ALLOW", SF_OPT_STR, O(callback_allow), NULL, "HOST[,HOST...]",
       "callback destinations allowed (listed hosts at any address; '*' adds public hosts); "
       "default: public addresses only", 0, 0 },
@@ -171,6 +175,7 @@ int main(int argc, char **argv)
     w.ecfg.worker = w.id;
     w.ecfg.output_cap = (size_t)cfg.output_cap;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
+    worker_obs_init(&w.obs, cfg.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 
     /* Signals arrive through a signalfd; block them before any thread starts
      * so pool threads inherit the mask. */
@@ -188,10 +193,20 @@ int main(int argc, char **argv)
         code = EXIT_USAGE;
     }
 
+    /* Before the broker: /healthz answers (and /readyz says 503) while
+     * we wait for Redis. */
+    if (cfg.http && worker_obs_listen(&w.obs, cfg.http, err, sizeof(err)) < 0) {
+        SF_LOGE(&lg, "%s", err);
+        code = EXIT_BROKEN;
+        goto out;
+    }
+    if (cfg.http) SF_LOGI(&lg, "metrics and health on http://%s (port %d)", cfg.http, sf_http_port(w.obs.http));
+
     struct sf_broker_cfg bcfg = {
         .queue = cfg.queue, .consumer = w.id, .lease_ms = cfg.lease_ms,
         .claim_check_bytes = (size_t)cfg.claim_check, .log = &lg,
         .kafka_config = cfg.kafka_config.v, .n_kafka_config = cfg.kafka_config.n,
+        .on_reconnect = worker_obs_reconnected, .on_reconnect_arg = &w.obs,
     };
     if (!(w.b = sf_broker_new(cfg.broker, &bcfg, err, sizeof(err)))) {
         SF_LOGE(&lg, "%s", err);
@@ -208,9 +223,11 @@ int main(int argc, char **argv)
             goto out;
         }
         SF_LOGE(&lg, "broker %s unreachable: %s; still trying", w.b->url_redacted, err);
+        sf_health_beat(&w.obs.health);          /* waiting is alive, not ready */
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) { code = 1; goto out; }
     }
+    sf_health_set_connected(&w.obs.health, 1);
     if (!w.prov && !(w.prov = sf_sandbox_provider_new(cfg.sandbox, &pcfg, err, sizeof(err)))) {
         SF_LOGE(&lg, "sandbox '%s': %s", cfg.sandbox, err);
         code = EXIT_BROKEN;
@@ -239,6 +256,7 @@ out:
     sf_sandbox_provider_free(w.prov);
     worker_callbacks_stop(&w);
     sf_broker_free(w.b);
+    worker_obs_free(&w.obs);
     free(w.inflight);
     if (sfd >= 0) close(sfd);
     free(pos);

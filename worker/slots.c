@@ -31,10 +31,12 @@ int64_t worker_backoff_ms(int64_t base_ms, int attempt)
 
 /* After a failed broker call: true when it is worth trying again (after a
  * pause), false when it failed for good or the worker is stopping hard. */
-static bool again(struct worker *w, int rc, int64_t *delay, const char *what, const char *err)
+static bool again(struct worker *w, const struct wjob *j, int rc, int64_t *delay, const char *what,
+                  const char *err)
 {
     if (!sf_broker_transient(rc) || atomic_load(&w->hard_stop)) {
-        SF_LOG(w->lg, SF_LOG_ERROR, NULL, NULL, "%s: %s", what, err);
+        SF_LOG(w->lg, SF_LOG_ERROR, j->run_id[0] ? j->run_id : NULL, j->task_id[0] ? j->task_id : NULL,
+               "%s: %s", what, err);
         return false;
     }
     struct timespec ts = { *delay / 1000, (*delay % 1000) * 1000000 };
@@ -51,8 +53,9 @@ static void dead_letter(struct worker *w, struct wjob *j, const char *reason)
     atomic_store(&j->finished, 1);
     do {
         rc = w->b->ops->dead(w->b, j->d.handle, j->d.data, j->d.len, reason, err, sizeof(err));
-    } while (rc < 0 && again(w, rc, &delay, "dead-letter", err));
+    } while (rc < 0 && again(w, j, rc, &delay, "dead-letter", err));
     j->outcome = rc < 0 ? WJOB_ABANDONED : WJOB_DEAD;
+    if (rc == 0) sf_counter_inc(w->obs.dead_lettered);
     if (rc == 0)
         SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL, "dead-lettered message %s: %s", j->d.handle, reason);
 }
@@ -71,7 +74,8 @@ static int schedule_retry(struct worker *w, struct wjob *j, const struct sf_task
         int64_t wait = worker_backoff_ms(w->cfg->retry_base_ms, t->attempt);
         do {
             rc = w->b->ops->retry(w->b, j->d.handle, s, strlen(s), wait, err, errlen);
-        } while (rc < 0 && again(w, rc, &delay, "scheduling a retry", err));
+        } while (rc < 0 && again(w, j, rc, &delay, "scheduling a retry", err));
+        if (rc == 0) sf_counter_inc(w->obs.retried);
         if (rc == 0)
             SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "attempt %d failed; attempt %d in %lld ms",
                    t->attempt, next->attempt, (long long)wait);
@@ -115,11 +119,15 @@ void worker_slot_work(void *job, void *ctx)
         return;
     }
     sf_strlcpy(j->task_id, t->id, sizeof(j->task_id));
+    sf_strlcpy(j->run_id, t->run_id, sizeof(j->run_id));
     j->attempt = t->attempt;
     SF_LOG(w->lg, SF_LOG_DEBUG, t->run_id, t->id, "start attempt %d/%d%s", t->attempt,
            t->max_attempts, j->d.reclaimed ? " (reclaimed from a dead worker)" : "");
-    r = sf_exec_task(w->prov, NULL, t, &w->ecfg, NULL);
+    sf_counter_inc(w->obs.started);
+    int64_t create_ms = -1;
+    r = sf_exec_task(w->prov, NULL, t, &w->ecfg, &create_ms);
     atomic_store(&j->finished, 1);
+    worker_obs_attempt(&w->obs, r, create_ms);
 
     bool ok = r->status == SF_RESULT_OK;
     bool retriable = !ok && r->status != SF_RESULT_REJECTED && t->attempt < t->max_attempts;
@@ -135,12 +143,13 @@ void worker_slot_work(void *job, void *ctx)
     do {
         rc = sf_broker_complete_task(w->b, j->d.handle, t, r, j->d.data, j->d.len,
                                      ok ? NULL : reason, err, sizeof(err));
-    } while (rc < 0 && again(w, rc, &delay, "storing a result", err));
+    } while (rc < 0 && again(w, j, rc, &delay, "storing a result", err));
     if (rc < 0) {
         j->outcome = WJOB_ABANDONED;
     } else {
         j->outcome = ok ? WJOB_OK : WJOB_FAILED;
         atomic_fetch_add(ok ? &w->done : &w->failed, 1);
+        if (!ok && rc == 0) sf_counter_inc(w->obs.dead_lettered);
         if (rc == 1)
             SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "a result was already stored; acked only");
     }

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "exec.h"
 #include "log.h"
+#include "obs.h"
 #include "pool.h"
 #include "sandbox.h"
 
@@ -29,6 +30,8 @@ struct worker_cfg {
     struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
+    char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
+    long healthz_stale_s;
     char *callback_allow;   /* --callback-allow HOST[,HOST...] (callbacks.c) */
     long callback_timeout_ms, callback_concurrency, callback_attempts, callback_base_ms,
          callback_max_body;
@@ -53,6 +56,7 @@ struct wjob {
     bool lost_logged;         /* loop thread */
     enum wjob_outcome outcome;
     char task_id[160];
+    char run_id[128];         /* with task_id: on every log line about the job */
     int attempt;
 };
 
@@ -71,6 +75,7 @@ struct worker {
     int64_t started_ms;
     struct sf_callback_dispatch *cbd;   /* callbacks.c: delivering callbacks; NULL when off */
     struct sf_callback_allow cb_allow;
+    struct worker_obs obs;    /* metrics and probes (obs.h); any thread */
 };
 
 /* slots.c: the pool's work function (job = struct wjob *, ctx = struct worker *). */
