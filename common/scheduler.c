@@ -372,6 +372,15 @@ static const char *state_name(enum step_state st)
     return "pending";
 }
 
+void sf_sched_step_progress(const struct sf_sched *s, size_t i, struct sf_sched_step *out)
+{
+    const struct step_run *sr = &s->st[i];
+    out->state = sr->state == ST_WAITING ? "waiting" : sr->state == ST_READY ? "running"
+                                                                         : state_name(sr->state);
+    out->total = sr->state == ST_WAITING ? (s->wf->steps[i].map ? 0 : 1) : sr->n;
+    out->done = terminal(sr->state) ? out->total : sr->n_done;
+}
+
 json_t *sf_sched_result_doc(const struct sf_sched *s, int64_t duration_ms)
 {
     json_t *steps = json_object();

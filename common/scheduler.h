@@ -64,6 +64,15 @@ struct sf_sched_progress {
 };
 void sf_sched_progress(const struct sf_sched *s, struct sf_sched_progress *p);
 
+/* One step's progress for status pages: state is "waiting" (needs not
+ * done), "running", "succeeded", "failed", "timeout" or "skipped"; total is
+ * 0 for a map whose input is not known yet. i < wf->n_steps. */
+struct sf_sched_step {
+    const char *state;          /* static string */
+    int64_t done, total;
+};
+void sf_sched_step_progress(const struct sf_sched *s, size_t i, struct sf_sched_step *out);
+
 /* The result document (DESIGN.md §3 / README): new reference. */
 json_t *sf_sched_result_doc(const struct sf_sched *s, int64_t duration_ms);
 

@@ -68,6 +68,22 @@ json_t *coord_run_bundle(const struct coord_cfg *cfg, const struct sf_workflow *
                          json_t *input, struct coord_exec *ex, const struct sf_log *lg,
                          char *err, size_t errlen);
 
+/* run.c: one run as a step function, for loops that drive several runs
+ * (serve). step() does what can be done now without waiting and returns 1
+ * when the run is over, 0 with *timeout_ms = how long the caller may wait
+ * on ex->fd before the next step, or -EIO with a message when the executor
+ * broke. progress_bar: draw the bar on stderr. The runner borrows cfg, wf,
+ * input, ex and lg. Loop thread only. */
+struct coord_runner;
+struct coord_runner *coord_runner_new(const struct coord_cfg *cfg, const struct sf_workflow *wf,
+                                      const char *run_id, json_t *input, struct coord_exec *ex,
+                                      const struct sf_log *lg, bool progress_bar);
+int coord_runner_step(struct coord_runner *cr, int *timeout_ms, char *err, size_t errlen);
+const struct sf_sched *coord_runner_sched(const struct coord_runner *cr);
+/* The result document (new reference); meaningful once step() returned 1. */
+json_t *coord_runner_doc(const struct coord_runner *cr);
+void coord_runner_free(struct coord_runner *cr);
+
 /* progress.c */
 struct coord_progress;
 struct coord_progress *coord_progress_new(bool tty, int fd);

@@ -2,6 +2,7 @@
  * through a broker. Exit codes: 0 the workflow succeeded, 1 it failed,
  * 2 bad input or usage (nothing ran), 3 the run itself broke (e.g. the
  * sandbox backend or broker is unusable). Only main() exits. */
+#include "cmd.h"
 #include "callbacks.h"
 #include "coord.h"
 #include "run_broker.h"
@@ -61,6 +62,10 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: sandfleet-coordinator run WORKFLOW.json [options]\n"
         "       sandfleet-coordinator callbacks list|retry|purge --broker URL [--dead] [--id ID... | --all]\n"
+        "       sandfleet-coordinator status --broker URL [--queue Q] [--json]\n"
+        "       sandfleet-coordinator dead list|retry|purge --broker URL [--id ID... | --all]\n"
+        "       sandfleet-coordinator serve --broker URL [--http HOST:PORT]\n"
+        "       (each subcommand takes --help)\n"
         "\n"
         "Runs a workflow of agents, each in its own sandbox. Without --broker the\n"
         "coordinator runs every sandbox itself; with --broker it publishes tasks\n"
@@ -208,6 +213,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
     if (!strcmp(argv[1], "callbacks")) return coord_cmd_callbacks(argc, argv);
+    if (!strcmp(argv[1], "status")) return coord_cmd_status(argc, argv);
+    if (!strcmp(argv[1], "dead")) return coord_cmd_dead(argc, argv);
+    if (!strcmp(argv[1], "serve")) return coord_cmd_serve(argc, argv);
     fprintf(stderr, "sandfleet-coordinator: unknown command '%s' (try --help)\n", argv[1]);
     return EXIT_USAGE;
 }
