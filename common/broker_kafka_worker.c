@@ -11,9 +11,11 @@
  * - Long tasks: the loop does not call fetch while every slot is busy, but
  *   it keeps calling renew/heartbeat/maintain, and each of them polls the
  *   consumer too (keepalive), so max.poll.interval.ms is never tripped.
- *   Messages such a poll returns are held (at most one per slot, the most
- *   fetch was ever asked for); then every assigned partition is paused
- *   until fetch is called again, i.e. until a slot is free.
+ *   Messages such a poll returns are held (up to four per slot, slots being
+ *   the most fetch was ever asked for); then every assigned partition is
+ *   paused until fetch is called again, i.e. until a slot is free. Pausing
+ *   at one per slot was measured 2x slower: each pause drops librdkafka's
+ *   prefetched messages, and each resume refetches them from the broker.
  * - Rebalance: assigned partitions get a new epoch; on revoke the stored
  *   offsets are committed and the in-flight offsets of the partitions are
  *   forgotten (their results may still be produced: results are idempotent
@@ -173,8 +175,8 @@ static int to_delivery(struct kafka_broker *kb, const rd_kafka_message_t *m, str
     return 0;
 }
 
-/* Poll without waiting and hold what comes, pausing once a slot's worth is
- * held: keeps the group membership alive while every slot is busy. */
+/* Poll without waiting and hold what comes, pausing once four messages per
+ * slot are held: keeps the group membership alive while every slot is busy. */
 static void keepalive(struct kafka_broker *kb)
 {
     if (pthread_mutex_trylock(&kb->cmu)) return;      /* someone is polling right now */
@@ -191,7 +193,7 @@ static void keepalive(struct kafka_broker *kb)
             kb->held = sf_xrealloc(kb->held, kb->cap_held * sizeof(*kb->held));
         }
         kb->held[kb->n_held++] = m;
-        if (kb->n_held >= (kb->slots_hint ? kb->slots_hint : 1)) set_paused(kb, true);
+        if (kb->n_held >= 4 * (kb->slots_hint ? kb->slots_hint : 1)) set_paused(kb, true);
     }
     pthread_mutex_unlock(&kb->cmu);
 }
