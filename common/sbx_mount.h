@@ -37,8 +37,6 @@ enum sf_sbx_mop_kind {
     SF_SBX_MOP_BIND,        /* bind src on dst, recursive */
     SF_SBX_MOP_RDONLY,      /* make dst read-only (recursive when 'rec') */
     SF_SBX_MOP_PROC,        /* mount a fresh procfs on dst */
-    SF_SBX_MOP_UMOUNT,      /* detach dst */
-    SF_SBX_MOP_RMDIR,       /* rmdir dst */
     SF_SBX_MOP_PIVOT,       /* pivot_root into dst, drop the old root */
 };
 
