@@ -417,7 +417,7 @@ static int local_clone_error(int err, char *errstr, size_t errlen)
 
 /* Parent side of the handshake: ids, cgroup, GO, then READY or an error. */
 static int local_handshake(struct local_sandbox *ls, const struct sf_sbx_mount_plan *plan,
-                           char *errstr, size_t errlen)
+                           bool self_joined, char *errstr, size_t errlen)
 {
     struct local_provider *lp = ls->lp;
     char map[64];
@@ -432,7 +432,8 @@ static int local_handshake(struct local_sandbox *ls, const struct sf_sbx_mount_p
     what = "gid_map";
     snprintf(map, sizeof(map), "0 %u 1\n", lp->host_gid);
     if ((rc = local_write_proc(ls->init_pid, "gid_map", map)) < 0) goto fail;
-    if ((rc = sf_sbx_cgroup_attach(&ls->cg, ls->init_pid, errstr, errlen)) < 0) return rc;
+    if (!self_joined && (rc = sf_sbx_cgroup_attach(&ls->cg, ls->init_pid, errstr, errlen)) < 0)
+        return rc;
     struct sf_sbx_msg m = { .type = SF_SBX_MSG_GO };
     what = "releasing the sandbox child";
     if (send(ls->ctl, &m, sizeof(m), MSG_NOSIGNAL) < 0) { rc = -errno; goto fail; }
@@ -466,7 +467,7 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     struct local_provider *lp = (struct local_provider *)p;
     struct local_sandbox *ls = sf_xcalloc(1, sizeof(*ls));
     struct sf_sbx_mount_plan plan = { 0 };
-    int sv[2] = { -1, -1 }, rc;
+    int sv[2] = { -1, -1 }, cgj[2] = { -1, -1 }, rc;
     char hex[16];
 
     ls->base.ops = &local_ops;
@@ -483,6 +484,10 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
         (rc = sf_sbx_cgroup_create(&lp->cgbase, ls->base.id, ls->limits.memory_mb, ls->limits.pids,
                                    &ls->cg, errstr, errlen)) < 0)
         goto cleanup;
+    if ((rc = sf_sbx_cgroup_open_join(&ls->cg, cgj)) < 0) {
+        sf_errf(errstr, errlen, "local sandbox: cgroup %s: %s", ls->cg.mem, strerror(-rc));
+        goto cleanup;
+    }
     if ((rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, errstr, errlen)) < 0)
         goto cleanup;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -497,6 +502,7 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     struct sf_sbx_child_cfg cfg = {
         .ctl_fd = sv[1], .drop_groups = lp->worker_is_root, .network = opts->network,
         .plan = &plan, .filter = &lp->bpf, .cap_last = lp->cap_last,
+        .cg_join = { cgj[0], cgj[1] },
     };
     /* A pooled network namespace, entered by this thread only around
      * clone() so that the child starts in it (sbx_netns.h). */
@@ -516,6 +522,7 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
         sf_sbx_netns_leave(prevns);
         close(netns);                   /* the sandbox holds it now: used once */
     }
+    local_close_pair(cgj);
     errno = clone_errno;
     if (pid < 0) {
         rc = local_clone_error(errno, errstr, errlen);
@@ -526,14 +533,15 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     sv[1] = -1;
     ls->ctl = sv[0];
     sv[0] = -1;
-    if ((rc = local_handshake(ls, &plan, errstr, errlen)) < 0) goto cleanup;
+    if ((rc = local_handshake(ls, &plan, cfg.cg_join[0] >= 0, errstr, errlen)) < 0)
+        goto cleanup;
     sf_sbx_mount_plan_free(&plan);
     *out = &ls->base;
     return 0;
 cleanup:
     sf_sbx_mount_plan_free(&plan);
-    if (sv[0] >= 0) close(sv[0]);
-    if (sv[1] >= 0) close(sv[1]);
+    local_close_pair(sv);
+    local_close_pair(cgj);
     local_destroy(&ls->base);
     *out = NULL;
     return rc;

@@ -333,6 +333,24 @@ int sf_sbx_cgroup_attach(const struct sf_sbx_cgroup *cg, pid_t pid, char *errstr
     return rc;
 }
 
+int sf_sbx_cgroup_open_join(const struct sf_sbx_cgroup *cg, int fds[2])
+{
+    const char *dirs[2] = { cg->mem, cg->pids };
+    fds[0] = fds[1] = -1;
+    if (cg->version != 1) return 0;
+    for (int i = 0; i < 2; i++) {
+        char path[SF_SBX_CG_PATH + 16];
+        snprintf(path, sizeof(path), "%s/tasks", dirs[i]);
+        if ((fds[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+            int rc = -errno;
+            if (i) close(fds[0]);
+            fds[0] = fds[1] = -1;
+            return rc;
+        }
+    }
+    return 2;
+}
+
 int sf_sbx_cgroup_oom_kills(const struct sf_sbx_cgroup *cg, uint64_t *count)
 {
     char buf[1024];

@@ -57,6 +57,17 @@ int sf_sbx_cgroup_set_limits(struct sf_sbx_cgroup *cg, int64_t memory_mb, int64_
 /* Move process 'pid' into the cgroup (every hierarchy). 0 or -errno. */
 int sf_sbx_cgroup_attach(const struct sf_sbx_cgroup *cg, pid_t pid, char *errstr, size_t errlen);
 
+/* v1: open the cgroup's "tasks" files (memory, pids) so that a single-
+ * threaded child can move itself by writing "0" to each. Moving a pid
+ * from outside takes the kernel's global cgroup_threadgroup_rwsem for
+ * writing, which waits for an RCU grace period (measured 25-450 us, per
+ * hierarchy, worse when other processes use cgroups); a thread moving
+ * itself does not. The kernel checks the opener's credentials, so the
+ * child may use them after it changed its own. Fills fds[0..1] (-1 when
+ * unused) and returns how many were opened: 0 on v2 and without cgroups
+ * (then use sf_sbx_cgroup_attach), or -errno with nothing left open. */
+int sf_sbx_cgroup_open_join(const struct sf_sbx_cgroup *cg, int fds[2]);
+
 /* How many times the OOM killer fired in this cgroup (v2 memory.events
  * "oom_kill", v1 memory.oom_control "oom_kill"). 0 or -errno. */
 int sf_sbx_cgroup_oom_kills(const struct sf_sbx_cgroup *cg, uint64_t *count);

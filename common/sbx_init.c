@@ -55,6 +55,7 @@ const char *sf_sbx_step_name(int step)
     case SF_SBX_STEP_SECCOMP: return "installing the seccomp filter";
     case SF_SBX_STEP_EXEC: return "execve /bin/sh";
     case SF_SBX_STEP_PROTOCOL: return "bad request from the worker";
+    case SF_SBX_STEP_CGROUP: return "joining the sandbox's cgroup";
     }
     return "setup";
 }
@@ -386,10 +387,16 @@ static void __attribute__((noreturn)) sf_sbx_loop(struct sf_sbx_init *in)
 
 void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
 {
-    int ctl = cfg->ctl_fd;
+    int ctl = cfg->ctl_fd, cg_err = 0;
     struct sf_sbx_msg m;
     ssize_t n;
 
+    /* Move ourselves into the sandbox's cgroup first, while we are the
+     * only thread and before anything is charged: a thread moving itself
+     * skips the global lock a move from outside takes (sbx_cgroup.h). */
+    for (int i = 0; i < 2; i++)
+        if (cfg->cg_join[i] >= 0 && write(cfg->cg_join[i], "0", 1) != 1 && !cg_err)
+            cg_err = errno ? errno : EIO;
     /* Other sandboxes' sockets and pipes must not stay open in here. */
     sf_sbx_close_others(ctl, false);
     sf_sbx_scrub_argv_env();
@@ -409,6 +416,7 @@ void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
 
     do n = recv(ctl, &m, sizeof(m), 0); while (n < 0 && errno == EINTR);
     if (n != (ssize_t)sizeof(m) || m.type != SF_SBX_MSG_GO) _exit(1);
+    if (cg_err) sf_sbx_setup_fail(ctl, SF_SBX_STEP_CGROUP, cg_err, 0);
 
     /* Until now our credentials were the worker's host ids. Raw syscalls:
      * glibc's set*id() signal every thread of the worker it thinks we still

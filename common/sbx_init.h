@@ -46,7 +46,7 @@ enum sf_sbx_step {
     SF_SBX_STEP_HOSTNAME, SF_SBX_STEP_LOOPBACK, SF_SBX_STEP_ROOTFD, SF_SBX_STEP_CAPBSET,
     SF_SBX_STEP_CLONE, SF_SBX_STEP_FDS, SF_SBX_STEP_CWD, SF_SBX_STEP_RLIMIT,
     SF_SBX_STEP_CAPS, SF_SBX_STEP_NNP, SF_SBX_STEP_SECCOMP, SF_SBX_STEP_EXEC,
-    SF_SBX_STEP_PROTOCOL,
+    SF_SBX_STEP_PROTOCOL, SF_SBX_STEP_CGROUP,
 };
 
 struct sf_sbx_msg {
@@ -77,6 +77,7 @@ struct sf_sbx_child_cfg {
     bool drop_groups;                   /* setgroups(0) is allowed (worker is root) */
     bool network;                       /* host net namespace: leave lo alone */
     bool lo_ready;                      /* a pooled net namespace, lo already up */
+    int cg_join[2];                     /* v1 "tasks" fds to join by writing "0", or -1 */
     const struct sf_sbx_mount_plan *plan;
     const struct sf_sbx_bpf *filter;
     int cap_last;                       /* /proc/sys/kernel/cap_last_cap */

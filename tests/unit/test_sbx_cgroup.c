@@ -135,6 +135,24 @@ static void v1_base_under_own_cgroup_and_limits(void **state)
     assert_int_equal(sf_sbx_cgroup_attach(&cg, 4242, err, sizeof(err)), 0);
     assert_string_equal(first_line("memory/job/abc/sandfleet/sb1/cgroup.procs"), "4242");
     assert_string_equal(first_line("pids/sandfleet/sb1/cgroup.procs"), "4242");
+    /* A child joins by itself: "0" into each hierarchy's tasks file. */
+    int fds[2];
+    assert_int_equal(sf_sbx_cgroup_open_join(&cg, fds), -ENOENT);   /* no tasks files yet */
+    assert_int_equal(fds[0], -1);
+    put("memory/job/abc/sandfleet/sb1/tasks", "");
+    put("pids/sandfleet/sb1/tasks", "");
+    assert_int_equal(sf_sbx_cgroup_open_join(&cg, fds), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(write(fds[i], "0", 1), 1);
+        close(fds[i]);
+    }
+    assert_string_equal(first_line("memory/job/abc/sandfleet/sb1/tasks"), "0");
+    assert_string_equal(first_line("pids/sandfleet/sb1/tasks"), "0");
+    char tasks[256];
+    snprintf(tasks, sizeof(tasks), "%s/memory/job/abc/sandfleet/sb1/tasks", root);
+    unlink(tasks);                      /* the fake kernel's own file again */
+    snprintf(tasks, sizeof(tasks), "%s/pids/sandfleet/sb1/tasks", root);
+    unlink(tasks);
 
     /* Growing: memsw is raised before memory (the kernel demands memsw >= memory). */
     put("memory/job/abc/sandfleet/sb1/memory.limit_in_bytes", "");
@@ -241,6 +259,9 @@ static void v2_delegation_limits_and_events(void **state)
     assert_string_equal(first_line("app/sandfleet/sb/pids.max"), "256");
     assert_int_equal(sf_sbx_cgroup_attach(&cg, 77, err, sizeof(err)), 0);
     assert_string_equal(first_line("app/sandfleet/sb/cgroup.procs"), "77");
+    int fds[2];
+    assert_int_equal(sf_sbx_cgroup_open_join(&cg, fds), 0);   /* v2: the worker attaches */
+    assert_true(fds[0] == -1 && fds[1] == -1);
     uint64_t n = 0;
     put("app/sandfleet/sb/memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
     assert_int_equal(sf_sbx_cgroup_oom_kills(&cg, &n), 0);
