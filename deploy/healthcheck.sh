@@ -1,0 +1,17 @@
+#!/bin/sh
+# Container healthcheck for sandfleet-worker.
+# With SANDFLEET_HTTP=HOST:PORT the worker serves /healthz (the contract the
+# k8s probes use): ask it. Without it (or with a worker built before --http),
+# the check is that PID 1 is still a live sandfleet-worker.
+if [ -n "${SANDFLEET_HTTP:-}" ] && sandfleet-worker --help 2>/dev/null | grep -q -- "--http "; then
+  port=${SANDFLEET_HTTP##*:}
+  exec python3 - "$port" <<'PY'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=3) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception as e:
+    print(e); sys.exit(1)
+PY
+fi
+grep -q '^sandfleet-work' /proc/1/comm 2>/dev/null && ! grep -q '^State:.*Z' /proc/1/status
