@@ -52,7 +52,7 @@ bench-quick:
 	@bash bench/run.sh quick
 
 compose-test:   # docker-compose stack (Redis, 3 workers, kafka profile) on podman, end to end: docs/deploy.md
-	@deploy/compose-test.sh
+	@bash deploy/compose-test.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
