@@ -73,12 +73,30 @@ static void expect_out(struct sf_sandbox *sb, const char *cmd, const char *want)
     sf_run_result_clear(&r);
 }
 
-static int count_fds(void)
+/* Open fds, not counting network namespaces: the provider keeps a pool of
+ * fresh ones whose size varies while its helper refills it. *netns gets
+ * their number, which must stay within the pool's bound. */
+static int count_fds_netns(int *netns)
 {
     int n = 0;
+    *netns = 0;
     DIR *d = opendir("/proc/self/fd");
-    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[300], link[64] = "";
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof(path), "/proc/self/fd/%.255s", e->d_name);
+        if (readlink(path, link, sizeof(link) - 1) > 0 && !strncmp(link, "net:[", 5)) (*netns)++;
+        else n++;
+    }
     if (d) closedir(d);
+    return n;
+}
+
+static int count_fds(void)
+{
+    int netns;
+    int n = count_fds_netns(&netns);
+    assert_true(netns <= 16);
     return n;
 }
 
@@ -343,7 +361,14 @@ static void fifty_sandboxes_leak_no_fds(void **state)
         if (i % 10 == 1) assert_int_equal(sf_sandbox_write_file(sb, "/tmp/a", "x", 1, 0), 0);
         sf_sandbox_destroy(sb);
     }
-    assert_int_equal(count_fds(), before);
+    /* The pool's helper briefly holds a socket while it brings up lo in a
+     * new namespace: a leak stays, that one goes. */
+    int after = count_fds();
+    for (int i = 0; i < 100 && after != before; i++) {
+        usleep(10 * 1000);
+        after = count_fds();
+    }
+    assert_int_equal(after, before);
 }
 
 static void bad_ro_bind_fails_create_with_a_message(void **state)
