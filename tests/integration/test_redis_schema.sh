@@ -89,7 +89,7 @@ echo "$out" | grep -q '"output":{"hello":"world"}' || fail "the documented examp
 # The minimal worker ACL from docs/operations.md is enough for a worker's
 # whole cycle (fetch, retry, final result + dead letter, reply_to), and a
 # wrong password is a clear start-up error.
-acl=$(sed -n '/^ACL SETUSER/,/+select$/p' "$SF_SRC/docs/operations.md" | tr -d '\\\n' | sed 's/WORKER_PASSWORD/wpw/')
+acl=$(sed -n '/^ACL SETUSER/,/^```/p' "$SF_SRC/docs/operations.md" | grep -v '^```' | tr -d '\\\n' | sed 's/WORKER_PASSWORD/wpw/')
 [ -n "$acl" ] || fail "no ACL in docs/operations.md"
 rcli $acl >/dev/null || fail "the documented ACL does not parse"
 worker_stop w1
