@@ -21,6 +21,7 @@ sections=(
   "memory.sh:4. idle worker memory"
   "scale.sh:5. 100,000-element map"
   "e2b_roundtrip.sh:6. E2B-compatible API round trip"
+  "concurrency.sh:7. throughput against concurrency (plot: docs/throughput.png)"
 )
 status=0
 for s in "${sections[@]}"; do

@@ -18,7 +18,7 @@ function cat(input) {
 }
 
 if (mode === 'worker') {
-  new Worker('bench', async (job) => cat(JSON.stringify(job.data)), { connection, concurrency: 2 });
+  new Worker('bench', async (job) => cat(JSON.stringify(job.data)), { connection, concurrency: Number(process.env.BENCH_CONCURRENCY || 2) });
 } else {
   (async () => {
     const n = Number(process.argv[3]);
