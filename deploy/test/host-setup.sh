@@ -27,7 +27,7 @@ sf_host_packages() {
 # containers). Adds or corrects exactly those two keys; everything else in the
 # file is kept; the previous file is saved as containers.conf.sandfleet-bak.
 sf_containers_conf() {
-  local f=/etc/containers/containers.conf
+  local f=${1:-/etc/containers/containers.conf}
   python3 - "$f" <<'PY'
 import os, re, shutil, sys
 path = sys.argv[1]

@@ -30,18 +30,23 @@ ok() { pass=$((pass + 1)); echo "ok: $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 die() { echo "test_k8s_manifests: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 mkdir -p "$cache"
+apt_install() {   # as root only; the package lists may be empty on a fresh machine
+  [ "$(id -u)" = 0 ] || die "needs: apt-get install $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq "$@" >/dev/null; }
+}
 
 # ---- tools --------------------------------------------------------------------
 export GOPATH=$cache/go GOMODCACHE=$cache/go/pkg/mod GOFLAGS=-modcacherw GOTOOLCHAIN=local
 export PATH=$PATH:/usr/local/go/bin
-command -v go >/dev/null || {
-  [ "$(id -u)" = 0 ] || die "go is needed (apt-get install golang-go)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
-}
-python3 -c 'import yaml' 2>/dev/null || {
-  [ "$(id -u)" = 0 ] || die "python3-yaml is needed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null
-}
+command -v go >/dev/null || apt_install golang-go
+# A python3 with PyYAML: the one on PATH, else Debian's (python3-yaml).
+py=python3
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  py=/usr/bin/python3
+  $py -c 'import yaml' 2>/dev/null || apt_install python3-yaml
+fi
+$py -m pip --version >/dev/null 2>&1 || apt_install python3-pip
 kc=$cache/bin/kubeconform-$KUBECONFORM_VERSION
 if [ ! -x "$kc" ]; then
   echo "building kubeconform $KUBECONFORM_VERSION from the Go module proxy (once)"
@@ -55,12 +60,12 @@ schemas=$cache/schemas-kv$KV_VERSION-keda$KEDA_VERSION
 if [ ! -f "$schemas/.complete" ]; then
   echo "preparing schemas: kubernetes-validate $KV_VERSION (PyPI), KEDA $KEDA_VERSION (Go proxy)"
   rm -rf "$schemas" "$schemas.tmp" && mkdir -p "$schemas.tmp/dl"
-  python3 -m pip download -q --no-deps --disable-pip-version-check \
+  $py -m pip download -q --no-deps --disable-pip-version-check \
       "kubernetes-validate==$KV_VERSION" -d "$schemas.tmp/dl" || die "pip download kubernetes-validate"
   keda_dir=$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" |
-             python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') ||
+             $py -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') ||
     die "go mod download keda"
-  python3 - "$schemas.tmp" "$keda_dir/config/crd/bases" $K8S_VERSIONS <<'PY' || die "schema conversion"
+  $py - "$schemas.tmp" "$keda_dir/config/crd/bases" $K8S_VERSIONS <<'PY' || die "schema conversion"
 import glob, json, os, re, sys, zipfile, yaml
 out, crd_dir, versions = sys.argv[1], sys.argv[2], sys.argv[3:]
 whl = glob.glob(os.path.join(out, "dl", "kubernetes_validate-*.whl"))[0]
@@ -137,7 +142,7 @@ for v in $K8S_VERSIONS; do
   fi
 done
 # Every kind was checked against a schema (none skipped as unknown).
-kinds=$(python3 -c '
+kinds=$($py -c '
 import sys, yaml
 ks = set()
 for f in sys.argv[1:]:
@@ -153,7 +158,7 @@ done
 neg=$(mktemp -d)
 trap 'rm -rf "$neg"' EXIT
 v1=${K8S_VERSIONS%% *}
-python3 - "$k8s" "$neg" <<'PY'
+$py - "$k8s" "$neg" <<'PY'
 import copy, os, sys, yaml
 k8s, neg = sys.argv[1], sys.argv[2]
 def load(name, kind):
@@ -194,7 +199,7 @@ for f in "$neg"/*.yaml; do
 done
 
 # ---- 3. consistency with sandfleet's contracts ---------------------------------
-if python3 - "${files[@]}" <<'PY'; then ok "references, probes and KEDA triggers are consistent"; else bad "consistency"; fi
+if $py - "${files[@]}" <<'PY'; then ok "references, probes and KEDA triggers are consistent"; else bad "consistency"; fi
 import sys, yaml
 docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d and d["kind"] != "Kustomization"]
 defined = {(d["kind"], d["metadata"]["name"]) for d in docs}
