@@ -179,7 +179,7 @@ static int role_defaults(struct kafka_broker *kb, rd_kafka_conf_t *c, enum kafka
 static int role_enforced(rd_kafka_conf_t *c, enum kafka_role role, char *err, size_t errlen)
 {
     if (role == KAFKA_PRODUCER) return conf_set(c, "enable.idempotence", "true", err, errlen);
-    if (role == KAFKA_WORKER || role == KAFKA_RETRY)
+    if (role == KAFKA_WORKER || role == KAFKA_RETRY || role == KAFKA_CALLBACKS)
         return conf_set(c, "enable.auto.offset.store", "false", err, errlen);
     return 0;
 }
@@ -210,7 +210,9 @@ rd_kafka_t *sf_kafka_client(struct kafka_broker *kb, enum kafka_role role, const
     if (role == KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
     if (role == KAFKA_WORKER) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_worker_rebalance);
     if (role == KAFKA_RETRY) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_retry_rebalance);
-    bool consumer = role == KAFKA_WORKER || role == KAFKA_RETRY || role == KAFKA_READER;
+    if (role == KAFKA_CALLBACKS) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_cb_rebalance);
+    bool consumer = role == KAFKA_WORKER || role == KAFKA_RETRY || role == KAFKA_READER ||
+                    role == KAFKA_CALLBACKS;
     rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, c, rerr, sizeof(rerr));
     if (!rk) {
         sf_errf(err, errlen, "kafka client: %s", rerr);
@@ -443,7 +445,7 @@ static bool topic_ready(const rd_kafka_metadata_t *md, const char *name)
 static int create_topics(struct kafka_broker *kb, const struct topic_spec *ts, size_t n,
                          const rd_kafka_metadata_t *md, char *err, size_t errlen)
 {
-    rd_kafka_NewTopic_t *nt[8];
+    rd_kafka_NewTopic_t *nt[16];
     size_t k = 0;
     char rerr[256], mb[24];
     int rc = 0;
@@ -513,6 +515,11 @@ int sf_kafka_ensure_topics(struct kafka_broker *kb, char *err, size_t errlen)
         { kb->t_results, kb->partitions, "delete", ttl, SF_KAFKA_MSG_MAX },
         { kb->t_runs, kb->partitions, "compact,delete", ttl, SF_KAFKA_MSG_MAX },
         { kb->t_blobs, kb->partitions, "delete", ttl, SF_KAFKA_BLOB_MAX },
+        { kb->t_cb, kb->partitions, "delete", ttl, SF_KAFKA_MSG_MAX },
+        { kb->t_cb_retry, kb->partitions, "delete", ttl, SF_KAFKA_MSG_MAX },
+        /* compacted, key = delivery id / dead letter offset: last word wins */
+        { kb->t_cb_dead, 1, "compact", "-1", SF_KAFKA_MSG_MAX },
+        { kb->t_dlq_handled, 1, "compact", "-1", SF_KAFKA_MSG_MAX },
     };
     size_t n = sizeof(ts) / sizeof(ts[0]);
     /* Created once; then wait until the metadata shows every topic (a new
@@ -569,6 +576,7 @@ static int k_check(struct sf_broker *b, char *err, size_t errlen)
 static void k_free(struct sf_broker *b)
 {
     struct kafka_broker *kb = KB(b);
+    sf_kafka_cb_close(kb);
     sf_kafka_worker_close(kb);
     sf_kafka_coord_close(kb);
     if (kb->producer) {
@@ -590,6 +598,8 @@ static void k_free(struct sf_broker *b)
     free(kb->t_tasks); free(kb->t_retry); free(kb->t_dlq);
     free(kb->t_results); free(kb->t_runs); free(kb->t_blobs);
     free(kb->group); free(kb->retry_group);
+    free(kb->t_cb); free(kb->t_cb_retry); free(kb->t_cb_dead); free(kb->t_dlq_handled);
+    free(kb->cb_group);
     pthread_mutex_destroy(&kb->mu);
     pthread_mutex_destroy(&kb->cmu);
     pthread_mutex_destroy(&kb->tmu);
@@ -616,6 +626,19 @@ static const struct sf_broker_ops kafka_ops = {
     .stats = sf_kafka_stats,
     .blob_put = sf_kafka_blob_put,
     .blob_get = sf_kafka_blob_get,
+    .workers = sf_kafka_workers,
+    .runs = sf_kafka_runs,
+    .dead_list = sf_kafka_dead_list,
+    .dead_requeue = sf_kafka_dead_requeue,
+    .dead_purge = sf_kafka_dead_purge,
+    .run_doc_put = sf_kafka_run_doc_put,
+    .run_doc_get = sf_kafka_run_doc_get,
+    .cb_enqueue = sf_kafka_cb_enqueue,
+    .cb_claim = sf_kafka_cb_claim,
+    .cb_settle = sf_kafka_cb_settle,
+    .cb_list = sf_kafka_cb_list,
+    .cb_requeue = sf_kafka_cb_requeue,
+    .cb_purge = sf_kafka_cb_purge,
     .free = k_free,
 };
 
@@ -759,6 +782,11 @@ struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cf
     kb->t_dlq = sf_xasprintf("sandfleet.tasks.dlq%s%s", sep, sfx);
     kb->group = sf_xasprintf("sandfleet-workers%s%s", sep, sfx);
     kb->retry_group = sf_xasprintf("sandfleet-retry%s%s", sep, sfx);
+    kb->t_cb = sf_xasprintf("sandfleet.callbacks%s%s", sep, sfx);
+    kb->t_cb_retry = sf_xasprintf("sandfleet.callbacks.retry%s%s", sep, sfx);
+    kb->t_cb_dead = sf_xasprintf("sandfleet.callbacks.dead%s%s", sep, sfx);
+    kb->t_dlq_handled = sf_xasprintf("sandfleet.tasks.dlq.handled%s%s", sep, sfx);
+    kb->cb_group = sf_xasprintf("sandfleet-callbacks%s%s", sep, sfx);
     kb->t_results = sf_xstrdup("sandfleet.results");
     kb->t_runs = sf_xstrdup("sandfleet.runs");
     kb->t_blobs = sf_xstrdup("sandfleet.blobs");

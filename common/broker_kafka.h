@@ -8,6 +8,10 @@
  *                          complete/retry/dead, the retry-topic mover
  *   broker_kafka_coord.c   coordinator side: publish, results, run state,
  *                          stats, claim-check blobs
+ *   broker_kafka_cb.c      HTTP callback deliveries: callbacks topics, claim,
+ *                          settle, the callbacks dead list
+ *   broker_kafka_admin.c   operations: workers, runs, task dead letters,
+ *                          run documents
  *
  * Threads. librdkafka runs its own threads; the only code of ours they call
  * is the log callback (sf_log_event is thread-safe). Every other callback
@@ -35,6 +39,7 @@
 #define SF_KAFKA_H_SRC_PARTITION "sf-source-partition"
 #define SF_KAFKA_H_SRC_OFFSET "sf-source-offset"
 #define SF_KAFKA_H_FAILED_AT "sf-failed-at-ms"
+#define SF_KAFKA_H_HANDLED "sf-handled"
 
 #define SF_KAFKA_DEFAULT_PARTITIONS 12
 /* Topic-level max.message.bytes: tasks/results/dlq carry claim-checked
@@ -96,6 +101,10 @@ struct kafka_broker {
     int64_t ttl_ms, lease_ms;
     char *t_tasks, *t_retry, *t_dlq, *t_results, *t_runs, *t_blobs;
     char *group, *retry_group;
+    /* Callbacks (broker_kafka_cb.c) and the dead letters' "handled" marks
+     * (broker_kafka_admin.c): named per queue like the task topics. */
+    char *t_cb, *t_cb_retry, *t_cb_dead, *t_dlq_handled, *cb_group;
+    struct kafka_cb *cb;         /* the callbacks consumer; NULL until first claim */
 
     rd_kafka_t *producer;        /* thread-safe; shared by every caller */
     pthread_t poller;
@@ -134,7 +143,8 @@ struct kafka_broker {
 #define KB(b) ((struct kafka_broker *)(b))
 
 /* broker_kafka.c */
-enum kafka_role { KAFKA_PRODUCER, KAFKA_WORKER, KAFKA_RETRY, KAFKA_READER, KAFKA_ADMIN };
+enum kafka_role { KAFKA_PRODUCER, KAFKA_WORKER, KAFKA_RETRY, KAFKA_READER, KAFKA_ADMIN,
+                  KAFKA_CALLBACKS };
 /* A configured client of 'role'. NULL with the reason in err (never showing
  * a secret value). group may be NULL (a unique reader group is made up). */
 rd_kafka_t *sf_kafka_client(struct kafka_broker *kb, enum kafka_role role, const char *group,
@@ -208,5 +218,48 @@ int sf_kafka_blob_get(struct sf_broker *b, const char *ref, char **data, size_t 
 void sf_kafka_coord_close(struct kafka_broker *kb);
 /* Called on the poll thread when a published task was delivered. */
 void sf_kafka_publish_report(struct kafka_broker *kb, struct kafka_ticket *tk);
+/* The partition of sandfleet.runs that holds keys of run_id. */
+int32_t sf_kafka_runs_partition(struct kafka_broker *kb, const char *run_id);
+
+/* broker_kafka_cb.c (the ops, plus what complete() and the client use) */
+int sf_kafka_cb_enqueue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                        const char *once_key, char *err, size_t errlen);
+int sf_kafka_cb_claim(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
+                      size_t max, size_t *n, char *err, size_t errlen);
+int sf_kafka_cb_settle(struct sf_broker *b, const char *id, const char *token,
+                       enum sf_callback_settle how, const char *rec, size_t len, int64_t delay_ms,
+                       char *err, size_t errlen);
+int sf_kafka_cb_list(struct sf_broker *b, bool dead, size_t max, json_t **out, char *err,
+                     size_t errlen);
+int sf_kafka_cb_requeue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                        char *err, size_t errlen);
+int sf_kafka_cb_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
+                      char *err, size_t errlen);
+/* Produce a delivery record to the callbacks topic, due now (tk: as
+ * sf_kafka_produce). complete() calls it before it stores the offset. */
+int sf_kafka_cb_produce(struct kafka_broker *kb, const char *id, const char *rec, size_t len,
+                        struct kafka_ticket *tk, char *err, size_t errlen);
+void sf_kafka_cb_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                           rd_kafka_topic_partition_list_t *parts, void *opaque);
+void sf_kafka_cb_close(struct kafka_broker *kb);
+
+/* broker_kafka_admin.c (the ops) */
+int sf_kafka_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+int sf_kafka_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+int sf_kafka_dead_list(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
+int sf_kafka_dead_requeue(struct sf_broker *b, const char *id, const char *task, size_t len,
+                          const char *run_id, const char *task_id, char *err, size_t errlen);
+int sf_kafka_dead_purge(struct sf_broker *b, const char *const *ids, size_t n, char *err,
+                        size_t errlen);
+int sf_kafka_run_doc_put(struct sf_broker *b, const char *run_id, const char *doc, size_t len,
+                         const char *reply_to, char *err, size_t errlen);
+int sf_kafka_run_doc_get(struct sf_broker *b, const char *run_id, char **doc, char *err,
+                         size_t errlen);
+/* Dead letters an operator has not replayed or purged yet (stats). */
+int sf_kafka_dead_count(struct kafka_broker *kb, int64_t *count, char *err, size_t errlen);
+/* The last value per key of a (compacted) single-partition topic, as a JSON
+ * object key -> value (strings; tombstones remove the key). */
+int sf_kafka_read_table(struct kafka_broker *kb, const char *topic, int32_t part, json_t **out,
+                        char *err, size_t errlen);
 
 #endif

@@ -69,6 +69,11 @@ static int32_t runs_partition(struct kafka_broker *kb, const char *run_id)
     return sf_kafka_partition_for(run_id, n > 0 ? n : 1);
 }
 
+int32_t sf_kafka_runs_partition(struct kafka_broker *kb, const char *run_id)
+{
+    return runs_partition(kb, run_id);
+}
+
 /* The cached run (loaded from the topic on first use). kb->mu is NOT held
  * on return; the struct lives until the broker is freed. */
 static int get_run(struct kafka_broker *kb, const char *run_id, struct kafka_run **out,
@@ -335,7 +340,7 @@ int sf_kafka_stats(struct sf_broker *b, struct sf_queue_stats *st, char *err, si
      * does not tell them apart, so pending stays 0). */
     if ((rc = lag(kb, kb->t_tasks, kb->group, &st->depth, err, errlen)) < 0 ||
         (rc = lag(kb, kb->t_retry, kb->retry_group, &st->delayed, err, errlen)) < 0 ||
-        (rc = lag(kb, kb->t_dlq, NULL, &st->dead, err, errlen)) < 0)
+        (rc = sf_kafka_dead_count(kb, &st->dead, err, errlen)) < 0)
         return rc;
     rd_kafka_resp_err_t e = rd_kafka_list_groups(kb->producer, kb->group, &gl, 10000);
     if (e) {

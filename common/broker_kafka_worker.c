@@ -314,7 +314,7 @@ int sf_kafka_complete(struct sf_broker *b, const char *handle, const struct sf_c
                       char *err, size_t errlen)
 {
     struct kafka_broker *kb = KB(b);
-    struct kafka_ticket *tr = sf_kafka_ticket_new(), *td = NULL, *tx = NULL;
+    struct kafka_ticket *tr = sf_kafka_ticket_new(), *td = NULL, *tx = NULL, *tc = NULL;
     const char *hdrs[] = { SF_KAFKA_H_TASK_ID, c->task_id, NULL };
     char xerr[256];
     int rc = sf_kafka_produce(kb, kb->t_results, RD_KAFKA_PARTITION_UA, c->run_id, strlen(c->run_id),
@@ -322,6 +322,13 @@ int sf_kafka_complete(struct sf_broker *b, const char *handle, const struct sf_c
     if (rc == 0 && c->dead_raw) {
         td = sf_kafka_ticket_new();
         rc = produce_dead(kb, handle, c->dead_raw, c->dead_len, c->dead_reason, td, err, errlen);
+    }
+    /* The callback goes out with the result, before the offset is stored:
+     * not atomic (no transactions), so a task that runs twice queues its
+     * callback twice under the same delivery id (docs/kafka.md §8). */
+    if (rc == 0 && c->callback) {
+        tc = sf_kafka_ticket_new();
+        rc = sf_kafka_cb_produce(kb, c->callback_id, c->callback, c->callback_len, tc, err, errlen);
     }
     /* reply_to is an extra copy for an integration; the results topic is
      * the record, so a bad reply_to topic is reported but does not hold the
@@ -337,12 +344,14 @@ int sf_kafka_complete(struct sf_broker *b, const char *handle, const struct sf_c
     }
     if (rc == 0) rc = sf_kafka_ticket_wait(tr, 30000, err, errlen);
     if (rc == 0 && td) rc = sf_kafka_ticket_wait(td, 30000, err, errlen);
+    if (rc == 0 && tc) rc = sf_kafka_ticket_wait(tc, 30000, err, errlen);
     if (tx && sf_kafka_ticket_wait(tx, 5000, xerr, sizeof(xerr)) < 0)
         SF_LOG(b->cfg.log, SF_LOG_WARN, c->run_id, c->task_id, "reply_to %s: %s", c->reply_to, xerr);
     if (rc == 0 && handle) ack(kb, handle);
     sf_kafka_ticket_unref(tr);
     sf_kafka_ticket_unref(td);
     sf_kafka_ticket_unref(tx);
+    sf_kafka_ticket_unref(tc);
     return rc;
 }
 
