@@ -113,7 +113,7 @@ static int e2b_timeout_arg(json_t *body, const char *key, int def, int *out)
 /* v2 (SDK 2.x) has no "secure": envd access is always token-protected. */
 static int e2b_create(struct e2b_req *rq, bool v2)
 {
-    json_t *body = e2b_body(rq, true), *tmpl, *v;
+    json_t *body = e2b_body(rq, true), *tmpl;
     char err[SF_ERRSTR_LEN];
     int timeout, ret;
     if (!body || !json_is_string(tmpl = json_object_get(body, "templateID")) ||
@@ -128,10 +128,13 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         json_decref(body);
         return e2b_reply_error(rq, 400, "Timeout must be greater than 0");
     }
+    /* Separate statements: the order of side effects inside one
+     * initializer list is unspecified. */
+    json_t *meta = json_object_get(body, "metadata"), *envs = json_object_get(body, "envVars");
     struct e2b_create c = {
         .template_id = json_string_value(tmpl), .timeout_s = timeout,
-        .metadata = json_is_object(v = json_object_get(body, "metadata")) ? v : NULL,
-        .env_vars = json_is_object(v = json_object_get(body, "envVars")) ? v : NULL,
+        .metadata = json_is_object(meta) ? meta : NULL,
+        .env_vars = json_is_object(envs) ? envs : NULL,
         .secure = v2 || json_is_true(json_object_get(body, "secure")),
         .network = !json_is_false(json_object_get(body, "allow_internet_access")),
     };
