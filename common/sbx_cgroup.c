@@ -106,8 +106,10 @@ static void sf_sbx_cg_join(char *out, size_t size, const char *root, const char 
     while (*rel == '/') rel++;
     size_t n = strlen(rel);
     while (n && rel[n - 1] == '/') n--;
-    snprintf(out, size, "%s%s%.*s%s%s", root, n ? "/" : "", (int)n, rel,
-             leaf ? "/" : "", leaf ? leaf : "");
+    /* Callers check the length of what they build from 'out' (PATH_MAX
+     * buffers); sf_errf keeps gcc's truncation warning out of -O3 builds. */
+    sf_errf(out, size, "%s%s%.*s%s%s", root, n ? "/" : "", (int)n, rel,
+            leaf ? "/" : "", leaf ? leaf : "");
 }
 
 static bool sf_sbx_cg_has_token(const char *list, const char *tok)

@@ -41,7 +41,7 @@ struct sf_broker *coord_broker_open(const char *url, const char *queue, int64_t 
     char msg[600];
     if (!b) return NULL;
     if (sf_broker_check(b, wait_ms, NULL, err, errlen) < 0) {
-        snprintf(msg, sizeof(msg), "broker %s: %s", b->url_redacted, err);
+        sf_errf(msg, sizeof(msg), "broker %s: %s", b->url_redacted, err);
         sf_strlcpy(err, msg, errlen);
         sf_broker_free(b);
         return NULL;
