@@ -1,6 +1,6 @@
 /* common/broker_callback.c: the callback ops of broker.h behind wrappers
- * that say clearly when a backend has none yet (the Kafka backend, until
- * its owner implements a callbacks topic: docs/kafka.md). */
+ * that say clearly when a backend has none (Redis and Kafka have them:
+ * broker_redis_cb.c, broker_kafka_cb.c). */
 #include "broker.h"
 #include "util.h"
 
