@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,37 @@ static const char *const sf_sbx_proc_masked_files[] = {
 };
 static const char *const sf_sbx_proc_masked_dirs[] = { "acpi", "scsi", "asound", "driver" };
 static const char *const sf_sbx_proc_ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
+
+/* Which of the /proc entries above this kernel has: fixed while it runs,
+ * so looked up once per process instead of once per sandbox. */
+#define SF_SBX_PROC_N 19
+static bool sf_sbx_proc_absent[SF_SBX_PROC_N];
+static pthread_once_t sf_sbx_proc_once = PTHREAD_ONCE_INIT;
+
+static const char *sf_sbx_proc_name(size_t i)
+{
+    const size_t nf = sizeof(sf_sbx_proc_masked_files) / sizeof(sf_sbx_proc_masked_files[0]);
+    const size_t nd = sizeof(sf_sbx_proc_masked_dirs) / sizeof(sf_sbx_proc_masked_dirs[0]);
+    if (i < nf) return sf_sbx_proc_masked_files[i];
+    if (i < nf + nd) return sf_sbx_proc_masked_dirs[i - nf];
+    return sf_sbx_proc_ro[i - nf - nd];
+}
+
+static void sf_sbx_proc_probe(void)
+{
+    for (size_t i = 0; i < SF_SBX_PROC_N; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%s", sf_sbx_proc_name(i));
+        sf_sbx_proc_absent[i] = access(path, F_OK) < 0 && errno == ENOENT;
+    }
+}
+
+/* Entry i of the three lists, in order, on this kernel? */
+static bool sf_sbx_proc_has(size_t i)
+{
+    pthread_once(&sf_sbx_proc_once, sf_sbx_proc_probe);
+    return !sf_sbx_proc_absent[i];
+}
 
 int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
                             int64_t disk_mb, char *errstr, size_t errlen)
@@ -262,16 +294,21 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
     snprintf(buf, sizeof(buf), "%s/dev/null", c.mp);
     /* Entries this kernel does not have (the worker's /proc is a procfs of
      * the same kernel) would only be failed steps in every sandbox. */
-    for (size_t i = 0; i < sizeof(sf_sbx_proc_masked_files) / sizeof(sf_sbx_proc_masked_files[0]); i++) {
+    const size_t nf = sizeof(sf_sbx_proc_masked_files) / sizeof(sf_sbx_proc_masked_files[0]);
+    const size_t nd = sizeof(sf_sbx_proc_masked_dirs) / sizeof(sf_sbx_proc_masked_dirs[0]);
+    _Static_assert(sizeof(sf_sbx_proc_masked_files) / sizeof(char *) +
+                   sizeof(sf_sbx_proc_masked_dirs) / sizeof(char *) +
+                   sizeof(sf_sbx_proc_ro) / sizeof(char *) == SF_SBX_PROC_N, "SF_SBX_PROC_N");
+    for (size_t i = 0; i < nf; i++) {
         char inside[64];
         snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_masked_files[i]);
-        if (access(inside, F_OK) < 0 && errno == ENOENT) continue;
+        if (!sf_sbx_proc_has(i)) continue;
         sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, inside, 0)->optional = true;
     }
-    for (size_t i = 0; i < sizeof(sf_sbx_proc_masked_dirs) / sizeof(sf_sbx_proc_masked_dirs[0]); i++) {
+    for (size_t i = 0; i < nd; i++) {
         char inside[64];
         snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_masked_dirs[i]);
-        if (access(inside, F_OK) < 0 && errno == ENOENT) continue;
+        if (!sf_sbx_proc_has(nf + i)) continue;
         struct sf_sbx_mop *op = sf_sbx_in(&c, SF_SBX_MOP_TMPFS, NULL, inside, 0);
         op->data = sf_sbx_plan_str(plan, sf_xstrdup("size=4k,nr_inodes=1,mode=0555"));
         op->optional = true;
@@ -280,7 +317,7 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
     for (size_t i = 0; i < sizeof(sf_sbx_proc_ro) / sizeof(sf_sbx_proc_ro[0]); i++) {
         char inside[64], self[PATH_MAX];
         snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_ro[i]);
-        if (access(inside, F_OK) < 0 && errno == ENOENT) continue;
+        if (!sf_sbx_proc_has(nf + nd + i)) continue;
         snprintf(self, sizeof(self), "%s%s", c.mp, inside);
         sf_sbx_in(&c, SF_SBX_MOP_BIND, self, inside, 0)->optional = true;
         struct sf_sbx_mop *op = sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, inside, 0);
