@@ -192,6 +192,17 @@ int sf_write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+bool sf_valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) return false;
+    for (; *s; s++)
+        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
+              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+            return false;
+    return true;
+}
+
 void sf_random_hex(char *dst, size_t size, size_t nhex)
 {
     static const char hex[] = "0123456789abcdef";

@@ -45,6 +45,12 @@ int sf_write_all(int fd, const void *buf, size_t n);
 char *sf_base64_encode(const void *data, size_t len);
 int sf_base64_decode(const char *s, size_t slen, char **out, size_t *outlen);
 
+/* A name usable as a step or run id, a key part and a file name: 1..max
+ * characters of letters, digits, '_', '-' and '.'. */
+bool sf_valid_name(const char *s, size_t max);
+#define SF_RUN_ID_MAX 100        /* run ids */
+#define SF_STEP_ID_MAX 128       /* step ids */
+
 /* A random id of 'nhex' hex digits (nhex < size) from getrandom(). */
 void sf_random_hex(char *dst, size_t size, size_t nhex);
 

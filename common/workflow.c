@@ -37,16 +37,6 @@ static void problem(struct ctx *c, const char *step, const char *fmt, ...)
     c->n_errs++;
 }
 
-static bool valid_id(const char *s)
-{
-    if (!*s || strlen(s) > 128) return false;
-    for (; *s; s++)
-        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-            return false;
-    return true;
-}
-
 /* A `files` key is a relative path inside /workspace: no "..", not absolute. */
 static bool valid_rel_path(const char *p)
 {
@@ -132,7 +122,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
         return;
     }
     v = json_object_get(js, "id");
-    if (json_is_string(v) && valid_id(json_string_value(v))) {
+    if (json_is_string(v) && sf_valid_name(json_string_value(v), SF_STEP_ID_MAX)) {
         st->id = sf_xstrdup(json_string_value(v));
         snprintf(label, sizeof(label), "%s", st->id);
     } else {

@@ -75,16 +75,6 @@ static void usage(FILE *out)
     sf_opts_usage(run_opts, out);
 }
 
-static bool valid_run_id(const char *s)
-{
-    if (!*s || strlen(s) > 100) return false;
-    for (; *s; s++)
-        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-            return false;
-    return true;
-}
-
 static json_t *read_input(const char *path, char *err, size_t errlen)
 {
     json_error_t je;
@@ -137,7 +127,7 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "sandfleet-coordinator: run takes one workflow file (see --help)\n");
         goto out;
     }
-    if (cfg.run_id && !valid_run_id(cfg.run_id)) {
+    if (cfg.run_id && !sf_valid_name(cfg.run_id, SF_RUN_ID_MAX)) {
         fprintf(stderr, "sandfleet-coordinator: --run-id must be letters, digits, '_', '-', '.'\n");
         goto out;
     }

@@ -155,7 +155,7 @@ static void take_submission(struct serve *sv, const struct sf_delivery *d)
     struct sf_buf errs = {0};
     int rc;
     snprintf(p->run_id, sizeof(p->run_id), "sub-%s", d->handle);
-    if (rid && serve_valid_run_id(rid)) sf_strlcpy(p->run_id, rid, sizeof(p->run_id));
+    if (rid && sf_valid_name(rid, SF_RUN_ID_MAX)) sf_strlcpy(p->run_id, rid, sizeof(p->run_id));
     sf_strlcpy(p->handle, d->handle, sizeof(p->handle));
     if (d->problem[0] || !wf) {
         reject(sv, p->run_id, reply, d->handle, d->problem[0] ? d->problem : "entry has no 'workflow' field");

@@ -41,7 +41,6 @@ struct serve_submission {
 int serve_submission_parse(const char *data, size_t len, struct serve_submission *out,
                            struct sf_buf *errs);
 void serve_submission_clear(struct serve_submission *s);
-bool serve_valid_run_id(const char *s);
 
 /* --- the run table shared with the HTTP thread ----------------------------- */
 

@@ -127,7 +127,7 @@ static void get_run(struct serve_ctx *sc, const char *id, struct sf_http_resp *r
         }
     pthread_mutex_unlock(&tab->mu);
     if (!summary) {
-        if (serve_valid_run_id(id)) broker_run(sc, id, resp);
+        if (sf_valid_name(id, SF_RUN_ID_MAX)) broker_run(sc, id, resp);
         else reply_error(resp, 404, "no such run");
         return;
     }

@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool serve_valid_run_id(const char *s)
-{
-    if (!*s || strlen(s) > 100) return false;
-    for (; *s; s++)
-        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-            return false;
-    return true;
-}
-
 void serve_submission_clear(struct serve_submission *s)
 {
     sf_workflow_free(s->wf);
@@ -99,7 +89,7 @@ int serve_submission_parse(const char *data, size_t len, struct serve_submission
         if (json_object_get(doc, "input")) out->input = json_incref(json_object_get(doc, "input"));
         out->run_id = opt_string(doc, "run_id", errs, &bad);
         out->reply_to = opt_string(doc, "reply_to", errs, &bad);
-        if (out->run_id && !serve_valid_run_id(out->run_id)) {
+        if (out->run_id && !sf_valid_name(out->run_id, SF_RUN_ID_MAX)) {
             sf_buf_appendf(errs, "submission: \"run_id\" must be letters, digits, '_', '-', '.'\n");
             bad = 1;
         }
