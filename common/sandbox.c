@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 void sf_limits_defaults(struct sf_limits *l)
 {
@@ -28,6 +29,20 @@ void sf_run_result_clear(struct sf_run_result *r)
     free(r->out);
     free(r->err_tail);
     memset(r, 0, sizeof(*r));
+}
+
+void sf_run_result_from_wait(struct sf_run_result *r, int st)
+{
+    if (WIFEXITED(st)) {
+        r->status = SF_RUN_EXITED;
+        r->exit_code = WEXITSTATUS(st);
+        return;
+    }
+    r->status = SF_RUN_SIGNALED;
+    r->term_signal = WTERMSIG(st);
+    r->exit_code = 128 + r->term_signal;
+    sf_errf(r->error, sizeof(r->error), "killed by signal %d (%s)", r->term_signal,
+            strsignal(r->term_signal));
 }
 
 struct sf_sandbox_provider *sf_sandbox_provider_new(const char *kind,

@@ -92,6 +92,9 @@ struct sf_run_result {
 };
 
 void sf_run_result_clear(struct sf_run_result *r);
+/* Fill status, exit_code, term_signal and error from a wait(2) status:
+ * SF_RUN_EXITED, or SF_RUN_SIGNALED with "killed by signal N (name)". */
+void sf_run_result_from_wait(struct sf_run_result *r, int wait_status);
 
 struct sf_sandbox;
 struct sf_sandbox_ops {

@@ -350,15 +350,8 @@ static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         res->exit_code = WIFEXITED(w.status) ? WEXITSTATUS(w.status) : 128 + res->term_signal;
         sf_errf(res->error, sizeof(res->error), "out of memory: the memory limit of %" PRId64
                 " MiB was reached and the kernel's OOM killer ended a process", lim.memory_mb);
-    } else if (WIFEXITED(w.status)) {
-        res->status = SF_RUN_EXITED;
-        res->exit_code = WEXITSTATUS(w.status);
     } else {
-        res->status = SF_RUN_SIGNALED;
-        res->term_signal = WTERMSIG(w.status);
-        res->exit_code = 128 + res->term_signal;
-        sf_errf(res->error, sizeof(res->error), "killed by signal %d (%s)", res->term_signal,
-                strsignal(res->term_signal));
+        sf_run_result_from_wait(res, w.status);
     }
     goto done;
 timeout:

@@ -33,22 +33,6 @@ struct proc_sandbox {
     struct sf_limits limits;
 };
 
-/* mkdir -p for a path inside root; 'path' is relative and clean. */
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof(tmp)) return -ENAMETOOLONG;
-    sf_strlcpy(tmp, path, sizeof(tmp));
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-        *s = '/';
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 /* Map a sandbox path to the host. Rejects ".." so a path cannot leave root. */
 static int host_path(struct proc_sandbox *ps, const char *path, char *out, size_t n)
 {
@@ -79,7 +63,7 @@ static int proc_write_file(struct sf_sandbox *sb, const char *path, const void *
     }
     char *slash = strrchr(hp, '/');
     *slash = '\0';
-    rc = mkdirs(hp);
+    rc = sf_mkdir_p(hp, 0755);
     *slash = '/';
     if (rc < 0) goto fail;
     fd = open(hp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode ? mode : 0644);
@@ -227,15 +211,8 @@ static int proc_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
     } else if (pr < 0) {
         sf_errf(sb->errstr, sizeof(sb->errstr), "waiting for the command: %s", strerror(-pr));
         rc = pr;
-    } else if (WIFEXITED(w.status)) {
-        res->status = SF_RUN_EXITED;
-        res->exit_code = WEXITSTATUS(w.status);
     } else {
-        res->status = SF_RUN_SIGNALED;
-        res->term_signal = WTERMSIG(w.status);
-        res->exit_code = 128 + res->term_signal;
-        sf_errf(res->error, sizeof(res->error), "killed by signal %d (%s)", res->term_signal,
-                strsignal(res->term_signal));
+        sf_run_result_from_wait(res, w.status);
     }
 done:
     res->duration_ms = sf_now_ms() - t0;
@@ -291,7 +268,7 @@ static int proc_create(struct sf_sandbox_provider *p, const struct sf_sandbox_op
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         char d[512];
         snprintf(d, sizeof(d), "%s%s", ps->root, dirs[i]);
-        mkdirs(d);
+        sf_mkdir_p(d, 0755);
     }
     ps->base.ops = &proc_ops;
     snprintf(ps->base.id, sizeof(ps->base.id), "proc-%s", strrchr(ps->root, '-') + 1);

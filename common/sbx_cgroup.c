@@ -52,20 +52,6 @@ static bool sf_sbx_cg_exists(const char *dir, const char *file)
     return access(path, F_OK) == 0;
 }
 
-static int sf_sbx_cg_mkdirs(const char *path)
-{
-    char tmp[SF_SBX_CG_PATH];
-    sf_strlcpy(tmp, path, sizeof(tmp));
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-        *s = '/';
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 /* The path of our cgroup for 'controller' ("" for the v2 line "0::"),
  * from a /proc/self/cgroup-format file. */
 static int sf_sbx_cg_own(const char *self_cgroup, const char *controller, char *out, size_t size)
@@ -140,7 +126,7 @@ static int sf_sbx_cg2_delegate(const char *dir, const char *own, char *errstr, s
     if (rc == -EBUSY && !strcmp(dir, own)) {
         char leaf[SF_SBX_CG_PATH];
         if (snprintf(leaf, sizeof(leaf), "%s/worker", own) >= (int)sizeof(leaf)) rc = -ENAMETOOLONG;
-        else if ((rc = sf_sbx_cg_mkdirs(leaf)) == 0 &&
+        else if ((rc = sf_mkdir_p(leaf, 0755)) == 0 &&
             (rc = sf_sbx_cg_write(leaf, "cgroup.procs", "0")) == 0)
             rc = sf_sbx_cg_write(dir, "cgroup.subtree_control", "+memory +pids");
     }
@@ -212,7 +198,7 @@ static int sf_sbx_cg1_init(struct sf_sbx_cgroup_base *base, const char *root,
             }
             sf_sbx_cg_join(dst[i], SF_SBX_CG_PATH, hier, own, "sandfleet");
         }
-        if ((rc = sf_sbx_cg_mkdirs(dst[i])) < 0) {
+        if ((rc = sf_mkdir_p(dst[i], 0755)) < 0) {
             sf_errf(errstr, errlen, "cgroup v1: mkdir %s: %s", dst[i], strerror(-rc));
             return rc;
         }

@@ -177,6 +177,21 @@ out:
     return rc;
 }
 
+int sf_mkdir_p(const char *path, int mode)
+{
+    char tmp[4096];
+    if (strlen(path) >= sizeof(tmp)) return -ENAMETOOLONG;
+    sf_strlcpy(tmp, path, sizeof(tmp));
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(tmp, (mode_t)mode) < 0 && errno != EEXIST) return -errno;
+        *s = '/';
+    }
+    if (mkdir(tmp, (mode_t)mode) < 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
 int sf_write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;

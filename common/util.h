@@ -37,6 +37,9 @@ char *sf_buf_steal(struct sf_buf *b, size_t *len);
 
 /* Read a whole file; -errno, or -EFBIG when larger than max. */
 int sf_read_file(const char *path, size_t max, char **data, size_t *len);
+/* mkdir -p: every missing directory of 'path' with 'mode'. 0 or -errno. */
+int sf_mkdir_p(const char *path, int mode);
+
 /* Write all of buf to fd, retrying on EINTR/short writes. */
 int sf_write_all(int fd, const void *buf, size_t n);
 
