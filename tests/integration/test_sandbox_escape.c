@@ -99,6 +99,15 @@ static bool host_has_process(const char *a0, const char *a1)
     return found;
 }
 
+/* A sleep duration no other process on the host uses ("<base>.<our pid>"),
+ * so the host-wide process probes see only this test's sleeps, even while
+ * other test runs share the machine. */
+static const char *secs(int base, char *buf, size_t n)
+{
+    snprintf(buf, n, "%d.%05d", base, (int)(getpid() % 100000));
+    return buf;
+}
+
 /* A background process may still be between fork and exec when the run
  * returns: give it up to 2 s to appear. */
 static bool wait_for_process(const char *a0, const char *a1)
@@ -488,14 +497,16 @@ static void hung_process_times_out_in_a_second(void **state)
 {
     (void)state;
     struct sf_sandbox *sb = mk(NULL);
-    struct sf_run_spec s = { .cmd = "sleep 100", .timeout_s = 1 };
+    char arg[32], cmd[64];
+    snprintf(cmd, sizeof(cmd), "sleep %s", secs(100, arg, sizeof(arg)));
+    struct sf_run_spec s = { .cmd = cmd, .timeout_s = 1 };
     struct sf_run_result r;
     run_spec(sb, &s, &r);
     assert_int_equal(r.status, SF_RUN_TIMEOUT);
     assert_true(r.duration_ms >= 950 && r.duration_ms < 2000);
     sf_run_result_clear(&r);
     sf_sandbox_destroy(sb);
-    assert_false(host_has_process("sleep", "100"));
+    assert_false(host_has_process("sleep", arg));
 }
 
 static void double_forked_daemon_dies_with_the_sandbox(void **state)
@@ -503,15 +514,17 @@ static void double_forked_daemon_dies_with_the_sandbox(void **state)
     (void)state;
     struct sf_sandbox *sb = mk(NULL);
     struct sf_run_result r;
-    run(sb, "(setsid sleep 1000 &) ; echo ok", &r);
+    char arg[32], cmd[96];
+    snprintf(cmd, sizeof(cmd), "(setsid sleep %s &) ; echo ok", secs(1000, arg, sizeof(arg)));
+    run(sb, cmd, &r);
     assert_int_equal(r.status, SF_RUN_EXITED);
     assert_string_equal(r.out, "ok\n");
     assert_true(r.duration_ms < 3000);                 /* sleep holds stdout: we did not wait */
     sf_run_result_clear(&r);
-    assert_true(wait_for_process("sleep", "1000"));   /* the probe sees it while alive */
+    assert_true(wait_for_process("sleep", arg));      /* the probe sees it while alive */
     expect_out(sb, "pgrep -c -x sleep", "1\n");         /* still there in the next run */
     sf_sandbox_destroy(sb);
-    assert_false(host_has_process("sleep", "1000"));
+    assert_false(host_has_process("sleep", arg));
 }
 
 static void background_child_with_closed_stdout_does_not_hold_the_run(void **state)
@@ -519,17 +532,21 @@ static void background_child_with_closed_stdout_does_not_hold_the_run(void **sta
     (void)state;
     struct sf_sandbox *sb = mk(NULL);
     struct sf_run_result r;
-    run(sb, "(exec >&- 2>&-; sleep 300) & echo main-done", &r);
+    char arg[32], cmd[96];
+    secs(300, arg, sizeof(arg));
+    snprintf(cmd, sizeof(cmd), "(exec >&- 2>&-; sleep %s) & echo main-done", arg);
+    run(sb, cmd, &r);
     assert_int_equal(r.status, SF_RUN_EXITED);
     assert_string_equal(r.out, "main-done\n");
     assert_true(r.duration_ms < 3000);
     sf_run_result_clear(&r);
-    run(sb, "sleep 300 & echo holds-stdout", &r);
+    snprintf(cmd, sizeof(cmd), "sleep %s & echo holds-stdout", arg);
+    run(sb, cmd, &r);
     assert_string_equal(r.out, "holds-stdout\n");
     assert_true(r.duration_ms < 3000);
     sf_run_result_clear(&r);
     sf_sandbox_destroy(sb);
-    assert_false(host_has_process("sleep", "300"));
+    assert_false(host_has_process("sleep", arg));
 }
 
 int main(void)
