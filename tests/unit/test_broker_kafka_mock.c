@@ -47,9 +47,13 @@ static int setup(void **state)
     snprintf(m->url, sizeof(m->url), "kafka://%s", rd_kafka_mock_cluster_bootstraps(m->mc));
     /* The mock broker does not implement CreateTopics: make them here. */
     const char *topics[] = { "sandfleet.tasks", "sandfleet.tasks.retry", "sandfleet.tasks.dlq",
-                             "sandfleet.results", "sandfleet.runs", "sandfleet.blobs" };
-    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
-        assert_int_equal(rd_kafka_mock_topic_create(m->mc, topics[i], i == 2 ? 1 : 2, 1), 0);
+                             "sandfleet.results", "sandfleet.runs", "sandfleet.blobs",
+                             "sandfleet.callbacks", "sandfleet.callbacks.retry",
+                             "sandfleet.callbacks.dead", "sandfleet.tasks.dlq.handled" };
+    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+        bool single = i == 2 || i == 8 || i == 9;       /* the DLQ and the compacted tables */
+        assert_int_equal(rd_kafka_mock_topic_create(m->mc, topics[i], single ? 1 : 2, 1), 0);
+    }
     *state = m;
     return 0;
 }
