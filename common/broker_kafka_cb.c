@@ -112,7 +112,9 @@ void sf_kafka_cb_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         if (coop) ie = rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
         rd_kafka_resume_partitions(rk, parts);   /* a pause from a former assignment */
-        SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: %d callback partition(s) assigned",
+        /* Worded apart from the task consumer's "assigned"/"revoked" lines,
+         * which tests and operators count. */
+        SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: callbacks: taking %d more partition(s)",
                parts->cnt);
     } else {
         /* What was settled is committed now; the next owner sends the rest. */

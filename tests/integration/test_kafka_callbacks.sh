@@ -45,7 +45,7 @@ dead_has() { CB list --dead --json "${@:2}" 2>/dev/null | grep -q "$1"; }
 WARGS=(--callback-allow 127.0.0.1 --callback-timeout-ms 3000 --lease-ms 3000)
 
 kworker_start w1 --concurrency 2 --callback-retry-base-ms 300 "${WARGS[@]}"
-wait_for 30 grep -q 'callback partition(s) assigned' "$T/w1.log" || fail "w1 did not join the callbacks group"
+wait_for 30 grep -q 'callbacks: taking' "$T/w1.log" || fail "w1 did not join the callbacks group"
 
 # --- 1. success and failure ---------------------------------------------------------------
 add sandfleet.tasks t-ok cat "$(cbjson /ok/t-ok)"
