@@ -8,7 +8,7 @@
 #include "util.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
+#include "lazy_curl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,18 +48,20 @@ static bool header_reserved(const char *s)
 
 int sf_callback_url_host(const char *url, char *host, size_t hostlen, int *port, bool *https)
 {
-    CURLU *u = curl_url();
     char *scheme = NULL, *h = NULL, *p = NULL, *user = NULL, *pass = NULL;
-    int rc = -EINVAL;
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
+    int rc = sf_curl_load(NULL, 0);
+    if (rc < 0) return rc;                      /* no libcurl to parse with */
+    CURLU *u = sf_curl_url();
+    rc = -EINVAL;
+    if (!u || sf_curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
+    if (sf_curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
     if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) goto out;
-    if (curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || !*h) goto out;
+    if (sf_curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || !*h) goto out;
     /* Credentials in a URL end up in logs and dead lists: refuse them. */
-    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK)
+    if (sf_curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+        sf_curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK)
         goto out;
-    if (curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK) goto out;
+    if (sf_curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK) goto out;
     size_t hl = strlen(h);
     if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
         memmove(h, h + 1, hl - 2);
@@ -70,12 +72,12 @@ int sf_callback_url_host(const char *url, char *host, size_t hostlen, int *port,
     if (https) *https = !strcasecmp(scheme, "https");
     rc = 0;
 out:
-    curl_free(scheme);
-    curl_free(h);
-    curl_free(p);
-    curl_free(user);
-    curl_free(pass);
-    curl_url_cleanup(u);
+    sf_curl_free(scheme);
+    sf_curl_free(h);
+    sf_curl_free(p);
+    sf_curl_free(user);
+    sf_curl_free(pass);
+    sf_curl_url_cleanup(u);
     return rc;
 }
 
@@ -128,7 +130,14 @@ struct sf_callback *sf_callback_from_json(json_t *j, char *err, size_t errlen)
         sf_errf(err, errlen, "callback: url longer than %d bytes or with NUL", SF_CALLBACK_URL_MAX);
         goto fail;
     }
-    if (sf_callback_url_host(json_string_value(url), NULL, 0, NULL, NULL) < 0) {
+    int urc = sf_callback_url_host(json_string_value(url), NULL, 0, NULL, NULL);
+    if (urc == -ENOENT) {
+        char why[512];
+        sf_curl_load(why, sizeof(why));
+        sf_errf(err, errlen, "callback: cannot check the url: %s", why);
+        goto fail;
+    }
+    if (urc < 0) {
         sf_errf(err, errlen, "callback: url must be http:// or https:// with a host and without user:password@");
         goto fail;
     }

@@ -49,8 +49,9 @@ void sf_callback_free(struct sf_callback *cb);
 bool sf_callback_secret_name_ok(const char *name);
 
 /* Split url into its host (brackets removed from IPv6) and port (default
- * 80/443); 0 or -EINVAL. Uses libcurl's URL parser, the one that connects,
- * so the policy check and the connection never disagree about the host. */
+ * 80/443); 0, -EINVAL, or -ENOENT when libcurl cannot be loaded (see
+ * lazy_curl.h). Uses libcurl's URL parser, the one that connects, so the
+ * policy check and the connection never disagree about the host. */
 int sf_callback_url_host(const char *url, char *host, size_t hostlen, int *port, bool *https);
 
 /* --- the delivery record (one per pending delivery, in the broker) ----------

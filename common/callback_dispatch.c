@@ -8,7 +8,11 @@
  *      at once when the policy denies an address;
  *   3. runs the multi handle and settles finished transfers;
  *   4. retries settlements the broker refused transiently;
- *   5. waits in curl_multi_poll (woken by stop).
+ *   5. waits in curl_multi_poll (woken by stop through an eventfd).
+ * libcurl is loaded and initialised (curl_global_init sets up OpenSSL, a few
+ * MB of resident memory) only once a first delivery has been claimed; until
+ * then the thread polls for due deliveries and waits in poll() on the same
+ * eventfd, so an idle worker never maps libcurl or its TLS stack.
  * The policy is enforced twice: on the resolved addresses before any
  * connect (clear reason, no connection), and in the opensocket callback on
  * the exact address libcurl is about to use (so nothing the pinning missed
@@ -21,16 +25,18 @@
 #include "util.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
+#include "lazy_curl.h"
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -63,7 +69,9 @@ struct xfer {
 struct sf_callback_dispatch {
     struct sf_callback_dispatch_cfg cfg;
     struct sf_callback_allow public_only;
-    CURLM *multi;
+    CURLM *multi;               /* NULL until the first claimed delivery */
+    bool no_curl;               /* libcurl cannot be loaded: claim nothing */
+    int wake_fd;                /* eventfd: stop wakes the thread */
     pthread_t thread;
     atomic_int stop;
     struct xfer *x;
@@ -85,11 +93,11 @@ static void log_throttled(struct sf_callback_dispatch *d, const char *what, cons
 static void xfer_reset(struct xfer *x)
 {
     if (x->easy) {
-        curl_multi_remove_handle(x->d->multi, x->easy);
-        curl_easy_cleanup(x->easy);
+        sf_curl_multi_remove_handle(x->d->multi, x->easy);
+        sf_curl_easy_cleanup(x->easy);
     }
-    curl_slist_free_all(x->hdrs);
-    curl_slist_free_all(x->resolve);
+    sf_curl_slist_free_all(x->hdrs);
+    sf_curl_slist_free_all(x->resolve);
     if (x->gai.ar_result) freeaddrinfo(x->gai.ar_result);
     sf_callback_claim_clear(&x->claim);
     sf_callback_record_free(x->rec);
@@ -131,8 +139,8 @@ static void conclude(struct xfer *x, enum sf_callback_verdict v, const char *why
     struct sf_callback_record *rec = x->rec;
     const char *rid = rec ? rec->run_id : NULL, *tid = rec ? rec->task_id : NULL;
     if (x->easy) {
-        curl_multi_remove_handle(d->multi, x->easy);
-        curl_easy_cleanup(x->easy);
+        sf_curl_multi_remove_handle(d->multi, x->easy);
+        sf_curl_easy_cleanup(x->easy);
         x->easy = NULL;
     }
     x->state = X_SETTLING;
@@ -228,7 +236,7 @@ static int add_header(struct xfer *x, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    struct curl_slist *l = curl_slist_append(x->hdrs, line);
+    struct curl_slist *l = sf_curl_slist_append(x->hdrs, line);
     explicit_bzero(line, sizeof(line));
     if (!l) abort();                            /* OOM */
     x->hdrs = l;
@@ -269,7 +277,7 @@ static void start_request(struct xfer *x)
 {
     struct sf_callback_dispatch *d = x->d;
     char why[512];
-    CURL *e = curl_easy_init();
+    CURL *e = sf_curl_easy_init();
     if (!e) abort();
     x->easy = e;
     x->rec->attempts++;                         /* Sandfleet-Attempt counts from 1 */
@@ -278,29 +286,29 @@ static void start_request(struct xfer *x)
         conclude(x, SF_CALLBACK_GIVE_UP, why, 0);
         return;
     }
-    curl_easy_setopt(e, CURLOPT_URL, x->rec->cb.url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)d->cfg.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(d->cfg.timeout_ms < 5000 ? d->cfg.timeout_ms : 5000));
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "sandfleet/" SF_VERSION);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->rec->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->rec->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    if (x->resolve) curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
-    curl_multi_add_handle(d->multi, e);
+    sf_curl_easy_setopt(e, CURLOPT_URL, x->rec->cb.url);
+    sf_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    sf_curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    sf_curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    sf_curl_easy_setopt(e, CURLOPT_PROXY, "");
+    sf_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    sf_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)d->cfg.timeout_ms);
+    sf_curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(d->cfg.timeout_ms < 5000 ? d->cfg.timeout_ms : 5000));
+    sf_curl_easy_setopt(e, CURLOPT_USERAGENT, "sandfleet/" SF_VERSION);
+    sf_curl_easy_setopt(e, CURLOPT_POST, 1L);
+    sf_curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->rec->body);
+    sf_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->rec->body_len);
+    sf_curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    sf_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    sf_curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    sf_curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    sf_curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    sf_curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    sf_curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    sf_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    sf_curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    if (x->resolve) sf_curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
+    sf_curl_multi_add_handle(d->multi, e);
     x->state = X_SENDING;
 }
 
@@ -331,7 +339,7 @@ static void resolved(struct xfer *x)
     if (!x->ip_literal) {
         char entry[1400];
         snprintf(entry, sizeof(entry), "%s:%s:%s", x->host, x->port, list);
-        x->resolve = curl_slist_append(NULL, entry);
+        x->resolve = sf_curl_slist_append(NULL, entry);
     }
     start_request(x);
 }
@@ -374,6 +382,26 @@ static void begin(struct sf_callback_dispatch *d, struct xfer *x)
     }
 }
 
+/* Loads libcurl on the first delivery. 0, or -1 with the reason logged; a
+ * library that cannot be loaded stops this worker claiming at all, so the
+ * deliveries go to workers that can send them. */
+static int curl_start(struct sf_callback_dispatch *d)
+{
+    char why[512];
+    if (sf_curl_load(why, sizeof(why)) < 0) {
+        SF_LOG(d->cfg.lg, SF_LOG_ERROR, NULL, NULL, "callbacks: %s; this worker delivers no "
+               "callbacks (it hands them back to the others)", why);
+        d->no_curl = true;
+        return -1;
+    }
+    if (!(d->multi = sf_curl_multi_init())) {
+        log_throttled(d, "starting libcurl", "cannot create a curl multi handle");
+        return -1;
+    }
+    sf_curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)d->nx);
+    return 0;
+}
+
 static void claim(struct sf_callback_dispatch *d)
 {
     struct xfer *free_x[d->nx];
@@ -395,9 +423,18 @@ static void claim(struct sf_callback_dispatch *d)
     }
     d->claim_backoff_ms = 0;
     d->next_claim_ms = n == nfree ? now : now + d->cfg.poll_ms;
+    bool send = n && (d->multi || curl_start(d) == 0);
+    if (n && !send && !d->no_curl) d->next_claim_ms = now + 1000;
     for (size_t i = 0; i < n; i++) {
         free_x[i]->claim = got[i];
-        begin(d, free_x[i]);
+        if (send) {
+            begin(d, free_x[i]);
+            continue;
+        }
+        atomic_fetch_add(&d->in_flight, 1);    /* hand it back, untouched */
+        free_x[i]->how = SF_CALLBACK_SETTLE_RELEASE;
+        free_x[i]->state = X_SETTLING;
+        try_settle(free_x[i]);
     }
 }
 
@@ -408,7 +445,7 @@ static void finished(struct xfer *x, CURLcode res)
     long status = 0;
     char why[600];
     int64_t ra = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    sf_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (x->denied[0]) {
         conclude(x, SF_CALLBACK_GIVE_UP, x->denied, 0);
         return;
@@ -426,7 +463,7 @@ static void finished(struct xfer *x, CURLcode res)
         conclude(x, v, why, ra);
         return;
     }
-    snprintf(why, sizeof(why), "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
+    snprintf(why, sizeof(why), "%s", x->errbuf[0] ? x->errbuf : sf_curl_easy_strerror(res));
     conclude(x, res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT ? SF_CALLBACK_GIVE_UP
                                                                                 : SF_CALLBACK_RETRY,
              why, 0);
@@ -438,7 +475,7 @@ static void *dispatch_main(void *arg)
     while (!atomic_load(&d->stop)) {
         int64_t now = sf_now_ms();
         bool resolving = false, settling = false;
-        if (now >= d->next_claim_ms) claim(d);
+        if (now >= d->next_claim_ms && !d->no_curl) claim(d);
         for (size_t i = 0; i < d->nx; i++) {
             struct xfer *x = &d->x[i];
             if (x->state == X_RESOLVING && gai_error(&x->gai) != EAI_INPROGRESS) resolved(x);
@@ -447,19 +484,25 @@ static void *dispatch_main(void *arg)
             settling |= x->state == X_SETTLING;
         }
         int running = 0, left = 0;
-        curl_multi_perform(d->multi, &running);
+        if (d->multi) sf_curl_multi_perform(d->multi, &running);
         CURLMsg *m;
-        while ((m = curl_multi_info_read(d->multi, &left))) {
+        while (d->multi && (m = sf_curl_multi_info_read(d->multi, &left))) {
             struct xfer *x = NULL;
             if (m->msg != CURLMSG_DONE) continue;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            sf_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             finished(x, m->data.result);
         }
         int64_t wait = d->next_claim_ms - sf_now_ms();
         if (resolving || settling) wait = wait < 10 ? wait : 10;
         if (wait < 0) wait = 0;
         if (wait > 1000) wait = 1000;
-        curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
+        if (d->multi) {
+            struct curl_waitfd wfd = { .fd = d->wake_fd, .events = CURL_WAIT_POLLIN };
+            sf_curl_multi_poll(d->multi, &wfd, 1, (int)wait, NULL);
+        } else {
+            struct pollfd pfd = { .fd = d->wake_fd, .events = POLLIN };
+            poll(&pfd, 1, (int)wait);
+        }
     }
     return NULL;
 }
@@ -483,12 +526,10 @@ struct sf_callback_dispatch *sf_callback_dispatch_start(const struct sf_callback
     d->nx = (size_t)d->cfg.concurrency;
     d->x = sf_xcalloc(d->nx, sizeof(*d->x));
     for (size_t i = 0; i < d->nx; i++) d->x[i].d = d;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (!(d->multi = curl_multi_init())) {
-        sf_errf(err, errlen, "callbacks: cannot create a curl multi handle");
+    if ((d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        sf_errf(err, errlen, "callbacks: eventfd: %s", strerror(errno));
         goto fail;
     }
-    curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)d->nx);
     int rc = pthread_create(&d->thread, NULL, dispatch_main, d);
     if (rc != 0) {
         sf_errf(err, errlen, "callbacks: cannot start the dispatcher thread: %s", strerror(rc));
@@ -496,7 +537,7 @@ struct sf_callback_dispatch *sf_callback_dispatch_start(const struct sf_callback
     }
     return d;
 fail:
-    if (d->multi) curl_multi_cleanup(d->multi);
+    if (d->wake_fd >= 0) close(d->wake_fd);
     sf_callback_net_allow_clear(&d->public_only);
     free(d->x);
     free(d);
@@ -507,7 +548,8 @@ void sf_callback_dispatch_stop(struct sf_callback_dispatch *d)
 {
     if (!d) return;
     atomic_store(&d->stop, 1);
-    curl_multi_wakeup(d->multi);
+    /* The counter stays readable, so a thread not yet waiting cannot miss it. */
+    if (write(d->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0) abort();
     pthread_join(d->thread, NULL);
     for (size_t i = 0; i < d->nx; i++) {
         struct xfer *x = &d->x[i];
@@ -530,7 +572,8 @@ void sf_callback_dispatch_stop(struct sf_callback_dispatch *d)
             xfer_reset(x);
         }
     }
-    curl_multi_cleanup(d->multi);
+    sf_curl_multi_cleanup(d->multi);
+    close(d->wake_fd);
     sf_callback_net_allow_clear(&d->public_only);
     free(d->x);
     free(d);

@@ -3,7 +3,7 @@
  * handle per call keeps the connection object free of locks. */
 #include "e2b_client.h"
 
-#include <curl/curl.h>
+#include "lazy_curl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +114,7 @@ static size_t e2b_header_cb(char *p, size_t sz, size_t n, void *arg)
 
 int sf_e2b_http_do(struct sf_e2b_http *h, char *err, size_t errlen)
 {
-    CURL *curl = curl_easy_init();
+    CURL *curl = sf_curl_easy_init();
     struct e2b_sink sink = { h, h->max_response ? h->max_response : E2B_MAX_RESPONSE, false };
     int rc = 0;
 
@@ -124,38 +124,38 @@ int sf_e2b_http_do(struct sf_e2b_http *h, char *err, size_t errlen)
         sf_errf(err, errlen, "curl_easy_init failed");
         return -ENOMEM;
     }
-    curl_easy_setopt(curl, CURLOPT_URL, h->url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, h->method);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "sandfleet/" SF_VERSION);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, e2b_write_cb);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, e2b_header_cb);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, h);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (h->timeout_ms > 0) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    sf_curl_easy_setopt(curl, CURLOPT_URL, h->url);
+    sf_curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, h->method);
+    sf_curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h->headers);
+    sf_curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    sf_curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    sf_curl_easy_setopt(curl, CURLOPT_USERAGENT, "sandfleet/" SF_VERSION);
+    sf_curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, e2b_write_cb);
+    sf_curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    sf_curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, e2b_header_cb);
+    sf_curl_easy_setopt(curl, CURLOPT_HEADERDATA, h);
+    sf_curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    if (h->timeout_ms > 0) sf_curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, h->timeout_ms);
     if (h->mime) {
-        curl_easy_setopt(curl, CURLOPT_MIMEPOST, h->mime);
+        sf_curl_easy_setopt(curl, CURLOPT_MIMEPOST, h->mime);
     } else if (h->body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, h->body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body_len);
+        sf_curl_easy_setopt(curl, CURLOPT_POSTFIELDS, h->body);
+        sf_curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body_len);
     } else if (!strcmp(h->method, "POST")) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+        sf_curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
     }
-    CURLcode cc = curl_easy_perform(curl);
+    CURLcode cc = sf_curl_easy_perform(curl);
     if (cc == CURLE_OK) {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &h->status);
+        sf_curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &h->status);
     } else if (sink.too_big) {
         rc = -EFBIG;
         sf_errf(err, errlen, "%s %s: response larger than %zu bytes", h->method, h->url, sink.max);
     } else {
         rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
            : cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ? -ECONNREFUSED : -EIO;
-        sf_errf(err, errlen, "%s %s: %s", h->method, h->url, curl_easy_strerror(cc));
+        sf_errf(err, errlen, "%s %s: %s", h->method, h->url, sf_curl_easy_strerror(cc));
     }
-    curl_easy_cleanup(curl);
+    sf_curl_easy_cleanup(curl);
     return rc;
 }
 
@@ -200,9 +200,9 @@ int sf_e2b_http_error(const struct sf_e2b_http *h, const char *what, char *err, 
 static struct curl_slist *e2b_api_headers(const struct sf_e2b_conn *c, bool json_body)
 {
     char *key = sf_xasprintf("X-API-Key: %s", c->api_key);
-    struct curl_slist *hl = curl_slist_append(NULL, key);
+    struct curl_slist *hl = sf_curl_slist_append(NULL, key);
     free(key);
-    if (json_body) hl = curl_slist_append(hl, "Content-Type: application/json");
+    if (json_body) hl = sf_curl_slist_append(hl, "Content-Type: application/json");
     return hl;
 }
 
@@ -272,7 +272,7 @@ int sf_e2b_api_create(const struct sf_e2b_conn *c, const struct sf_e2b_create_re
         e2b_sleep_ms(wait);
         delay *= 2;
     }
-    curl_slist_free_all(hl);
+    sf_curl_slist_free_all(hl);
     free(url);
     free(text);
     json_decref(body);
@@ -289,7 +289,7 @@ int sf_e2b_api_kill(const struct sf_e2b_conn *c, const char *id, char *err, size
     if (rc == 0 && h.status != 204 && h.status != 200)
         rc = sf_e2b_http_error(&h, "e2b kill sandbox", err, errlen);
     sf_buf_free(&h.resp);
-    curl_slist_free_all(hl);
+    sf_curl_slist_free_all(hl);
     free(url);
     return rc;
 }
@@ -307,7 +307,7 @@ int sf_e2b_api_set_timeout(const struct sf_e2b_conn *c, const char *id, int time
     if (rc == 0 && h.status != 204 && h.status != 200)
         rc = sf_e2b_http_error(&h, "e2b set sandbox timeout", err, errlen);
     sf_buf_free(&h.resp);
-    curl_slist_free_all(hl);
+    sf_curl_slist_free_all(hl);
     free(url);
     return rc;
 }

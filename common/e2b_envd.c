@@ -9,7 +9,7 @@
  * inside come as HTTP 200 plus an end-of-stream error. */
 #include "e2b_envd.h"
 
-#include <curl/curl.h>
+#include "lazy_curl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +24,16 @@ static struct curl_slist *e2b_envd_headers(const struct sf_e2b_envd *e, const ch
     char line[400];
     struct curl_slist *hl = NULL;
     snprintf(line, sizeof(line), "E2b-Sandbox-Id: %s", e->sbx->id);
-    hl = curl_slist_append(hl, line);
+    hl = sf_curl_slist_append(hl, line);
     snprintf(line, sizeof(line), "E2b-Sandbox-Port: %d", SF_E2B_ENVD_PORT);
-    hl = curl_slist_append(hl, line);
+    hl = sf_curl_slist_append(hl, line);
     if (e->sbx->token[0]) {
         snprintf(line, sizeof(line), "X-Access-Token: %s", e->sbx->token);
-        hl = curl_slist_append(hl, line);
+        hl = sf_curl_slist_append(hl, line);
     }
     if (ctype) {
         snprintf(line, sizeof(line), "Content-Type: %s", ctype);
-        hl = curl_slist_append(hl, line);
+        hl = sf_curl_slist_append(hl, line);
     }
     return hl;
 }
@@ -41,12 +41,12 @@ static struct curl_slist *e2b_envd_headers(const struct sf_e2b_envd *e, const ch
 /* <base>/files?path=<p>&username=<u> */
 static char *e2b_files_url(const struct sf_e2b_envd *e, const char *path)
 {
-    CURL *curl = curl_easy_init();
-    char *esc = curl ? curl_easy_escape(curl, path, 0) : NULL;
+    CURL *curl = sf_curl_easy_init();
+    char *esc = curl ? sf_curl_easy_escape(curl, path, 0) : NULL;
     char *url = sf_xasprintf("%s/files?path=%s%s%s", e->sbx->envd_url, esc ? esc : "",
                              e->user ? "&username=" : "", e->user ? e->user : "");
-    curl_free(esc);
-    if (curl) curl_easy_cleanup(curl);
+    sf_curl_free(esc);
+    if (curl) sf_curl_easy_cleanup(curl);
     return url;
 }
 
@@ -55,16 +55,16 @@ int sf_e2b_envd_upload(const struct sf_e2b_envd *e, const char *path, const void
 {
     char *url = e2b_files_url(e, path);
     struct curl_slist *hl = e2b_envd_headers(e, NULL);
-    CURL *curl = curl_easy_init();
-    curl_mime *mime = curl_mime_init(curl);
-    curl_mimepart *part = curl_mime_addpart(mime);
+    CURL *curl = sf_curl_easy_init();
+    curl_mime *mime = sf_curl_mime_init(curl);
+    curl_mimepart *part = sf_curl_mime_addpart(mime);
     int rc;
 
     /* Multipart, field "file": what every envd version accepts. */
-    curl_mime_name(part, "file");
-    curl_mime_filename(part, path);
-    curl_mime_data(part, data, len);
-    curl_mime_type(part, "application/octet-stream");
+    sf_curl_mime_name(part, "file");
+    sf_curl_mime_filename(part, path);
+    sf_curl_mime_data(part, data, len);
+    sf_curl_mime_type(part, "application/octet-stream");
     struct sf_e2b_http h = { .method = "POST", .url = url, .headers = hl, .mime = mime,
                              .timeout_ms = e->conn->request_timeout_ms };
     rc = sf_e2b_http_do(&h, err, errlen);
@@ -74,9 +74,9 @@ int sf_e2b_envd_upload(const struct sf_e2b_envd *e, const char *path, const void
         rc = sf_e2b_http_error(&h, what, err, errlen);
     }
     sf_buf_free(&h.resp);
-    curl_mime_free(mime);
-    curl_easy_cleanup(curl);
-    curl_slist_free_all(hl);
+    sf_curl_mime_free(mime);
+    sf_curl_easy_cleanup(curl);
+    sf_curl_slist_free_all(hl);
     free(url);
     return rc;
 }
@@ -97,7 +97,7 @@ int sf_e2b_envd_download(const struct sf_e2b_envd *e, const char *path, size_t m
         rc = sf_e2b_http_error(&h, what, err, errlen);
     }
     sf_buf_free(&h.resp);
-    curl_slist_free_all(hl);
+    sf_curl_slist_free_all(hl);
     free(url);
     return rc;
 }
@@ -110,7 +110,7 @@ static int e2b_unary(const struct sf_e2b_envd *e, const char *method, json_t *re
     char *url = sf_xasprintf("%s/process.Process/%s", e->sbx->envd_url, method);
     char *body = json_dumps(req, JSON_COMPACT);
     struct curl_slist *hl = e2b_envd_headers(e, "application/json");
-    hl = curl_slist_append(hl, "Connect-Protocol-Version: 1");
+    hl = sf_curl_slist_append(hl, "Connect-Protocol-Version: 1");
     struct sf_e2b_http h = { .method = "POST", .url = url, .headers = hl, .body = body,
                              .body_len = strlen(body), .timeout_ms = e->conn->request_timeout_ms };
     int rc = sf_e2b_http_do(&h, err, errlen);
@@ -120,7 +120,7 @@ static int e2b_unary(const struct sf_e2b_envd *e, const char *method, json_t *re
         rc = sf_e2b_http_error(&h, what, err, errlen);
     }
     sf_buf_free(&h.resp);
-    curl_slist_free_all(hl);
+    sf_curl_slist_free_all(hl);
     free(body);
     free(url);
     json_decref(req);
@@ -231,7 +231,7 @@ static size_t e2b_stream_write(char *p, size_t sz, size_t n, void *arg)
 {
     struct e2b_stream *s = arg;
     long status = 0;
-    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    sf_curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         if (s->errbody.len < E2B_ERRBODY_MAX) sf_buf_append(&s->errbody, p, sz * n);
         return sz * n;
@@ -285,15 +285,15 @@ static struct curl_slist *e2b_start_headers(const struct sf_e2b_envd *e, int64_t
 {
     char line[128];
     struct curl_slist *hl = e2b_envd_headers(e, "application/connect+json");
-    hl = curl_slist_append(hl, "Connect-Protocol-Version: 1");
+    hl = sf_curl_slist_append(hl, "Connect-Protocol-Version: 1");
     snprintf(line, sizeof(line), "Keepalive-Ping-Interval: %d", E2B_KEEPALIVE_S);
-    hl = curl_slist_append(hl, line);
+    hl = sf_curl_slist_append(hl, line);
     if (deadline_ms > 0) {
         int64_t left = deadline_ms - sf_now_ms();
         /* A little later than ours: we decide, envd is the backstop. */
         snprintf(line, sizeof(line), "Connect-Timeout-Ms: %lld",
                  (long long)(left > 0 ? left : 1) + 2000);
-        hl = curl_slist_append(hl, line);
+        hl = sf_curl_slist_append(hl, line);
     }
     if (e->user) {
         char up[64], *b64;
@@ -301,7 +301,7 @@ static struct curl_slist *e2b_start_headers(const struct sf_e2b_envd *e, int64_t
         b64 = sf_base64_encode(up, strlen(up));
         snprintf(line, sizeof(line), "Authorization: Basic %s", b64);
         free(b64);
-        hl = curl_slist_append(hl, line);
+        hl = sf_curl_slist_append(hl, line);
     }
     return hl;
 }
@@ -320,26 +320,26 @@ int sf_e2b_envd_start(const struct sf_e2b_envd *e, const struct sf_e2b_start *re
 
     memset(end, 0, sizeof(*end));
     sf_e2b_frame_json(&body, 0, jbody);
-    s.curl = curl_easy_init();
-    curl_easy_setopt(s.curl, CURLOPT_URL, url);
-    curl_easy_setopt(s.curl, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(s.curl, CURLOPT_POSTFIELDS, body.data);
-    curl_easy_setopt(s.curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.len);
-    curl_easy_setopt(s.curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(s.curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(s.curl, CURLOPT_USERAGENT, "sandfleet/" SF_VERSION);
-    curl_easy_setopt(s.curl, CURLOPT_WRITEFUNCTION, e2b_stream_write);
-    curl_easy_setopt(s.curl, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(s.curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(s.curl, CURLOPT_XFERINFOFUNCTION, e2b_stream_progress);
-    curl_easy_setopt(s.curl, CURLOPT_XFERINFODATA, &s);
-    curl_easy_setopt(s.curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    s.curl = sf_curl_easy_init();
+    sf_curl_easy_setopt(s.curl, CURLOPT_URL, url);
+    sf_curl_easy_setopt(s.curl, CURLOPT_HTTPHEADER, hl);
+    sf_curl_easy_setopt(s.curl, CURLOPT_POSTFIELDS, body.data);
+    sf_curl_easy_setopt(s.curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.len);
+    sf_curl_easy_setopt(s.curl, CURLOPT_NOSIGNAL, 1L);
+    sf_curl_easy_setopt(s.curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    sf_curl_easy_setopt(s.curl, CURLOPT_USERAGENT, "sandfleet/" SF_VERSION);
+    sf_curl_easy_setopt(s.curl, CURLOPT_WRITEFUNCTION, e2b_stream_write);
+    sf_curl_easy_setopt(s.curl, CURLOPT_WRITEDATA, &s);
+    sf_curl_easy_setopt(s.curl, CURLOPT_NOPROGRESS, 0L);
+    sf_curl_easy_setopt(s.curl, CURLOPT_XFERINFOFUNCTION, e2b_stream_progress);
+    sf_curl_easy_setopt(s.curl, CURLOPT_XFERINFODATA, &s);
+    sf_curl_easy_setopt(s.curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     /* No total timeout: commands may run long. Silence is the failure. */
-    curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_TIME, (long)E2B_IDLE_LIMIT_S);
-    CURLcode cc = curl_easy_perform(s.curl);
+    sf_curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    sf_curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_TIME, (long)E2B_IDLE_LIMIT_S);
+    CURLcode cc = sf_curl_easy_perform(s.curl);
     long status = 0;
-    curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &status);
+    sf_curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &status);
 
     if (end->timed_out) {
         rc = 0;
@@ -350,7 +350,7 @@ int sf_e2b_envd_start(const struct sf_e2b_envd *e, const struct sf_e2b_start *re
         sf_errf(err, errlen, "e2b process: aborted by the caller");
     } else if (cc != CURLE_OK) {
         rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
-        sf_errf(err, errlen, "e2b process stream: %s", curl_easy_strerror(cc));
+        sf_errf(err, errlen, "e2b process stream: %s", sf_curl_easy_strerror(cc));
     } else if (status != 200) {
         struct sf_e2b_http h = { .status = status, .resp = s.errbody };
         rc = sf_e2b_http_error(&h, "e2b start process", err, errlen);
@@ -363,10 +363,10 @@ int sf_e2b_envd_start(const struct sf_e2b_envd *e, const struct sf_e2b_start *re
         sf_errf(err, errlen, "e2b process stream ended without %s event",
                 s.got_start ? "an end" : "a start");
     }
-    curl_easy_cleanup(s.curl);
+    sf_curl_easy_cleanup(s.curl);
     sf_e2b_reader_free(&s.rd);
     sf_buf_free(&s.errbody);
-    curl_slist_free_all(hl);
+    sf_curl_slist_free_all(hl);
     sf_buf_free(&body);
     json_decref(jbody);
     free(url);

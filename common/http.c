@@ -6,7 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include "lazy_mhd.h"
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -53,12 +53,12 @@ void sf_http_route(struct sf_http *h, const char *method, const char *prefix,
 
 const char *sf_http_header(const struct sf_http_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name);
+    return sf_mhd_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name);
 }
 
 const char *sf_http_query(const struct sf_http_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, name);
+    return sf_mhd_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, name);
 }
 
 void sf_http_reply(struct sf_http_resp *resp, int status, const char *content_type,
@@ -85,14 +85,14 @@ static const struct route *match(const struct sf_http *h, const char *method, co
 
 static MHD_RESULT send_resp(struct MHD_Connection *c, struct sf_http_resp *resp)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(resp->len, resp->body,
+    struct MHD_Response *r = sf_mhd_create_response_from_buffer(resp->len, resp->body,
                                                              MHD_RESPMEM_MUST_FREE);
     resp->body = NULL;
-    MHD_add_response_header(r, "Content-Type",
+    sf_mhd_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_RESULT ret = MHD_queue_response(c, (unsigned)(resp->status ? resp->status : 200), r);
-    MHD_destroy_response(r);
+    sf_mhd_add_response_header(r, "Cache-Control", "no-store");
+    MHD_RESULT ret = sf_mhd_queue_response(c, (unsigned)(resp->status ? resp->status : 200), r);
+    sf_mhd_destroy_response(r);
     return ret;
 }
 
@@ -165,15 +165,24 @@ int sf_http_listen(struct sf_http *h, const char *hostport, char *err, size_t er
         return -EINVAL;
     }
     sin.sin_port = htons((uint16_t)port);
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    char why[512];
+    if (sf_mhd_load(why, sizeof(why)) < 0) {
+        sf_errf(err, errlen, "--http: %s", why);
+        return -ENOENT;
+    }
+    const struct MHD_OptionItem opts[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &sin },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, h },
+        { MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    h->d = sf_mhd_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                               on_request, h, opts);
     if (!h->d) {
         sf_errf(err, errlen, "--http: cannot listen on %s (in use, or not allowed)", hostport);
         return -EADDRINUSE;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = sf_mhd_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : (int)port;
     return 0;
 }
@@ -183,7 +192,7 @@ int sf_http_port(const struct sf_http *h) { return h->port; }
 void sf_http_free(struct sf_http *h)
 {
     if (!h) return;
-    if (h->d) MHD_stop_daemon(h->d);
+    if (h->d) sf_mhd_stop_daemon(h->d);
     for (size_t i = 0; i < h->n_routes; i++) {
         free(h->routes[i].method);
         free(h->routes[i].prefix);

@@ -16,7 +16,7 @@
 #include "e2b_client.h"
 #include "e2b_envd.h"
 
-#include <curl/curl.h>
+#include "lazy_curl.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -298,9 +298,10 @@ struct sf_sandbox_provider *sf_sandbox_e2b_new(const struct sf_provider_config *
 {
     struct e2b_provider *ep = sf_xcalloc(1, sizeof(*ep));
     ep->base.ops = &e2b_provider_ops;
-    /* Once, before threads create sandboxes: curl's global state. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        sf_errf(errstr, errlen, "e2b: curl_global_init failed");
+    /* Now, not at the first sandbox: a missing libcurl fails the start. */
+    char why[512];
+    if (sf_curl_load(why, sizeof(why)) < 0) {
+        sf_errf(errstr, errlen, "--sandbox e2b: %s", why);
         free(ep);
         return NULL;
     }

@@ -7,7 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include "lazy_mhd.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +157,8 @@ static bool e2b_meta_match(const struct e2b_sbx *s, const char *filter)
         char *eq = strchr(kv, '=');
         if (!eq) continue;
         *eq = '\0';
-        MHD_http_unescape(kv);
-        MHD_http_unescape(eq + 1);
+        sf_mhd_http_unescape(kv);
+        sf_mhd_http_unescape(eq + 1);
         json_t *v = json_object_get(s->metadata, kv);
         ok = json_is_string(v) && !strcmp(json_string_value(v), eq + 1);
     }
@@ -194,14 +194,14 @@ static int e2b_list(struct e2b_req *rq, bool v2)
         json_array_append_new(arr, e2b_detail_json(all[i], false));
     }
     char *s = json_dumps(arr, JSON_COMPACT);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    struct MHD_Response *r = sf_mhd_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     char totalbuf[32];
     snprintf(totalbuf, sizeof(totalbuf), "%zu", total);
-    MHD_add_response_header(r, "X-Total-Running", totalbuf);
-    if (more) MHD_add_response_header(r, "X-Next-Token", more);
-    int ret = MHD_queue_response(rq->conn, 200, r);
-    MHD_destroy_response(r);
+    sf_mhd_add_response_header(r, "X-Total-Running", totalbuf);
+    if (more) sf_mhd_add_response_header(r, "X-Next-Token", more);
+    int ret = sf_mhd_queue_response(rq->conn, 200, r);
+    sf_mhd_destroy_response(r);
     json_decref(arr);
     for (size_t i = 0; i < n; i++) e2b_registry_put(rq->reg, all[i]);
     free(all);

@@ -11,7 +11,7 @@
 #include "e2b_registry.h"
 
 #include <errno.h>
-#include <microhttpd.h>
+#include "lazy_mhd.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,11 +132,11 @@ static int e2b_files_get(struct e2b_req *rq, struct e2b_sbx *s)
         const char *base = strrchr(abs, '/');
         char disp[300];
         snprintf(disp, sizeof(disp), "inline; filename=%s", base ? base + 1 : abs);
-        struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-        MHD_add_response_header(r, "Content-Disposition", disp);
-        ret = MHD_queue_response(rq->conn, 200, r);
-        MHD_destroy_response(r);
+        struct MHD_Response *r = sf_mhd_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+        sf_mhd_add_response_header(r, "Content-Disposition", disp);
+        ret = sf_mhd_queue_response(rq->conn, 200, r);
+        sf_mhd_destroy_response(r);
         data = NULL;
     } else if (rc == -EHOSTDOWN) {
         ret = e2b_gone(rq);
@@ -277,9 +277,9 @@ static int e2b_start(struct e2b_req *rq, struct e2b_sbx *s, const char *user)
     } else {
         struct MHD_Response *r = e2b_proc_stream(rq->reg, s, p, true, e2b_keepalive_s(rq),
                                                  e2b_deadline(rq), true);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
-        ret = MHD_queue_response(rq->conn, 200, r);
-        MHD_destroy_response(r);
+        sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+        ret = sf_mhd_queue_response(rq->conn, 200, r);
+        sf_mhd_destroy_response(r);
         e2b_proc_put(p);
     }
     for (size_t i = 0; i < nenv; i++) free(env[i]);
@@ -299,9 +299,9 @@ static int e2b_connect(struct e2b_req *rq, struct e2b_sbx *s)
     if (!p) return e2b_stream_error(rq, "not_found", "process not found");
     struct MHD_Response *r = e2b_proc_stream(rq->reg, s, p, false, e2b_keepalive_s(rq),
                                              e2b_deadline(rq), false);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
-    ret = MHD_queue_response(rq->conn, 200, r);
-    MHD_destroy_response(r);
+    sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+    ret = sf_mhd_queue_response(rq->conn, 200, r);
+    sf_mhd_destroy_response(r);
     e2b_proc_put(p);
     return ret;
 }

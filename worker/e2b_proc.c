@@ -6,7 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
-#include <microhttpd.h>
+#include "lazy_mhd.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -374,6 +374,6 @@ struct MHD_Response *e2b_proc_stream(struct e2b_registry *r, struct e2b_sbx *s,
     p->subs[p->nsubs++] = st;
     if (from_start) p->first_sub_pending = false;
     pthread_mutex_unlock(&p->mu);
-    return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, e2b_stream_read, st,
+    return sf_mhd_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, e2b_stream_read, st,
                                              e2b_stream_free);
 }

@@ -7,7 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include "lazy_mhd.h"
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,10 +29,10 @@ struct sf_e2b_server {
 
 int e2b_reply(struct e2b_req *rq, unsigned status, const char *ctype, const void *body, size_t len)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    int ret = MHD_queue_response(rq->conn, status, r);
-    MHD_destroy_response(r);
+    struct MHD_Response *r = sf_mhd_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (ctype) sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    int ret = sf_mhd_queue_response(rq->conn, status, r);
+    sf_mhd_destroy_response(r);
     return ret;
 }
 
@@ -82,12 +82,12 @@ int e2b_reply_connect_error(struct e2b_req *rq, const char *code, const char *fm
 
 const char *e2b_header(struct e2b_req *rq, const char *name)
 {
-    return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+    return sf_mhd_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
 const char *e2b_query(struct e2b_req *rq, const char *name)
 {
-    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+    return sf_mhd_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 /* ---- routing ---------------------------------------------------------------- */
@@ -173,14 +173,14 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         bool files = rq->envd && !strcmp(url, "/files");
         rq->body_max = files ? E2B_UPLOAD_MAX : E2B_API_BODY_MAX;
         if (files && !strcmp(method, "POST") && e2b_is_multipart(rq))
-            rq->pp = MHD_create_post_processor(conn, 65536, e2b_post_iter, rq);
+            rq->pp = sf_mhd_create_post_processor(conn, 65536, e2b_post_iter, rq);
         *con_cls = rq;
         return MHD_YES;
     }
     if (*upload_size) {
         if (rq->pp) {
             if (!rq->too_big && !rq->bad_body &&
-                MHD_post_process(rq->pp, upload, *upload_size) != MHD_YES && !rq->too_big)
+                sf_mhd_post_process(rq->pp, upload, *upload_size) != MHD_YES && !rq->too_big)
                 rq->bad_body = true;
         } else if (rq->body.len + *upload_size > rq->body_max) {
             rq->too_big = true;
@@ -201,7 +201,7 @@ static void e2b_completed(void *cls, struct MHD_Connection *conn, void **con_cls
     struct e2b_req *rq = *con_cls;
     (void)cls; (void)conn; (void)toe;
     if (!rq) return;
-    if (rq->pp) MHD_destroy_post_processor(rq->pp);
+    if (rq->pp) sf_mhd_destroy_post_processor(rq->pp);
     for (size_t i = 0; i < rq->nfiles; i++) {
         free(rq->files[i].path);
         sf_buf_free(&rq->files[i].data);
@@ -243,6 +243,11 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     int rc;
     *out = NULL;
     if ((rc = e2b_parse_listen(cfg->listen, &sa, err, errlen)) < 0) return rc;
+    char why[512];
+    if ((rc = sf_mhd_load(why, sizeof(why))) < 0) {
+        sf_errf(err, errlen, "--e2b-listen: %s", why);
+        return rc;
+    }
     if (!cfg->prov || strcmp(cfg->prov->ops->name, "local")) {
         sf_errf(err, errlen, "--e2b-listen serves local sandboxes: use --sandbox local");
         return -EINVAL;
@@ -256,13 +261,15 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
         free(s);
         return -EAGAIN;
     }
-    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                            MHD_USE_ERROR_LOG, 0, NULL, NULL, e2b_access, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, e2b_completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-                            MHD_OPTION_END);
+    const struct MHD_OptionItem opts[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &sa },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)e2b_completed, s },
+        { MHD_OPTION_CONNECTION_TIMEOUT, 900, NULL },
+        { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    s->d = sf_mhd_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                               MHD_USE_ERROR_LOG, 0, NULL, NULL, e2b_access, s, opts);
     if (!s->d) {
         sf_errf(err, errlen, "--e2b-listen %s: cannot listen (address in use or not local?)",
                 cfg->listen);
@@ -271,7 +278,7 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
         free(s);
         return -EADDRINUSE;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *di = sf_mhd_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
     *out = s;
     return 0;
@@ -286,9 +293,9 @@ void sf_e2b_server_stop(struct sf_e2b_server *s)
 {
     if (!s) return;
     /* Kill first: open process streams end, so their threads can be joined. */
-    MHD_quiesce_daemon(s->d);
+    sf_mhd_quiesce_daemon(s->d);
     e2b_registry_kill_all(s->reg);
-    MHD_stop_daemon(s->d);
+    sf_mhd_stop_daemon(s->d);
     e2b_registry_free(s->reg);
     free(s->api_key);
     free(s);
