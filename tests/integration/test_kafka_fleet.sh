@@ -15,6 +15,13 @@ C="$SF_BIN/sandfleet-coordinator"
 
 kworker_start w1 --concurrency 2
 kworker_start w2 --concurrency 2
+# Both workers must own partitions before the first run, or one of them may
+# take every task while the other is still joining the group.
+for _ in $(seq 600); do
+    grep -qE 'kafka: [1-9][0-9]* partition\(s\) of sandfleet.tasks assigned' "$T/w1.log" 2>/dev/null &&
+    grep -qE 'kafka: [1-9][0-9]* partition\(s\) of sandfleet.tasks assigned' "$T/w2.log" 2>/dev/null && break
+    sleep 0.1
+done
 
 # --- the examples: same documents as the central run -------------------------------
 for ex in analyze-report fanout; do
@@ -25,7 +32,8 @@ for ex in analyze-report fanout; do
     norm_doc "$T/$ex.kafka.json" >"$T/$ex.kafka.norm"
     check "$ex through Kafka gives the central document" cmp -s "$T/$ex.central.norm" "$T/$ex.kafka.norm"
 done
-check "both workers took tasks" bash -c "grep -q '\"worker\": \"w1\"' $T/fanout.kafka.json && grep -q '\"worker\": \"w2\"' $T/fanout.kafka.json"
+ktopic_dump sandfleet.results >"$T/results.dump"
+check "both workers took tasks" bash -c "grep -q '\"worker\":\"w1\"' $T/results.dump && grep -q '\"worker\":\"w2\"' $T/results.dump"
 check "topics were created on first use" bash -c "kcat -b 127.0.0.1:$KAFKA_PORT -L | grep -q 'topic \"sandfleet.tasks\" with 12 partitions'"
 
 # --- malformed and unknown-version messages -> dead-letter topic, worker goes on ----
