@@ -206,7 +206,9 @@ struct sf_broker_ops {
     /* Up to 'max' workflow submissions for this consumer ('workflow' field
      * in d->data; handle = entry id). pending = true re-reads the
      * submissions this consumer took before and did not ack (a restarted
-     * serve resumes them). Blocks up to block_ms when none. */
+     * serve resumes them). Blocks up to block_ms when none. max == 0: take
+     * nothing, only keep this consumer's group membership served (Kafka),
+     * without blocking; serve calls it so while at --max-runs. */
     int (*sub_fetch)(struct sf_broker *b, const char *consumer, bool pending,
                      struct sf_delivery *out, size_t max, int block_ms, size_t *n,
                      char *err, size_t errlen);

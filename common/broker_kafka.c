@@ -179,7 +179,8 @@ static int role_defaults(struct kafka_broker *kb, rd_kafka_conf_t *c, enum kafka
 static int role_enforced(rd_kafka_conf_t *c, enum kafka_role role, char *err, size_t errlen)
 {
     if (role == KAFKA_PRODUCER) return conf_set(c, "enable.idempotence", "true", err, errlen);
-    if (role == KAFKA_WORKER || role == KAFKA_RETRY || role == KAFKA_CALLBACKS)
+    if (role == KAFKA_WORKER || role == KAFKA_RETRY || role == KAFKA_CALLBACKS ||
+        role == KAFKA_SUBMISSIONS)
         return conf_set(c, "enable.auto.offset.store", "false", err, errlen);
     return 0;
 }
@@ -211,8 +212,9 @@ rd_kafka_t *sf_kafka_client(struct kafka_broker *kb, enum kafka_role role, const
     if (role == KAFKA_WORKER) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_worker_rebalance);
     if (role == KAFKA_RETRY) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_retry_rebalance);
     if (role == KAFKA_CALLBACKS) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_cb_rebalance);
+    if (role == KAFKA_SUBMISSIONS) rd_kafka_conf_set_rebalance_cb(c, sf_kafka_sub_rebalance);
     bool consumer = role == KAFKA_WORKER || role == KAFKA_RETRY || role == KAFKA_READER ||
-                    role == KAFKA_CALLBACKS;
+                    role == KAFKA_CALLBACKS || role == KAFKA_SUBMISSIONS;
     rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, c, rerr, sizeof(rerr));
     if (!rk) {
         sf_errf(err, errlen, "kafka client: %s", rerr);
@@ -520,6 +522,7 @@ int sf_kafka_ensure_topics(struct kafka_broker *kb, char *err, size_t errlen)
         /* compacted, key = delivery id / dead letter offset: last word wins */
         { kb->t_cb_dead, 1, "compact", "-1", SF_KAFKA_MSG_MAX },
         { kb->t_dlq_handled, 1, "compact", "-1", SF_KAFKA_MSG_MAX },
+        { kb->t_sub, kb->partitions, "delete", ttl, SF_KAFKA_MSG_MAX },
     };
     size_t n = sizeof(ts) / sizeof(ts[0]);
     /* Created once; then wait until the metadata shows every topic (a new
@@ -576,6 +579,7 @@ static int k_check(struct sf_broker *b, char *err, size_t errlen)
 static void k_free(struct sf_broker *b)
 {
     struct kafka_broker *kb = KB(b);
+    sf_kafka_sub_close(kb);
     sf_kafka_cb_close(kb);
     sf_kafka_worker_close(kb);
     sf_kafka_coord_close(kb);
@@ -599,7 +603,7 @@ static void k_free(struct sf_broker *b)
     free(kb->t_results); free(kb->t_runs); free(kb->t_blobs);
     free(kb->group); free(kb->retry_group);
     free(kb->t_cb); free(kb->t_cb_retry); free(kb->t_cb_dead); free(kb->t_dlq_handled);
-    free(kb->cb_group);
+    free(kb->cb_group); free(kb->t_sub); free(kb->sub_group);
     pthread_mutex_destroy(&kb->mu);
     pthread_mutex_destroy(&kb->cmu);
     pthread_mutex_destroy(&kb->tmu);
@@ -631,6 +635,8 @@ static const struct sf_broker_ops kafka_ops = {
     .dead_list = sf_kafka_dead_list,
     .dead_requeue = sf_kafka_dead_requeue,
     .dead_purge = sf_kafka_dead_purge,
+    .sub_fetch = sf_kafka_sub_fetch,
+    .sub_ack = sf_kafka_sub_ack,
     .run_doc_put = sf_kafka_run_doc_put,
     .run_doc_get = sf_kafka_run_doc_get,
     .cb_enqueue = sf_kafka_cb_enqueue,
@@ -787,6 +793,8 @@ struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cf
     kb->t_cb_dead = sf_xasprintf("sandfleet.callbacks.dead%s%s", sep, sfx);
     kb->t_dlq_handled = sf_xasprintf("sandfleet.tasks.dlq.handled%s%s", sep, sfx);
     kb->cb_group = sf_xasprintf("sandfleet-callbacks%s%s", sep, sfx);
+    kb->t_sub = sf_xasprintf("sandfleet.submissions%s%s", sep, sfx);
+    kb->sub_group = sf_xasprintf("sandfleet-coordinators%s%s", sep, sfx);
     kb->t_results = sf_xstrdup("sandfleet.results");
     kb->t_runs = sf_xstrdup("sandfleet.runs");
     kb->t_blobs = sf_xstrdup("sandfleet.blobs");

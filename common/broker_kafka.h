@@ -12,6 +12,8 @@
  *                          settle, the callbacks dead list
  *   broker_kafka_admin.c   operations: workers, runs, task dead letters,
  *                          run documents
+ *   broker_kafka_sub.c     serve's submissions: the submissions topic in
+ *                          the coordinators' group, fetch and ack
  *
  * Threads. librdkafka runs its own threads; the only code of ours they call
  * is the log callback (sf_log_event is thread-safe). Every other callback
@@ -105,6 +107,8 @@ struct kafka_broker {
      * (broker_kafka_admin.c): named per queue like the task topics. */
     char *t_cb, *t_cb_retry, *t_cb_dead, *t_dlq_handled, *cb_group;
     struct kafka_cb *cb;         /* the callbacks consumer; NULL until first claim */
+    char *t_sub, *sub_group;     /* serve's submissions (broker_kafka_sub.c) */
+    struct kafka_sub *sub;       /* its consumer; NULL until serve's first fetch */
 
     rd_kafka_t *producer;        /* thread-safe; shared by every caller */
     pthread_t poller;
@@ -144,7 +148,7 @@ struct kafka_broker {
 
 /* broker_kafka.c */
 enum kafka_role { KAFKA_PRODUCER, KAFKA_WORKER, KAFKA_RETRY, KAFKA_READER, KAFKA_ADMIN,
-                  KAFKA_CALLBACKS };
+                  KAFKA_CALLBACKS, KAFKA_SUBMISSIONS };
 /* A configured client of 'role'. NULL with the reason in err (never showing
  * a secret value). group may be NULL (a unique reader group is made up). */
 rd_kafka_t *sf_kafka_client(struct kafka_broker *kb, enum kafka_role role, const char *group,
@@ -242,6 +246,16 @@ int sf_kafka_cb_produce(struct kafka_broker *kb, const char *id, const char *rec
 void sf_kafka_cb_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                            rd_kafka_topic_partition_list_t *parts, void *opaque);
 void sf_kafka_cb_close(struct kafka_broker *kb);
+
+/* broker_kafka_sub.c (the ops; fetch from serve's reader thread, ack from
+ * any thread) */
+int sf_kafka_sub_fetch(struct sf_broker *b, const char *consumer, bool pending,
+                       struct sf_delivery *out, size_t max, int block_ms, size_t *n,
+                       char *err, size_t errlen);
+int sf_kafka_sub_ack(struct sf_broker *b, const char *handle, char *err, size_t errlen);
+void sf_kafka_sub_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque);
+void sf_kafka_sub_close(struct kafka_broker *kb);
 
 /* broker_kafka_admin.c (the ops) */
 int sf_kafka_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);

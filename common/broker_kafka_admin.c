@@ -324,9 +324,18 @@ int sf_kafka_run_doc_put(struct sf_broker *b, const char *run_id, const char *do
                                doc, len, NULL, NULL, NULL, err, errlen);
     free(key);
     if (rc < 0 || !reply_to) return rc;
-    /* On reply_to: key = run id, value = the document (as results are). */
-    return sf_kafka_produce_sync(kb, reply_to, RD_KAFKA_PARTITION_UA, run_id, strlen(run_id), doc, len,
-                                 NULL, NULL, NULL, err, errlen);
+    /* On reply_to: key = run id, value = the document (as results are). The
+     * runs topic is the record: a reply topic that is missing (brokers seldom
+     * auto-create) or refuses the message is logged and does not hold the
+     * submission unacked, as workers treat a task's reply_to. */
+    struct kafka_ticket *tk = sf_kafka_ticket_new();
+    char xerr[256];
+    int xrc = sf_kafka_produce(kb, reply_to, RD_KAFKA_PARTITION_UA, run_id, strlen(run_id), doc, len,
+                               NULL, tk, xerr, sizeof(xerr));
+    if (xrc == 0) xrc = sf_kafka_ticket_wait(tk, 5000, xerr, sizeof(xerr));
+    if (xrc < 0) SF_LOG(b->cfg.log, SF_LOG_WARN, run_id, NULL, "reply_to %s: %s", reply_to, xerr);
+    sf_kafka_ticket_unref(tk);
+    return 0;
 }
 
 struct doc_ctx {

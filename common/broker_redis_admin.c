@@ -286,6 +286,7 @@ int sf_redis_serve_sub_fetch(struct sf_broker *b, const char *consumer, bool pen
     redisReply *r;
     int rc;
     *n = 0;
+    if (!max) return 0;                  /* COUNT 0 would mean "all" */
     snprintf(count, sizeof(count), "%zu", max);
     snprintf(block, sizeof(block), "%d", block_ms > 0 ? block_ms : 1);
     const char *argv[] = { "XREADGROUP", "GROUP", SUB_GROUP, consumer, "COUNT", count, "BLOCK", block,

@@ -11,11 +11,13 @@
  * result-reader thread (an edge thread, as in `run`).
  * Intake: HTTP handlers parse and validate a submission and queue it;
  * a reader thread takes submissions from the sf:submissions stream (group
- * "coordinators", so several serve instances share them) while fewer than
- * --max-runs runs are active. A submission is acked only once its run's
- * document is stored, so a serve restarted under the same --id resumes the
- * runs it held (the run id of a stream submission is derived from its
- * entry id, and the broker executor resumes a known run id).
+ * "coordinators"; on Kafka the sandfleet.submissions topic, group
+ * "sandfleet-coordinators", so several serve instances share them) while
+ * fewer than --max-runs runs are active. A submission is acked only once
+ * its run's document is stored, so a serve restarted under the same --id
+ * (on Kafka: whoever gets the partition) resumes the runs it held (the run
+ * id of a stream submission is derived from its entry id or offset, and the
+ * broker executor resumes a known run id).
  * Drain: SIGTERM refuses new submissions (503, /readyz 503), lets active
  * runs finish for --grace-s, then exits; a second signal exits at once. */
 #include "cmd.h"
@@ -36,13 +38,17 @@
 
 struct serve_cfg {
     char *broker, *queue, *http, *id, *log_format, *log_level;
+    struct sf_strlist kafka_config;
     long max_runs, max_inflight, retry_base_ms, lease_ms, grace_s;
     int help;
 };
 
 #define O(f) offsetof(struct serve_cfg, f)
 static const struct sf_opt serve_opts[] = {
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL", "broker: redis://[user:pass@]host:port[/db]", 0, 0 },
+    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
+      "broker: redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...]", 0, 0 },
+    { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
+      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), "127.0.0.1:8080", "HOST:PORT", "API, status page, /metrics, /healthz, /readyz", 0, 0 },
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue the runs' tasks go to", 0, 0 },
     { "id", "SANDFLEET_COORDINATOR_ID", SF_OPT_STR, O(id), NULL, "ID",
@@ -200,6 +206,10 @@ static void *reader_main(void *arg)
     while (!atomic_load(&sv->stop_reader)) {
         size_t n = 0;
         if (!pending && atomic_load(&sv->active) >= sv->cfg->max_runs) {
+            /* Take nothing, but keep our place in the group served (on
+             * Kafka another instance joining waits for us to give up
+             * partitions). */
+            (void)sv->b->ops->sub_fetch(sv->b, sv->consumer, false, d, 0, 0, &n, err, sizeof(err));
             usleep(100000);
             continue;
         }
@@ -410,7 +420,8 @@ int coord_cmd_serve(int argc, char **argv)
     }
     if (cfg.help) {
         printf("usage: sandfleet-coordinator serve --broker URL [--http HOST:PORT] [options]\n\n"
-               "A long-running coordinator: POST /api/runs or XADD sf:submissions to start runs,\n"
+               "A long-running coordinator: POST /api/runs, XADD sf:submissions (Redis) or produce\n"
+               "to sandfleet.submissions (Kafka) to start runs,\n"
                "GET /api/runs/{id} for their state and result, a status page at /.\n\noptions:\n");
         sf_opts_usage(serve_opts, stdout);
         code = 0;
@@ -425,7 +436,7 @@ int coord_cmd_serve(int argc, char **argv)
     if (!cfg.id) snprintf(sv.consumer, sizeof(sv.consumer), "coordinator-%s", host);
     sv.lg = &lg;
     sv.ccfg = (struct coord_cfg){ .broker = cfg.broker, .queue = cfg.queue, .max_inflight = cfg.max_inflight,
-                                  .retry_base_ms = cfg.retry_base_ms };
+                                  .retry_base_ms = cfg.retry_base_ms, .kafka_config = cfg.kafka_config };
     serve_metrics(&sv);
     sf_health_init(&sv.health, 30000);
     sv.ctx = (struct serve_ctx){ .tab = &sv.tab, .health = &sv.health, .m = sv.m, .lease_ms = cfg.lease_ms,
@@ -442,6 +453,8 @@ int coord_cmd_serve(int argc, char **argv)
         goto out;
     }
     struct sf_broker_cfg bcfg = { .queue = cfg.queue, .lease_ms = cfg.lease_ms, .log = &lg,
+                                  .kafka_config = cfg.kafka_config.v,
+                                  .n_kafka_config = cfg.kafka_config.n,
                                   .on_reconnect = reconnected,
                                   .on_reconnect_arg = sf_metrics_counter(sv.m, "sandfleet_broker_reconnects_total",
                                       "Broker connections re-established after a failure.", NULL) };
@@ -451,7 +464,8 @@ int coord_cmd_serve(int argc, char **argv)
         goto out;
     }
     if (!sf_broker_can_serve(sv.b)) {
-        SF_LOGE(&lg, "serve is not supported by the %s backend yet (use redis://)", sv.b->ops->scheme);
+        SF_LOGE(&lg, "serve is not supported by the %s backend yet (use redis:// or kafka://)",
+                sv.b->ops->scheme);
         goto out;
     }
     sf_health_set_connected(&sv.health, 1);

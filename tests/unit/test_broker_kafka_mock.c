@@ -49,7 +49,8 @@ static int setup(void **state)
     const char *topics[] = { "sandfleet.tasks", "sandfleet.tasks.retry", "sandfleet.tasks.dlq",
                              "sandfleet.results", "sandfleet.runs", "sandfleet.blobs",
                              "sandfleet.callbacks", "sandfleet.callbacks.retry",
-                             "sandfleet.callbacks.dead", "sandfleet.tasks.dlq.handled" };
+                             "sandfleet.callbacks.dead", "sandfleet.tasks.dlq.handled",
+                             "sandfleet.submissions" };
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         bool single = i == 2 || i == 8 || i == 9;       /* the DLQ and the compacted tables */
         assert_int_equal(rd_kafka_mock_topic_create(m->mc, topics[i], single ? 1 : 2, 1), 0);
