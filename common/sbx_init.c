@@ -9,6 +9,7 @@
  * copy-on-write copy of them). */
 #include "sbx_init.h"
 #include "sbx_exec.h"
+#include "sbx_netns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,23 +87,6 @@ static void __attribute__((noreturn)) sf_sbx_setup_fail(int ctl, int step, int e
                             .detail = (uint32_t)detail };
     sf_sbx_send(ctl, &m, -1);
     _exit(127);
-}
-
-static int sf_sbx_loopback_up(void)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return -errno;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, "lo", 3);
-    int rc = 0;
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) rc = -errno;
-    if (!rc) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) rc = -errno;
-    }
-    close(s);
-    return rc;
 }
 
 /* Close every fd but 'keep' (and 0-2 when keep_std). */
@@ -431,7 +415,7 @@ void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
     int rc = sf_sbx_mount_execute(cfg->plan, &failed);
     if (rc < 0) sf_sbx_setup_fail(ctl, SF_SBX_STEP_MOUNT, -rc, failed);
     if (sethostname("sandbox", 7) < 0) sf_sbx_setup_fail(ctl, SF_SBX_STEP_HOSTNAME, errno, 0);
-    if (!cfg->network && !cfg->lo_ready && (rc = sf_sbx_loopback_up()) < 0)
+    if (!cfg->network && !cfg->lo_ready && (rc = sf_sbx_netns_lo_up()) < 0)
         sf_sbx_setup_fail(ctl, SF_SBX_STEP_LOOPBACK, -rc, 0);
     for (int c = 0; c <= cfg->cap_last; c++)
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)

@@ -51,7 +51,7 @@ static int sf_sbx_netns_self(void)
     return fd < 0 ? -errno : fd;
 }
 
-static int sf_sbx_netns_lo_up(void)
+int sf_sbx_netns_lo_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return -errno;

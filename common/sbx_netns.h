@@ -41,4 +41,9 @@ int sf_sbx_netns_enter(int nsfd);
  * failure aborts the process (it needs CAP_SYS_ADMIN, which enter had). */
 void sf_sbx_netns_leave(int prev);
 
+/* Bring `lo` up in the calling thread's network namespace. Only socket(2)
+ * and ioctl(2): safe in the sandbox child between clone and exec. 0 or
+ * -errno. */
+int sf_sbx_netns_lo_up(void);
+
 #endif

@@ -25,59 +25,13 @@
 #include "sandbox.h"
 #include "util.h"
 
-static struct sf_sandbox_provider *prov;
+#include "sbx_harness.h"
 
-static int group_setup(void **state)
+/* A secret in the worker's environment must not reach the sandbox. */
+static int escape_setup(void **state)
 {
-    (void)state;
-    char err[SF_ERRSTR_LEN] = "";
-    signal(SIGPIPE, SIG_IGN);
-    /* A secret in the worker's environment must not reach the sandbox. */
     setenv("SF_ESCAPE_TEST_SECRET", "hunter2-in-worker-env", 1);
-    prov = sf_sandbox_provider_new("local", &(struct sf_provider_config){ 0 }, err, sizeof(err));
-    if (!prov) fprintf(stderr, "local provider: %s\n", err);
-    return prov ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sf_sandbox_provider_free(prov);
-    return 0;
-}
-
-static struct sf_sandbox *mk(const struct sf_sandbox_opts *o)
-{
-    struct sf_sandbox_opts def = { 0 };
-    struct sf_sandbox *sb = NULL;
-    char err[SF_ERRSTR_LEN] = "";
-    int rc = sf_sandbox_create(prov, o ? o : &def, &sb, err, sizeof(err));
-    if (rc) fail_msg("create: %d %s", rc, err);
-    return sb;
-}
-
-static void run_spec(struct sf_sandbox *sb, struct sf_run_spec *s, struct sf_run_result *r)
-{
-    if (s->timeout_s == 0) s->timeout_s = 30;
-    int rc = sf_sandbox_run(sb, s, r);
-    if (rc) fail_msg("run '%s': %d %s", s->cmd, rc, sb->errstr);
-}
-
-static void run(struct sf_sandbox *sb, const char *cmd, struct sf_run_result *r)
-{
-    struct sf_run_spec s = { .cmd = cmd };
-    run_spec(sb, &s, r);
-}
-
-/* The command must exit 0 and print exactly 'want'. */
-static void expect_out(struct sf_sandbox *sb, const char *cmd, const char *want)
-{
-    struct sf_run_result r;
-    run(sb, cmd, &r);
-    if (r.status != SF_RUN_EXITED || r.exit_code != 0 || strcmp(r.out, want))
-        fail_msg("'%s': status %d exit %d out '%s' (want '%s') err '%s' %s", cmd, r.status,
-                 r.exit_code, r.out, want, r.err_tail, r.error);
-    sf_run_result_clear(&r);
+    return group_setup(state);
 }
 
 static bool host_has_process(const char *a0, const char *a1)
@@ -574,5 +528,5 @@ int main(void)
         cmocka_unit_test(double_forked_daemon_dies_with_the_sandbox),
         cmocka_unit_test(background_child_with_closed_stdout_does_not_hold_the_run),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, escape_setup, group_teardown);
 }

@@ -9,6 +9,7 @@
 : "${SF_BIN:?SF_BIN must point at build/bin}"
 : "${SF_SRC:?SF_SRC must point at the repository}"
 source "$SF_SRC/tests/lib/redis.sh"
+source "$SF_SRC/tests/lib/broker_common.sh"
 declare -A WPID
 
 fleet_cleanup() {
@@ -22,12 +23,6 @@ fleet_init() {
     T=$(mktemp -d "/tmp/sf-$1.XXXXXX")
     trap fleet_cleanup EXIT
     redis_start "$T/redis" || exit 1
-}
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }; done
-    exit 1
 }
 
 worker_start() {
@@ -56,28 +51,6 @@ coord_bg() {
     local out=$1 log=$2; shift 2
     "$SF_BIN/sandfleet-coordinator" run "$@" --broker "$REDIS_URL" >"$out" 2>>"$log" &
     CPID=$!
-}
-
-norm_doc() {
-    python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-d.pop("run_id", None); d.pop("duration_ms", None)
-for s in d["steps"].values():
-    s.pop("duration_ms", None); s.pop("worker", None)
-print(json.dumps(d, sort_keys=True, indent=1))
-PY
-}
-
-task_json() {
-    python3 - "$@" <<'PY'
-import json, sys
-t = {"v": 1, "id": sys.argv[1], "run_id": sys.argv[2], "step": "s", "index": 0,
-     "attempt": 1, "max_attempts": 1, "run": sys.argv[3], "input": {"x": 1}}
-if len(sys.argv) > 4:
-    t.update(json.loads(sys.argv[4]))
-print(json.dumps(t))
-PY
 }
 
 # wait_for SECONDS 'SHELL CODE': poll until the code (evaluated afresh each

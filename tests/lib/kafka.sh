@@ -17,6 +17,7 @@
 # Jars are cached under deploy/local/.kafka (first use downloads them).
 : "${SF_BIN:?SF_BIN must point at build/bin}"
 : "${SF_SRC:?SF_SRC must point at the repository}"
+source "$SF_SRC/tests/lib/broker_common.sh"
 declare -A WPID
 
 kafka_free_port() {
@@ -55,12 +56,6 @@ kfleet_init() {
     kafka_start || { echo "could not start Kafka" >&2; exit 1; }
 }
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }; done
-    exit 1
-}
-
 kworker_start() {
     local id=$1; shift
     "$SF_BIN/sandfleet-worker" --broker "$KAFKA_URL" --sandbox "${SF_TEST_SANDBOX:-process}" \
@@ -85,28 +80,6 @@ kcat_() { kcat -b "127.0.0.1:$KAFKA_PORT" "$@"; }
 
 # Messages of a topic from the beginning, one per line: "<headers>\t<value>".
 ktopic_dump() { kcat_ -C -t "$1" -o beginning -e -q -f '%h\t%s\n' 2>/dev/null; }
-
-norm_doc() {
-    python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-d.pop("run_id", None); d.pop("duration_ms", None)
-for s in d["steps"].values():
-    s.pop("duration_ms", None); s.pop("worker", None)
-print(json.dumps(d, sort_keys=True, indent=1))
-PY
-}
-
-task_json() {
-    python3 - "$@" <<'PY'
-import json, sys
-t = {"v": 1, "id": sys.argv[1], "run_id": sys.argv[2], "step": "s", "index": 0,
-     "attempt": 1, "max_attempts": 1, "run": sys.argv[3], "input": {"x": 1}}
-if len(sys.argv) > 4:
-    t.update(json.loads(sys.argv[4]))
-print(json.dumps(t))
-PY
-}
 
 wait_for() {
     local s=$1; shift
