@@ -22,11 +22,41 @@ int sf_broker_workers(struct sf_broker *b, json_t **out, char *err, size_t errle
     return b->ops->workers(b, out, err, errlen);
 }
 
+#define SF_BROKER_RUNS_MAX 200
+
+static json_int_t run_time(json_t *run)
+{
+    const char *u = json_string_value(json_object_get(run, "updated_at"));
+    const char *s = json_string_value(json_object_get(run, "started_at"));
+    json_int_t a = u ? strtoll(u, NULL, 10) : 0, c = s ? strtoll(s, NULL, 10) : 0;
+    return a > c ? a : c;
+}
+
+static int cmp_newest(const void *x, const void *y)
+{
+    json_int_t a = run_time(*(json_t *const *)x), c = run_time(*(json_t *const *)y);
+    return a < c ? 1 : a > c ? -1 : 0;
+}
+
+/* Backends return every run they know, in any order; the order and the cap
+ * are the same for all of them, so they live here. */
 int sf_broker_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!b->ops->runs) return unsupported(b, "listing runs", err, errlen);
-    return b->ops->runs(b, out, err, errlen);
+    int rc = b->ops->runs(b, out, err, errlen);
+    if (rc < 0 || !*out) return rc;
+    size_t n = json_array_size(*out);
+    json_t **v = sf_xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(*out, i));
+    qsort(v, n, sizeof(*v), cmp_newest);
+    json_array_clear(*out);
+    for (size_t i = 0; i < n; i++) {
+        if (i < SF_BROKER_RUNS_MAX) json_array_append(*out, v[i]);
+        json_decref(v[i]);
+    }
+    free(v);
+    return rc;
 }
 
 /* The raw message as a JSON object, or NULL when it is not one. */

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUNS_MAX 200
 
 /* --- a compacted topic as a table --------------------------------------------------- */
 
@@ -140,20 +139,6 @@ static int runs_cb(const rd_kafka_message_t *m, void *arg)
     return 0;
 }
 
-static json_int_t run_time(json_t *run)
-{
-    const char *u = json_string_value(json_object_get(run, "updated_at"));
-    const char *s = json_string_value(json_object_get(run, "started_at"));
-    json_int_t a = u ? strtoll(u, NULL, 10) : 0, c = s ? strtoll(s, NULL, 10) : 0;
-    return a > c ? a : c;
-}
-
-static int cmp_newest(const void *x, const void *y)
-{
-    json_int_t a = run_time(*(json_t *const *)x), c = run_time(*(json_t *const *)y);
-    return a < c ? 1 : a > c ? -1 : 0;
-}
-
 int sf_kafka_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen)
 {
     struct kafka_broker *kb = KB(b);
@@ -168,8 +153,6 @@ int sf_kafka_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen)
     for (int p = 0; p < n && rc == 0; p++)
         rc = sf_kafka_scan(kb, kb->t_runs, p, 0, runs_cb, runs, err, errlen);
     json_object_foreach(runs, k, v) json_array_append(arr, v);
-    arr = sorted(arr, cmp_newest);
-    while (json_array_size(arr) > RUNS_MAX) json_array_remove(arr, RUNS_MAX);
 out:
     json_decref(runs);
     if (rc < 0) json_decref(arr);

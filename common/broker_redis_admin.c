@@ -25,7 +25,6 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define SUB_STREAM "sf:submissions"
 #define SUB_GROUP "coordinators"
-#define RUNS_MAX 200
 
 /* KEYS: workers zset, workers info hash. Returns {now ms, zset with scores,
  * hash as a flat list}. */
@@ -100,20 +99,6 @@ int sf_redis_admin_workers(struct sf_broker *b, json_t **out, char *err, size_t 
     return 0;
 }
 
-static json_int_t run_time(json_t *run)
-{
-    const char *u = json_string_value(json_object_get(run, "updated_at"));
-    const char *s = json_string_value(json_object_get(run, "started_at"));
-    json_int_t a = u ? strtoll(u, NULL, 10) : 0, c = s ? strtoll(s, NULL, 10) : 0;
-    return a > c ? a : c;
-}
-
-static int cmp_runs(const void *x, const void *y)
-{
-    json_int_t a = run_time(*(json_t *const *)x), c = run_time(*(json_t *const *)y);
-    return a < c ? 1 : a > c ? -1 : 0;
-}
-
 static json_t *hash_to_json(const redisReply *h)
 {
     json_t *o = json_object();
@@ -157,10 +142,9 @@ int sf_redis_admin_runs(struct sf_broker *b, json_t **out, char *err, size_t err
         freeReplyObject(r);
     } while (strcmp(cursor, "0"));
 out:
-    if (n) qsort(v, n, sizeof(*v), cmp_runs);
     if (rc == 0) *out = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && i < RUNS_MAX) json_array_append(*out, v[i]);
+        if (rc == 0) json_array_append(*out, v[i]);
         json_decref(v[i]);
     }
     free(v);
