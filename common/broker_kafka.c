@@ -227,6 +227,29 @@ fail:
     return NULL;
 }
 
+rd_kafka_t *sf_kafka_consumer(struct kafka_broker *kb, enum kafka_role role, const char *group,
+                              const char *const *topics, size_t n, int *rc, char *err,
+                              size_t errlen)
+{
+    int dummy;
+    rd_kafka_t *rk = sf_kafka_client(kb, role, group, err, errlen);
+    if (!rc) rc = &dummy;
+    *rc = -EINVAL;
+    if (!rk) return NULL;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        sf_errf(err, errlen, "subscribing to %s: %s", topics[0], rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        *rc = sf_kafka_errno(e);
+        return NULL;
+    }
+    *rc = 0;
+    return rk;
+}
+
 /* --- produce and delivery reports -------------------------------------------- */
 
 struct kafka_ticket *sf_kafka_ticket_new(void)

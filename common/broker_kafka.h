@@ -153,6 +153,12 @@ enum kafka_role { KAFKA_PRODUCER, KAFKA_WORKER, KAFKA_RETRY, KAFKA_READER, KAFKA
  * a secret value). group may be NULL (a unique reader group is made up). */
 rd_kafka_t *sf_kafka_client(struct kafka_broker *kb, enum kafka_role role, const char *group,
                             char *err, size_t errlen);
+/* A client of 'role' in 'group' subscribed to topics[0..n). NULL with the
+ * reason in err (the client is destroyed: a caller never keeps a consumer
+ * that did not subscribe); *rc (may be NULL) gets -errno. */
+rd_kafka_t *sf_kafka_consumer(struct kafka_broker *kb, enum kafka_role role, const char *group,
+                              const char *const *topics, size_t n, int *rc, char *err,
+                              size_t errlen);
 /* librdkafka error -> -errno (transient ones as broker.h lists them). */
 int sf_kafka_errno(rd_kafka_resp_err_t e);
 /* Topics exist (created on first use); idempotent, cached. */

@@ -168,25 +168,13 @@ static struct kafka_cb *cb_state(struct kafka_broker *kb)
 /* cb->mu held. */
 static int ensure_consumer(struct kafka_broker *kb, struct kafka_cb *cb, char *err, size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t e;
     int rc;
     if (cb->consumer) return 0;
     if ((rc = sf_kafka_ensure_topics(kb, err, errlen)) < 0) return rc;
     if (!cb->n_retry_parts && (rc = retry_partitions(kb, &cb->n_retry_parts, err, errlen)) < 0) return rc;
-    if (!(cb->consumer = sf_kafka_client(kb, KAFKA_CALLBACKS, kb->cb_group, err, errlen))) return -EINVAL;
-    l = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(l, kb->t_cb, RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(l, kb->t_cb_retry, RD_KAFKA_PARTITION_UA);
-    e = rd_kafka_subscribe(cb->consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        sf_errf(err, errlen, "subscribing to %s: %s", kb->t_cb, rd_kafka_err2str(e));
-        rd_kafka_destroy(cb->consumer);
-        cb->consumer = NULL;
-        return sf_kafka_errno(e);
-    }
-    return 0;
+    const char *topics[] = { kb->t_cb, kb->t_cb_retry };
+    cb->consumer = sf_kafka_consumer(kb, KAFKA_CALLBACKS, kb->cb_group, topics, 2, &rc, err, errlen);
+    return rc;
 }
 
 static void pause_part(struct kafka_broker *kb, struct cb_part *cp, int t, int32_t p, bool pause)

@@ -175,8 +175,6 @@ void sf_kafka_sub_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 /* cmu held. */
 static int ensure_consumer(struct kafka_broker *kb, struct kafka_sub *ks, char *err, size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t e;
     rd_kafka_t *rk;
     int rc;
     if (ks->consumer) return 0;
@@ -186,16 +184,9 @@ static int ensure_consumer(struct kafka_broker *kb, struct kafka_sub *ks, char *
         return -ENAMETOOLONG;
     }
     if ((rc = sf_kafka_ensure_topics(kb, err, errlen)) < 0) return rc;
-    if (!(rk = sf_kafka_client(kb, KAFKA_SUBMISSIONS, kb->sub_group, err, errlen))) return -EINVAL;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, kb->t_sub, RD_KAFKA_PARTITION_UA);
-    e = rd_kafka_subscribe(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        sf_errf(err, errlen, "subscribing to %s: %s", kb->t_sub, rd_kafka_err2str(e));
-        rd_kafka_destroy(rk);
-        return sf_kafka_errno(e);
-    }
+    const char *topics[] = { kb->t_sub };
+    if (!(rk = sf_kafka_consumer(kb, KAFKA_SUBMISSIONS, kb->sub_group, topics, 1, &rc, err, errlen)))
+        return rc;
     /* ack reads the consumer under tmu only. */
     pthread_mutex_lock(&ks->tmu);
     ks->consumer = rk;

@@ -120,26 +120,15 @@ void sf_kafka_worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 
 static int ensure_consumer(struct kafka_broker *kb, char *err, size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t e;
     int rc;
     if (kb->consumer) return 0;
     if ((rc = sf_kafka_ensure_topics(kb, err, errlen)) < 0) return rc;
     pthread_mutex_lock(&kb->tmu);
     if (!kb->track) kb->track = sf_kafka_track_new();
     pthread_mutex_unlock(&kb->tmu);
-    if (!(kb->consumer = sf_kafka_client(kb, KAFKA_WORKER, kb->group, err, errlen))) return -EINVAL;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, kb->t_tasks, RD_KAFKA_PARTITION_UA);
-    e = rd_kafka_subscribe(kb->consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        sf_errf(err, errlen, "subscribing to %s: %s", kb->t_tasks, rd_kafka_err2str(e));
-        rd_kafka_destroy(kb->consumer);
-        kb->consumer = NULL;
-        return sf_kafka_errno(e);
-    }
-    return 0;
+    const char *topics[] = { kb->t_tasks };
+    kb->consumer = sf_kafka_consumer(kb, KAFKA_WORKER, kb->group, topics, 1, &rc, err, errlen);
+    return rc;
 }
 
 /* 0: a message to hand out; -ESTALE: skip it; -errno: a consumer error. */
@@ -452,22 +441,13 @@ static void retry_pause(struct kafka_broker *kb, int32_t p, bool pause)
 
 static int retry_consumer(struct kafka_broker *kb, char *err, size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t e;
     int rc;
     if (kb->retry_consumer) return 0;
     if ((rc = sf_kafka_ensure_topics(kb, err, errlen)) < 0) return rc;
-    if (!(kb->retry_consumer = sf_kafka_client(kb, KAFKA_RETRY, kb->retry_group, err, errlen)))
-        return -EINVAL;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, kb->t_retry, RD_KAFKA_PARTITION_UA);
-    e = rd_kafka_subscribe(kb->retry_consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        sf_errf(err, errlen, "subscribing to %s: %s", kb->t_retry, rd_kafka_err2str(e));
-        return sf_kafka_errno(e);
-    }
-    return 0;
+    const char *topics[] = { kb->t_retry };
+    kb->retry_consumer = sf_kafka_consumer(kb, KAFKA_RETRY, kb->retry_group, topics, 1, &rc, err,
+                                           errlen);
+    return rc;
 }
 
 /* Move the due head entries of one partition; returns how many were
