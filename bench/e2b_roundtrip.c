@@ -1,5 +1,5 @@
 /* bench/e2b_roundtrip.c: create → command → kill through the E2B API with
- * sandfleet's C e2b backend (common/sandbox_e2b.c), N times; prints every
+ * sandfleet's C e2b backend (common/sandbox/e2b/sandbox_e2b.c), N times; prints every
  * round trip in ms, then median, min and max. Configured like the SDKs
  * (E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL). A failed round trip stops
  * the run with its message: a benchmark of failures measures nothing. */

@@ -2,7 +2,7 @@
  *
  * One task = create a sandbox, write /tmp/input.json, run
  * `cat /tmp/input.json`, read its output, destroy. Three ways, same run:
- *   local  the local backend through common/sandbox.h
+ *   local  the local backend through common/sandbox/sandbox.h
  *   bwrap  bubblewrap --unshare-all, the input passed with --file
  *   bare   fork+exec of cat on a host file (no isolation; the floor)
  * Prints median and min-max per way, and for "local" the median of each

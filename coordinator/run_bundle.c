@@ -2,7 +2,7 @@
  * Its steps must share one sandbox, so they cannot be spread over the
  * fleet: the whole workflow (files inline) goes out as ONE task with the
  * field `workflow`; whichever worker takes it runs every step in one
- * sandbox (common/bundle.c) and answers with the run's result document,
+ * sandbox (common/exec/bundle.c) and answers with the run's result document,
  * which becomes this run's document. Publishing once per task id and
  * resuming with --run-id work as for any task. */
 #include "coord.h"

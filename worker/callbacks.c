@@ -1,6 +1,6 @@
 /* worker/callbacks.c: the worker delivers its queue's pending callbacks
  * (task results, and run documents queued by coordinators) with the
- * dispatcher of common/callback_dispatch.h on its own thread, so slow or
+ * dispatcher of common/callback/callback_dispatch.h on its own thread, so slow or
  * absent receivers never hold up task execution or lease renewal. Every
  * worker of a queue takes part; the broker's leases keep two workers from
  * delivering the same callback at once. */

@@ -125,7 +125,10 @@ void worker_slot_work(void *job, void *ctx)
            t->max_attempts, j->d.reclaimed ? " (reclaimed from a dead worker)" : "");
     sf_counter_inc(w->obs.started);
     int64_t create_ms = -1;
-    r = sf_exec_task(w->prov, NULL, t, &w->ecfg, &create_ms);
+    if (t->workflow)                     /* a whole "shared" workflow: one bundle task */
+        r = sf_bundle_exec(w->prov, t, &w->ecfg);
+    else
+        r = sf_exec_task(w->prov, NULL, t, &w->ecfg, &create_ms);
     atomic_store(&j->finished, 1);
     worker_obs_attempt(&w->obs, r, create_ms);
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "bundle.h"
 #include "callback_dispatch.h"
 #include "config.h"
 #include "exec.h"

@@ -1,6 +1,6 @@
 #!/bin/bash
-# libcurl and libmicrohttpd are loaded on first use (common/lazy_curl.c,
-# common/lazy_mhd.c), against a real redis-server:
+# libcurl and libmicrohttpd are loaded on first use (common/base/lazy_curl.c,
+# common/base/lazy_mhd.c), against a real redis-server:
 #  1. an idle worker maps neither, nor the GnuTLS stack they pull in;
 #  2. with --http it maps libmicrohttpd (and serves /healthz), still no libcurl;
 #  3. a task with a callback loads libcurl, and the callback is delivered.

@@ -1,4 +1,4 @@
-/* Plain commands run without /bin/sh (common/sbx_exec.h): for each case the
+/* Plain commands run without /bin/sh (common/sandbox/local/sbx_exec.h): for each case the
  * same command runs twice, once as is (exec'd directly) and once with its
  * first word quoted (so the shell runs it), and the two results must be
  * the same: exit code, stdout, stderr, argv, environment, cwd. A control

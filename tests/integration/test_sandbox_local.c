@@ -1,5 +1,5 @@
 /* The local sandbox backend: lifecycle, files, run semantics and limits,
- * through the public interface (common/sandbox.h) only. Needs user
+ * through the public interface (common/sandbox/sandbox.h) only. Needs user
  * namespaces and writable cgroups (root on this machine). */
 #include <dirent.h>
 #include <errno.h>

@@ -1,0 +1,218 @@
+/* common/broker/broker.c: backend choice by URL scheme, and the task/result helpers
+ * every backend shares: wire encoding plus the claim-check rewrite (large
+ * "input"/"output" values move to blobs, the message carries "<field>_ref").
+ * Backends only move bytes; everything about the message format is here. */
+#include "broker.h"
+#include "callback.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void sf_delivery_clear(struct sf_delivery *d)
+{
+    if (!d) return;
+    free(d->data);
+    memset(d, 0, sizeof(*d));
+}
+
+bool sf_broker_transient(int rc)
+{
+    return rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EAGAIN ||
+           rc == -EPIPE || rc == -EIO;
+}
+
+struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg,
+                                char *err, size_t errlen)
+{
+    if (!url || !*url) {
+        sf_errf(err, errlen, "no broker URL given (--broker redis://host:port)");
+        return NULL;
+    }
+    if (!strncmp(url, "redis://", 8)) return sf_broker_redis_new(url, cfg, err, errlen);
+    if (!strncmp(url, "kafka://", 8)) return sf_broker_kafka_new(url, cfg, err, errlen);
+    char *shown = sf_redact_url(url);
+    sf_errf(err, errlen, "unsupported broker URL '%s' (expected redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...])",
+            shown);
+    free(shown);
+    return NULL;
+}
+
+void sf_broker_free(struct sf_broker *b)
+{
+    if (b) b->ops->free(b);
+}
+
+int sf_broker_check(struct sf_broker *b, int64_t wait_ms, volatile int *stop,
+                    char *err, size_t errlen)
+{
+    int64_t t0 = sf_now_ms(), last_log = 0, delay = 100;
+    for (;;) {
+        int rc = b->ops->check(b, err, errlen);
+        if (rc == 0 || !sf_broker_transient(rc)) return rc;
+        int64_t now = sf_now_ms();
+        if ((wait_ms >= 0 && now - t0 >= wait_ms) || (stop && *stop)) return rc;
+        if (now - last_log >= 5000) {
+            last_log = now;
+            SF_LOG(b->cfg.log, SF_LOG_WARN, NULL, NULL, "broker %s not reachable: %s (retrying)",
+                   b->url_redacted, err);
+        }
+        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+        if (delay < 2000) delay *= 2;
+    }
+}
+
+static size_t threshold(const struct sf_broker *b)
+{
+    return b->cfg.claim_check_bytes ? b->cfg.claim_check_bytes : SF_BROKER_DEFAULT_CLAIM_CHECK;
+}
+
+int sf_broker_claim_check(struct sf_broker *b, json_t *obj, const char *field,
+                          char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, field);
+    char ref[256], key[64];
+    int rc;
+    if (!v || json_is_null(v)) return 0;
+    /* Cheap size probe first: only values that might be large are dumped. */
+    size_t sz = json_dumpb(v, NULL, 0, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (sz <= threshold(b)) return 0;
+    char *buf = sf_xmalloc(sz + 1);
+    json_dumpb(v, buf, sz, JSON_ENCODE_ANY | JSON_COMPACT);
+    rc = b->ops->blob_put(b, buf, sz, ref, sizeof(ref), err, errlen);
+    free(buf);
+    if (rc < 0) return rc;
+    snprintf(key, sizeof(key), "%s_ref", field);
+    json_object_set_new(obj, field, json_null());
+    json_object_set_new(obj, key, json_string(ref));
+    return 1;
+}
+
+int sf_broker_claim_resolve(struct sf_broker *b, json_t *obj, const char *field,
+                            char *err, size_t errlen)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s_ref", field);
+    json_t *ref = json_object_get(obj, key);
+    char *data = NULL;
+    size_t len = 0;
+    json_error_t je;
+    int rc;
+    if (!ref || json_is_null(ref)) return 0;
+    if (!json_is_string(ref)) {
+        sf_errf(err, errlen, "field '%s' must be a string", key);
+        return -EINVAL;
+    }
+    rc = b->ops->blob_get(b, json_string_value(ref), &data, &len, err, errlen);
+    if (rc == -ENOENT) {
+        sf_errf(err, errlen, "%s '%s' not found (expired or never stored)", key,
+                json_string_value(ref));
+        return -EINVAL;
+    }
+    if (rc < 0) return rc;
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &je);
+    free(data);
+    if (!v) {
+        sf_errf(err, errlen, "%s: stored value is not JSON: %s", key, je.text);
+        return -EINVAL;
+    }
+    json_object_set_new(obj, field, v);
+    json_object_del(obj, key);
+    return 1;
+}
+
+int sf_broker_publish_task(struct sf_broker *b, const struct sf_task *t, char *err, size_t errlen)
+{
+    json_t *j = sf_task_to_json(t);
+    char *s = NULL;
+    int rc = sf_broker_claim_check(b, j, "input", err, errlen);
+    if (rc < 0) goto out;
+    s = json_dumps(j, JSON_COMPACT);
+    rc = b->ops->publish(b, t->run_id, t->id, s, strlen(s), err, errlen);
+out:
+    free(s);
+    json_decref(j);
+    return rc;
+}
+
+struct sf_task *sf_broker_decode_task(struct sf_broker *b, const char *data, size_t len,
+                                      bool *transient, char *err, size_t errlen)
+{
+    struct sf_task *t = NULL;
+    json_error_t je;
+    json_t *j;
+    *transient = false;
+    /* Only messages that carry a reference are parsed twice. */
+    if (!memmem(data, len, "\"input_ref\"", 11)) return sf_task_decode(data, len, err, errlen);
+    j = json_loadb(data, len, JSON_DECODE_ANY, &je);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return sf_task_decode(data, len, err, errlen);     /* for its message */
+    }
+    int rc = sf_broker_claim_resolve(b, j, "input", err, errlen);
+    if (rc < 0) {
+        *transient = sf_broker_transient(rc);
+        goto out;
+    }
+    t = sf_task_from_json(j, err, errlen);
+out:
+    json_decref(j);
+    return t;
+}
+
+int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                            const struct sf_result *r, const char *raw, size_t raw_len,
+                            const char *dead_reason, char *err, size_t errlen)
+{
+    json_t *j = sf_result_to_json(r);
+    char *s = NULL, *cb_id = NULL, *cb_rec = NULL;
+    int rc = sf_broker_claim_check(b, j, "output", err, errlen);
+    if (rc < 0) goto out;
+    s = json_dumps(j, JSON_COMPACT);
+    struct sf_completion c = {
+        .task_id = t->id, .run_id = t->run_id, .reply_to = t->reply_to,
+        .result = s, .result_len = strlen(s),
+        .dead_raw = dead_reason ? raw : NULL, .dead_len = raw_len, .dead_reason = dead_reason,
+    };
+    /* The callback is queued in the step that stores the result, so a crash
+     * cannot store one without the other (docs/protocol.md §8). */
+    if (t->callback && sf_broker_has_callbacks(b)) {
+        cb_id = sf_callback_task_id(t->id, r->attempt);
+        cb_rec = sf_callback_record_new(t->callback, cb_id, "task", t->run_id, t->id, s, strlen(s),
+                                        sf_wall_ms());
+        c.callback_id = cb_id;
+        c.callback = cb_rec;
+        c.callback_len = strlen(cb_rec);
+    } else if (t->callback) {
+        SF_LOG(b->cfg.log, SF_LOG_WARN, t->run_id, t->id,
+               "callback not queued: the %s backend does not support callbacks yet", b->ops->scheme);
+    }
+    rc = b->ops->complete(b, handle, &c, err, errlen);
+out:
+    free(cb_id);
+    free(cb_rec);
+    free(s);
+    json_decref(j);
+    return rc;
+}
+
+struct sf_result *sf_broker_decode_result(struct sf_broker *b, const char *data, size_t len,
+                                          char *err, size_t errlen)
+{
+    struct sf_result *r = NULL;
+    json_error_t je;
+    json_t *j;
+    if (!memmem(data, len, "\"output_ref\"", 12)) return sf_result_decode(data, len, err, errlen);
+    j = json_loadb(data, len, JSON_DECODE_ANY, &je);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return sf_result_decode(data, len, err, errlen);
+    }
+    if (sf_broker_claim_resolve(b, j, "output", err, errlen) >= 0)
+        r = sf_result_from_json(j, err, errlen);
+    json_decref(j);
+    return r;
+}

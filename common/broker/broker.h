@@ -1,0 +1,350 @@
+/* common/broker/broker.h: one broker interface between the coordinator and the
+ * worker fleet (DESIGN.md §5, docs/protocol.md). A backend fills a struct of
+ * function pointers (like hiredis' adapters); sf_broker_new picks it by the
+ * URL scheme:
+ *   redis://[user:pass@]host[:port][/db]   broker_redis.c (Redis Streams)
+ *   kafka://host:port[,host:port...]       broker_kafka*.c (librdkafka; docs/kafka.md)
+ *
+ * Model (backend-neutral):
+ * - A *delivery* is one task message as the broker handed it over: the raw
+ *   bytes (untouched, so they can be dead-lettered as they came) plus an
+ *   opaque handle (Redis: the stream entry id; Kafka: "partition:offset").
+ *   A delivery is leased to this worker until it is completed, retried or
+ *   dead-lettered; the owner keeps the lease alive with renew(). Deliveries
+ *   whose owner died come back through fetch() (reclaimed = true).
+ * - complete(): the result is written (and dead-lettered too when the final
+ *   attempt failed) and the delivery acknowledged in ONE atomic step. One
+ *   result per task id is kept; a duplicate completion only acknowledges.
+ * - retry(): the worker owns retries. The next attempt is stored for later
+ *   (delay chosen by the caller: backoff with jitter) and the delivery is
+ *   acknowledged, atomically. maintain() moves due retries back to the queue.
+ * - dead(): raw bytes + reason to the dead-letter stream/topic, acknowledged.
+ * - Coordinator side: publish() a task once per task id (a resumed run
+ *   cannot publish twice), results() reads the run's results from a cursor,
+ *   state_get/state_set keep the run's state for resume, stats() for status.
+ * - Claim-check: payloads above cfg.claim_check_bytes are stored with
+ *   blob_put() and the message carries "input_ref"/"output_ref" instead of
+ *   "input"/"output". sf_broker_publish_task / sf_broker_complete_task /
+ *   sf_broker_decode_* apply this, so backends only store and fetch bytes.
+ *
+ * Errors: functions return 0 (or a documented positive value) or -errno with
+ * a message in the caller's err buffer. Transient failures (broker down,
+ * restarting, loading) are -ECONNREFUSED, -ECONNRESET, -ETIMEDOUT or -EAGAIN:
+ * callers retry with backoff (the backend reconnects on the next call).
+ *
+ * Threads: every function taking a struct sf_broker * is thread-safe, except
+ * sf_broker_fetch (one thread: the worker's loop) and sf_broker_free. A backend
+ * keeps a small pool of connections so a worker's pool threads can complete
+ * or retry while the loop blocks in fetch.
+ * Ownership: strings passed in are borrowed for the call; outputs are
+ * malloc'd and owned by the caller.
+ */
+#ifndef SF_BROKER_H
+#define SF_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "task.h"
+
+#define SF_BROKER_DEFAULT_LEASE_MS 30000
+#define SF_BROKER_DEFAULT_CLAIM_CHECK (512u << 10)
+#define SF_BROKER_DEFAULT_TTL_S (7 * 24 * 3600)
+
+struct sf_broker_cfg {
+    const char *queue;          /* NULL = "default" */
+    const char *consumer;       /* this worker's id (fetch/renew/heartbeat); NULL for a coordinator */
+    int64_t lease_ms;           /* 0 = 30 s: an idle delivery older than this is reclaimed */
+    size_t claim_check_bytes;   /* 0 = 512 KiB: larger inputs/outputs go to blobs */
+    int64_t ttl_s;              /* 0 = 7 days: blobs, results and run state expire */
+    int connect_timeout_ms;     /* 0 = 2000 */
+    const struct sf_log *log;   /* may be NULL; used for reconnect notices */
+    /* Kafka only: "key=value" client settings (--kafka-config), handed to
+     * librdkafka after SANDFLEET_KAFKA_* variables; "sandfleet.*" keys are
+     * the backend's own (docs/kafka.md). Borrowed; the backend copies them. */
+    char *const *kafka_config;
+    size_t n_kafka_config;
+    /* Optional: called (from any thread) each time the backend gets a
+     * connection back after losing it, where it logs "reconnected"; the
+     * daemons count these for sandfleet_broker_reconnects_total. */
+    void (*on_reconnect)(void *arg);
+    void *on_reconnect_arg;
+};
+
+struct sf_delivery {
+    char *data;                 /* raw message bytes, NUL-terminated; owned */
+    size_t len;
+    char handle[96];            /* opaque to callers */
+    bool reclaimed;             /* taken over from a worker whose lease ran out */
+    char problem[160];          /* non-empty: the envelope itself is bad (e.g. no
+                                   'task' field); dead-letter 'data' with this */
+};
+void sf_delivery_clear(struct sf_delivery *d);
+
+/* What complete() writes, all borrowed. */
+struct sf_completion {
+    const char *task_id, *run_id;
+    const char *reply_to;       /* NULL or an extra stream/topic for the result */
+    const char *result;         /* encoded result (claim-check already applied) */
+    size_t result_len;
+    const char *dead_raw;       /* non-NULL: also dead-letter these raw bytes... */
+    size_t dead_len;
+    const char *dead_reason;    /* ...with this reason (the final attempt failed) */
+    /* Non-NULL: enqueue this callback delivery record (callback.h) under
+     * callback_id in the same atomic step, only when the result is new. */
+    const char *callback_id;
+    const char *callback;
+    size_t callback_len;
+};
+
+/* A callback delivery taken by cb_claim: the record text and the fence
+ * token that cb_settle must show (a delivery whose lease ran out and was
+ * claimed again cannot be settled by its first claimer). */
+struct sf_callback_claim {
+    char *id, *record;          /* owned */
+    size_t len;
+    char token[40];
+};
+
+enum sf_callback_settle {
+    SF_CALLBACK_SETTLE_DONE = 0,    /* delivered: forget it */
+    SF_CALLBACK_SETTLE_RETRY,       /* store the updated record, due after delay_ms */
+    SF_CALLBACK_SETTLE_DEAD,        /* move the updated record to the dead list */
+    SF_CALLBACK_SETTLE_RELEASE,     /* give the lease back: due now (clean shutdown) */
+};
+
+struct sf_queue_stats {
+    int64_t depth;              /* tasks in the queue, delivered or not, unacked */
+    int64_t pending;            /* delivered to a worker, not yet acked */
+    int64_t delayed;            /* retries waiting for their time */
+    int64_t dead;               /* dead letters */
+    int64_t workers;            /* workers with a heartbeat within 3 leases */
+};
+
+struct sf_worker_info {
+    const char *id, *host, *sandbox;
+    int pid;
+    int concurrency, busy;
+    int64_t started_ms;         /* wall clock */
+    int64_t done, failed;       /* tasks finished since start */
+};
+
+struct sf_broker;
+struct sf_broker_ops {
+    const char *scheme;
+    /* Connect and prepare (e.g. create the consumer group). Call once after
+     * sf_broker_new; retry with backoff while it returns a transient error
+     * (the broker is not up yet). -EACCES: bad credentials. */
+    int (*check)(struct sf_broker *b, char *err, size_t errlen);
+    /* --- worker side ---------------------------------------------------- */
+    /* Up to 'max' deliveries into out[0..*n), reclaimed ones first; blocks up
+     * to block_ms when none is there (0: do not block). Loop thread only. */
+    int (*fetch)(struct sf_broker *b, struct sf_delivery *out, size_t max, int block_ms,
+                 size_t *n, char *err, size_t errlen);
+    /* Extend the leases of these deliveries. lost[i] is set when handle i is
+     * no longer ours (it was reclaimed, or already finished). */
+    int (*renew)(struct sf_broker *b, const char *const *handles, size_t n, bool *lost,
+                 char *err, size_t errlen);
+    /* Write the result (+ dead letter) and ack, atomically. Returns 0 when
+     * the result was stored, 1 when one for this task id existed (only acked). */
+    int (*complete)(struct sf_broker *b, const char *handle, const struct sf_completion *c,
+                    char *err, size_t errlen);
+    /* Store 'task' (the next attempt, encoded) to be queued again after
+     * delay_ms and ack the delivery, atomically. 1 when the delivery was no
+     * longer ours (nothing stored: its new owner decides). */
+    int (*retry)(struct sf_broker *b, const char *handle, const char *task, size_t len,
+                 int64_t delay_ms, char *err, size_t errlen);
+    /* Dead-letter raw bytes with a reason and ack, atomically. */
+    int (*dead)(struct sf_broker *b, const char *handle, const char *raw, size_t len,
+                const char *reason, char *err, size_t errlen);
+    /* Register / refresh this worker; leaving = deregister on a clean exit. */
+    int (*heartbeat)(struct sf_broker *b, const struct sf_worker_info *wi, bool leaving,
+                     char *err, size_t errlen);
+    /* Housekeeping any worker may run: queue due retries. Returns how many. */
+    int (*maintain)(struct sf_broker *b, char *err, size_t errlen);
+    /* --- coordinator side ----------------------------------------------- */
+    /* Publish an encoded task once per (run_id, task_id): 0 published, 1 it
+     * was published before (a resumed run). */
+    int (*publish)(struct sf_broker *b, const char *run_id, const char *task_id,
+                   const char *data, size_t len, char *err, size_t errlen);
+    /* Encoded results of run_id after 'cursor' (opaque text, "" = from the
+     * start; updated in place, cursor_len >= 64). Up to 'max' into out[] /
+     * lens[] (owned by the caller); blocks up to block_ms when none. */
+    int (*results)(struct sf_broker *b, const char *run_id, char *cursor, size_t cursor_len,
+                   char **out, size_t *lens, size_t max, int block_ms, size_t *n,
+                   char *err, size_t errlen);
+    /* Run state: small named values (*val NULL when unset). */
+    int (*state_get)(struct sf_broker *b, const char *run_id, const char *field, char **val,
+                     char *err, size_t errlen);
+    int (*state_set)(struct sf_broker *b, const char *run_id, const char *field,
+                     const char *val, char *err, size_t errlen);
+    int (*stats)(struct sf_broker *b, struct sf_queue_stats *st, char *err, size_t errlen);
+    /* --- claim-check storage ---------------------------------------------- */
+    /* Store bytes for cfg.ttl_s; writes the reference into ref. */
+    int (*blob_put)(struct sf_broker *b, const char *data, size_t len, char *ref,
+                    size_t reflen, char *err, size_t errlen);
+    /* -ENOENT when the reference expired or never existed. */
+    int (*blob_get)(struct sf_broker *b, const char *ref, char **data, size_t *len,
+                    char *err, size_t errlen);
+    /* --- operations: status and dead letters (broker_admin.c wraps these;
+     * a backend may leave them NULL, the wrappers then say it is not
+     * supported). JSON shapes are documented at the wrappers. ------------ */
+    int (*workers)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+    int (*runs)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+    int (*dead_list)(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
+    /* Move dead letter 'id' back to the task queue as 'task' (already
+     * rewritten by the caller) and forget the run's completion marker for
+     * task_id (may be NULL), atomically. 1 moved, 0 no such dead letter. */
+    int (*dead_requeue)(struct sf_broker *b, const char *id, const char *task, size_t len,
+                        const char *run_id, const char *task_id, char *err, size_t errlen);
+    /* Remove these dead letters (n == 0: all). Returns how many went. */
+    int (*dead_purge)(struct sf_broker *b, const char *const *ids, size_t n, char *err,
+                      size_t errlen);
+    /* --- serve: submissions and run documents ----------------------------- */
+    /* Up to 'max' workflow submissions for this consumer ('workflow' field
+     * in d->data; handle = entry id). pending = true re-reads the
+     * submissions this consumer took before and did not ack (a restarted
+     * serve resumes them). Blocks up to block_ms when none. max == 0: take
+     * nothing, only keep this consumer's group membership served (Kafka),
+     * without blocking; serve calls it so while at --max-runs. */
+    int (*sub_fetch)(struct sf_broker *b, const char *consumer, bool pending,
+                     struct sf_delivery *out, size_t max, int block_ms, size_t *n,
+                     char *err, size_t errlen);
+    int (*sub_ack)(struct sf_broker *b, const char *handle, char *err, size_t errlen);
+    /* Store a finished run's document (TTL as results) and, when reply_to is
+     * not NULL, append it there (fields run_id, doc). */
+    int (*run_doc_put)(struct sf_broker *b, const char *run_id, const char *doc, size_t len,
+                       const char *reply_to, char *err, size_t errlen);
+    /* *doc NULL when there is none (yet). */
+    int (*run_doc_get)(struct sf_broker *b, const char *run_id, char **doc, char *err,
+                       size_t errlen);
+    /* --- callbacks (docs/protocol.md §8; broker_callback.c wraps these and
+     * answers -ENOTSUP for a backend that leaves them NULL) -------------- */
+    /* Queue a delivery record, due now. once_key non-NULL: only if that
+     * marker was not set before (a resumed run queues its callback once).
+     * 0 queued, 1 already queued once. */
+    int (*cb_enqueue)(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                      const char *once_key, char *err, size_t errlen);
+    /* Take up to max due deliveries, leased for lease_ms (then due again). */
+    int (*cb_claim)(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
+                    size_t max, size_t *n, char *err, size_t errlen);
+    /* Settle a claimed delivery (rec: the updated record for RETRY/DEAD).
+     * 0 done, 1 the claim was no longer ours (nothing changed). */
+    int (*cb_settle)(struct sf_broker *b, const char *id, const char *token,
+                     enum sf_callback_settle how, const char *rec, size_t len, int64_t delay_ms,
+                     char *err, size_t errlen);
+    /* [{"id","due_in_ms" (pending only),"record"}...], at most max (0 = all). */
+    int (*cb_list)(struct sf_broker *b, bool dead, size_t max, json_t **out, char *err,
+                   size_t errlen);
+    /* Move dead delivery id back to pending as rec, due now. 1 moved, 0 not there. */
+    int (*cb_requeue)(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                      char *err, size_t errlen);
+    /* Remove deliveries (n == 0: all) from the dead or pending list; returns how many. */
+    int (*cb_purge)(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
+                    char *err, size_t errlen);
+    void (*free)(struct sf_broker *b);
+};
+
+/* Every backend's struct starts with this. cfg strings are owned copies. */
+struct sf_broker {
+    const struct sf_broker_ops *ops;
+    struct sf_broker_cfg cfg;
+    char *url_redacted;         /* for messages: the password is never shown */
+};
+
+/* Open a broker for 'url' (parses it; does not connect: call
+ * sf_broker_check). Returns NULL with the reason in err for a bad URL or an
+ * unknown scheme. */
+struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg,
+                                char *err, size_t errlen);
+void sf_broker_free(struct sf_broker *b);     /* NULL is a no-op */
+
+/* ops->check, retried with backoff (100 ms doubling to 2 s) on transient
+ * errors until it succeeds, fails for good, or wait_ms pass (< 0: forever)
+ * or *stop becomes non-zero (may be NULL). Logs each failure once per 5 s. */
+int sf_broker_check(struct sf_broker *b, int64_t wait_ms, volatile int *stop,
+                    char *err, size_t errlen);
+
+/* Backend constructors (used by sf_broker_new). */
+struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cfg *cfg,
+                                      char *err, size_t errlen);
+struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cfg *cfg,
+                                      char *err, size_t errlen);
+
+/* True for errors worth retrying after a pause (broker down or restarting). */
+bool sf_broker_transient(int rc);
+
+/* --- task/result helpers over the ops (thread-safe) ----------------------- */
+
+/* Encode 't' (input to a blob when large) and publish it. 0 / 1 as publish. */
+int sf_broker_publish_task(struct sf_broker *b, const struct sf_task *t, char *err, size_t errlen);
+/* Decode a delivered task, fetching a claim-checked input. NULL with the
+ * reason in err (the caller dead-letters the raw bytes with it); *transient
+ * is set when the reason is a broker failure rather than a bad message. */
+struct sf_task *sf_broker_decode_task(struct sf_broker *b, const char *data, size_t len,
+                                      bool *transient, char *err, size_t errlen);
+/* Encode 'r' (output to a blob when large) and complete the delivery. When
+ * dead_reason is not NULL the raw task is dead-lettered in the same step. */
+int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                            const struct sf_result *r, const char *raw, size_t raw_len,
+                            const char *dead_reason, char *err, size_t errlen);
+/* Decode a result, fetching a claim-checked output. */
+struct sf_result *sf_broker_decode_result(struct sf_broker *b, const char *data, size_t len,
+                                          char *err, size_t errlen);
+
+/* The claim-check rewrite on a JSON object, exposed for tests: when the
+ * encoded value of 'field' is larger than the threshold, store it with
+ * blob_put and replace it by null plus "<field>_ref". 1 when it moved. */
+int sf_broker_claim_check(struct sf_broker *b, json_t *obj, const char *field,
+                          char *err, size_t errlen);
+/* The reverse: when "<field>_ref" is present, load the blob into 'field'. */
+int sf_broker_claim_resolve(struct sf_broker *b, json_t *obj, const char *field,
+                            char *err, size_t errlen);
+
+/* --- operations over the optional ops (broker_admin.c) ---------------------
+ * Each returns -ENOTSUP with "... not supported by the <scheme> backend yet"
+ * when the backend lacks the op. Results are new JSON references. */
+
+/* [{"id","host","pid","sandbox","concurrency","busy","started_ms","done",
+ *   "failed","heartbeat_age_ms"}, ...] by id. */
+int sf_broker_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+/* [{"run_id","workflow","status","started_at","updated_at"}, ...], newest
+ * update first (at most 200). */
+int sf_broker_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+/* Newest first, at most max (0 = all): [{"id","time_ms","reason","task_id"
+ * (null when the message is not a task),"task" (raw text)}, ...]. */
+int sf_broker_dead_list(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
+/* Replay dead letters (ids, or every one when n == 0): each raw task goes
+ * back to the queue with "attempt": 1 (byte for byte when it is not a JSON
+ * object) and leaves the dead stream in the same atomic step. *moved counts
+ * them; ids that are not there are reported in err and give -ENOENT after
+ * the others were moved. */
+int sf_broker_dead_retry(struct sf_broker *b, const char *const *ids, size_t n, size_t *moved,
+                         char *err, size_t errlen);
+int sf_broker_dead_purge(struct sf_broker *b, const char *const *ids, size_t n, size_t *removed,
+                         char *err, size_t errlen);
+/* True when the backend has the serve ops (sub_fetch ... run_doc_get). */
+bool sf_broker_can_serve(const struct sf_broker *b);
+
+/* --- callbacks over the optional ops (broker_callback.c) --------------------
+ * -ENOTSUP with "callbacks are not supported by the <scheme> backend yet"
+ * when the backend lacks the op. Thread-safe like the ops. */
+int sf_broker_callback_enqueue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                               const char *once_key, char *err, size_t errlen);
+int sf_broker_callback_claim(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
+                             size_t max, size_t *n, char *err, size_t errlen);
+void sf_callback_claim_clear(struct sf_callback_claim *c);
+int sf_broker_callback_settle(struct sf_broker *b, const char *id, const char *token,
+                              enum sf_callback_settle how, const char *rec, size_t len,
+                              int64_t delay_ms, char *err, size_t errlen);
+int sf_broker_callback_list(struct sf_broker *b, bool dead, size_t max, json_t **out,
+                            char *err, size_t errlen);
+int sf_broker_callback_requeue(struct sf_broker *b, const char *id, const char *rec, size_t len,
+                               char *err, size_t errlen);
+int sf_broker_callback_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
+                             char *err, size_t errlen);
+bool sf_broker_has_callbacks(const struct sf_broker *b);
+
+#endif

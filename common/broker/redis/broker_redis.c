@@ -1,0 +1,540 @@
+/* common/broker/redis/broker_redis.c: the broker over Redis Streams (docs/protocol.md has
+ * the public layout). For queue Q and run R:
+ *   sf:Q:tasks            stream, group "workers", field "task"
+ *   sf:Q:dead             stream, fields "task" (raw) and "reason"
+ *   sf:Q:delayed          zset: next attempts by due time (ms, Redis clock)
+ *   sf:Q:workers          zset: worker id by last heartbeat
+ *   sf:Q:workers:info     hash: worker id -> JSON
+ *   sf:run:R              hash: run state (coordinator)
+ *   sf:run:R:published    set: task ids published for R
+ *   sf:run:R:results      stream, field "result"
+ *   sf:run:R:done         hash: task id -> 1 (one result per task id)
+ *   sf:blob:<hex>         string with TTL: claim-checked payloads
+ *
+ * Leases are the consumer group's idle time: the owner resets it with
+ * XCLAIM ... JUSTID (renew), anyone reclaims entries idle longer than the
+ * lease with XAUTOCLAIM (inside fetch). Every transition that must be atomic
+ * is a Lua script (broker_redis_lua.c). */
+#include "broker.h"
+#include "broker_redis.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* A task delivered this many times without finishing has taken its worker
+ * down with it each time (a poison task: it OOMs the host, kills its parent,
+ * trips a kernel bug). It is dead-lettered instead of being handed to the
+ * next worker forever — Sidekiq's and Celery's failure mode. */
+#define SF_REDIS_MAX_DELIVERIES 3
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *consumer(const struct redis_broker *rb)
+{
+    return rb->base.cfg.consumer ? rb->base.cfg.consumer : "coordinator";
+}
+
+static int ensure_group(struct redis_broker *rb, char *err, size_t errlen)
+{
+    const char *argv[] = { "XGROUP", "CREATE", rb->k_tasks, "workers", "0", "MKSTREAM" };
+    redisReply *r;
+    int rc = sf_redis_cmd(rb->pool, &r, err, errlen, NELEM(argv), argv, NULL);
+    if (rc == -EPROTO && strstr(err, "BUSYGROUP")) return 0;
+    if (rc == 0) freeReplyObject(r);
+    return rc;
+}
+
+/* A command; a missing group (Redis restarted without its data, or the
+ * stream was deleted) is recreated once and the command repeated. */
+static int rcall(struct redis_broker *rb, redisReply **out, char *err, size_t errlen, int argc,
+                 const char **argv, const size_t *lens)
+{
+    int rc = sf_redis_cmd(rb->pool, out, err, errlen, argc, argv, lens);
+    if (rc != -ENOENT) return rc;
+    if ((rc = ensure_group(rb, err, errlen)) < 0) return rc;
+    return sf_redis_cmd(rb->pool, out, err, errlen, argc, argv, lens);
+}
+
+/* EVAL script with keys then args; lens may be NULL (all C strings) or give
+ * the length of each of keys+args. */
+static int eval(struct redis_broker *rb, redisReply **out, char *err, size_t errlen,
+                const char *script, int nkeys, int nargs, const char **ka, const size_t *lens)
+{
+    const char **argv = sf_xcalloc((size_t)(nkeys + nargs + 3), sizeof(char *));
+    size_t *alen = sf_xcalloc((size_t)(nkeys + nargs + 3), sizeof(size_t));
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = nk;
+    for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
+    for (int i = 0; i < nkeys + nargs; i++) {
+        argv[3 + i] = ka[i];
+        alen[3 + i] = lens ? lens[i] : strlen(ka[i]);
+    }
+    int rc = rcall(rb, out, err, errlen, nkeys + nargs + 3, argv, alen);
+    free(argv);
+    free(alen);
+    return rc;
+}
+
+static int int_reply(redisReply *r)
+{
+    int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* --- worker side ---------------------------------------------------------------- */
+
+static void entry_to_delivery(const redisReply *e, struct sf_delivery *d, bool reclaimed)
+{
+    memset(d, 0, sizeof(*d));
+    d->reclaimed = reclaimed;
+    sf_strlcpy(d->handle, e->element[0]->str, sizeof(d->handle));
+    const redisReply *f = e->element[1];
+    if (f && f->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < f->elements; i += 2) {
+            if (!strcmp(f->element[i]->str, "task") && f->element[i + 1]->type == REDIS_REPLY_STRING) {
+                d->data = sf_xstrndup(f->element[i + 1]->str, f->element[i + 1]->len);
+                d->len = f->element[i + 1]->len;
+                return;
+            }
+        }
+    }
+    /* Keep what there was, as "field=value" lines, for the dead letter. */
+    struct sf_buf b = {0};
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
+        sf_buf_appendf(&b, "%s=%.*s\n", f->element[i]->str, (int)f->element[i + 1]->len,
+                       f->element[i + 1]->str ? f->element[i + 1]->str : "");
+    d->data = sf_buf_steal(&b, &d->len);
+    snprintf(d->problem, sizeof(d->problem), "stream entry has no 'task' field");
+}
+
+static bool is_entry(const redisReply *e)
+{
+    return e && e->type == REDIS_REPLY_ARRAY && e->elements >= 2 &&
+           e->element[0]->type == REDIS_REPLY_STRING;
+}
+
+/* After a reclaim: how often has this entry been delivered? XAUTOCLAIM
+ * counts each claim, so the first delivery is 1. Over the limit, the
+ * delivery carries a 'problem' and the worker dead-letters it unrun. */
+static void mark_poison(struct redis_broker *rb, struct sf_delivery *d)
+{
+    redisReply *r;
+    char err[128];
+    if (d->problem[0]) return;
+    const char *argv[] = { "XPENDING", rb->k_tasks, "workers", d->handle, d->handle, "1" };
+    if (rcall(rb, &r, err, sizeof(err), NELEM(argv), argv, NULL) < 0) return;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements == 4 && r->element[0]->element[3]->type == REDIS_REPLY_INTEGER) {
+        long long times = r->element[0]->element[3]->integer;
+        if (times > SF_REDIS_MAX_DELIVERIES)
+            snprintf(d->problem, sizeof(d->problem),
+                     "%lld workers took this task and died before finishing it "
+                     "(a poison task?); not handing it out again", times - 1);
+    }
+    freeReplyObject(r);
+}
+
+static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max, size_t *n,
+                   char *err, size_t errlen)
+{
+    char idle[24], count[24];
+    redisReply *r;
+    snprintf(idle, sizeof(idle), "%lld", (long long)rb->lease_ms);
+    snprintf(count, sizeof(count), "%zu", max);
+    if (!rb->reclaim_cursor[0]) strcpy(rb->reclaim_cursor, "0-0");
+    const char *argv[] = { "XAUTOCLAIM", rb->k_tasks, "workers", consumer(rb), idle,
+                           rb->reclaim_cursor, "COUNT", count };
+    int rc = rcall(rb, &r, err, errlen, NELEM(argv), argv, NULL);
+    if (rc < 0) return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
+        if (r->element[0]->type == REDIS_REPLY_STRING)
+            sf_strlcpy(rb->reclaim_cursor, r->element[0]->str, sizeof(rb->reclaim_cursor));
+        const redisReply *es = r->element[1];
+        for (size_t i = 0; es->type == REDIS_REPLY_ARRAY && i < es->elements && *n < max; i++)
+            if (is_entry(es->element[i])) entry_to_delivery(es->element[i], &out[(*n)++], true);
+    }
+    freeReplyObject(r);
+    for (size_t i = 0; i < *n; i++) mark_poison(rb, &out[i]);
+    /* A full scan done: wait for the next interval; otherwise continue the
+     * scan on the next fetch. */
+    int64_t every = rb->lease_ms / 2 < 5000 ? rb->lease_ms / 2 : 5000;
+    rb->next_reclaim_ms = !strcmp(rb->reclaim_cursor, "0-0") ? sf_now_ms() + (every > 50 ? every : 50)
+                                                             : 0;
+    return 0;
+}
+
+static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int block_ms,
+                   size_t *n, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char count[24], block[24];
+    redisReply *r;
+    int rc;
+    *n = 0;
+    if (!max) return 0;
+    if (sf_now_ms() >= rb->next_reclaim_ms && (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
+        return rc;
+    if (*n == max) return 0;
+    snprintf(count, sizeof(count), "%zu", max - *n);
+    snprintf(block, sizeof(block), "%d", block_ms > 0 ? block_ms : 1);
+    const char *argv[] = { "XREADGROUP", "GROUP", "workers", consumer(rb), "COUNT", count,
+                           "BLOCK", block, "STREAMS", rb->k_tasks, ">" };
+    /* Without BLOCK when we already have work or must not wait. */
+    const char *argv_nb[] = { "XREADGROUP", "GROUP", "workers", consumer(rb), "COUNT", count,
+                              "STREAMS", rb->k_tasks, ">" };
+    bool nb = *n > 0 || block_ms <= 0;
+    rc = nb ? rcall(rb, &r, err, errlen, NELEM(argv_nb), argv_nb, NULL)
+            : rcall(rb, &r, err, errlen, NELEM(argv), argv, NULL);
+    if (rc < 0) {
+        /* What was reclaimed is ours now; hand it out and report later. */
+        return *n ? 0 : rc;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        const redisReply *s = r->element[0];
+        const redisReply *es = s->type == REDIS_REPLY_ARRAY && s->elements == 2 ? s->element[1] : NULL;
+        for (size_t i = 0; es && es->type == REDIS_REPLY_ARRAY && i < es->elements && *n < max; i++)
+            if (is_entry(es->element[i])) entry_to_delivery(es->element[i], &out[(*n)++], false);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int r_renew(struct sf_broker *b, const char *const *handles, size_t n, bool *lost,
+                   char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    const char **ka = sf_xcalloc(n + 2, sizeof(char *));
+    redisReply *r;
+    ka[0] = rb->k_tasks;
+    ka[1] = consumer(rb);
+    for (size_t i = 0; i < n; i++) {
+        ka[2 + i] = handles[i];
+        lost[i] = false;
+    }
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_renew, 1, (int)n + 1, ka, NULL);
+    free(ka);
+    if (rc < 0) return rc;
+    for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j++)
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(handles[i], r->element[j]->str)) lost[i] = true;
+    freeReplyObject(r);
+    return 0;
+}
+
+static int r_complete(struct sf_broker *b, const char *handle, const struct sf_completion *c,
+                      char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char *k_res = sf_xasprintf("sf:run:%s:results", c->run_id);
+    char *k_done = sf_xasprintf("sf:run:%s:done", c->run_id);
+    char *k_cb = sf_xasprintf("sf:%s:callbacks", b->cfg.queue);
+    char *k_cbdue = sf_xasprintf("sf:%s:callbacks:due", b->cfg.queue);
+    redisReply *r;
+    const char *ka[] = { rb->k_tasks, k_res, k_done, rb->k_dead, c->reply_to ? c->reply_to : k_res,
+                         k_cb, k_cbdue,
+                         handle ? handle : "", c->task_id, c->result, rb->ttl_str,
+                         c->reply_to ? "1" : "0", c->dead_raw ? c->dead_raw : "",
+                         c->dead_reason ? c->dead_reason : "",
+                         c->callback ? c->callback_id : "", c->callback ? c->callback : "" };
+    size_t lens[NELEM(ka)];
+    for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
+    lens[9] = c->result_len;
+    if (c->dead_raw) lens[12] = c->dead_len;
+    if (c->callback) lens[15] = c->callback_len;
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 9, ka, lens);
+    free(k_res);
+    free(k_done);
+    free(k_cb);
+    free(k_cbdue);
+    if (rc < 0) return rc;
+    return int_reply(r) == 1 ? 0 : 1;
+}
+
+static int r_retry(struct sf_broker *b, const char *handle, const char *task, size_t len,
+                   int64_t delay_ms, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char delay[24];
+    redisReply *r;
+    snprintf(delay, sizeof(delay), "%lld", (long long)(delay_ms > 0 ? delay_ms : 0));
+    const char *ka[] = { rb->k_tasks, rb->k_delayed, handle, consumer(rb), delay, task };
+    size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(ka[2]), strlen(ka[3]), strlen(ka[4]), len };
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_retry, 2, 4, ka, lens);
+    if (rc < 0) return rc;
+    return int_reply(r) == 1 ? 0 : 1;
+}
+
+static int r_dead(struct sf_broker *b, const char *handle, const char *raw, size_t len,
+                  const char *reason, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    redisReply *r;
+    const char *ka[] = { rb->k_tasks, rb->k_dead, handle, raw, reason };
+    size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(handle), len, strlen(reason) };
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_dead, 2, 3, ka, lens);
+    if (rc == 0) freeReplyObject(r);
+    return rc;
+}
+
+static int r_heartbeat(struct sf_broker *b, const struct sf_worker_info *wi, bool leaving,
+                       char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:I, s:I, s:I}", "id", wi->id,
+                          "host", wi->host ? wi->host : "", "pid", wi->pid,
+                          "sandbox", wi->sandbox ? wi->sandbox : "", "concurrency", wi->concurrency,
+                          "busy", wi->busy, "started_ms", (json_int_t)wi->started_ms,
+                          "done", (json_int_t)wi->done, "failed", (json_int_t)wi->failed);
+    char *info = json_dumps(j, JSON_COMPACT);
+    redisReply *r;
+    const char *ka[] = { rb->k_workers, rb->k_winfo, rb->k_tasks, wi->id, info, leaving ? "1" : "0" };
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_heartbeat, 3, 3, ka, NULL);
+    if (rc == 0) freeReplyObject(r);
+    free(info);
+    json_decref(j);
+    return rc;
+}
+
+static int r_maintain(struct sf_broker *b, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    redisReply *r;
+    const char *ka[] = { rb->k_delayed, rb->k_tasks, "100" };
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_promote, 2, 1, ka, NULL);
+    return rc < 0 ? rc : int_reply(r);
+}
+
+/* --- coordinator side ----------------------------------------------------------- */
+
+static int r_publish(struct sf_broker *b, const char *run_id, const char *task_id,
+                     const char *data, size_t len, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char *k_pub = sf_xasprintf("sf:run:%s:published", run_id);
+    redisReply *r;
+    const char *ka[] = { k_pub, rb->k_tasks, task_id, data, rb->ttl_str };
+    size_t lens[] = { strlen(k_pub), strlen(rb->k_tasks), strlen(task_id), len, strlen(rb->ttl_str) };
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_publish, 2, 3, ka, lens);
+    free(k_pub);
+    if (rc < 0) return rc;
+    return int_reply(r) == 1 ? 0 : 1;
+}
+
+static int r_results(struct sf_broker *b, const char *run_id, char *cursor, size_t cursor_len,
+                     char **out, size_t *lens, size_t max, int block_ms, size_t *n,
+                     char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char *key = sf_xasprintf("sf:run:%s:results", run_id);
+    char count[24], block[24];
+    redisReply *r;
+    *n = 0;
+    snprintf(count, sizeof(count), "%zu", max);
+    snprintf(block, sizeof(block), "%d", block_ms > 0 ? block_ms : 1);
+    const char *argv[] = { "XREAD", "COUNT", count, "BLOCK", block, "STREAMS", key,
+                           cursor[0] ? cursor : "0-0" };
+    int rc = sf_redis_cmd(rb->pool, &r, err, errlen, NELEM(argv), argv, NULL);
+    free(key);
+    if (rc < 0) return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        const redisReply *s = r->element[0];
+        const redisReply *es = s->type == REDIS_REPLY_ARRAY && s->elements == 2 ? s->element[1] : NULL;
+        for (size_t i = 0; es && es->type == REDIS_REPLY_ARRAY && i < es->elements; i++) {
+            const redisReply *e = es->element[i];
+            if (!is_entry(e)) continue;
+            sf_strlcpy(cursor, e->element[0]->str, cursor_len);
+            const redisReply *f = e->element[1];
+            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+                if (strcmp(f->element[k]->str, "result") || *n >= max) continue;
+                lens[*n] = f->element[k + 1]->len;
+                out[(*n)++] = sf_xstrndup(f->element[k + 1]->str, f->element[k + 1]->len);
+            }
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int r_state_get(struct sf_broker *b, const char *run_id, const char *field, char **val,
+                       char *err, size_t errlen)
+{
+    char *key = sf_xasprintf("sf:run:%s", run_id);
+    redisReply *r;
+    const char *argv[] = { "HGET", key, field };
+    int rc = sf_redis_cmd(RB(b)->pool, &r, err, errlen, NELEM(argv), argv, NULL);
+    free(key);
+    *val = NULL;
+    if (rc < 0) return rc;
+    if (r->type == REDIS_REPLY_STRING) *val = sf_xstrndup(r->str, r->len);
+    freeReplyObject(r);
+    return 0;
+}
+
+static int r_state_set(struct sf_broker *b, const char *run_id, const char *field,
+                       const char *val, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char *key = sf_xasprintf("sf:run:%s", run_id);
+    redisReply *r;
+    const char *a1[] = { "HSET", key, field, val };
+    const char *a2[] = { "EXPIRE", key, rb->ttl_str };
+    int rc = sf_redis_cmd(rb->pool, &r, err, errlen, NELEM(a1), a1, NULL);
+    if (rc == 0) {
+        freeReplyObject(r);
+        rc = sf_redis_cmd(rb->pool, &r, err, errlen, NELEM(a2), a2, NULL);
+        if (rc == 0) freeReplyObject(r);
+    }
+    free(key);
+    return rc;
+}
+
+static int r_stats(struct sf_broker *b, struct sf_queue_stats *st, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char window[24];
+    redisReply *r;
+    snprintf(window, sizeof(window), "%lld", (long long)(3 * rb->lease_ms));
+    const char *ka[] = { rb->k_tasks, rb->k_delayed, rb->k_dead, rb->k_workers, window };
+    int rc = eval(rb, &r, err, errlen, sf_redis_lua_stats, 4, 1, ka, NULL);
+    if (rc < 0) return rc;
+    memset(st, 0, sizeof(*st));
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 5) {
+        st->depth = r->element[0]->integer;
+        st->pending = r->element[1]->integer;
+        st->delayed = r->element[2]->integer;
+        st->dead = r->element[3]->integer;
+        st->workers = r->element[4]->integer;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* --- claim-check blobs ------------------------------------------------------------ */
+
+static int r_blob_put(struct sf_broker *b, const char *data, size_t len, char *ref,
+                      size_t reflen, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    char hex[33];
+    redisReply *r;
+    sf_random_hex(hex, sizeof(hex), 32);
+    snprintf(ref, reflen, "sf:blob:%s", hex);
+    const char *argv[] = { "SET", ref, data, "EX", rb->ttl_str };
+    size_t lens[] = { 3, strlen(ref), len, 2, strlen(rb->ttl_str) };
+    int rc = sf_redis_cmd(rb->pool, &r, err, errlen, NELEM(argv), argv, lens);
+    if (rc == 0) freeReplyObject(r);
+    return rc;
+}
+
+static int r_blob_get(struct sf_broker *b, const char *ref, char **data, size_t *len,
+                      char *err, size_t errlen)
+{
+    redisReply *r;
+    *data = NULL;
+    /* Only our own blob keys: a message must not make a worker read any key. */
+    if (strncmp(ref, "sf:blob:", 8)) {
+        sf_errf(err, errlen, "reference '%.100s' is not a sandfleet blob (sf:blob:...)", ref);
+        return -EINVAL;
+    }
+    const char *argv[] = { "GET", ref };
+    int rc = sf_redis_cmd(RB(b)->pool, &r, err, errlen, NELEM(argv), argv, NULL);
+    if (rc < 0) return rc;
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return -ENOENT;
+    }
+    *data = sf_xstrndup(r->str, r->len);
+    *len = r->len;
+    freeReplyObject(r);
+    return 0;
+}
+
+static int r_check(struct sf_broker *b, char *err, size_t errlen)
+{
+    return ensure_group(RB(b), err, errlen);
+}
+
+static void r_free(struct sf_broker *b)
+{
+    struct redis_broker *rb = RB(b);
+    sf_redis_pool_free(rb->pool);
+    free(rb->k_tasks);
+    free(rb->k_dead);
+    free(rb->k_delayed);
+    free(rb->k_workers);
+    free(rb->k_winfo);
+    free((char *)b->cfg.queue);
+    free((char *)b->cfg.consumer);
+    free(b->url_redacted);
+    free(rb);
+}
+
+struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b) { return RB(b)->pool; }
+
+static const struct sf_broker_ops redis_ops = {
+    .scheme = "redis",
+    .check = r_check,
+    .fetch = r_fetch,
+    .renew = r_renew,
+    .complete = r_complete,
+    .retry = r_retry,
+    .dead = r_dead,
+    .heartbeat = r_heartbeat,
+    .maintain = r_maintain,
+    .publish = r_publish,
+    .results = r_results,
+    .state_get = r_state_get,
+    .state_set = r_state_set,
+    .stats = r_stats,
+    .blob_put = r_blob_put,
+    .blob_get = r_blob_get,
+    .workers = sf_redis_admin_workers,
+    .runs = sf_redis_admin_runs,
+    .dead_list = sf_redis_admin_dead_list,
+    .dead_requeue = sf_redis_admin_dead_requeue,
+    .dead_purge = sf_redis_admin_dead_purge,
+    .sub_fetch = sf_redis_serve_sub_fetch,
+    .sub_ack = sf_redis_serve_sub_ack,
+    .run_doc_put = sf_redis_serve_doc_put,
+    .run_doc_get = sf_redis_serve_doc_get,
+    .cb_enqueue = sf_redis_cb_enqueue,
+    .cb_claim = sf_redis_cb_claim,
+    .cb_settle = sf_redis_cb_settle,
+    .cb_list = sf_redis_cb_list,
+    .cb_requeue = sf_redis_cb_requeue,
+    .cb_purge = sf_redis_cb_purge,
+    .free = r_free,
+};
+
+struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cfg *cfg,
+                                      char *err, size_t errlen)
+{
+    struct sf_redis_url u;
+    if (sf_redis_url_parse(url, &u, err, errlen) < 0) return NULL;
+    struct redis_broker *rb = sf_xcalloc(1, sizeof(*rb));
+    const char *q = cfg->queue && *cfg->queue ? cfg->queue : "default";
+    rb->base.ops = &redis_ops;
+    rb->base.cfg = *cfg;
+    rb->base.cfg.queue = sf_xstrdup(q);
+    rb->base.cfg.consumer = sf_xstrdup(cfg->consumer);
+    rb->base.url_redacted = sf_redact_url(url);
+    rb->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : SF_BROKER_DEFAULT_LEASE_MS;
+    rb->ttl_s = cfg->ttl_s > 0 ? cfg->ttl_s : SF_BROKER_DEFAULT_TTL_S;
+    snprintf(rb->ttl_str, sizeof(rb->ttl_str), "%lld", (long long)rb->ttl_s);
+    rb->k_tasks = sf_xasprintf("sf:%s:tasks", q);
+    rb->k_dead = sf_xasprintf("sf:%s:dead", q);
+    rb->k_delayed = sf_xasprintf("sf:%s:delayed", q);
+    rb->k_workers = sf_xasprintf("sf:%s:workers", q);
+    rb->k_winfo = sf_xasprintf("sf:%s:workers:info", q);
+    rb->pool = sf_redis_pool_new(&u, cfg->connect_timeout_ms, cfg->log);
+    if (cfg->on_reconnect) sf_redis_pool_set_reconnect_hook(rb->pool, cfg->on_reconnect, cfg->on_reconnect_arg);
+    sf_redis_url_clear(&u);
+    return &rb->base;
+}

@@ -1,0 +1,176 @@
+/* common/exec/exec.c: the agent contract (see exec.h). */
+#include "exec.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SF_DEFAULT_OUTPUT_CAP (16u << 20)
+
+json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = len ? json_loadb(out, len, JSON_DECODE_ANY, &je) : NULL;
+    if (j) return j;
+    /* Show the start of what the agent printed, made printable. */
+    char shown[201];
+    size_t n = len < 200 ? len : 200, k = 0;
+    for (size_t i = 0; i < n; i++)
+        shown[k++] = isprint((unsigned char)out[i]) || out[i] == ' ' ? out[i] : '?';
+    shown[k] = '\0';
+    sf_errf(errstr, errlen, "output is not JSON: %s", len ? shown : "(empty)");
+    return NULL;
+}
+
+/* Write each entry of t->files under /workspace. */
+static int write_files(struct sf_sandbox *sb, const struct sf_task *t, char *err, size_t n)
+{
+    const char *path;
+    json_t *v;
+    if (!t->files) return 0;
+    json_object_foreach(t->files, path, v) {
+        char *data = NULL, *full;
+        size_t len = 0;
+        int rc;
+        if (path[0] == '/' || strstr(path, "..")) {
+            sf_errf(err, n, "file path '%s' must be relative to /workspace without '..'", path);
+            return -EINVAL;
+        }
+        if (json_is_string(v)) {
+            data = sf_xstrndup(json_string_value(v), json_string_length(v));
+            len = json_string_length(v);
+        } else {
+            json_t *b = json_object_get(v, "base64");
+            if (!json_is_string(b) ||
+                sf_base64_decode(json_string_value(b), json_string_length(b), &data, &len) < 0) {
+                sf_errf(err, n, "file '%s': invalid base64", path);
+                return -EINVAL;
+            }
+        }
+        full = sf_xasprintf("/workspace/%s", path);
+        rc = sf_sandbox_write_file(sb, full, data, len, 0644);
+        free(full);
+        free(data);
+        if (rc < 0) {
+            sf_errf(err, n, "writing %s: %s", path, sb->errstr);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static char **build_env(const struct sf_task *t)
+{
+    size_t n = t->env ? json_object_size(t->env) : 0, k = 0;
+    char **env = sf_xcalloc(n + 5, sizeof(char *));
+    const char *key;
+    json_t *v;
+    env[k++] = sf_xasprintf("SF_RUN_ID=%s", t->run_id);
+    env[k++] = sf_xasprintf("SF_STEP=%s", t->step);
+    env[k++] = sf_xasprintf("SF_TASK_ID=%s", t->id);
+    env[k++] = sf_xasprintf("SF_ATTEMPT=%d", t->attempt);
+    if (t->env)
+        json_object_foreach(t->env, key, v) env[k++] = sf_xasprintf("%s=%s", key, json_string_value(v));
+    env[k] = NULL;
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (char **e = env; *e; e++) free(*e);
+    free(env);
+}
+
+struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox *shared,
+                               const struct sf_task *t, const struct sf_exec_cfg *cfg,
+                               int64_t *create_ms)
+{
+    struct sf_sandbox *sb = shared;
+    struct sf_result *r = NULL;
+    struct sf_run_result rr = {0};
+    char err[SF_ERRSTR_LEN];
+    char *input = NULL, **env = NULL;
+    int64_t t0 = sf_now_ms();
+    int rc;
+
+    if (!sb) {
+        struct sf_sandbox_opts opts = { .network = t->network, .limits = t->limits, .label = t->id };
+        int64_t c0 = sf_now_ms();
+        rc = sf_sandbox_create(p, &opts, &sb, err, sizeof(err));
+        if (create_ms) *create_ms = sf_now_ms() - c0;
+        if (rc < 0) {
+            r = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "sandbox: %s", err);
+            goto out;
+        }
+    }
+    if (write_files(sb, t, err, sizeof(err)) < 0) {
+        r = sf_result_for(t, SF_RESULT_ERROR, cfg->worker, "%s", err);
+        goto out;
+    }
+    input = json_dumps(t->input ? t->input : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!input) abort();
+    if (sf_sandbox_write_file(sb, "/tmp/input.json", input, strlen(input), 0644) < 0) {
+        r = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "writing /tmp/input.json: %s",
+                          sb->errstr);
+        goto out;
+    }
+    env = build_env(t);
+    struct sf_run_spec spec = {
+        .cmd = t->run,
+        .cwd = "/workspace",
+        .env = (const char *const *)env,
+        .stdin_data = input,
+        .stdin_len = strlen(input),
+        .timeout_s = t->timeout_s,
+        .limits = &t->limits,
+        .stdout_cap = cfg->output_cap ? cfg->output_cap : SF_DEFAULT_OUTPUT_CAP,
+        .on_stderr = cfg->on_stderr,
+        .cb_arg = cfg->cb_arg,
+    };
+    rc = sf_sandbox_run(sb, &spec, &rr);
+    if (rc < 0) {
+        r = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "sandbox: %s", sb->errstr);
+        goto out;
+    }
+    r = sf_result_for(t, SF_RESULT_OK, cfg->worker, NULL);
+    r->exit_code = rr.exit_code;
+    free(r->stderr_tail);
+    r->stderr_tail = sf_xstrdup(rr.err_tail ? rr.err_tail : "");
+    switch (rr.status) {
+    case SF_RUN_EXITED:
+        if (rr.exit_code != 0) {
+            r->status = SF_RESULT_ERROR;
+            r->error = sf_xasprintf("exit code %d", rr.exit_code);
+            r->output = sf_exec_parse_output(rr.out, rr.out_len, err, sizeof(err));
+        } else if (rr.out_truncated) {
+            r->status = SF_RESULT_ERROR;
+            r->error = sf_xasprintf("output is larger than the cap of %zu bytes", spec.stdout_cap);
+        } else if (!(r->output = sf_exec_parse_output(rr.out, rr.out_len, err, sizeof(err)))) {
+            r->status = SF_RESULT_ERROR;
+            r->error = sf_xstrdup(err);
+        }
+        break;
+    case SF_RUN_TIMEOUT:
+        r->status = SF_RESULT_TIMEOUT;
+        r->error = sf_xasprintf("timed out after %gs", t->timeout_s);
+        break;
+    case SF_RUN_OOM:
+    case SF_RUN_SIGNALED:
+        r->status = SF_RESULT_CRASHED;
+        r->error = sf_xstrdup(rr.error[0] ? rr.error : "killed");
+        break;
+    case SF_RUN_EXEC_FAILED:
+        r->status = SF_RESULT_ERROR;
+        r->error = sf_xstrdup(rr.error[0] ? rr.error : "cannot start the command");
+        break;
+    }
+out:
+    if (r) r->duration_ms = sf_now_ms() - t0;
+    if (sb != shared) sf_sandbox_destroy(sb);
+    sf_run_result_clear(&rr);
+    free(input);
+    if (env) free_env(env);
+    return r;
+}

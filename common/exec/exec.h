@@ -1,0 +1,37 @@
+/* common/exec/exec.h: run one task in a sandbox and turn what happened into a
+ * result — the agent contract (DESIGN.md §3) in one place, shared by the
+ * coordinator's local pool and the worker.
+ *
+ * Contract: the task's files are written under /workspace, its input JSON to
+ * /tmp/input.json and to stdin; `run` runs by /bin/sh -c in /workspace; exit
+ * 0 with JSON on stdout is success. Non-JSON stdout fails with "output is not
+ * JSON: <first 200 bytes>", stdout over the cap fails with a message naming
+ * the cap. Never a crash.
+ * Thread: any; a shared sandbox must not be used by two threads at once.
+ */
+#ifndef SF_EXEC_H
+#define SF_EXEC_H
+
+#include "sandbox.h"
+#include "task.h"
+
+struct sf_exec_cfg {
+    const char *worker;     /* name put in results */
+    size_t output_cap;      /* stdout bytes; 0 = 16 MiB */
+    sf_output_cb on_stderr; /* optional live stderr (e.g. logs) */
+    void *cb_arg;
+};
+
+/* Run 't'. With 'shared' NULL a sandbox is created from 'p' and destroyed
+ * afterwards; otherwise 't' runs in 'shared' (workflow "sandbox": "shared").
+ * A bundle task (t->workflow set) is not for this: see sf_bundle_exec.
+ * Always returns a result (owned by the caller). *sandbox_create_ms, when not
+ * NULL, receives the time spent creating the sandbox. */
+struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox *shared,
+                               const struct sf_task *t, const struct sf_exec_cfg *cfg,
+                               int64_t *sandbox_create_ms);
+
+/* Parse agent stdout as one JSON document; NULL with a message otherwise. */
+json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t errlen);
+
+#endif

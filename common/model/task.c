@@ -1,0 +1,441 @@
+/* common/model/task.c: wire format v1 for tasks and results (see task.h). Decoding
+ * is strict about types and required fields, because whatever it rejects is
+ * dead-lettered with the reason it gives here; unknown fields are ignored so
+ * producers may add their own metadata. */
+#include "task.h"
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+    [SF_RESULT_OK] = "ok",
+    [SF_RESULT_ERROR] = "error",
+    [SF_RESULT_TIMEOUT] = "timeout",
+    [SF_RESULT_CRASHED] = "crashed",
+    [SF_RESULT_REJECTED] = "rejected",
+};
+
+const char *sf_result_status_name(enum sf_result_status s)
+{
+    if ((unsigned)s < sizeof(status_names) / sizeof(status_names[0])) return status_names[s];
+    return "unknown";
+}
+
+int sf_result_status_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+        if (!strcmp(name, status_names[i])) return (int)i;
+    return -1;
+}
+
+/* --- field readers: each returns 0, or -EINVAL with a message ----------- */
+
+static int get_str(json_t *o, const char *key, bool required, char **out, char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (!required) return 0;
+        sf_errf(err, n, "missing field '%s'", key);
+        return -EINVAL;
+    }
+    if (!json_is_string(v)) {
+        sf_errf(err, n, "field '%s' must be a string", key);
+        return -EINVAL;
+    }
+    *out = sf_xstrndup(json_string_value(v), json_string_length(v));
+    return 0;
+}
+
+static int get_int(json_t *o, const char *key, bool required, int64_t min, int64_t *out,
+                   char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (!required) return 0;
+        sf_errf(err, n, "missing field '%s'", key);
+        return -EINVAL;
+    }
+    if (!json_is_integer(v)) {
+        sf_errf(err, n, "field '%s' must be an integer", key);
+        return -EINVAL;
+    }
+    if (json_integer_value(v) < min) {
+        sf_errf(err, n, "field '%s' must be >= %lld", key, (long long)min);
+        return -EINVAL;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int get_num(json_t *o, const char *key, double *out, char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v) || json_number_value(v) < 0 || !isfinite(json_number_value(v))) {
+        sf_errf(err, n, "field '%s' must be a non-negative number", key);
+        return -EINVAL;
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int check_files(json_t *files, char *err, size_t n)
+{
+    const char *path;
+    json_t *v;
+    if (!json_is_object(files)) {
+        sf_errf(err, n, "field 'files' must be an object of path -> content");
+        return -EINVAL;
+    }
+    json_object_foreach(files, path, v) {
+        if (!*path) {
+            sf_errf(err, n, "field 'files' has an empty path");
+            return -EINVAL;
+        }
+        if (json_is_string(v)) continue;
+        if (json_is_object(v) && json_is_string(json_object_get(v, "base64"))) continue;
+        sf_errf(err, n, "file '%s' must be a string or {\"base64\": string}", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_env(json_t *env, char *err, size_t n)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(env)) {
+        sf_errf(err, n, "field 'env' must be an object of strings");
+        return -EINVAL;
+    }
+    json_object_foreach(env, k, v) {
+        if (!*k || strchr(k, '=') || !json_is_string(v)) {
+            sf_errf(err, n, "env '%s' must be a NAME without '=' with a string value", k);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int sf_limits_from_json(json_t *j, struct sf_limits *l, char *err, size_t n)
+{
+    static const char *const keys[] = { "memory_mb", "pids", "disk_mb", "cpu_s", "nofile" };
+    int64_t *dst[] = { &l->memory_mb, &l->pids, &l->disk_mb, &l->cpu_s, &l->nofile };
+    const char *k;
+    json_t *v;
+    if (!j || json_is_null(j)) return 0;
+    if (!json_is_object(j)) {
+        sf_errf(err, n, "'limits' must be an object");
+        return -EINVAL;
+    }
+    json_object_foreach(j, k, v) {
+        size_t i;
+        for (i = 0; i < 5; i++) if (!strcmp(k, keys[i])) break;
+        if (i == 5) {
+            sf_errf(err, n, "unknown limit '%s' (known: memory_mb, pids, disk_mb, cpu_s, nofile)", k);
+            return -EINVAL;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+            json_integer_value(v) > (int64_t)1 << 40) {
+            sf_errf(err, n, "limit '%s' must be a positive integer", k);
+            return -EINVAL;
+        }
+        *dst[i] = json_integer_value(v);
+    }
+    return 0;
+}
+
+json_t *sf_limits_to_json(const struct sf_limits *l)
+{
+    json_t *o = json_object();
+    if (l->memory_mb) json_object_set_new(o, "memory_mb", json_integer(l->memory_mb));
+    if (l->pids) json_object_set_new(o, "pids", json_integer(l->pids));
+    if (l->disk_mb) json_object_set_new(o, "disk_mb", json_integer(l->disk_mb));
+    if (l->cpu_s) json_object_set_new(o, "cpu_s", json_integer(l->cpu_s));
+    if (l->nofile) json_object_set_new(o, "nofile", json_integer(l->nofile));
+    return o;
+}
+
+static json_t *parse(const char *data, size_t len, char *err, size_t n)
+{
+    json_error_t je;
+    json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!j) {
+        sf_errf(err, n, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        sf_errf(err, n, "message must be a JSON object");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int check_version(json_t *j, int *v, char *err, size_t n)
+{
+    json_t *jv = json_object_get(j, "v");
+    if (!jv) {
+        sf_errf(err, n, "missing field 'v' (wire format version)");
+        return -EINVAL;
+    }
+    if (!json_is_integer(jv) || json_integer_value(jv) != SF_WIRE_VERSION) {
+        char *s = json_dumps(jv, JSON_ENCODE_ANY);
+        sf_errf(err, n, "unsupported version %s (this worker speaks v%d)", s ? s : "?",
+                SF_WIRE_VERSION);
+        free(s);
+        return -EINVAL;
+    }
+    *v = SF_WIRE_VERSION;
+    return 0;
+}
+
+/* --- tasks ---------------------------------------------------------------- */
+
+struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
+{
+    struct sf_task *t = sf_xcalloc(1, sizeof(*t));
+    int64_t i64 = 0;
+    json_t *v;
+    if (check_version(j, &t->v, err, n) < 0) goto fail;
+    if (get_str(j, "id", true, &t->id, err, n) < 0) goto fail;
+    if (!*t->id) { sf_errf(err, n, "field 'id' must not be empty"); goto fail; }
+    if (get_str(j, "run_id", true, &t->run_id, err, n) < 0) goto fail;
+    if (get_str(j, "step", true, &t->step, err, n) < 0) goto fail;
+    /* A bundle task (a whole "shared"-sandbox workflow) carries `workflow`
+     * instead of `run`. */
+    if ((v = json_object_get(j, "workflow")) && !json_is_null(v)) {
+        if (!json_is_object(v)) { sf_errf(err, n, "field 'workflow' must be an object"); goto fail; }
+        t->workflow = json_incref(v);
+    }
+    if (get_str(j, "run", !t->workflow, &t->run, err, n) < 0) goto fail;
+    if (!t->run) t->run = sf_xstrdup("");
+    if (!*t->run && !t->workflow) { sf_errf(err, n, "field 'run' must not be empty"); goto fail; }
+    if (get_int(j, "index", false, 0, &t->index, err, n) < 0) goto fail;
+    i64 = 1;
+    if (get_int(j, "attempt", false, 1, &i64, err, n) < 0) goto fail;
+    t->attempt = (int)(i64 > 1000000 ? 1000000 : i64);
+    i64 = 1;
+    if (get_int(j, "max_attempts", false, 1, &i64, err, n) < 0) goto fail;
+    t->max_attempts = (int)(i64 > 1000 ? 1000 : i64);
+    if (get_num(j, "timeout_s", &t->timeout_s, err, n) < 0) goto fail;
+    if (get_int(j, "created_at", false, 0, &t->created_at, err, n) < 0) goto fail;
+    if (get_str(j, "reply_to", false, &t->reply_to, err, n) < 0) goto fail;
+    if ((v = json_object_get(j, "callback")) && !json_is_null(v) &&
+        !(t->callback = sf_callback_from_json(v, err, n)))
+        goto fail;
+    if ((v = json_object_get(j, "files")) && !json_is_null(v)) {
+        if (check_files(v, err, n) < 0) goto fail;
+        t->files = json_incref(v);
+    }
+    if ((v = json_object_get(j, "env")) && !json_is_null(v)) {
+        if (check_env(v, err, n) < 0) goto fail;
+        t->env = json_incref(v);
+    }
+    if (sf_limits_from_json(json_object_get(j, "limits"), &t->limits, err, n) < 0) goto fail;
+    v = json_object_get(j, "network");
+    if (v && !json_is_boolean(v) && !json_is_null(v)) {
+        sf_errf(err, n, "field 'network' must be a boolean");
+        goto fail;
+    }
+    t->network = v && json_is_true(v);
+    v = json_object_get(j, "input");
+    t->input = v ? json_incref(v) : json_null();
+    return t;
+fail:
+    sf_task_free(t);
+    return NULL;
+}
+
+struct sf_task *sf_task_decode(const char *data, size_t len, char *err, size_t n)
+{
+    json_t *j = parse(data, len, err, n);
+    if (!j) return NULL;
+    struct sf_task *t = sf_task_from_json(j, err, n);
+    json_decref(j);
+    return t;
+}
+
+json_t *sf_task_to_json(const struct sf_task *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(SF_WIRE_VERSION));
+    json_object_set_new(o, "id", json_string(t->id));
+    json_object_set_new(o, "run_id", json_string(t->run_id));
+    json_object_set_new(o, "step", json_string(t->step));
+    json_object_set_new(o, "index", json_integer(t->index));
+    json_object_set_new(o, "attempt", json_integer(t->attempt));
+    json_object_set_new(o, "max_attempts", json_integer(t->max_attempts));
+    json_object_set_new(o, "run", json_string(t->run));
+    if (t->files) json_object_set(o, "files", t->files);
+    json_object_set(o, "input", t->input ? t->input : json_null());
+    if (t->timeout_s > 0) json_object_set_new(o, "timeout_s", json_real(t->timeout_s));
+    json_object_set_new(o, "limits", sf_limits_to_json(&t->limits));
+    if (t->env) json_object_set(o, "env", t->env);
+    json_object_set_new(o, "network", json_boolean(t->network));
+    json_object_set_new(o, "created_at", json_integer(t->created_at));
+    if (t->reply_to) json_object_set_new(o, "reply_to", json_string(t->reply_to));
+    if (t->workflow) json_object_set(o, "workflow", t->workflow);
+    if (t->callback) json_object_set_new(o, "callback", sf_callback_to_json(t->callback));
+    return o;
+}
+
+char *sf_task_encode(const struct sf_task *t)
+{
+    json_t *o = sf_task_to_json(t);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(o);
+    if (!s) abort();                        /* jansson fails only on OOM here */
+    return s;
+}
+
+struct sf_task *sf_task_dup(const struct sf_task *t)
+{
+    struct sf_task *d = sf_xcalloc(1, sizeof(*d));
+    *d = *t;
+    d->id = sf_xstrdup(t->id);
+    d->run_id = sf_xstrdup(t->run_id);
+    d->step = sf_xstrdup(t->step);
+    d->run = sf_xstrdup(t->run);
+    d->reply_to = sf_xstrdup(t->reply_to);
+    d->queue = sf_xstrdup(t->queue);
+    d->callback = sf_callback_dup(t->callback);
+    if (d->files) json_incref(d->files);
+    if (d->env) json_incref(d->env);
+    if (d->workflow) json_incref(d->workflow);
+    if (d->input) json_incref(d->input);
+    return d;
+}
+
+void sf_task_free(struct sf_task *t)
+{
+    if (!t) return;
+    free(t->id);
+    free(t->run_id);
+    free(t->step);
+    free(t->run);
+    free(t->reply_to);
+    free(t->queue);
+    sf_callback_free(t->callback);
+    json_decref(t->files);
+    json_decref(t->env);
+    json_decref(t->workflow);
+    json_decref(t->input);
+    free(t);
+}
+
+/* --- results -------------------------------------------------------------- */
+
+struct sf_result *sf_result_from_json(json_t *j, char *err, size_t n)
+{
+    struct sf_result *r = sf_xcalloc(1, sizeof(*r));
+    char *status = NULL;
+    int64_t i64 = 0;
+    json_t *v;
+    if (check_version(j, &r->v, err, n) < 0) goto fail;
+    if (get_str(j, "task_id", true, &r->task_id, err, n) < 0) goto fail;
+    if (get_str(j, "run_id", true, &r->run_id, err, n) < 0) goto fail;
+    if (get_str(j, "step", true, &r->step, err, n) < 0) goto fail;
+    if (get_str(j, "status", true, &status, err, n) < 0) goto fail;
+    int st = sf_result_status_parse(status);
+    if (st < 0) { sf_errf(err, n, "unknown status '%s'", status); goto fail; }
+    r->status = (enum sf_result_status)st;
+    if (get_int(j, "index", false, 0, &r->index, err, n) < 0) goto fail;
+    i64 = 1;
+    if (get_int(j, "attempt", false, 1, &i64, err, n) < 0) goto fail;
+    r->attempt = (int)(i64 > 1000000 ? 1000000 : i64);
+    i64 = 0;
+    if (get_int(j, "exit_code", false, -1000000, &i64, err, n) < 0) goto fail;
+    r->exit_code = (int)i64;
+    if (get_int(j, "duration_ms", false, 0, &r->duration_ms, err, n) < 0) goto fail;
+    if (get_str(j, "stderr_tail", false, &r->stderr_tail, err, n) < 0) goto fail;
+    if (get_str(j, "worker", false, &r->worker, err, n) < 0) goto fail;
+    if (get_str(j, "error", false, &r->error, err, n) < 0) goto fail;
+    v = json_object_get(j, "output");
+    if (v && !json_is_null(v)) r->output = json_incref(v);
+    free(status);
+    return r;
+fail:
+    free(status);
+    sf_result_free(r);
+    return NULL;
+}
+
+struct sf_result *sf_result_decode(const char *data, size_t len, char *err, size_t n)
+{
+    json_t *j = parse(data, len, err, n);
+    if (!j) return NULL;
+    struct sf_result *r = sf_result_from_json(j, err, n);
+    json_decref(j);
+    return r;
+}
+
+json_t *sf_result_to_json(const struct sf_result *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(SF_WIRE_VERSION));
+    json_object_set_new(o, "task_id", json_string(r->task_id ? r->task_id : ""));
+    json_object_set_new(o, "run_id", json_string(r->run_id ? r->run_id : ""));
+    json_object_set_new(o, "step", json_string(r->step ? r->step : ""));
+    json_object_set_new(o, "index", json_integer(r->index));
+    json_object_set_new(o, "attempt", json_integer(r->attempt));
+    json_object_set_new(o, "status", json_string(sf_result_status_name(r->status)));
+    json_object_set_new(o, "exit_code", json_integer(r->exit_code));
+    json_object_set(o, "output", r->output ? r->output : json_null());
+    json_object_set_new(o, "stderr_tail", json_string(r->stderr_tail ? r->stderr_tail : ""));
+    json_object_set_new(o, "duration_ms", json_integer(r->duration_ms));
+    json_object_set_new(o, "worker", json_string(r->worker ? r->worker : ""));
+    if (r->error) json_object_set_new(o, "error", json_string(r->error));
+    return o;
+}
+
+char *sf_result_encode(const struct sf_result *r)
+{
+    json_t *o = sf_result_to_json(r);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(o);
+    if (!s) abort();
+    return s;
+}
+
+void sf_result_free(struct sf_result *r)
+{
+    if (!r) return;
+    free(r->task_id);
+    free(r->run_id);
+    free(r->step);
+    free(r->stderr_tail);
+    free(r->worker);
+    free(r->error);
+    json_decref(r->output);
+    free(r);
+}
+
+struct sf_result *sf_result_for(const struct sf_task *t, enum sf_result_status st,
+                                const char *worker, const char *fmt, ...)
+{
+    struct sf_result *r = sf_xcalloc(1, sizeof(*r));
+    r->v = SF_WIRE_VERSION;
+    r->task_id = sf_xstrdup(t->id);
+    r->run_id = sf_xstrdup(t->run_id);
+    r->step = sf_xstrdup(t->step);
+    r->index = t->index;
+    r->attempt = t->attempt;
+    r->status = st;
+    r->exit_code = -1;
+    r->worker = sf_xstrdup(worker);
+    r->stderr_tail = sf_xstrdup("");
+    if (fmt) {
+        char buf[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        r->error = sf_xstrdup(buf);
+    }
+    return r;
+}

@@ -1,0 +1,649 @@
+/* common/sandbox/local/sandbox_local.c: the "local" backend — Linux namespaces, seccomp,
+ * cgroups (see sandbox.h for the interface, docs/security.md for why).
+ *
+ * Design: create() prepares everything that can fail (cgroup with limits,
+ * the mount plan; the seccomp BPF is compiled once per provider), then
+ * clones a child into new user, pid, mount, ipc, uts (and net) namespaces.
+ * The worker writes the child's uid/gid maps, puts it in the cgroup and
+ * releases it; the child builds its root and stays as pid 1 (sbx_init.c).
+ * run() sends a request over a SOCK_SEQPACKET socket and pumps I/O with
+ * sf_iopump; files are read and written by the worker through an O_PATH fd
+ * of the sandbox root with openat2(RESOLVE_IN_ROOT), so symlinks planted
+ * inside cannot point at the host. A timeout kills pid 1, and with it every
+ * process of the sandbox. */
+#include "sandbox.h"
+#include "iopump.h"
+#include "sbx_cgroup.h"
+#include "sbx_exec.h"
+#include "sbx_files.h"
+#include "sbx_init.h"
+#include "sbx_mount.h"
+#include "sbx_netns.h"
+#include "sbx_proc.h"
+#include "sbx_seccomp.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SF_LOCAL_SETUP_TIMEOUT_MS 10000
+#define SF_LOCAL_NETNS_POOL 4           /* fresh network namespaces kept ready */
+
+struct local_provider {
+    struct sf_sandbox_provider base;
+    struct sf_limits defaults;
+    uint32_t host_uid, host_gid;
+    bool worker_is_root;
+    struct sf_sbx_bpf bpf;
+    struct sf_sbx_cgroup_base cgbase;   /* version 0: running without cgroups */
+    struct sf_sbx_netns_pool *netns;    /* NULL: each sandbox makes its own */
+    int cap_last;
+};
+
+struct local_sandbox {
+    struct sf_sandbox base;
+    struct local_provider *lp;
+    struct sf_limits limits;
+    struct sf_sbx_cgroup cg;
+    pid_t init_pid;                     /* 0 once reaped */
+    int ctl, rootfd;
+    char dead[160];                     /* why the sandbox cannot run any more */
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int local_write_proc(pid_t pid, const char *file, const char *val)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = sf_write_all(fd, val, strlen(val));
+    close(fd);
+    return rc;
+}
+
+/* Receive one message, with an optional fd, before 'deadline_ms' (<= 0:
+ * none). Returns bytes, 0 at EOF, -ETIMEDOUT or -errno. */
+static ssize_t local_recv(int ctl, struct sf_sbx_msg *m, int *fd, int64_t deadline_ms)
+{
+    if (fd) *fd = -1;
+    for (;;) {
+        if (deadline_ms > 0) {
+            int64_t left = deadline_ms - sf_now_ms();
+            if (left <= 0) return -ETIMEDOUT;
+            struct pollfd pfd = { ctl, POLLIN, 0 };
+            int r = poll(&pfd, 1, (int)left);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) return -errno;
+            if (r == 0) return -ETIMEDOUT;
+        }
+        struct iovec iov = { m, sizeof(*m) };
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int got;
+            memcpy(&got, CMSG_DATA(c), sizeof(int));
+            if (fd) *fd = got;
+            else close(got);
+        }
+        if (n > 0 && n != (ssize_t)sizeof(*m)) return -EPROTO;
+        return n;
+    }
+}
+
+/* Kill pid 1 (the kernel then kills the whole pid namespace) and reap it. */
+static void local_kill(struct local_sandbox *ls, const char *why)
+{
+    if (ls->init_pid > 0) {
+        kill(ls->init_pid, SIGKILL);
+        while (waitpid(ls->init_pid, NULL, 0) < 0 && errno == EINTR) {}
+        ls->init_pid = 0;
+    }
+    if (why && !ls->dead[0]) sf_strlcpy(ls->dead, why, sizeof(ls->dead));
+}
+
+/* ---- files (sbx_files.c) ---------------------------------------------------- */
+
+static struct sf_sbx_files local_files(const struct local_sandbox *ls)
+{
+    return (struct sf_sbx_files){ .rootfd = ls->rootfd, .uid = ls->lp->host_uid,
+                                  .gid = ls->lp->host_gid, .switch_ids = ls->lp->worker_is_root };
+}
+
+static int local_write_file(struct sf_sandbox *sb, const char *path, const void *data,
+                            size_t len, int mode)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    struct sf_sbx_files f = local_files(ls);
+    int rc = sf_sbx_files_write(&f, path, data, len, mode);
+    if (rc < 0)
+        sf_errf(sb->errstr, sizeof(sb->errstr), "write %s in sandbox %s: %s", path ? path : "(null)",
+                sb->id, strerror(-rc));
+    return rc;
+}
+
+static int local_read_file(struct sf_sandbox *sb, const char *path, size_t max, char **data,
+                           size_t *len)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    struct sf_sbx_files f = local_files(ls);
+    int rc = sf_sbx_files_read(&f, path, max, data, len);
+    if (rc < 0)
+        sf_errf(sb->errstr, sizeof(sb->errstr), "read %s in sandbox %s: %s", path ? path : "(null)",
+                sb->id, strerror(-rc));
+    return rc;
+}
+
+/* ---- run ------------------------------------------------------------------ */
+
+struct local_wait {
+    struct local_sandbox *ls;
+    pid_t pid;
+    int status;
+};
+
+static int local_on_ctl(void *arg)
+{
+    struct local_wait *w = arg;
+    struct sf_sbx_msg m;
+    ssize_t n = local_recv(w->ls->ctl, &m, NULL, 0);
+    if (n == 0) return -EPIPE;                 /* pid 1 is gone */
+    if (n < 0) return (int)n;
+    if (m.type == SF_SBX_MSG_EXITED && m.pid == w->pid) {
+        w->status = m.status;
+        return 1;
+    }
+    return 0;
+}
+
+static bool local_env_has(const char *const *env, const char *key)
+{
+    size_t k = strlen(key);
+    for (size_t i = 0; env && env[i]; i++)
+        if (!strncmp(env[i], key, k) && env[i][k] == '=') return true;
+    return false;
+}
+
+/* Header + cwd + cmd (+ its words when it needs no shell) + env into one
+ * buffer. Returns its length, or 0 when it does not fit in one request. */
+static size_t local_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
+                         int64_t fsize, struct sf_buf *b)
+{
+    static const char *const defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user" };
+    struct sf_sbx_run_hdr h = { .type = SF_SBX_MSG_RUN, .cpu_s = lim->cpu_s, .nofile = lim->nofile,
+                                .fsize_bytes = fsize };
+    const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace";
+    size_t nuser = 0;
+    while (spec->env && spec->env[nuser]) nuser++;
+    const char **env = sf_xcalloc(nuser + 3, sizeof(*env));
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        char key[16];
+        size_t k = (size_t)(strchr(defaults[i], '=') - defaults[i]);
+        snprintf(key, sizeof(key), "%.*s", (int)k, defaults[i]);
+        if (!local_env_has(spec->env, key)) env[h.nenv++] = defaults[i];
+    }
+    for (size_t i = 0; i < nuser; i++) env[h.nenv++] = spec->env[i];
+    sf_buf_append(b, &h, sizeof(h));
+    sf_buf_append(b, cwd, strlen(cwd) + 1);
+    sf_buf_append(b, spec->cmd, strlen(spec->cmd) + 1);
+    h.argc = (uint32_t)sf_sbx_exec_split(spec->cmd, env, h.nenv, b);
+    for (size_t i = 0; i < h.nenv; i++) sf_buf_append(b, env[i], strlen(env[i]) + 1);
+    free(env);
+    h.strings_len = (uint32_t)(b->len - sizeof(h));
+    memcpy(b->data, &h, sizeof(h));
+    if (b->len > SF_SBX_RUN_MAX || h.nenv > SF_SBX_ENV_MAX) return 0;
+    return b->len;
+}
+
+static int local_send_run(int ctl, const struct sf_buf *b, const int fds[3])
+{
+    struct iovec iov = { b->data, b->len };
+    union { char buf[CMSG_SPACE(3 * sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+    for (;;) {
+        if (sendmsg(ctl, &mh, MSG_NOSIGNAL) >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+static void local_close_pair(int p[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0) close(p[i]);
+    p[0] = p[1] = -1;
+}
+
+static void local_result_empty(struct sf_run_result *res)
+{
+    if (!res->out) res->out = sf_xcalloc(1, 1);
+    if (!res->err_tail) res->err_tail = sf_xcalloc(1, 1);
+}
+
+static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                     struct sf_run_result *res)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+    struct sf_buf req = { 0 };
+    struct sf_limits lim = ls->limits;
+    uint64_t oom0 = 0, oom1 = 0;
+    int rc = 0;
+
+    memset(res, 0, sizeof(*res));
+    int64_t t0 = sf_now_ms();
+    int64_t deadline = spec->timeout_s > 0 ? t0 + (int64_t)(spec->timeout_s * 1000.0 + 0.5) : 0;
+    if (ls->dead[0] || ls->init_pid <= 0) {
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s cannot run commands: %s", sb->id,
+                ls->dead[0] ? ls->dead : "it is not running");
+        return -ESRCH;
+    }
+    if (!spec->cmd) {
+        sf_errf(sb->errstr, sizeof(sb->errstr), "run: no command");
+        return -EINVAL;
+    }
+    if (spec->limits) {
+        struct sf_limits o = *spec->limits;
+        sf_limits_merge(&o, &ls->limits);
+        lim = o;
+    }
+    if ((rc = sf_sbx_cgroup_set_limits(&ls->cg, lim.memory_mb, lim.pids, sb->errstr,
+                                       sizeof(sb->errstr))) < 0)
+        return rc;
+    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &oom0);
+    /* The tmpfs enforces the sandbox's disk size; a smaller per-run value
+     * can only be a per-file limit. */
+    int64_t fsize = lim.disk_mb < ls->limits.disk_mb ? lim.disk_mb * 1024 * 1024 : 0;
+    if (!local_pack(spec, &lim, fsize, &req)) {
+        res->status = SF_RUN_EXEC_FAILED;
+        res->exit_code = 127;
+        sf_errf(res->error, sizeof(res->error), "command and environment too large: %zu bytes "
+                "(at most %d)", req.len, SF_SBX_RUN_MAX);
+        goto done;
+    }
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+        rc = -errno;
+        sf_errf(sb->errstr, sizeof(sb->errstr), "run: pipe: %s", strerror(errno));
+        goto cleanup;
+    }
+    int child_fds[3] = { in[0], out[1], err[1] };
+    rc = local_send_run(ls->ctl, &req, child_fds);
+    close(in[0]); close(out[1]); close(err[1]);
+    in[0] = out[1] = err[1] = -1;
+    if (rc < 0) {
+        local_kill(ls, "its init process died");
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: sending the command: %s", sb->id,
+                strerror(-rc));
+        rc = -ESRCH;
+        goto cleanup;
+    }
+
+    struct sf_sbx_msg m;
+    ssize_t n = local_recv(ls->ctl, &m, NULL, deadline);
+    if (n == -ETIMEDOUT) goto timeout;
+    if (n <= 0 || (m.type != SF_SBX_MSG_STARTED && m.type != SF_SBX_MSG_EXEC_FAILED)) {
+        local_kill(ls, "its init process died");
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: no answer from its init: %s", sb->id,
+                n < 0 ? strerror((int)-n) : "connection closed");
+        rc = -ESRCH;
+        goto cleanup;
+    }
+    if (m.type == SF_SBX_MSG_EXEC_FAILED) {
+        res->status = SF_RUN_EXEC_FAILED;
+        res->exit_code = 127;
+        if (m.step == SF_SBX_STEP_CWD)
+            sf_errf(res->error, sizeof(res->error), "cannot start command: working directory %s: %s",
+                    spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace", strerror(m.err));
+        else
+            sf_errf(res->error, sizeof(res->error), "cannot start command: %s: %s",
+                    sf_sbx_step_name(m.step), strerror(m.err));
+        goto done;
+    }
+
+    struct sf_iopump pump;
+    struct local_wait w = { ls, m.pid, 0 };
+    sf_iopump_init(&pump, spec, in[1], out[0], err[0]);
+    in[1] = out[0] = err[0] = -1;
+    int pr = sf_iopump_run(&pump, ls->ctl, local_on_ctl, &w, deadline);
+    sf_iopump_finish(&pump, res);
+    if (pr == 0) goto timeout;
+    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &oom1);
+    if (pr < 0) {
+        /* pid 1 died under the command: the OOM killer, or a kill from outside. */
+        local_kill(ls, oom1 > oom0 ? "it was killed by the OOM killer" : "its init process died");
+        if (oom1 <= oom0) {
+            sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: init died during the run: %s",
+                    sb->id, strerror(-pr));
+            rc = -ESRCH;
+            goto cleanup;
+        }
+        w.status = SIGKILL;                     /* as a wait status: killed by SIGKILL */
+    }
+    if (oom1 > oom0) {
+        res->status = SF_RUN_OOM;
+        res->term_signal = WIFSIGNALED(w.status) ? WTERMSIG(w.status) : 0;
+        res->exit_code = WIFEXITED(w.status) ? WEXITSTATUS(w.status) : 128 + res->term_signal;
+        sf_errf(res->error, sizeof(res->error), "out of memory: the memory limit of %" PRId64
+                " MiB was reached and the kernel's OOM killer ended a process", lim.memory_mb);
+    } else {
+        sf_run_result_from_wait(res, w.status);
+    }
+    goto done;
+timeout:
+    local_kill(ls, "sandbox was killed by a timeout");
+    res->status = SF_RUN_TIMEOUT;
+    res->term_signal = SIGKILL;
+    res->exit_code = 128 + SIGKILL;
+    sf_errf(res->error, sizeof(res->error), "timed out after %gs: the sandbox was killed",
+            spec->timeout_s);
+done:
+    local_result_empty(res);
+    res->duration_ms = sf_now_ms() - t0;
+    rc = 0;
+cleanup:
+    local_close_pair(in);
+    local_close_pair(out);
+    local_close_pair(err);
+    sf_buf_free(&req);
+    return rc;
+}
+
+static void local_destroy(struct sf_sandbox *sb)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (!ls) return;
+    local_kill(ls, NULL);
+    if (ls->ctl >= 0) close(ls->ctl);
+    if (ls->rootfd >= 0) close(ls->rootfd);
+    char cgdir[SF_SBX_CG_PATH];
+    sf_strlcpy(cgdir, ls->cg.mem, sizeof(cgdir));
+    int rc = sf_sbx_cgroup_destroy(&ls->cg, 2000);
+    if (rc < 0)
+        fprintf(stderr, "sandfleet: sandbox %s: cgroup %s not removed: %s\n", sb->id, cgdir,
+                strerror(-rc));
+    free(ls);
+}
+
+static int local_proc_host(struct sf_sandbox *sb, struct sf_proc_host **out, char *err,
+                           size_t errlen);
+
+static const struct sf_sandbox_ops local_ops = {
+    .write_file = local_write_file,
+    .read_file = local_read_file,
+    .run = local_run,
+    .destroy = local_destroy,
+    .proc_host = local_proc_host,
+};
+
+/* ---- create ----------------------------------------------------------------- */
+
+static int local_clone_error(int err, char *errstr, size_t errlen)
+{
+    sf_errf(errstr, errlen, "local sandbox: cannot create namespaces (clone: %s). User namespaces "
+            "are disabled or not permitted here: enable them (sysctl user.max_user_namespaces > 0, "
+            "kernel.unprivileged_userns_clone=1, or run the worker with CAP_SYS_ADMIN / without a "
+            "seccomp profile that blocks clone), or choose --sandbox process (no isolation) or "
+            "--sandbox e2b", strerror(err));
+    return -err;
+}
+
+/* Parent side of the handshake: ids, cgroup, GO, then READY or an error. */
+static int local_handshake(struct local_sandbox *ls, const struct sf_sbx_mount_plan *plan,
+                           bool self_joined, char *errstr, size_t errlen)
+{
+    struct local_provider *lp = ls->lp;
+    char map[64];
+    int rc;
+    const char *what = "uid_map";
+    snprintf(map, sizeof(map), "0 %u 1\n", lp->host_uid);
+    if ((rc = local_write_proc(ls->init_pid, "uid_map", map)) < 0) goto fail;
+    /* An unprivileged writer may map a gid only with setgroups denied. */
+    what = "setgroups";
+    if (!lp->worker_is_root && (rc = local_write_proc(ls->init_pid, "setgroups", "deny")) < 0)
+        goto fail;
+    what = "gid_map";
+    snprintf(map, sizeof(map), "0 %u 1\n", lp->host_gid);
+    if ((rc = local_write_proc(ls->init_pid, "gid_map", map)) < 0) goto fail;
+    if (!self_joined && (rc = sf_sbx_cgroup_attach(&ls->cg, ls->init_pid, errstr, errlen)) < 0)
+        return rc;
+    struct sf_sbx_msg m = { .type = SF_SBX_MSG_GO };
+    what = "releasing the sandbox child";
+    if (send(ls->ctl, &m, sizeof(m), MSG_NOSIGNAL) < 0) { rc = -errno; goto fail; }
+    int fd = -1;
+    ssize_t n = local_recv(ls->ctl, &m, &fd, sf_now_ms() + SF_LOCAL_SETUP_TIMEOUT_MS);
+    if (n > 0 && m.type == SF_SBX_MSG_READY && fd >= 0) {
+        ls->rootfd = fd;
+        return 0;
+    }
+    if (fd >= 0) close(fd);
+    if (n > 0 && m.type == SF_SBX_MSG_SETUP_FAILED) {
+        char desc[PATH_MAX + 64] = "";
+        if (m.step == SF_SBX_STEP_MOUNT) sf_sbx_mount_describe(plan, m.detail, desc, sizeof(desc));
+        sf_errf(errstr, errlen, "local sandbox setup failed: %s%s%s: %s", sf_sbx_step_name(m.step),
+                desc[0] ? ": " : "", desc, strerror(m.err));
+        return -(m.err ? m.err : EIO);
+    }
+    sf_errf(errstr, errlen, "local sandbox setup failed: %s",
+            n == -ETIMEDOUT ? "no answer from the sandbox child within 10 s"
+                            : "the sandbox child died without a report");
+    return n < 0 ? (int)n : -EIO;
+fail:
+    sf_errf(errstr, errlen, "local sandbox: %s for pid %d: %s", what, (int)ls->init_pid,
+            strerror(-rc));
+    return rc;
+}
+
+static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
+                        struct sf_sandbox **out, char *errstr, size_t errlen)
+{
+    struct local_provider *lp = (struct local_provider *)p;
+    struct local_sandbox *ls = sf_xcalloc(1, sizeof(*ls));
+    struct sf_sbx_mount_plan plan = { 0 };
+    int sv[2] = { -1, -1 }, cgj[2] = { -1, -1 }, rc;
+    char hex[16];
+
+    ls->base.ops = &local_ops;
+    ls->lp = lp;
+    ls->ctl = ls->rootfd = -1;
+    ls->limits = opts->limits;
+    sf_limits_merge(&ls->limits, &lp->defaults);
+    sf_random_hex(hex, sizeof(hex), 12);
+    /* The worker's pid in the name: the cgroup sweep removes only leftovers of
+     * workers that are gone. */
+    snprintf(ls->base.id, sizeof(ls->base.id), "sf-%d-%s", (int)getpid(), hex);
+
+    if (lp->cgbase.version &&
+        (rc = sf_sbx_cgroup_create(&lp->cgbase, ls->base.id, ls->limits.memory_mb, ls->limits.pids,
+                                   &ls->cg, errstr, errlen)) < 0)
+        goto cleanup;
+    if ((rc = sf_sbx_cgroup_open_join(&ls->cg, cgj)) < 0) {
+        sf_errf(errstr, errlen, "local sandbox: cgroup %s: %s", ls->cg.mem, strerror(-rc));
+        goto cleanup;
+    }
+    if ((rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, errstr, errlen)) < 0)
+        goto cleanup;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = -errno;
+        sf_errf(errstr, errlen, "local sandbox: socketpair: %s", strerror(errno));
+        goto cleanup;
+    }
+    /* Requests carry up to SF_SBX_RUN_MAX bytes in one datagram. */
+    int sndbuf = 2 * SF_SBX_RUN_MAX;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf));
+    struct sf_sbx_child_cfg cfg = {
+        .ctl_fd = sv[1], .drop_groups = lp->worker_is_root, .network = opts->network,
+        .plan = &plan, .filter = &lp->bpf, .cap_last = lp->cap_last,
+        .cg_join = { cgj[0], cgj[1] },
+    };
+    /* A pooled network namespace, entered by this thread only around
+     * clone() so that the child starts in it (sbx_netns.h). */
+    int netns = opts->network ? -1 : sf_sbx_netns_pool_take(lp->netns), prevns = -1;
+    if (netns >= 0 && (prevns = sf_sbx_netns_enter(netns)) < 0) {
+        close(netns);
+        netns = -1;
+    }
+    cfg.lo_ready = netns >= 0;
+    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (opts->network || netns >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+    /* fork-like raw clone: see sbx_init.h for what the child may call. */
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
+    if (pid == 0) sf_sbx_init_main(&cfg);
+    int clone_errno = errno;
+    if (netns >= 0) {
+        sf_sbx_netns_leave(prevns);
+        close(netns);                   /* the sandbox holds it now: used once */
+    }
+    local_close_pair(cgj);
+    errno = clone_errno;
+    if (pid < 0) {
+        rc = local_clone_error(errno, errstr, errlen);
+        goto cleanup;
+    }
+    ls->init_pid = pid;
+    close(sv[1]);
+    sv[1] = -1;
+    ls->ctl = sv[0];
+    sv[0] = -1;
+    if ((rc = local_handshake(ls, &plan, cfg.cg_join[0] >= 0, errstr, errlen)) < 0)
+        goto cleanup;
+    sf_sbx_mount_plan_free(&plan);
+    *out = &ls->base;
+    return 0;
+cleanup:
+    sf_sbx_mount_plan_free(&plan);
+    local_close_pair(sv);
+    local_close_pair(cgj);
+    local_destroy(&ls->base);
+    *out = NULL;
+    return rc;
+}
+
+/* ---- provider --------------------------------------------------------------- */
+
+static void local_free(struct sf_sandbox_provider *p)
+{
+    struct local_provider *lp = (struct local_provider *)p;
+    if (!lp) return;
+    sf_sbx_netns_pool_free(lp->netns);
+    sf_sbx_seccomp_free(&lp->bpf);
+    free(lp);
+}
+
+static const struct sf_provider_ops local_provider_ops = {
+    .name = "local",
+    .create = local_create,
+    .free = local_free,
+};
+
+/* One throw-away child in the namespaces every sandbox needs: a clear error
+ * at startup instead of at the first task. */
+static int local_probe_userns(char *errstr, size_t errlen)
+{
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
+                               SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid < 0) return local_clone_error(errno, errstr, errlen);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    return 0;
+}
+
+struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config *cfg,
+                                                 char *errstr, size_t errlen)
+{
+    struct local_provider *lp = sf_xcalloc(1, sizeof(*lp));
+    char cgerr[SF_ERRSTR_LEN];
+    lp->base.ops = &local_provider_ops;
+    sf_limits_defaults(&lp->defaults);
+    if (cfg) {
+        struct sf_limits d = cfg->defaults;
+        sf_limits_merge(&d, &lp->defaults);
+        lp->defaults = d;
+    }
+    lp->worker_is_root = geteuid() == 0;
+    if (lp->worker_is_root) {
+        lp->host_uid = cfg && cfg->host_uid ? cfg->host_uid : 65534;
+        lp->host_gid = cfg && cfg->host_gid ? cfg->host_gid : 65534;
+    } else {
+        /* Without privileges we can map exactly one id: our own. */
+        lp->host_uid = geteuid();
+        lp->host_gid = getegid();
+    }
+    lp->cap_last = 40;
+    char *s = NULL;
+    size_t n;
+    if (sf_read_file("/proc/sys/kernel/cap_last_cap", 32, &s, &n) == 0) lp->cap_last = atoi(s);
+    free(s);
+
+    if (local_probe_userns(errstr, errlen) < 0) goto fail;
+    if (sf_sbx_seccomp_build(&lp->bpf, cgerr, sizeof(cgerr)) < 0) {
+        sf_errf(errstr, errlen, "local sandbox: seccomp filter: %s", cgerr);
+        goto fail;
+    }
+    if (sf_sbx_cgroup_base_init(&lp->cgbase, "/sys/fs/cgroup", "/proc/self/cgroup",
+                                cfg ? cfg->cgroup_parent : NULL, cgerr, sizeof(cgerr)) < 0) {
+        if (!cfg || !cfg->cgroups_optional) {
+            sf_errf(errstr, errlen, "local sandbox: no usable cgroups for memory and pids limits "
+                    "(%s). Run the worker as root or give it a delegated cgroup subtree "
+                    "(systemd Delegate=yes; docker --cgroupns=host with a writable "
+                    "/sys/fs/cgroup), or set cgroups_optional to run without memory/pids limits",
+                    cgerr);
+            goto fail;
+        }
+        memset(&lp->cgbase, 0, sizeof(lp->cgbase));
+        fprintf(stderr, "sandfleet: WARNING: local sandboxes run WITHOUT memory and pids limits: "
+                "%s\n", cgerr);
+    } else {
+        /* A worker killed with -9 never ran destroy(): its sandboxes died
+         * with it (pid 1 exits when the control socket closes), their empty
+         * cgroups stayed. */
+        sf_sbx_cgroup_sweep(&lp->cgbase, "sf-");
+    }
+    /* Without the privilege to make network namespaces outside a user
+     * namespace, every sandbox makes its own (slower, as safe). */
+    int nserr;
+    lp->netns = sf_sbx_netns_pool_new(SF_LOCAL_NETNS_POOL, &nserr);
+    return &lp->base;
+fail:
+    local_free(&lp->base);
+    return NULL;
+}
+
+/* ---- several processes at once (sandbox_proc.h) ----------------------------- */
+
+static int local_proc_host(struct sf_sandbox *sb, struct sf_proc_host **out, char *err,
+                           size_t errlen)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    *out = NULL;
+    if (ls->dead[0] || ls->init_pid <= 0 || ls->ctl < 0) {
+        sf_errf(err, errlen, "sandbox %s: it is not running", sb->id);
+        return -ESRCH;
+    }
+    return sf_sbx_proc_host_new(ls->ctl, out, err, errlen);
+}

@@ -1,0 +1,34 @@
+/* common/sandbox/local/sbx_files.h: the worker's file API into a running local sandbox.
+ *
+ * Paths resolve through an O_PATH fd of the sandbox root with
+ * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): absolute symlinks and
+ * ".." planted by the sandbox stay inside it. When the worker is root the
+ * calling thread switches its fsuid/fsgid to the sandbox's mapped ids for
+ * the call (per thread), so files are created as the sandbox's root would
+ * create them and a planted symlink cannot make the worker read what the
+ * sandbox may not. Relative paths are relative to /workspace.
+ * Thread: any thread; one call at a time per sandbox. */
+#ifndef SF_SBX_FILES_H
+#define SF_SBX_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sf_sbx_files {
+    int rootfd;                 /* borrowed */
+    uint32_t uid, gid;          /* host ids of the sandbox's root */
+    bool switch_ids;            /* worker is root: act with uid/gid */
+};
+
+/* Write 'len' bytes (parents created, mode 0644 or 'mode'). 0 or -errno. */
+int sf_sbx_files_write(const struct sf_sbx_files *f, const char *path, const void *data,
+                       size_t len, int mode);
+
+/* Read a regular file of at most 'max' bytes into a malloc'd, NUL-terminated
+ * buffer owned by the caller. -EFBIG when larger, -EINVAL when not a regular
+ * file, else 0 or -errno. */
+int sf_sbx_files_read(const struct sf_sbx_files *f, const char *path, size_t max, char **data,
+                      size_t *len);
+
+#endif

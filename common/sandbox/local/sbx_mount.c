@@ -1,0 +1,458 @@
+/* common/sandbox/local/sbx_mount.c: see sbx_mount.h.
+ *
+ * Design: the plan is built where allocation and stdio are allowed, the
+ * child only walks an array. The new root is a tmpfs mounted in the
+ * child's private mount namespace on a host directory that is not the
+ * source of any bind (first of /tmp, /mnt, ...), the writable tmpfs on
+ * the next such directory (its subdirectories are bound into the root),
+ * then pivot_root(".", ".") swaps the root in and the old root is detached
+ * in one umount (runc/bwrap trick: no put_old directory needed; each
+ * umount waits for an RCU grace period, so there is only this one). Read-only is applied with mount_setattr(AT_RECURSIVE)
+ * so submounts are covered and flags locked by the user namespace (nosuid,
+ * nodev of the source) are never cleared; kernels before 5.12 fall back to
+ * a bind remount that keeps the source's statfs flags. */
+#include "sbx_mount.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <linux/mount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- building the plan (parent) ------------------------------------------ */
+
+static const char *sf_sbx_plan_str(struct sf_sbx_mount_plan *plan, char *s)
+{
+    if (plan->nstrings == plan->capstrings) {
+        plan->capstrings = plan->capstrings ? plan->capstrings * 2 : 64;
+        plan->strings = sf_xrealloc(plan->strings, plan->capstrings * sizeof(char *));
+    }
+    plan->strings[plan->nstrings++] = s;
+    return s;
+}
+
+static struct sf_sbx_mop *sf_sbx_plan_add(struct sf_sbx_mount_plan *plan,
+                                          enum sf_sbx_mop_kind kind, const char *src,
+                                          const char *dst, int mode)
+{
+    if (plan->n == plan->cap) {
+        plan->cap = plan->cap ? plan->cap * 2 : 64;
+        plan->ops = sf_xrealloc(plan->ops, plan->cap * sizeof(*plan->ops));
+    }
+    struct sf_sbx_mop *op = &plan->ops[plan->n++];
+    memset(op, 0, sizeof(*op));
+    op->kind = kind;
+    op->src = src ? sf_sbx_plan_str(plan, sf_xstrdup(src)) : NULL;
+    op->dst = dst ? sf_sbx_plan_str(plan, sf_xstrdup(dst)) : NULL;
+    op->mode = mode;
+    return op;
+}
+
+struct sf_sbx_plan_ctx {
+    struct sf_sbx_mount_plan *plan;
+    char mp[64];                    /* where the new root is built */
+    char rw[64];                    /* where the writable tmpfs is mounted */
+};
+
+/* Add an op whose dst is a path inside the sandbox ("/usr"). */
+static struct sf_sbx_mop *sf_sbx_in(struct sf_sbx_plan_ctx *c, enum sf_sbx_mop_kind kind,
+                                    const char *src, const char *inside, int mode)
+{
+    char dst[PATH_MAX];
+    snprintf(dst, sizeof(dst), "%s%s", c->mp, inside);
+    return sf_sbx_plan_add(c->plan, kind, src, dst, mode);
+}
+
+static void sf_sbx_ro_bind(struct sf_sbx_plan_ctx *c, const char *host, const char *inside,
+                           bool is_dir)
+{
+    sf_sbx_in(c, is_dir ? SF_SBX_MOP_MKDIR : SF_SBX_MOP_MKFILE, NULL, inside, is_dir ? 0755 : 0644);
+    sf_sbx_in(c, SF_SBX_MOP_BIND, host, inside, 0);
+    sf_sbx_in(c, SF_SBX_MOP_RDONLY, NULL, inside, 0)->rec = true;
+}
+
+/* Bind a host file or directory at the same path when it exists. */
+static void sf_sbx_ro_bind_if(struct sf_sbx_plan_ctx *c, const char *host)
+{
+    struct stat st;
+    if (stat(host, &st) < 0) return;
+    if (S_ISDIR(st.st_mode)) sf_sbx_ro_bind(c, host, host, true);
+    else if (S_ISREG(st.st_mode)) sf_sbx_ro_bind(c, host, host, false);
+}
+
+static void sf_sbx_write(struct sf_sbx_plan_ctx *c, const char *inside, const char *content)
+{
+    struct sf_sbx_mop *op = sf_sbx_in(c, SF_SBX_MOP_WRITE, NULL, inside, 0644);
+    op->data = sf_sbx_plan_str(c->plan, sf_xstrdup(content));
+    op->data_len = strlen(content);
+}
+
+/* mkdir every ancestor of 'inside' (not 'inside' itself). */
+static void sf_sbx_mkparents(struct sf_sbx_plan_ctx *c, const char *inside)
+{
+    char tmp[PATH_MAX];
+    sf_strlcpy(tmp, inside, sizeof(tmp));
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        sf_sbx_in(c, SF_SBX_MOP_MKDIR, NULL, tmp, 0755);
+        *s = '/';
+    }
+}
+
+static bool sf_sbx_path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+static bool sf_sbx_path_ok(const char *p)
+{
+    if (p[0] != '/' || !p[1] || strlen(p) >= PATH_MAX / 2) return false;
+    for (const char *s = p; (s = strstr(s, "..")); s += 2)
+        if (s[-1] == '/' && (s[2] == '/' || s[2] == '\0')) return false;
+    return true;
+}
+
+static const char *const sf_sbx_dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+static const char *const sf_sbx_proc_masked_files[] = {
+    "kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats",
+    "kallsyms", "kpagecount", "kpageflags", "kpagecgroup",
+};
+static const char *const sf_sbx_proc_masked_dirs[] = { "acpi", "scsi", "asound", "driver" };
+static const char *const sf_sbx_proc_ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
+
+/* Which of the /proc entries above this kernel has: fixed while it runs,
+ * so looked up once per process instead of once per sandbox. */
+#define SF_SBX_PROC_N 19
+static bool sf_sbx_proc_absent[SF_SBX_PROC_N];
+static pthread_once_t sf_sbx_proc_once = PTHREAD_ONCE_INIT;
+
+static const char *sf_sbx_proc_name(size_t i)
+{
+    const size_t nf = sizeof(sf_sbx_proc_masked_files) / sizeof(sf_sbx_proc_masked_files[0]);
+    const size_t nd = sizeof(sf_sbx_proc_masked_dirs) / sizeof(sf_sbx_proc_masked_dirs[0]);
+    if (i < nf) return sf_sbx_proc_masked_files[i];
+    if (i < nf + nd) return sf_sbx_proc_masked_dirs[i - nf];
+    return sf_sbx_proc_ro[i - nf - nd];
+}
+
+static void sf_sbx_proc_probe(void)
+{
+    for (size_t i = 0; i < SF_SBX_PROC_N; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%s", sf_sbx_proc_name(i));
+        sf_sbx_proc_absent[i] = access(path, F_OK) < 0 && errno == ENOENT;
+    }
+}
+
+/* Entry i of the three lists, in order, on this kernel? */
+static bool sf_sbx_proc_has(size_t i)
+{
+    pthread_once(&sf_sbx_proc_once, sf_sbx_proc_probe);
+    return !sf_sbx_proc_absent[i];
+}
+
+int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
+                            int64_t disk_mb, char *errstr, size_t errlen)
+{
+    struct sf_sbx_plan_ctx c = { .plan = plan };
+    char (*real)[PATH_MAX] = NULL;
+    char buf[PATH_MAX], opt[128];
+    int rc = 0;
+
+    memset(plan, 0, sizeof(*plan));
+    if (opts->n_ro_binds) real = sf_xcalloc(opts->n_ro_binds, sizeof(*real));
+    for (size_t i = 0; i < opts->n_ro_binds; i++) {
+        const struct sf_bind *b = &opts->ro_binds[i];
+        if (!b->host_path || !b->sandbox_path || !sf_sbx_path_ok(b->sandbox_path)) {
+            sf_errf(errstr, errlen, "ro_bind: sandbox path '%s' must be absolute, without '..'",
+                    b->sandbox_path ? b->sandbox_path : "(null)");
+            rc = -EINVAL;
+            goto cleanup;
+        }
+        if (!realpath(b->host_path, real[i])) {
+            rc = -errno;
+            sf_errf(errstr, errlen, "ro_bind: host path %s: %s", b->host_path, strerror(errno));
+            goto cleanup;
+        }
+    }
+    /* The host directory the new root is built on must not hide a source. */
+    static const char *const cands[] = { "/tmp", "/mnt", "/media", "/srv", "/opt", "/run",
+                                         "/boot", "/home", "/var" };
+    for (size_t k = 0; k < sizeof(cands) / sizeof(cands[0]) && !c.rw[0]; k++) {
+        struct stat st;
+        if (lstat(cands[k], &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        bool clash = false;
+        for (size_t i = 0; i < opts->n_ro_binds; i++)
+            if (sf_sbx_path_under(real[i], cands[k])) clash = true;
+        if (clash) continue;
+        sf_strlcpy(c.mp[0] ? c.rw : c.mp, cands[k], sizeof(c.mp));
+    }
+    if (!c.rw[0]) {
+        sf_errf(errstr, errlen, "no two host directories to build the sandbox root on (ro_binds "
+                "cover all but one of /tmp, /mnt, /media, /srv, /opt, /run, /boot, /home, /var)");
+        rc = -ENOENT;
+        goto cleanup;
+    }
+
+    sf_sbx_plan_add(plan, SF_SBX_MOP_PRIVATE, NULL, "/", 0);
+    sf_sbx_plan_add(plan, SF_SBX_MOP_TMPFS, NULL, c.mp, 0)->data =
+        sf_sbx_plan_str(plan, sf_xstrdup("size=4m,nr_inodes=4096,mode=0755"));
+    static const char *const top[] = { "/usr", "/etc", "/proc", "/dev", "/workspace", "/home",
+                                       "/tmp", "/root", "/mnt", "/run" };
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+        sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, top[i], 0755);
+    sf_sbx_ro_bind(&c, "/usr", "/usr", true);
+    static const char *const links[] = { "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" };
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+        struct stat st;
+        if (lstat(links[i], &st) < 0) continue;
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t n = readlink(links[i], buf, sizeof(buf) - 1);
+            if (n <= 0) continue;
+            buf[n] = '\0';
+            sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, buf, links[i], 0);
+        } else if (S_ISDIR(st.st_mode)) {
+            sf_sbx_ro_bind(&c, links[i], links[i], true);
+        }
+    }
+
+    /* /etc: only what programs need to start; nothing about the host. */
+    sf_sbx_write(&c, "/etc/passwd",
+                 "root:x:0:0:root:/root:/bin/sh\n"
+                 "user:x:1000:1000:user:/home/user:/bin/sh\n"
+                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+    sf_sbx_write(&c, "/etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n");
+    sf_sbx_write(&c, "/etc/hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n");
+    sf_sbx_write(&c, "/etc/hostname", "sandbox\n");
+    sf_sbx_ro_bind_if(&c, "/etc/ld.so.cache");
+    sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf");
+    sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf.d");
+    sf_sbx_ro_bind_if(&c, "/etc/alternatives");
+    if (opts->network) {
+        static const char *const net[] = { "/etc/resolv.conf", "/etc/nsswitch.conf",
+                                           "/etc/gai.conf", "/etc/host.conf", "/etc/ssl",
+                                           "/etc/ca-certificates" };
+        for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++) sf_sbx_ro_bind_if(&c, net[i]);
+    }
+
+    /* One writable tmpfs: its size is the sandbox's disk limit. It is
+     * mounted outside the new root, in the old one, so the detach of the
+     * old root after pivot_root takes its mount point away too: every
+     * umount costs an RCU grace period (~0.1-0.3 ms), this saves one. */
+    int64_t inodes = disk_mb * 256 < 4096 ? 4096 : disk_mb * 256;
+    snprintf(opt, sizeof(opt), "size=%" PRId64 "m,nr_inodes=%" PRId64 ",mode=0755", disk_mb, inodes);
+    sf_sbx_plan_add(plan, SF_SBX_MOP_TMPFS, NULL, c.rw, 0)->data = sf_sbx_plan_str(plan, sf_xstrdup(opt));
+    static const struct { const char *dir; int mode; } rwdirs[] = {
+        { "workspace", 0755 }, { "home", 0755 }, { "home/user", 0755 }, { "tmp", 01777 },
+        { "tmp/shared", 01777 }, { "shm", 01777 },
+    };
+    for (size_t i = 0; i < sizeof(rwdirs) / sizeof(rwdirs[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s/%s", c.rw, rwdirs[i].dir);
+        sf_sbx_plan_add(plan, SF_SBX_MOP_MKDIR, NULL, buf, rwdirs[i].mode);
+    }
+    snprintf(buf, sizeof(buf), "%s/workspace", c.rw);
+    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/workspace", 0);
+    snprintf(buf, sizeof(buf), "%s/home", c.rw);
+    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/home", 0);
+    snprintf(buf, sizeof(buf), "%s/tmp", c.rw);
+    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/tmp", 0);
+
+    /* /dev: a small tmpfs with the harmless devices bound from the host. */
+    sf_sbx_in(&c, SF_SBX_MOP_TMPFS, NULL, "/dev", 0)->data =
+        sf_sbx_plan_str(plan, sf_xstrdup("size=64k,nr_inodes=64,mode=0755"));
+    for (size_t i = 0; i < sizeof(sf_sbx_dev_nodes) / sizeof(sf_sbx_dev_nodes[0]); i++) {
+        char host[64], inside[64];
+        snprintf(host, sizeof(host), "/dev/%s", sf_sbx_dev_nodes[i]);
+        snprintf(inside, sizeof(inside), "/dev/%s", sf_sbx_dev_nodes[i]);
+        sf_sbx_in(&c, SF_SBX_MOP_MKFILE, NULL, inside, 0666);
+        sf_sbx_in(&c, SF_SBX_MOP_BIND, host, inside, 0);
+    }
+    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd", "/dev/fd", 0);
+    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/0", "/dev/stdin", 0);
+    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/1", "/dev/stdout", 0);
+    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/2", "/dev/stderr", 0);
+    sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, "/dev/shm", 0755);
+    snprintf(buf, sizeof(buf), "%s/shm", c.rw);
+    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/dev/shm", 0);
+    sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, "/dev", 0);
+
+    /* /proc: our own pid namespace's; cover what leaks the host kernel. */
+    sf_sbx_in(&c, SF_SBX_MOP_PROC, NULL, "/proc", 0);
+    snprintf(buf, sizeof(buf), "%s/dev/null", c.mp);
+    /* Entries this kernel does not have (the worker's /proc is a procfs of
+     * the same kernel) would only be failed steps in every sandbox. */
+    const size_t nf = sizeof(sf_sbx_proc_masked_files) / sizeof(sf_sbx_proc_masked_files[0]);
+    const size_t nd = sizeof(sf_sbx_proc_masked_dirs) / sizeof(sf_sbx_proc_masked_dirs[0]);
+    _Static_assert(sizeof(sf_sbx_proc_masked_files) / sizeof(char *) +
+                   sizeof(sf_sbx_proc_masked_dirs) / sizeof(char *) +
+                   sizeof(sf_sbx_proc_ro) / sizeof(char *) == SF_SBX_PROC_N, "SF_SBX_PROC_N");
+    for (size_t i = 0; i < nf; i++) {
+        char inside[64];
+        snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_masked_files[i]);
+        if (!sf_sbx_proc_has(i)) continue;
+        sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, inside, 0)->optional = true;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        char inside[64];
+        snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_masked_dirs[i]);
+        if (!sf_sbx_proc_has(nf + i)) continue;
+        struct sf_sbx_mop *op = sf_sbx_in(&c, SF_SBX_MOP_TMPFS, NULL, inside, 0);
+        op->data = sf_sbx_plan_str(plan, sf_xstrdup("size=4k,nr_inodes=1,mode=0555"));
+        op->optional = true;
+        sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, inside, 0)->optional = true;
+    }
+    for (size_t i = 0; i < sizeof(sf_sbx_proc_ro) / sizeof(sf_sbx_proc_ro[0]); i++) {
+        char inside[64], self[PATH_MAX];
+        snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_ro[i]);
+        if (!sf_sbx_proc_has(nf + nd + i)) continue;
+        snprintf(self, sizeof(self), "%s%s", c.mp, inside);
+        sf_sbx_in(&c, SF_SBX_MOP_BIND, self, inside, 0)->optional = true;
+        struct sf_sbx_mop *op = sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, inside, 0);
+        op->rec = true;
+        op->optional = true;
+    }
+
+    for (size_t i = 0; i < opts->n_ro_binds; i++) {
+        struct stat st;
+        const char *inside = opts->ro_binds[i].sandbox_path;
+        if (stat(real[i], &st) < 0) {
+            rc = -errno;
+            sf_errf(errstr, errlen, "ro_bind: %s: %s", real[i], strerror(errno));
+            goto cleanup;
+        }
+        sf_sbx_mkparents(&c, inside);
+        sf_sbx_ro_bind(&c, real[i], inside, S_ISDIR(st.st_mode));
+    }
+
+    sf_sbx_plan_add(plan, SF_SBX_MOP_PIVOT, NULL, c.mp, 0);
+    sf_sbx_plan_add(plan, SF_SBX_MOP_RDONLY, NULL, "/", 0);
+cleanup:
+    free(real);
+    if (rc < 0) sf_sbx_mount_plan_free(plan);
+    return rc;
+}
+
+void sf_sbx_mount_plan_free(struct sf_sbx_mount_plan *plan)
+{
+    if (!plan) return;
+    for (size_t i = 0; i < plan->nstrings; i++) free(plan->strings[i]);
+    free(plan->strings);
+    free(plan->ops);
+    memset(plan, 0, sizeof(*plan));
+}
+
+void sf_sbx_mount_describe(const struct sf_sbx_mount_plan *plan, size_t i, char *out, size_t size)
+{
+    static const char *const verb[] = {
+        [SF_SBX_MOP_PRIVATE] = "make private", [SF_SBX_MOP_TMPFS] = "mount tmpfs on",
+        [SF_SBX_MOP_MKDIR] = "mkdir", [SF_SBX_MOP_MKFILE] = "create",
+        [SF_SBX_MOP_WRITE] = "write", [SF_SBX_MOP_SYMLINK] = "symlink",
+        [SF_SBX_MOP_BIND] = "bind", [SF_SBX_MOP_RDONLY] = "make read-only",
+        [SF_SBX_MOP_PROC] = "mount /proc on", [SF_SBX_MOP_PIVOT] = "pivot_root into",
+    };
+    if (i >= plan->n) { snprintf(out, size, "mount step %zu", i); return; }
+    const struct sf_sbx_mop *op = &plan->ops[i];
+    if (op->src) snprintf(out, size, "%s %s on %s", verb[op->kind], op->src, op->dst);
+    else snprintf(out, size, "%s %s", verb[op->kind], op->dst);
+}
+
+/* ---- executing the plan (child: syscalls only) --------------------------- */
+
+static int sf_sbx_rdonly(const char *dst, bool rec)
+{
+#ifdef SYS_mount_setattr
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, dst, rec ? AT_RECURSIVE : 0, &attr, sizeof(attr)) == 0)
+        return 0;
+    if (errno != ENOSYS) return -errno;
+#endif
+    /* Before 5.12: keep the flags the user namespace locked on the source. */
+    struct statfs sfs;
+    if (statfs(dst, &sfs) < 0) return -errno;
+    unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+    if (sfs.f_flags & ST_NOEXEC) fl |= MS_NOEXEC;
+    if (sfs.f_flags & ST_NOATIME) fl |= MS_NOATIME;
+    if (sfs.f_flags & ST_NODIRATIME) fl |= MS_NODIRATIME;
+    if (sfs.f_flags & ST_RELATIME) fl |= MS_RELATIME;
+    if (mount(NULL, dst, NULL, fl, NULL) < 0) return -errno;
+    return 0;
+}
+
+static int sf_sbx_write_all_fd(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int sf_sbx_mop_run(const struct sf_sbx_mop *op)
+{
+    int fd, rc;
+    switch (op->kind) {
+    case SF_SBX_MOP_PRIVATE:
+        return mount(NULL, op->dst, NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0;
+    case SF_SBX_MOP_TMPFS:
+        return mount("tmpfs", op->dst, "tmpfs", MS_NOSUID | MS_NODEV, op->data) < 0 ? -errno : 0;
+    case SF_SBX_MOP_MKDIR:
+        if (mkdir(op->dst, (mode_t)op->mode) < 0) return errno == EEXIST ? 0 : -errno;
+        return 0;
+    case SF_SBX_MOP_MKFILE:
+        fd = open(op->dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, (mode_t)(op->mode ? op->mode : 0644));
+        if (fd < 0) return errno == EEXIST ? 0 : -errno;
+        close(fd);
+        return 0;
+    case SF_SBX_MOP_WRITE:
+        fd = open(op->dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)op->mode);
+        if (fd < 0) return -errno;
+        rc = sf_sbx_write_all_fd(fd, op->data, op->data_len);
+        close(fd);
+        return rc;
+    case SF_SBX_MOP_SYMLINK:
+        return symlink(op->src, op->dst) < 0 ? -errno : 0;
+    case SF_SBX_MOP_BIND:
+        return mount(op->src, op->dst, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+    case SF_SBX_MOP_RDONLY:
+        return sf_sbx_rdonly(op->dst, op->rec);
+    case SF_SBX_MOP_PROC:
+        return mount("proc", op->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ? -errno : 0;
+    case SF_SBX_MOP_PIVOT:
+        if (chdir(op->dst) < 0) return -errno;
+        if (syscall(SYS_pivot_root, ".", ".") < 0) return -errno;
+        /* The old root now sits on top of the new one: detach it, and with
+         * it the writable tmpfs's own mount point (its binds stay). */
+        if (umount2(".", MNT_DETACH) < 0) return -errno;
+        return chdir("/") < 0 ? -errno : 0;
+    }
+    return -EINVAL;
+}
+
+int sf_sbx_mount_execute(const struct sf_sbx_mount_plan *plan, size_t *failed)
+{
+    for (size_t i = 0; i < plan->n; i++) {
+        int rc = sf_sbx_mop_run(&plan->ops[i]);
+        if (rc == -ENOENT && plan->ops[i].optional) continue;
+        if (rc < 0) {
+            *failed = i;
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,73 @@
+/* common/sandbox/local/sbx_mount.h: the file system of a local sandbox.
+ *
+ * The parent (worker) turns the sandbox options into a *plan*: a flat list
+ * of mount steps with every path and every file's content spelled out.
+ * The child, between clone() and the init loop, executes the plan with
+ * plain syscalls only (no allocation, no stdio: it is the child of a
+ * multi-threaded process). The result:
+ *   /            tmpfs (4 MiB), read-only after pivot_root
+ *   /usr         host, read-only; /bin /lib /lib64 /sbin mirror the host
+ *                (symlinks stay symlinks, directories are read-only binds)
+ *   /etc         generated passwd, group, hosts, hostname; host ld.so.cache,
+ *                ld.so.conf(.d), alternatives; resolv.conf, nsswitch.conf,
+ *                ssl, gai.conf only with network
+ *   /proc        fresh procfs; kcore, keys, ... masked; sys, sysrq-trigger,
+ *                irq, bus, fs read-only (as OCI runtimes do)
+ *   /dev         tmpfs with null zero full random urandom tty, fd links
+ *   /workspace /home/user /tmp (1777, with /tmp/shared) /dev/shm
+ *                directories of ONE writable tmpfs of disk_mb
+ *   opts->ro_binds on top.
+ * Thread: sf_sbx_mount_plan_build/free any thread; sf_sbx_mount_execute
+ * only in the sandbox child. */
+#ifndef SF_SBX_MOUNT_H
+#define SF_SBX_MOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sandbox.h"
+
+enum sf_sbx_mop_kind {
+    SF_SBX_MOP_PRIVATE,     /* make / rprivate: nothing propagates to the host */
+    SF_SBX_MOP_TMPFS,       /* mount tmpfs on dst; data = options */
+    SF_SBX_MOP_MKDIR,       /* mkdir dst (EEXIST ok), chmod mode */
+    SF_SBX_MOP_MKFILE,      /* create an empty file dst (bind target) */
+    SF_SBX_MOP_WRITE,       /* create dst with 'data' as content, mode */
+    SF_SBX_MOP_SYMLINK,     /* symlink src at dst */
+    SF_SBX_MOP_BIND,        /* bind src on dst, recursive */
+    SF_SBX_MOP_RDONLY,      /* make dst read-only (recursive when 'rec') */
+    SF_SBX_MOP_PROC,        /* mount a fresh procfs on dst */
+    SF_SBX_MOP_PIVOT,       /* pivot_root into dst, drop the old root */
+};
+
+struct sf_sbx_mop {
+    enum sf_sbx_mop_kind kind;
+    const char *src, *dst, *data;   /* owned by the plan */
+    size_t data_len;
+    int mode;
+    bool rec;                       /* RDONLY: the whole subtree */
+    bool optional;                  /* ENOENT is not an error (masks) */
+};
+
+struct sf_sbx_mount_plan {
+    struct sf_sbx_mop *ops;
+    size_t n, cap;
+    char **strings;                 /* every string the ops point at */
+    size_t nstrings, capstrings;
+};
+
+/* Build the plan for 'opts' (limits already merged). Returns 0 or -errno
+ * with the reason in errstr (a missing ro_bind source, a bad sandbox path).
+ * The caller owns the plan: free with sf_sbx_mount_plan_free. */
+int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
+                            int64_t disk_mb, char *errstr, size_t errlen);
+void sf_sbx_mount_plan_free(struct sf_sbx_mount_plan *plan);   /* NULL ok */
+
+/* "bind /usr on /usr", for error messages. Any thread. */
+void sf_sbx_mount_describe(const struct sf_sbx_mount_plan *plan, size_t i, char *out, size_t size);
+
+/* Execute the plan. Async-signal-safe. Returns 0, or -errno with the index
+ * of the failing step in *failed. */
+int sf_sbx_mount_execute(const struct sf_sbx_mount_plan *plan, size_t *failed);
+
+#endif

@@ -1,0 +1,16 @@
+/* common/sandbox/local/sbx_proc.h: the local backend's proc host
+ * (sandbox_proc.h): one thread per host polls the sandbox's control socket
+ * and every process's pipes, speaking the in-sandbox init's SPAWN/SIGNAL
+ * messages (sbx_init.h). Private to the local backend. */
+#ifndef SF_SBX_PROC_H
+#define SF_SBX_PROC_H
+
+#include <stddef.h>
+
+#include "sandbox_proc.h"
+
+/* Take over the control socket 'ctl' (borrowed; the sandbox must outlive
+ * the host) and start the host thread. 0, or -errno with a message. */
+int sf_sbx_proc_host_new(int ctl, struct sf_proc_host **out, char *err, size_t errlen);
+
+#endif

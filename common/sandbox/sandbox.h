@@ -1,0 +1,182 @@
+/* common/sandbox/sandbox.h: one sandbox interface, several backends.
+ *
+ * A *provider* is a configured backend ("local", "process", "e2b"); it creates
+ * *sandboxes*. A sandbox lives until destroyed and can run several commands
+ * one after another (workflow "sandbox": "shared"); its writable places are
+ * /workspace, /home/user, /tmp and /tmp/shared.
+ *
+ * Backends fill a struct of function pointers, like hiredis' adapters:
+ *   sandbox_local.c    Linux namespaces + seccomp + cgroups (the default)
+ *   sandbox_process.c  a plain child process, no isolation (trusted agents)
+ *   sandbox_e2b.c      E2B cloud sandboxes over REST + envd
+ *
+ * Threads: a provider may be used from any thread at once (create is
+ * thread-safe). One sandbox is used by one thread at a time.
+ * Errors: functions return 0 or -errno; the reason text is in sb->errstr
+ * (or in the errstr buffer passed to create).
+ * The caller must ignore SIGPIPE (an agent may close stdin early).
+ */
+#ifndef SF_SANDBOX_H
+#define SF_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resources.h"
+
+#define SF_ERRSTR_LEN 512
+
+/* One read-only bind mount from the host into a local sandbox. */
+struct sf_bind {
+    const char *host_path;
+    const char *sandbox_path;
+};
+
+struct sf_sandbox_opts {
+    bool network;             /* false: own net namespace with only lo */
+    struct sf_limits limits;  /* 0 fields take the provider's defaults */
+    const struct sf_bind *ro_binds; /* extra read-only binds (local only) */
+    size_t n_ro_binds;
+    const char *label;        /* for logs and E2B metadata, may be NULL */
+};
+
+/* Called with each chunk of output as it arrives (streaming). */
+typedef void (*sf_output_cb)(void *arg, const char *data, size_t len);
+
+struct sf_run_spec {
+    const char *cmd;            /* run by /bin/sh -c */
+    const char *cwd;            /* default /workspace */
+    const char *const *env;     /* "K=V" strings, NULL-terminated; may be NULL */
+    const void *stdin_data;     /* written to the command's stdin, then closed */
+    size_t stdin_len;
+    double timeout_s;           /* wall clock; <= 0 means none */
+    const struct sf_limits *limits; /* per-run overrides, may be NULL */
+    size_t stdout_cap;          /* bytes of stdout kept; 0 = 16 MiB */
+    size_t stderr_tail;         /* bytes of stderr tail kept; 0 = 4 KiB */
+    sf_output_cb on_stdout, on_stderr; /* optional streaming callbacks */
+    void *cb_arg;
+};
+
+enum sf_run_status {
+    SF_RUN_EXITED = 0,   /* exited; see exit_code */
+    SF_RUN_SIGNALED,     /* killed by a signal; see term_signal */
+    SF_RUN_TIMEOUT,      /* wall-clock timeout: the whole sandbox was killed */
+    SF_RUN_OOM,          /* memory limit hit, the kernel's OOM killer fired */
+    SF_RUN_EXEC_FAILED,  /* the command could not be started; see error */
+};
+
+struct sf_run_result {
+    enum sf_run_status status;
+    int exit_code;          /* valid for SF_RUN_EXITED; 128+sig otherwise */
+    int term_signal;
+    char *out;              /* stdout, NUL-terminated; owned, free with sf_run_result_clear */
+    size_t out_len;
+    bool out_truncated;     /* stdout exceeded stdout_cap */
+    char *err_tail;         /* the last bytes of stderr, NUL-terminated; owned */
+    size_t err_len;
+    int64_t duration_ms;
+    char error[SF_ERRSTR_LEN]; /* human message for non-EXITED outcomes */
+};
+
+void sf_run_result_clear(struct sf_run_result *r);
+/* Fill status, exit_code, term_signal and error from a wait(2) status:
+ * SF_RUN_EXITED, or SF_RUN_SIGNALED with "killed by signal N (name)". */
+void sf_run_result_from_wait(struct sf_run_result *r, int wait_status);
+
+struct sf_sandbox;
+struct sf_proc_host;
+struct sf_sandbox_ops {
+    /* Write 'len' bytes to 'path' inside the sandbox (parents created, mode
+     * 0644 or as given). Paths resolve inside the sandbox root: symlinks
+     * planted by the sandbox cannot point the write at the host. */
+    int (*write_file)(struct sf_sandbox *sb, const char *path, const void *data,
+                      size_t len, int mode);
+    /* Read at most 'max' bytes of 'path'; *data is malloc'd and NUL-terminated.
+     * -EFBIG when the file is larger than max. */
+    int (*read_file)(struct sf_sandbox *sb, const char *path, size_t max,
+                     char **data, size_t *len);
+    /* Run one command to completion. Returns 0 when the outcome (whatever it
+     * is: exit, timeout, OOM, exec failure) is in 'res'; -errno only when the
+     * sandbox itself broke. */
+    int (*run)(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+               struct sf_run_result *res);
+    /* Kill everything in the sandbox and free it; leaves nothing on the host. */
+    void (*destroy)(struct sf_sandbox *sb);
+    /* Optional (NULL: -ENOTSUP): several processes at once, sandbox_proc.h. */
+    int (*proc_host)(struct sf_sandbox *sb, struct sf_proc_host **out, char *err, size_t errlen);
+};
+
+/* Every backend's sandbox struct starts with this. */
+struct sf_sandbox {
+    const struct sf_sandbox_ops *ops;
+    char errstr[SF_ERRSTR_LEN];
+    char id[64];               /* backend's sandbox id, for logs */
+};
+
+static inline int sf_sandbox_write_file(struct sf_sandbox *sb, const char *path,
+                                        const void *data, size_t len, int mode)
+{ return sb->ops->write_file(sb, path, data, len, mode); }
+static inline int sf_sandbox_read_file(struct sf_sandbox *sb, const char *path,
+                                       size_t max, char **data, size_t *len)
+{ return sb->ops->read_file(sb, path, max, data, len); }
+static inline int sf_sandbox_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                                 struct sf_run_result *res)
+{ return sb->ops->run(sb, spec, res); }
+/* NULL is a no-op. */
+static inline void sf_sandbox_destroy(struct sf_sandbox *sb)
+{ if (sb) sb->ops->destroy(sb); }
+
+/* --- providers ---------------------------------------------------------- */
+
+/* Settings for all backends; each reads the part it needs. Strings are
+ * borrowed for the provider's lifetime. */
+struct sf_provider_config {
+    struct sf_limits defaults;     /* 0 fields: built-in defaults */
+    /* local */
+    uint32_t host_uid, host_gid;   /* ids sandbox root maps to; 0 = 65534 */
+    const char *cgroup_parent;     /* NULL: "sandfleet" under our own cgroup */
+    bool cgroups_optional;         /* true: run without memory/pids limits when
+                                      cgroups are not writable (warns) */
+    /* e2b */
+    const char *e2b_api_key, *e2b_domain, *e2b_api_url, *e2b_sandbox_url;
+    const char *e2b_template;
+};
+
+struct sf_sandbox_provider;
+struct sf_provider_ops {
+    const char *name;
+    /* Create a sandbox. Thread-safe. On failure returns -errno and a message
+     * naming the fix in errstr. */
+    int (*create)(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
+                  struct sf_sandbox **out, char *errstr, size_t errlen);
+    void (*free)(struct sf_sandbox_provider *p);
+};
+
+struct sf_sandbox_provider {
+    const struct sf_provider_ops *ops;
+};
+
+/* Make a provider for 'kind' ("local", "process", "e2b"). Returns NULL with a
+ * message in errstr for an unknown kind or a backend that cannot work here
+ * (e.g. no user namespaces: the message names the privileges to grant). */
+struct sf_sandbox_provider *sf_sandbox_provider_new(const char *kind,
+        const struct sf_provider_config *cfg, char *errstr, size_t errlen);
+
+static inline int sf_sandbox_create(struct sf_sandbox_provider *p,
+        const struct sf_sandbox_opts *opts, struct sf_sandbox **out,
+        char *errstr, size_t errlen)
+{ return p->ops->create(p, opts, out, errstr, errlen); }
+/* NULL is a no-op. */
+static inline void sf_sandbox_provider_free(struct sf_sandbox_provider *p)
+{ if (p) p->ops->free(p); }
+
+/* Backend constructors (used by sf_sandbox_provider_new). */
+struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config *cfg,
+                                                 char *errstr, size_t errlen);
+struct sf_sandbox_provider *sf_sandbox_process_new(const struct sf_provider_config *cfg,
+                                                   char *errstr, size_t errlen);
+struct sf_sandbox_provider *sf_sandbox_e2b_new(const struct sf_provider_config *cfg,
+                                               char *errstr, size_t errlen);
+
+#endif

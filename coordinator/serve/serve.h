@@ -1,0 +1,90 @@
+/* coordinator/serve/serve.h: `sandfleet-coordinator serve`, a long-running
+ * coordinator: workflow submissions over HTTP and from the sf:submissions
+ * stream, many runs at once on one loop thread, a JSON API and a status
+ * page. Modules:
+ *   serve.c         options, the loop, starting and finishing runs
+ *   serve_submit.c  a submission document -> workflow + input + reply_to
+ *   serve_api.c     HTTP handlers (/api/..., the page) over the run table
+ *   web/ (embedded) index.html, app.js, style.css
+ * Threads: the loop thread owns the runs; HTTP handlers (libmicrohttpd's
+ * thread) and the submissions reader thread meet it in struct serve_table
+ * (one mutex) and wake it through an eventfd. */
+#ifndef SF_SERVE_H
+#define SF_SERVE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "health.h"
+#include "http.h"
+#include "metrics.h"
+#include "util.h"
+#include "workflow.h"
+
+/* --- serve_submit.c ---------------------------------------------------------- */
+
+/* A submission is either a workflow document whose steps carry their
+ * `files` inline (path -> content), or
+ *   {"workflow": {...} | "<json text>", "files": {"<name>": "<content>"},
+ *    "input": any, "run_id": "...", "reply_to": "<stream>"}
+ * where each step's `files` value names an entry of the top-level "files"
+ * (so an unchanged workflow.json travels with the files it refers to). */
+struct serve_submission {
+    struct sf_workflow *wf;
+    json_t *input;          /* NULL = the workflow's own inputs */
+    char *run_id, *reply_to;
+};
+/* 0, or -EINVAL with one line per problem in errs. */
+int serve_submission_parse(const char *data, size_t len, struct serve_submission *out,
+                           struct sf_buf *errs);
+void serve_submission_clear(struct serve_submission *s);
+
+/* --- the run table shared with the HTTP thread ----------------------------- */
+
+struct serve_entry {
+    char run_id[128];
+    char *summary;          /* JSON text: id, workflow, state, times, steps */
+    char *doc;              /* result document when finished, else NULL */
+    int64_t created_ms;
+};
+
+struct serve_pending {      /* a submission waiting for the loop */
+    struct serve_submission sub;
+    char run_id[128];
+    char handle[96];        /* submissions-stream entry to ack; "" for HTTP */
+    struct serve_pending *next;
+};
+
+struct serve_table {
+    pthread_mutex_t mu;
+    struct serve_entry *v;
+    size_t n, cap;
+    struct serve_pending *head, **tail;   /* intake, oldest first */
+    int efd;                /* eventfd: written when intake grows */
+    bool closed;            /* draining: intake refused */
+};
+
+struct serve_ctx {
+    struct sf_broker *b;            /* thread-safe */
+    struct serve_table *tab;
+    struct sf_health *health;
+    struct sf_metrics *m;
+    struct sf_counter *submitted;
+    int64_t lease_ms;
+    const struct sf_log *lg;
+};
+
+/* serve_api.c: register every route (API, page, probes) on http. */
+void serve_api_routes(struct sf_http *http, struct serve_ctx *sc);
+/* Table helpers (take the mutex themselves). */
+void serve_table_put(struct serve_table *tab, const char *run_id, char *summary, char *doc);
+/* Queue a submission for the loop; -EEXIST when run_id is known,
+ * -ESHUTDOWN when draining. Takes ownership of p on success. */
+int serve_table_submit(struct serve_table *tab, struct serve_pending *p);
+struct serve_pending *serve_table_take(struct serve_table *tab);
+void serve_new_run_id(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,293 @@
+/* worker/e2b/e2b_api.c: the E2B control-plane REST API (spec/openapi.yml) on
+ * the registry of local sandboxes: health, create, get, list (v2 with
+ * paging headers, and the legacy list), kill, set timeout, connect and
+ * refreshes. Error bodies are {"code":<int>,"message":...} as E2B's. */
+#include "e2b_server.h"
+#include "e2b_registry.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include "lazy_mhd.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define E2B_DEFAULT_TIMEOUT_S 15         /* the API's default when omitted */
+#define E2B_MAX_TIMEOUT_S 86400
+
+/* ---- JSON views of a sandbox -------------------------------------------------- */
+
+static json_t *e2b_time(int64_t wall_ms)
+{
+    char buf[40];
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)(wall_ms % 1000));
+    return json_string(buf);
+}
+
+/* Sandbox: what create and connect return. */
+static json_t *e2b_sandbox_json(const struct e2b_sbx *s)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:n}", "templateID", s->template_id,
+                          "sandboxID", s->id, "alias", s->template_id, "clientID", E2B_CLIENT_ID,
+                          "envdVersion", E2B_ENVD_VERSION, "domain");
+    if (s->token[0]) json_object_set_new(j, "envdAccessToken", json_string(s->token));
+    return j;
+}
+
+/* ListedSandbox / SandboxDetail. */
+static json_t *e2b_detail_json(struct e2b_sbx *s, bool detail)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:s,s:O}",
+                          "templateID", s->template_id, "alias", s->template_id,
+                          "sandboxID", s->id, "clientID", E2B_CLIENT_ID,
+                          "startedAt", e2b_time(s->started_wall_ms),
+                          "endAt", e2b_time(__atomic_load_n(&s->end_wall_ms, __ATOMIC_RELAXED)),
+                          "cpuCount", (int)(cpus > 0 ? cpus : 1), "memoryMB", 512,
+                          "diskSizeMB", 256, "state", "running", "envdVersion", E2B_ENVD_VERSION,
+                          "metadata", s->metadata);
+    if (detail) {
+        json_object_set_new(j, "domain", json_null());
+        if (s->token[0]) json_object_set_new(j, "envdAccessToken", json_string(s->token));
+    }
+    return j;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static json_t *e2b_body(struct e2b_req *rq, bool required)
+{
+    if (!rq->body.len) return required ? NULL : json_object();
+    json_t *j = json_loadb(rq->body.data, rq->body.len, 0, NULL);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* ^[a-z0-9]+(-[a-z0-9]+)?$; the "-<clientID>" suffix is dropped. */
+static bool e2b_valid_id(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    int dashes = 0;
+    for (const char *p = in; *p; p++) {
+        if (*p == '-') {
+            if (++dashes > 1 || p == in || !p[1]) return false;
+            continue;
+        }
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p))) return false;
+    }
+    for (const char *p = in; *p && *p != '-' && n + 1 < size; p++) out[n++] = *p;
+    out[n] = '\0';
+    return n > 0 && n + 1 < size;
+}
+
+static int e2b_not_found(struct e2b_req *rq, const char *id)
+{
+    return e2b_reply_error(rq, 404, "Sandbox \"%s\" doesn't exist or you don't have access to it", id);
+}
+
+static int e2b_timeout_arg(json_t *body, const char *key, int def, int *out)
+{
+    json_t *t = json_object_get(body, key);
+    if (!t) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(t)) return -EINVAL;
+    json_int_t v = json_integer_value(t);
+    if (v < 0 || v > E2B_MAX_TIMEOUT_S) return -ERANGE;
+    *out = (int)v;
+    return 0;
+}
+
+/* ---- handlers ----------------------------------------------------------------- */
+
+/* v2 (SDK 2.x) has no "secure": envd access is always token-protected. */
+static int e2b_create(struct e2b_req *rq, bool v2)
+{
+    json_t *body = e2b_body(rq, true), *tmpl;
+    char err[SF_ERRSTR_LEN];
+    int timeout, ret;
+    if (!body || !json_is_string(tmpl = json_object_get(body, "templateID")) ||
+        !json_string_length(tmpl)) {
+        json_decref(body);
+        return e2b_reply_error(rq, 400, "Error when parsing request: templateID (string) is required");
+    }
+    /* v1's default is the spec's 15 s; v2 clients leave it to the API,
+     * whose default is the SDKs' 300 s. */
+    if (e2b_timeout_arg(body, "timeout", v2 ? 300 : E2B_DEFAULT_TIMEOUT_S, &timeout) < 0 ||
+        timeout <= 0) {
+        json_decref(body);
+        return e2b_reply_error(rq, 400, "Timeout must be greater than 0");
+    }
+    /* Separate statements: the order of side effects inside one
+     * initializer list is unspecified. */
+    json_t *meta = json_object_get(body, "metadata"), *envs = json_object_get(body, "envVars");
+    struct e2b_create c = {
+        .template_id = json_string_value(tmpl), .timeout_s = timeout,
+        .metadata = json_is_object(meta) ? meta : NULL,
+        .env_vars = json_is_object(envs) ? envs : NULL,
+        .secure = v2 || json_is_true(json_object_get(body, "secure")),
+        .network = !json_is_false(json_object_get(body, "allow_internet_access")),
+    };
+    struct e2b_sbx *s;
+    int rc = e2b_registry_create(rq->reg, &c, &s, err, sizeof(err));
+    if (rc == -EAGAIN) ret = e2b_reply_error(rq, 429, "%s", err);
+    else if (rc < 0) ret = e2b_reply_error(rq, rc == -ESHUTDOWN ? 503 : 500, "%s", err);
+    else ret = e2b_reply_json(rq, 201, e2b_sandbox_json(s));
+    if (rc == 0) e2b_registry_put(rq->reg, s);
+    json_decref(body);
+    return ret;
+}
+
+/* Does s match a "k=v&k2=v2" metadata filter (percent-encoded)? */
+static bool e2b_meta_match(const struct e2b_sbx *s, const char *filter)
+{
+    char *f = sf_xstrdup(filter), *save = NULL;
+    bool ok = true;
+    for (char *kv = strtok_r(f, "&", &save); kv && ok; kv = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        sf_mhd_http_unescape(kv);
+        sf_mhd_http_unescape(eq + 1);
+        json_t *v = json_object_get(s->metadata, kv);
+        ok = json_is_string(v) && !strcmp(json_string_value(v), eq + 1);
+    }
+    free(f);
+    return ok;
+}
+
+static int e2b_list(struct e2b_req *rq, bool v2)
+{
+    struct e2b_sbx **all;
+    size_t n = e2b_registry_snapshot(rq->reg, &all), start = 0, total = n;
+    const char *state = e2b_query(rq, "state"), *meta = e2b_query(rq, "metadata");
+    const char *next = v2 ? e2b_query(rq, "nextToken") : NULL, *lim = v2 ? e2b_query(rq, "limit") : NULL;
+    long limit = lim ? strtol(lim, NULL, 10) : 100;
+    if (limit < 1 || limit > 100) {
+        for (size_t i = 0; i < n; i++) e2b_registry_put(rq->reg, all[i]);
+        free(all);
+        return e2b_reply_error(rq, 400, "limit must be between 1 and 100");
+    }
+    /* Every sandbox here is running: a filter for paused only matches none. */
+    bool running = !state || strstr(state, "running");
+    if (next)
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(all[i]->id, next)) start = i;
+    json_t *arr = json_array();
+    const char *more = NULL;
+    for (size_t i = next ? start : 0; running && i < n; i++) {
+        if (meta && meta[0] && !e2b_meta_match(all[i], meta)) continue;
+        if ((long)json_array_size(arr) == limit) {
+            more = all[i]->id;
+            break;
+        }
+        json_array_append_new(arr, e2b_detail_json(all[i], false));
+    }
+    char *s = json_dumps(arr, JSON_COMPACT);
+    struct MHD_Response *r = sf_mhd_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    char totalbuf[32];
+    snprintf(totalbuf, sizeof(totalbuf), "%zu", total);
+    sf_mhd_add_response_header(r, "X-Total-Running", totalbuf);
+    if (more) sf_mhd_add_response_header(r, "X-Next-Token", more);
+    int ret = sf_mhd_queue_response(rq->conn, 200, r);
+    sf_mhd_destroy_response(r);
+    json_decref(arr);
+    for (size_t i = 0; i < n; i++) e2b_registry_put(rq->reg, all[i]);
+    free(all);
+    return ret;
+}
+
+static int e2b_get(struct e2b_req *rq, const char *id)
+{
+    struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
+    if (!s) return e2b_not_found(rq, id);
+    int ret = e2b_reply_json(rq, 200, e2b_detail_json(s, true));
+    e2b_registry_put(rq->reg, s);
+    return ret;
+}
+
+static int e2b_set_timeout(struct e2b_req *rq, const char *id, const char *key, bool extend_only,
+                           bool connect)
+{
+    json_t *body = e2b_body(rq, !connect);
+    int timeout, ret;
+    if (!body || e2b_timeout_arg(body, key, connect ? 300 : -1, &timeout) < 0 || timeout < 0) {
+        json_decref(body);
+        return e2b_reply_error(rq, 400, "Error when parsing request: %s must be an integer "
+                               "between 0 and %d", key, E2B_MAX_TIMEOUT_S);
+    }
+    json_decref(body);
+    if (!strcmp(key, "duration") && timeout < 15) timeout = 15;   /* as E2B's refreshes */
+    if (e2b_registry_set_timeout(rq->reg, id, timeout, extend_only) < 0) return e2b_not_found(rq, id);
+    if (!connect) return e2b_reply(rq, 204, NULL, "", 0);
+    struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
+    if (!s) return e2b_not_found(rq, id);
+    ret = e2b_reply_json(rq, 200, e2b_sandbox_json(s));
+    e2b_registry_put(rq->reg, s);
+    return ret;
+}
+
+static bool e2b_key_ok(struct e2b_req *rq)
+{
+    if (!rq->api_key) return true;
+    const char *k = e2b_header(rq, "X-API-Key");
+    return k && !strcmp(k, rq->api_key);
+}
+
+int e2b_api_handle(struct e2b_req *rq)
+{
+    const char *m = rq->method, *u = rq->url;
+    char id[64];
+    if (!strcmp(u, "/health"))
+        return e2b_reply(rq, 200, "text/plain", "Health check successful", 23);
+    if (!e2b_key_ok(rq))
+        return e2b_reply_error(rq, 401, "Invalid API key, please visit https://e2b.dev/docs/api-key "
+                               "for more information.");
+    if (!strcmp(u, "/sandboxes") && !strcmp(m, "POST")) return e2b_create(rq, false);
+    if (!strcmp(u, "/v2/sandboxes") && !strcmp(m, "POST")) return e2b_create(rq, true);
+    if (!strcmp(u, "/sandboxes") && !strcmp(m, "GET")) return e2b_list(rq, false);
+    if (!strcmp(u, "/v2/sandboxes") && !strcmp(m, "GET")) return e2b_list(rq, true);
+    /* /v2/sandboxes/{id}/connect is the SDK 2.x spelling of connect. */
+    if (!strncmp(u, "/v2/sandboxes/", 14)) u += 3;
+    if (strncmp(u, "/sandboxes/", 11)) return e2b_reply_error(rq, 404, "no route %s %s", m, u);
+
+    char raw[64];
+    const char *rest = u + 11, *slash = strchr(rest, '/');
+    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (idlen >= sizeof(raw)) return e2b_reply_error(rq, 400, "Invalid sandbox ID");
+    memcpy(raw, rest, idlen);
+    raw[idlen] = '\0';
+    if (!e2b_valid_id(raw, id, sizeof(id))) return e2b_reply_error(rq, 400, "Invalid sandbox ID");
+    const char *action = slash ? slash + 1 : "";
+
+    if (!action[0] && !strcmp(m, "GET")) return e2b_get(rq, id);
+    if (!action[0] && !strcmp(m, "DELETE")) {
+        if (e2b_registry_kill(rq->reg, id) < 0) return e2b_not_found(rq, id);
+        return e2b_reply(rq, 204, NULL, "", 0);
+    }
+    if (!strcmp(m, "POST") && !strcmp(action, "timeout"))
+        return e2b_set_timeout(rq, id, "timeout", false, false);
+    if (!strcmp(m, "POST") && !strcmp(action, "refreshes"))
+        return e2b_set_timeout(rq, id, "duration", true, false);
+    if (!strcmp(m, "POST") && !strcmp(action, "connect"))
+        return e2b_set_timeout(rq, id, "timeout", true, true);
+    if (!strcmp(m, "POST") && (!strcmp(action, "pause") || !strcmp(action, "resume"))) {
+        struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
+        if (!s) return e2b_not_found(rq, id);
+        e2b_registry_put(rq->reg, s);
+        return e2b_reply_error(rq, 501, "%s is not supported by sandfleet: local sandboxes cannot "
+                               "be snapshotted", action);
+    }
+    return e2b_reply_error(rq, 404, "no route %s %s", m, u);
+}

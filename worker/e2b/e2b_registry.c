@@ -1,0 +1,322 @@
+/* worker/e2b/e2b_registry.c: see e2b_registry.h. The table is a small array:
+ * a worker serves tens to hundreds of sandboxes, and every lookup is one
+ * pass under one mutex. The reaper sleeps until the earliest end time (or a
+ * second at most) on a condition variable that create/timeout/free signal. */
+#include "e2b_registry.h"
+#include "e2b_proc.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct e2b_registry {
+    struct sf_sandbox_provider *prov;
+    const struct sf_log *lg;
+    int max;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct e2b_sbx **v;              /* live sandboxes, oldest first */
+    size_t n, cap;
+    int creating;                    /* creates in progress, counted against max */
+    bool stop;
+    pthread_t reaper;
+};
+
+/* ---- ids -------------------------------------------------------------------- */
+
+/* "i" + 20 of [a-z0-9], as E2B's API server makes them. */
+static void e2b_new_id(char *dst, size_t size)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    char hex[41];
+    sf_random_hex(hex, sizeof(hex), 40);
+    dst[0] = 'i';
+    for (size_t i = 0; i < 20 && i + 2 < size; i++) {
+        unsigned v = (unsigned)strtoul((char[]){ hex[2 * i], hex[2 * i + 1], 0 }, NULL, 16);
+        dst[i + 1] = alphabet[v % 36];
+        dst[i + 2] = '\0';
+    }
+}
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static void e2b_sbx_free(struct e2b_sbx *s)
+{
+    sf_sandbox_destroy(s->sb);
+    json_decref(s->metadata);
+    json_decref(s->env_vars);
+    free(s->procs);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->plock);
+    free(s);
+}
+
+void e2b_registry_put(struct e2b_registry *r, struct e2b_sbx *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&r->mu);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last) e2b_sbx_free(s);
+}
+
+/* Stop everything in s now; the registry has already dropped it. */
+static void e2b_sbx_kill(struct e2b_sbx *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->killed = true;
+    struct sf_proc_host *ph = s->ph;
+    s->ph = NULL;
+    if (ph) {
+        /* pids copied first: signalling takes the host's lock, which
+         * process callbacks hold while they take plock. */
+        pthread_mutex_lock(&s->plock);
+        size_t n = s->nprocs;
+        int *pids = sf_xcalloc(n ? n : 1, sizeof(int));
+        for (size_t i = 0; i < n; i++) pids[i] = e2b_proc_pid(s->procs[i]);
+        pthread_mutex_unlock(&s->plock);
+        for (size_t i = 0; i < n; i++) sf_proc_signal(ph, pids[i], SIGKILL);
+        free(pids);
+        /* Ends every process with sandbox_died: open streams finish. */
+        sf_proc_host_free(ph);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static struct e2b_sbx *e2b_take(struct e2b_registry *r, size_t i)
+{
+    struct e2b_sbx *s = r->v[i];
+    memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof(*r->v));
+    r->n--;
+    return s;
+}
+
+int e2b_registry_kill(struct e2b_registry *r, const char *id)
+{
+    struct e2b_sbx *s = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i]->id, id)) {
+            s = e2b_take(r, i);
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    if (!s) return -ENOENT;
+    e2b_sbx_kill(s);
+    SF_LOGI(r->lg, "e2b: sandbox %s killed", s->id);
+    e2b_registry_put(r, s);
+    return 0;
+}
+
+static void *e2b_reaper(void *arg)
+{
+    struct e2b_registry *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        int64_t now = sf_wall_ms(), next = now + 1000;
+        struct e2b_sbx *expired = NULL;
+        for (size_t i = 0; i < r->n; i++) {
+            int64_t end = __atomic_load_n(&r->v[i]->end_wall_ms, __ATOMIC_RELAXED);
+            if (end <= now) {
+                expired = e2b_take(r, i);
+                break;
+            }
+            if (end < next) next = end;
+        }
+        if (expired) {
+            pthread_mutex_unlock(&r->mu);
+            e2b_sbx_kill(expired);
+            SF_LOGI(r->lg, "e2b: sandbox %s reached its timeout and was killed", expired->id);
+            e2b_registry_put(r, expired);
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        struct timespec ts = { (time_t)(next / 1000), (long)(next % 1000) * 1000000L };
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+struct e2b_registry *e2b_registry_new(struct sf_sandbox_provider *prov, int max,
+                                      const struct sf_log *lg)
+{
+    struct e2b_registry *r = sf_xcalloc(1, sizeof(*r));
+    r->prov = prov;
+    r->lg = lg;
+    r->max = max > 0 ? max : 64;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (pthread_create(&r->reaper, NULL, e2b_reaper, r)) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void e2b_registry_kill_all(struct e2b_registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool joined = r->stop;
+    r->stop = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (!joined) pthread_join(r->reaper, NULL);
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        struct e2b_sbx *s = r->n ? e2b_take(r, r->n - 1) : NULL;
+        pthread_mutex_unlock(&r->mu);
+        if (!s) break;
+        e2b_sbx_kill(s);
+        e2b_registry_put(r, s);
+    }
+}
+
+void e2b_registry_free(struct e2b_registry *r)
+{
+    if (!r) return;
+    e2b_registry_kill_all(r);
+    free(r->v);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* ---- create / lookup -------------------------------------------------------- */
+
+int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, struct e2b_sbx **out,
+                        char *err, size_t errlen)
+{
+    struct e2b_sbx *s;
+    int rc;
+    *out = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->stop) {
+        pthread_mutex_unlock(&r->mu);
+        sf_errf(err, errlen, "the server is shutting down");
+        return -ESHUTDOWN;
+    }
+    if ((int)r->n + r->creating >= r->max) {
+        pthread_mutex_unlock(&r->mu);
+        sf_errf(err, errlen, "you have reached the maximum number of concurrent E2B sandboxes "
+                "(%d). If you need more, start the worker with a higher --e2b-max-sandboxes", r->max);
+        return -EAGAIN;
+    }
+    r->creating++;
+    pthread_mutex_unlock(&r->mu);
+
+    s = sf_xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->plock, NULL);
+    e2b_new_id(s->id, sizeof(s->id));
+    sf_strlcpy(s->template_id, c->template_id, sizeof(s->template_id));
+    if (c->secure) sf_random_hex(s->token, sizeof(s->token), 40);
+    s->metadata = c->metadata ? json_deep_copy(c->metadata) : json_object();
+    s->env_vars = c->env_vars ? json_deep_copy(c->env_vars) : json_object();
+    s->started_wall_ms = sf_wall_ms();
+    s->end_wall_ms = s->started_wall_ms + (int64_t)c->timeout_s * 1000;
+    s->refs = 2;                                  /* the table's and the caller's */
+    struct sf_sandbox_opts opts = { .network = c->network, .label = s->id };
+    if ((rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen)) < 0 ||
+        (rc = sf_proc_host_new(s->sb, &s->ph, err, errlen)) < 0) {
+        pthread_mutex_lock(&r->mu);
+        r->creating--;
+        pthread_mutex_unlock(&r->mu);
+        e2b_sbx_free(s);
+        return rc;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->creating--;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = sf_xrealloc(r->v, r->cap * sizeof(*r->v));
+    }
+    r->v[r->n++] = s;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    SF_LOGI(r->lg, "e2b: sandbox %s created (template %s, timeout %ds, local %s)", s->id,
+            s->template_id, c->timeout_s, s->sb->id);
+    *out = s;
+    return 0;
+}
+
+struct e2b_sbx *e2b_registry_get(struct e2b_registry *r, const char *id)
+{
+    struct e2b_sbx *s = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i]->id, id)) {
+            s = r->v[i];
+            s->refs++;
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+void e2b_registry_ref(struct e2b_registry *r, struct e2b_sbx *s)
+{
+    pthread_mutex_lock(&r->mu);
+    s->refs++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int e2b_registry_set_timeout(struct e2b_registry *r, const char *id, int timeout_s,
+                             bool extend_only)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        struct e2b_sbx *s = r->v[i];
+        if (strcmp(s->id, id)) continue;
+        int64_t end = sf_wall_ms() + (int64_t)timeout_s * 1000;
+        if (!extend_only || end > s->end_wall_ms)
+            __atomic_store_n(&s->end_wall_ms, end, __ATOMIC_RELAXED);
+        rc = 0;
+        break;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+size_t e2b_registry_snapshot(struct e2b_registry *r, struct e2b_sbx ***out)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n;
+    struct e2b_sbx **v = sf_xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i] = r->v[n - 1 - i];
+        v[i]->refs++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    *out = v;
+    return n;
+}
+
+/* ---- process table ---------------------------------------------------------- */
+
+void e2b_sbx_add_proc(struct e2b_sbx *s, struct e2b_proc *p)
+{
+    pthread_mutex_lock(&s->plock);
+    if (s->nprocs == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->procs = sf_xrealloc(s->procs, s->cap * sizeof(*s->procs));
+    }
+    s->procs[s->nprocs++] = p;
+    pthread_mutex_unlock(&s->plock);
+}
+
+void e2b_sbx_remove_proc(struct e2b_sbx *s, struct e2b_proc *p)
+{
+    pthread_mutex_lock(&s->plock);
+    for (size_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i] == p) {
+            s->procs[i] = s->procs[--s->nprocs];
+            break;
+        }
+    pthread_mutex_unlock(&s->plock);
+}

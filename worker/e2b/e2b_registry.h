@@ -1,0 +1,84 @@
+/* worker/e2b/e2b_registry.h: the sandboxes an E2B-compatible server has
+ * created: id → local sandbox + its process host (sandbox_proc.h) + E2B facts
+ * (template, token, metadata, envVars, end time). A reaper thread kills
+ * each sandbox when its timeout passes, as E2B does.
+ *
+ * Lifetime: entries are reference counted. Kill (DELETE or expiry) takes
+ * an entry out of the table, SIGKILLs its processes and stops its process
+ * host at once, so every open stream ends; the local sandbox itself is
+ * destroyed when the last reference is dropped (a file transfer in flight
+ * finishes first).
+ * Locks, in order: registry mu → entry mu → proc host → process / plock.
+ * Thread: all functions are thread-safe. */
+#ifndef SF_E2B_REGISTRY_H
+#define SF_E2B_REGISTRY_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "sandbox_proc.h"
+
+struct e2b_proc;
+
+struct e2b_sbx {
+    char id[32];
+    char template_id[128];
+    char token[48];                  /* "" when created with secure=false */
+    json_t *metadata, *env_vars;     /* objects, owned; read-only after create */
+    int64_t started_wall_ms;
+    /* under mu */
+    pthread_mutex_t mu;              /* lifecycle: files, spawn, signal, kill */
+    struct sf_sandbox *sb;
+    struct sf_proc_host *ph;     /* NULL once killed */
+    bool killed;
+    int64_t end_wall_ms;             /* when the reaper kills it */
+    /* under plock (a leaf lock: process callbacks take it) */
+    pthread_mutex_t plock;
+    struct e2b_proc **procs;         /* running processes, for List and lookups */
+    size_t nprocs, cap;
+    int refs;                        /* under the registry's mu */
+};
+
+struct e2b_registry;
+
+/* max: sandboxes alive at once (429 beyond). The provider is borrowed. */
+struct e2b_registry *e2b_registry_new(struct sf_sandbox_provider *prov, int max,
+                                      const struct sf_log *lg);
+/* Stop the reaper, kill every sandbox, refuse new ones (-ESHUTDOWN). */
+void e2b_registry_kill_all(struct e2b_registry *r);
+/* Kill what is left and free. NULL is a no-op. */
+void e2b_registry_free(struct e2b_registry *r);
+
+struct e2b_create {
+    const char *template_id;
+    int timeout_s;
+    json_t *metadata, *env_vars;     /* borrowed; copied */
+    bool secure, network;
+};
+
+/* Create a sandbox; the result carries one reference for the caller.
+ * -EAGAIN when at the limit, else -errno from the backend (message in err). */
+int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, struct e2b_sbx **out,
+                        char *err, size_t errlen);
+/* A live sandbox with one more reference, or NULL (unknown or killed). */
+struct e2b_sbx *e2b_registry_get(struct e2b_registry *r, const char *id);
+void e2b_registry_put(struct e2b_registry *r, struct e2b_sbx *s);
+/* One more reference to s, which the caller already holds one to. */
+void e2b_registry_ref(struct e2b_registry *r, struct e2b_sbx *s);
+/* 0, or -ENOENT when not (or no longer) there. */
+int e2b_registry_kill(struct e2b_registry *r, const char *id);
+/* Set the end to now + timeout_s; with extend_only, never shorten. */
+int e2b_registry_set_timeout(struct e2b_registry *r, const char *id, int timeout_s,
+                             bool extend_only);
+/* New references to every live sandbox (caller puts each), newest first. */
+size_t e2b_registry_snapshot(struct e2b_registry *r, struct e2b_sbx ***out);
+
+/* Process table of a sandbox (worker/e2b/e2b_proc.c uses these). */
+void e2b_sbx_add_proc(struct e2b_sbx *s, struct e2b_proc *p);
+void e2b_sbx_remove_proc(struct e2b_sbx *s, struct e2b_proc *p);
+
+#endif

@@ -1,0 +1,302 @@
+/* worker/e2b/e2b_server.c: the libmicrohttpd daemon of the E2B-compatible
+ * server: request life cycle (headers → body → handler → completion),
+ * routing between the REST API and envd, and the reply helpers. See
+ * e2b_server.h. */
+#include "e2b_server.h"
+#include "e2b_registry.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include "lazy_mhd.h"
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define E2B_API_BODY_MAX (16u << 20)     /* as E2B's API server */
+#define E2B_UPLOAD_MAX (1024u << 20)     /* uploads are bounded by the sandbox disk anyway */
+
+struct sf_e2b_server {
+    struct MHD_Daemon *d;
+    struct e2b_registry *reg;
+    const struct sf_log *lg;
+    char *api_key;
+    uint16_t port;
+};
+
+/* ---- replies ---------------------------------------------------------------- */
+
+int e2b_reply(struct e2b_req *rq, unsigned status, const char *ctype, const void *body, size_t len)
+{
+    struct MHD_Response *r = sf_mhd_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (ctype) sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    int ret = sf_mhd_queue_response(rq->conn, status, r);
+    sf_mhd_destroy_response(r);
+    return ret;
+}
+
+int e2b_reply_json(struct e2b_req *rq, unsigned status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    int ret = e2b_reply(rq, status, "application/json", s, strlen(s));
+    free(s);
+    json_decref(j);
+    return ret;
+}
+
+int e2b_reply_error(struct e2b_req *rq, unsigned status, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return e2b_reply_json(rq, status, json_pack("{s:i,s:s}", "code", (int)status, "message", msg));
+}
+
+static unsigned e2b_connect_status(const char *code)
+{
+    static const struct { const char *code; unsigned status; } map[] = {
+        { "canceled", 499 }, { "invalid_argument", 400 }, { "deadline_exceeded", 504 },
+        { "not_found", 404 }, { "already_exists", 409 }, { "permission_denied", 403 },
+        { "resource_exhausted", 429 }, { "failed_precondition", 400 }, { "aborted", 409 },
+        { "out_of_range", 400 }, { "unimplemented", 501 }, { "unavailable", 503 },
+        { "unauthenticated", 401 },
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(code, map[i].code)) return map[i].status;
+    return 500;
+}
+
+int e2b_reply_connect_error(struct e2b_req *rq, const char *code, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return e2b_reply_json(rq, e2b_connect_status(code),
+                          json_pack("{s:s,s:s}", "code", code, "message", msg));
+}
+
+const char *e2b_header(struct e2b_req *rq, const char *name)
+{
+    return sf_mhd_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+const char *e2b_query(struct e2b_req *rq, const char *name)
+{
+    return sf_mhd_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- routing ---------------------------------------------------------------- */
+
+/* "49983-<id>.<domain>[:port]" → id. */
+static bool e2b_host_sandbox(const char *host, char *id, size_t size)
+{
+    const char *dash = host ? strchr(host, '-') : NULL, *dot;
+    if (!dash || dash == host || !(dot = strchr(dash, '.'))) return false;
+    for (const char *p = host; p < dash; p++)
+        if (*p < '0' || *p > '9') return false;
+    size_t n = (size_t)(dot - dash - 1);
+    const char *more = memchr(dash + 1, '-', n);    /* an old "-<clientID>" suffix */
+    if (more) n = (size_t)(more - dash - 1);
+    if (!n || n >= size) return false;
+    memcpy(id, dash + 1, n);
+    id[n] = '\0';
+    return true;
+}
+
+static void e2b_classify(struct e2b_req *rq)
+{
+    const char *id = e2b_header(rq, "E2b-Sandbox-Id");
+    if (id && id[0]) {
+        sf_strlcpy(rq->sandbox_id, id, sizeof(rq->sandbox_id));
+        rq->envd = true;
+    } else if (e2b_host_sandbox(e2b_header(rq, "Host"), rq->sandbox_id, sizeof(rq->sandbox_id))) {
+        rq->envd = true;
+    }
+}
+
+/* ---- multipart uploads ------------------------------------------------------ */
+
+static enum MHD_Result e2b_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *filename, const char *ctype, const char *enc,
+                                     const char *data, uint64_t off, size_t size)
+{
+    struct e2b_req *rq = cls;
+    (void)kind; (void)ctype; (void)enc;
+    if (!key || strcmp(key, "file")) return MHD_YES;      /* envd ignores other fields */
+    /* MHD may call with off 0 more than once for one part (an empty call
+     * first): a part starts at off 0 unless the current one is still empty
+     * and has the same name. */
+    struct e2b_upload *cur = rq->nfiles ? &rq->files[rq->nfiles - 1] : NULL;
+    if (off == 0 && (!cur || cur->data.len || strcmp(cur->path, filename ? filename : ""))) {
+        rq->files = sf_xrealloc(rq->files, (rq->nfiles + 1) * sizeof(*rq->files));
+        rq->files[rq->nfiles++] = (struct e2b_upload){ .path = sf_xstrdup(filename ? filename : "") };
+    }
+    struct e2b_upload *u = &rq->files[rq->nfiles - 1];
+    if (u->data.len + size > E2B_UPLOAD_MAX) {
+        rq->too_big = true;
+        return MHD_NO;
+    }
+    if (size) sf_buf_append(&u->data, data, size);
+    return MHD_YES;
+}
+
+static bool e2b_is_multipart(struct e2b_req *rq)
+{
+    const char *ct = e2b_header(rq, "Content-Type");
+    return ct && !strncasecmp(ct, "multipart/form-data", 19);
+}
+
+/* ---- request life cycle ----------------------------------------------------- */
+
+static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct sf_e2b_server *srv = cls;
+    struct e2b_req *rq = *con_cls;
+    (void)version;
+    if (!rq) {
+        rq = sf_xcalloc(1, sizeof(*rq));
+        rq->srv = srv;
+        rq->reg = srv->reg;
+        rq->lg = srv->lg;
+        rq->api_key = srv->api_key;
+        rq->conn = conn;
+        rq->method = method;
+        rq->url = url;
+        e2b_classify(rq);
+        bool files = rq->envd && !strcmp(url, "/files");
+        rq->body_max = files ? E2B_UPLOAD_MAX : E2B_API_BODY_MAX;
+        if (files && !strcmp(method, "POST") && e2b_is_multipart(rq))
+            rq->pp = sf_mhd_create_post_processor(conn, 65536, e2b_post_iter, rq);
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (rq->pp) {
+            if (!rq->too_big && !rq->bad_body &&
+                sf_mhd_post_process(rq->pp, upload, *upload_size) != MHD_YES && !rq->too_big)
+                rq->bad_body = true;
+        } else if (rq->body.len + *upload_size > rq->body_max) {
+            rq->too_big = true;
+        } else if (!rq->too_big) {
+            sf_buf_append(&rq->body, upload, *upload_size);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rq->too_big) return (enum MHD_Result)e2b_reply_error(rq, 413, "request body too large");
+    if (rq->bad_body) return (enum MHD_Result)e2b_reply_error(rq, 400, "malformed multipart body");
+    return (enum MHD_Result)(rq->envd ? e2b_envd_handle(rq) : e2b_api_handle(rq));
+}
+
+static void e2b_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                          enum MHD_RequestTerminationCode toe)
+{
+    struct e2b_req *rq = *con_cls;
+    (void)cls; (void)conn; (void)toe;
+    if (!rq) return;
+    if (rq->pp) sf_mhd_destroy_post_processor(rq->pp);
+    for (size_t i = 0; i < rq->nfiles; i++) {
+        free(rq->files[i].path);
+        sf_buf_free(&rq->files[i].data);
+    }
+    free(rq->files);
+    sf_buf_free(&rq->body);
+    free(rq);
+    *con_cls = NULL;
+}
+
+/* ---- start / stop ----------------------------------------------------------- */
+
+static int e2b_parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    char host[64];
+    char *end;
+    if (!colon || (size_t)(colon - listen) >= sizeof(host)) goto bad;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535) goto bad;
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (!strcmp(host, "localhost")) sf_strlcpy(host, "127.0.0.1", sizeof(host));
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) != 1) goto bad;
+    return 0;
+bad:
+    sf_errf(err, errlen, "--e2b-listen '%s': expected IPV4:PORT, e.g. 127.0.0.1:3000",
+            listen ? listen : "");
+    return -EINVAL;
+}
+
+int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_server **out,
+                        char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    int rc;
+    *out = NULL;
+    if ((rc = e2b_parse_listen(cfg->listen, &sa, err, errlen)) < 0) return rc;
+    char why[512];
+    if ((rc = sf_mhd_load(why, sizeof(why))) < 0) {
+        sf_errf(err, errlen, "--e2b-listen: %s", why);
+        return rc;
+    }
+    if (!cfg->prov || strcmp(cfg->prov->ops->name, "local")) {
+        sf_errf(err, errlen, "--e2b-listen serves local sandboxes: use --sandbox local");
+        return -EINVAL;
+    }
+    struct sf_e2b_server *s = sf_xcalloc(1, sizeof(*s));
+    s->lg = cfg->lg;
+    s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
+    if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->lg))) {
+        sf_errf(err, errlen, "cannot start the sandbox reaper thread");
+        free(s->api_key);
+        free(s);
+        return -EAGAIN;
+    }
+    const struct MHD_OptionItem opts[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &sa },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)e2b_completed, s },
+        { MHD_OPTION_CONNECTION_TIMEOUT, 900, NULL },
+        { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    s->d = sf_mhd_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                               MHD_USE_ERROR_LOG, 0, NULL, NULL, e2b_access, s, opts);
+    if (!s->d) {
+        sf_errf(err, errlen, "--e2b-listen %s: cannot listen (address in use or not local?)",
+                cfg->listen);
+        e2b_registry_free(s->reg);
+        free(s->api_key);
+        free(s);
+        return -EADDRINUSE;
+    }
+    const union MHD_DaemonInfo *di = sf_mhd_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : ntohs(sa.sin_port);
+    *out = s;
+    return 0;
+}
+
+uint16_t sf_e2b_server_port(const struct sf_e2b_server *s)
+{
+    return s->port;
+}
+
+void sf_e2b_server_stop(struct sf_e2b_server *s)
+{
+    if (!s) return;
+    /* Kill first: open process streams end, so their threads can be joined. */
+    sf_mhd_quiesce_daemon(s->d);
+    e2b_registry_kill_all(s->reg);
+    sf_mhd_stop_daemon(s->d);
+    e2b_registry_free(s->reg);
+    free(s->api_key);
+    free(s);
+}
