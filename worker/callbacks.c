@@ -28,7 +28,7 @@ int worker_callbacks_start(struct worker *w, char *err, size_t errlen)
         .b = w->b, .lg = w->lg, .allow = &w->cb_allow,
         .concurrency = (int)cfg->callback_concurrency, .timeout_ms = cfg->callback_timeout_ms,
         .max_attempts = (int)cfg->callback_attempts, .base_ms = cfg->callback_base_ms,
-        .max_body = (size_t)cfg->callback_max_body,
+        .max_body = (size_t)cfg->callback_max_body, .secrets = &w->secrets,
     };
     if (!(w->cbd = sf_callback_dispatch_start(&dc, err, errlen))) return -EAGAIN;
     SF_LOGI(w->lg, "callbacks: delivering up to %ld at once; destinations: %s%s", cfg->callback_concurrency,

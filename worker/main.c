@@ -40,6 +40,8 @@ static const struct sf_opt worker_opts[] = {
       "inputs/outputs larger than this travel as blob references", 1024, 1L << 30 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
       "largest agent stdout accepted", 1, 1L << 31 },
+    { "secrets-dir", "SANDFLEET_SECRETS_DIR", SF_OPT_STR, O(secrets_dir), NULL, "DIR",
+      "secrets by name: DIR/NAME (besides SANDFLEET_SECRET_<NAME>); docs/operations.md", 0, 0 },
     { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
       "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
@@ -157,6 +159,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandfleet-worker: --queue and --worker-id must be letters, digits, '_', '-', '.', ':'\n");
         goto out;
     }
+    if (cfg.secrets_dir && sf_secrets_check_dir(cfg.secrets_dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sandfleet-worker: --secrets-dir: %s\n", err);
+        goto out;
+    }
     if (cfg.concurrency == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.concurrency = cpus > 0 ? cpus : 1;
@@ -172,6 +178,7 @@ int main(int argc, char **argv)
     w.cfg = &cfg;
     w.lg = &lg;
     w.started_ms = sf_wall_ms();
+    w.secrets.dir = cfg.secrets_dir;
     w.ecfg.worker = w.id;
     w.ecfg.output_cap = (size_t)cfg.output_cap;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));

@@ -22,9 +22,11 @@
 #include "obs.h"
 #include "pool.h"
 #include "sandbox.h"
+#include "secrets.h"
 
 struct worker_cfg {
     char *broker, *queue, *sandbox, *worker_id;
+    char *secrets_dir;      /* --secrets-dir: DIR/NAME (secrets.h) */
     char *log_format, *log_level;
     long concurrency;       /* slots (sandboxes at once) */
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check;
@@ -76,6 +78,7 @@ struct worker {
     int64_t started_ms;
     struct sf_callback_dispatch *cbd;   /* callbacks.c: delivering callbacks; NULL when off */
     struct sf_callback_allow cb_allow;
+    struct sf_secrets secrets;    /* where task and callback secrets come from */
     struct worker_obs obs;    /* metrics and probes (obs.h); any thread */
 };
 

@@ -5,6 +5,7 @@
  * not fail a day later. */
 #include "callback.h"
 #include "hmac.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -17,16 +18,6 @@
 #include <time.h>
 
 /* --- the spec ------------------------------------------------------------------ */
-
-bool sf_callback_secret_name_ok(const char *name)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > 64 || !(name[0] >= 'A' && name[0] <= 'Z')) return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
-            return false;
-    return true;
-}
 
 /* RFC 9110 token characters. */
 static bool header_name_ok(const char *s)
@@ -147,7 +138,7 @@ struct sf_callback *sf_callback_from_json(json_t *j, char *err, size_t errlen)
         cb->headers = json_deep_copy(h);
     }
     if ((sr = json_object_get(j, "secret_ref")) && !json_is_null(sr)) {
-        if (!json_is_string(sr) || !sf_callback_secret_name_ok(json_string_value(sr))) {
+        if (!json_is_string(sr) || !sf_secret_name_ok(json_string_value(sr))) {
             sf_errf(err, errlen, "callback: secret_ref must be a NAME of A-Z, 0-9 and _ (the secret "
                     "itself comes from SANDFLEET_SECRET_<NAME>)");
             goto fail;
@@ -352,45 +343,6 @@ enum sf_callback_verdict sf_callback_verdict_for_status(long status)
 }
 
 /* --- signing -------------------------------------------------------------------------- */
-
-int sf_callback_secret_load(const char *name, char **secret, size_t *len, char *err, size_t errlen)
-{
-    char var[96], fvar[112];
-    const char *v, *path;
-    *secret = NULL;
-    *len = 0;
-    if (!sf_callback_secret_name_ok(name)) {
-        sf_errf(err, errlen, "secret_ref '%.64s' is not a valid NAME", name ? name : "");
-        return -EINVAL;
-    }
-    snprintf(var, sizeof(var), "SANDFLEET_SECRET_%s", name);
-    snprintf(fvar, sizeof(fvar), "SANDFLEET_SECRET_%s_FILE", name);
-    if ((v = getenv(var)) && *v) {
-        *len = strlen(v);
-        *secret = sf_xstrndup(v, *len);
-        return 0;
-    }
-    if (!(path = getenv(fvar)) || !*path) {
-        sf_errf(err, errlen, "secret '%s' is not configured on this worker (set %s or %s)", name, var, fvar);
-        return -ENOENT;
-    }
-    int rc = sf_read_file(path, 64 << 10, secret, len);
-    if (rc < 0) {
-        sf_errf(err, errlen, "secret '%s': cannot read the file named by %s: %s", name, fvar, strerror(-rc));
-        *secret = NULL;
-        return rc;
-    }
-    if (*len && (*secret)[*len - 1] == '\n') (*secret)[--*len] = '\0';
-    if (*len && (*secret)[*len - 1] == '\r') (*secret)[--*len] = '\0';
-    return 0;
-}
-
-void sf_callback_secret_free(char *secret, size_t len)
-{
-    if (!secret) return;
-    explicit_bzero(secret, len);
-    free(secret);
-}
 
 int sf_callback_sign(const char *secret, size_t secret_len, int64_t ts, const char *body,
                      size_t body_len, char *sig, size_t siglen)

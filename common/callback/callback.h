@@ -45,8 +45,6 @@ json_t *sf_callback_to_json(const struct sf_callback *cb);
 struct sf_callback *sf_callback_dup(const struct sf_callback *cb);
 void sf_callback_free(struct sf_callback *cb);
 
-/* True for a valid secret NAME. */
-bool sf_callback_secret_name_ok(const char *name);
 
 /* Split url into its host (brackets removed from IPv6) and port (default
  * 80/443); 0, -EINVAL, or -ENOENT when libcurl cannot be loaded (see
@@ -109,13 +107,7 @@ enum sf_callback_verdict sf_callback_verdict_for_status(long status);
 
 /* --- signing ------------------------------------------------------------------- */
 
-/* Load secret NAME from SANDFLEET_SECRET_<NAME>, or from the file named by
- * SANDFLEET_SECRET_<NAME>_FILE (one trailing newline dropped). 0 with a
- * malloc'd copy (the caller wipes and frees it with sf_callback_secret_free),
- * -ENOENT when neither is set, -errno when the file cannot be read. err
- * names the variable, never the value. */
-int sf_callback_secret_load(const char *name, char **secret, size_t *len, char *err, size_t errlen);
-void sf_callback_secret_free(char *secret, size_t len);
+/* The secret of a secret_ref is loaded with sf_secret_load (secrets.h). */
 
 /* "v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>" into sig (>= 68 bytes). */
 int sf_callback_sign(const char *secret, size_t secret_len, int64_t ts, const char *body,

@@ -259,10 +259,10 @@ static int build_headers(struct xfer *x, char *why, size_t whylen)
     if (rec->cb.secret_ref) {
         char *secret = NULL, sig[80];
         size_t slen = 0;
-        int rc = sf_callback_secret_load(rec->cb.secret_ref, &secret, &slen, why, whylen);
+        int rc = sf_secret_load(x->d->cfg.secrets, rec->cb.secret_ref, &secret, &slen, why, whylen);
         if (rc < 0) return rc;
         rc = sf_callback_sign(secret, slen, ts, rec->body, rec->body_len, sig, sizeof(sig));
-        sf_callback_secret_free(secret, slen);
+        sf_secret_free(secret, slen);
         if (rc < 0) {
             sf_errf(why, whylen, "signing failed");
             return rc;

@@ -24,6 +24,7 @@
 #include "broker.h"
 #include "callback_net.h"
 #include "log.h"
+#include "secrets.h"
 
 #define SF_CALLBACK_DEFAULT_TIMEOUT_MS 10000
 #define SF_CALLBACK_DEFAULT_CONCURRENCY 16
@@ -41,6 +42,7 @@ struct sf_callback_dispatch_cfg {
     size_t max_body;                        /* 0 = 1 MiB: larger documents are dead-lettered */
     size_t max_response;                    /* 0 = 64 KiB read from a response, then cut */
     int64_t poll_ms;                        /* 0 = 250: how often due deliveries are looked for */
+    const struct sf_secrets *secrets;       /* borrowed; NULL = the environment only (secrets.h) */
 };
 
 struct sf_callback_dispatch_stats {

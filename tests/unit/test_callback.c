@@ -349,36 +349,6 @@ static void record_round_trips(void **state)
     sf_callback_record_free(rec2);
 }
 
-static void secret_from_env_or_file(void **state)
-{
-    (void)state;
-    char *sec = NULL, err[256], path[] = "/tmp/sf-secret-XXXXXX";
-    size_t len = 0;
-    unsetenv("SANDFLEET_SECRET_UT_A");
-    unsetenv("SANDFLEET_SECRET_UT_A_FILE");
-    assert_int_equal(sf_callback_secret_load("UT_A", &sec, &len, err, sizeof(err)), -ENOENT);
-    assert_non_null(strstr(err, "SANDFLEET_SECRET_UT_A"));
-    setenv("SANDFLEET_SECRET_UT_A", "from-env", 1);
-    assert_int_equal(sf_callback_secret_load("UT_A", &sec, &len, err, sizeof(err)), 0);
-    assert_int_equal(len, 8);
-    assert_string_equal(sec, "from-env");
-    sf_callback_secret_free(sec, len);
-    unsetenv("SANDFLEET_SECRET_UT_A");
-    int fd = mkstemp(path);
-    assert_true(write(fd, "from-file\n", 10) == 10);
-    close(fd);
-    setenv("SANDFLEET_SECRET_UT_A_FILE", path, 1);
-    assert_int_equal(sf_callback_secret_load("UT_A", &sec, &len, err, sizeof(err)), 0);
-    assert_string_equal(sec, "from-file");
-    assert_int_equal(len, 9);
-    sf_callback_secret_free(sec, len);
-    unlink(path);
-    assert_true(sf_callback_secret_load("UT_A", &sec, &len, err, sizeof(err)) < 0);
-    assert_null(strstr(err, "from-file"));
-    unsetenv("SANDFLEET_SECRET_UT_A_FILE");
-    assert_int_equal(sf_callback_secret_load("bad-name", &sec, &len, err, sizeof(err)), -EINVAL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,7 +362,6 @@ int main(void)
         cmocka_unit_test(task_callback_validated_and_round_trips),
         cmocka_unit_test(url_host_and_port),
         cmocka_unit_test(record_round_trips),
-        cmocka_unit_test(secret_from_env_or_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
