@@ -3,9 +3,10 @@
 # with C slots (C = 1, 2, 4), for sandfleet (local sandbox, and the process
 # backend), Celery (prefork, subprocess `sh -c cat`) and BullMQ (child
 # `sh -c cat`), all against one redis-server in the same run. Writes
-# bench/results/concurrency.csv and docs/throughput.png (matplotlib).
-# Needs bench/.venv (celery[redis], matplotlib) and bench/node_modules
-# (bullmq): bench/redis_fleet.sh documents how they are installed.
+# concurrency.csv and throughput.png (matplotlib) into $BENCH_OUT (bench/run.sh's
+# results folder; bench/results without it); PLOT=docs/throughput.png updates
+# the picture docs/benchmarks.md shows.
+# The peers (bench/.venv, bench/node_modules) are installed by bench/peers.sh.
 set -u
 N=${1:-$([ "${BENCH_MODE:-quick}" = full ] && echo 2000 || echo 400)}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,19 +15,21 @@ BIN=${SF_BIN:-${BUILD:-$SRC/build}/bin}
 PY=$HERE/.venv/bin/python
 T=$(mktemp -d /tmp/sf-conc.XXXXXX)
 PIDS=()
+PORT=
 stop_all() { for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
              for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done; PIDS=(); }
-cleanup() { stop_all; redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1; rm -rf "$T"; }
+cleanup() { stop_all; [ -n "$PORT" ] && redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1; rm -rf "$T"; }
 trap cleanup EXIT
-[ -x "$PY" ] || { echo "bench/.venv is missing (see bench/redis_fleet.sh)"; exit 1; }
-"$PY" -c 'import matplotlib' 2>/dev/null || "$HERE/.venv/bin/pip" install -q matplotlib >/dev/null 2>&1
+bash "$HERE/peers.sh" || exit 1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --daemonize yes \
     --logfile "$T/redis.log" >/dev/null
 sleep 0.3
 URL=redis://127.0.0.1:$PORT
-CSV=$HERE/results/concurrency.csv
-mkdir -p "$HERE/results"
+OUT=${BENCH_OUT:-$HERE/results}
+CSV=$OUT/concurrency.csv
+PLOT=${PLOT:-$OUT/throughput.png}
+mkdir -p "$OUT"
 echo "system,concurrency,tasks_per_s" > "$CSV"
 per_s() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["per_s"])'; }
 
@@ -61,7 +64,7 @@ for c in 1 2 4; do
   fi
 done
 
-"$PY" - "$CSV" "$SRC/docs/throughput.png" "$(date -u +%F)" "$(nproc)" "$N" <<'PY'
+"$PY" - "$CSV" "$PLOT" "$(date -u +%F)" "$(nproc)" "$N" <<'PY'
 import csv, sys
 import matplotlib
 matplotlib.use("Agg")

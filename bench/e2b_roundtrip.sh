@@ -10,7 +10,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 build=${BUILD:-$top/build}
-n=${1:-25}
+n=${1:-$([ "${BENCH_MODE:-full}" = quick ] && echo 10 || echo 25)}
 venv=$build/e2b-venv
 [ -x "$build/bench/e2b_roundtrip" ] || { echo "build first: cmake --build $build" >&2; exit 1; }
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import e2b' 2>/dev/null; then

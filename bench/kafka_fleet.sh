@@ -8,13 +8,13 @@
 # Kafka: a KRaft broker from deploy/local/kafka.sh (temporary data dir, free
 # ports); Redis: redis-server without persistence. Drivers: bench/fleet/
 # sf_driver.py (redis-py) and sf_kafka_driver.py (confluent-kafka), both from
-# bench/.venv (pip install 'celery[redis]' confluent-kafka).
+# bench/.venv (bench/peers.sh installs it).
 set -u
-N=${1:-1000}
-LAT=${LAT:-300}
+N=${1:-$([ "${BENCH_MODE:-full}" = quick ] && echo 300 || echo 1000)}
+LAT=${LAT:-$([ "${BENCH_MODE:-full}" = quick ] && echo 100 || echo 300)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(dirname "$HERE")
-BIN=${SF_BIN:-$SRC/build/bin}
+BIN=${SF_BIN:-${BUILD:-$SRC/build}/bin}
 T=$(mktemp -d /tmp/sf-kbench.XXXXXX)
 PY=$HERE/.venv/bin/python
 PIDS=()
@@ -28,8 +28,7 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-"$PY" -c 'import redis, confluent_kafka' 2>/dev/null ||
-    { echo "bench/.venv needs redis and confluent-kafka (bench/.venv/bin/pip install 'celery[redis]' confluent-kafka)"; exit 1; }
+bash "$HERE/peers.sh" || exit 1
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --daemonize yes \
     --logfile "$T/redis.log" >/dev/null
 kafka start >"$T/kafka.sh.log" 2>&1 || { cat "$T/kafka.sh.log"; exit 1; }

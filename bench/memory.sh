@@ -7,24 +7,25 @@
 # Each is left idle for SETTLE seconds (default 2) once it is up, then VmRSS,
 # RssAnon, RssFile (/proc/PID/status) and Pss (/proc/PID/smaps_rollup) are
 # summed over its process tree. Prints every run and the median (min-max).
-# Needs bench/.venv with celery[redis] and bench/node_modules with bullmq; a
-# missing peer is skipped and reported. SF_BIN= picks the build; PEERS=
-# (default "sandfleet celery bullmq") picks who is measured.
+# The peers are installed by bench/peers.sh (pinned versions). SF_BIN= picks
+# the build; PEERS= (default "sandfleet celery bullmq") picks who is measured.
 set -u
-RUNS=${1:-5}
+RUNS=${1:-$([ "${BENCH_MODE:-full}" = quick ] && echo 2 || echo 5)}
 SETTLE=${SETTLE:-2}
 PEERS=${PEERS:-sandfleet celery bullmq}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(dirname "$HERE")
-BIN=${SF_BIN:-$SRC/build/bin}
+BIN=${SF_BIN:-${BUILD:-$SRC/build}/bin}
 T=$(mktemp -d /tmp/sf-mem.XXXXXX)
 PIDS=()
+PORT=
 cleanup() {
     for p in "${PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
-    redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1
+    [ -n "$PORT" ] && redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1
     rm -rf "$T"
 }
 trap cleanup EXIT
+bash "$HERE/peers.sh" || exit 1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --daemonize yes \
     --logfile "$T/redis.log" >/dev/null

@@ -6,24 +6,25 @@
 #   Celery     2 prefork workers x 2, task = subprocess `sh -c cat`
 #   BullMQ     2 worker processes x concurrency 2, job = child `sh -c cat`
 # plus sandfleet submit->result latency (1-step no-op, sequential) and idle
-# worker RSS. Needs: bench/.venv with celery[redis] (pip), bench/node_modules
-# with bullmq (npm); a peer whose tooling is missing is skipped and reported.
+# worker RSS. The peers (bench/.venv with Celery, bench/node_modules with BullMQ)
+# are installed by bench/peers.sh at pinned versions.
 set -u
-N=${1:-2000}
+N=${1:-$([ "${BENCH_MODE:-full}" = quick ] && echo 500 || echo 2000)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(dirname "$HERE")
-BIN=${SF_BIN:-$SRC/build/bin}
+BIN=${SF_BIN:-${BUILD:-$SRC/build}/bin}
 T=$(mktemp -d /tmp/sf-bench.XXXXXX)
 PY=$HERE/.venv/bin/python
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1; rm -rf "$T"; }
+PORT=
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; [ -n "$PORT" ] && redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1; rm -rf "$T"; }
 trap cleanup EXIT
+bash "$HERE/peers.sh" || exit 1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --daemonize yes \
     --logfile "$T/redis.log" >/dev/null
 sleep 0.3
 URL=redis://127.0.0.1:$PORT
-[ -x "$PY" ] && "$PY" -c 'import redis' 2>/dev/null || { echo "bench/.venv with celery[redis] is needed for the drivers (python3 -m venv bench/.venv && bench/.venv/bin/pip install 'celery[redis]')"; exit 1; }
 
 sf_round() {   # sandbox kind
     local kind=$1

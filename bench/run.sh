@@ -13,6 +13,8 @@ cmake --build "$BUILD" -j"$(nproc)" >/dev/null || exit 1
 out=$here/results/$(date -u +%Y%m%dT%H%M%SZ)-$mode
 mkdir -p "$out"
 export BENCH_MODE=$mode BENCH_OUT=$out
+# The peers every comparison needs, pinned (bench/.venv, bench/node_modules).
+bash "$here/peers.sh" || exit 1
 
 sections=(
   "sandbox_cost.sh:1. sandbox per-task cost"
@@ -21,7 +23,7 @@ sections=(
   "memory.sh:4. idle worker memory"
   "scale.sh:5. 100,000-element map"
   "e2b_roundtrip.sh:6. E2B-compatible API round trip"
-  "concurrency.sh:7. throughput against concurrency (plot: docs/throughput.png)"
+  "concurrency.sh:7. throughput against concurrency"
 )
 status=0
 for s in "${sections[@]}"; do

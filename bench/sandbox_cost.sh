@@ -11,5 +11,5 @@ bin=$build/bench/sandbox_cost
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  nproc: $(nproc)  kernel: $(uname -r)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$bin" "${1:-200}"
+"$bin" "${1:-$([ "${BENCH_MODE:-full}" = quick ] && echo 100 || echo 300)}"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
