@@ -198,6 +198,10 @@ int worker_loop(struct worker *w, int sfd)
 
     SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL, "worker %s: queue %s on %s, %zu slot(s), sandbox %s, lease %ld ms",
            w->id, w->b->cfg.queue, w->b->url_redacted, slots, w->cfg->sandbox, w->cfg->lease_ms);
+    SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL,
+           "caps per sandbox (0: none): memory %lld MB, pids %lld, disk %lld MB, cpu %lld s, timeout %g s",
+           (long long)w->policy.max.memory_mb, (long long)w->policy.max.pids,
+           (long long)w->policy.max.disk_mb, (long long)w->policy.max.cpu_s, w->policy.max_timeout_s);
     for (;;) {
         int64_t now = sf_now_ms();
         bool can_fetch = lp.state == RUNNING && w->n_inflight < slots && now >= lp.fetch_backoff_until;

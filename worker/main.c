@@ -22,7 +22,8 @@
 #define O(f) offsetof(struct worker_cfg, f)
 static const struct sf_opt worker_opts[] = {
     { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
-      "broker to pull from: redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...]", 0, 0 },
+      "broker to pull from: redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...]", 0, 0,
+      SF_OPT_SECRET },
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue to serve", 0, 0 },
     { "concurrency", "SANDFLEET_CONCURRENCY", SF_OPT_INT, O(concurrency), "0", "N",
       "sandboxes at once (0 = number of CPUs)", 0, 4096 },
@@ -42,14 +43,25 @@ static const struct sf_opt worker_opts[] = {
       "largest agent stdout accepted", 1, 1L << 31 },
     { "secrets-dir", "SANDFLEET_SECRETS_DIR", SF_OPT_STR, O(secrets_dir), NULL, "DIR",
       "secrets by name: DIR/NAME (besides SANDFLEET_SECRET_<NAME>); docs/operations.md", 0, 0 },
+    { "max-memory-mb", "SANDFLEET_MAX_MEMORY_MB", SF_OPT_INT, O(max_memory_mb), "4096", "MB",
+      "refuse tasks asking more memory per sandbox (0: no cap)", 0, 1L << 40 },
+    { "max-pids", "SANDFLEET_MAX_PIDS", SF_OPT_INT, O(max_pids), "4096", "N",
+      "refuse tasks asking more processes per sandbox (0: no cap)", 0, 1L << 40 },
+    { "max-disk-mb", "SANDFLEET_MAX_DISK_MB", SF_OPT_INT, O(max_disk_mb), "4096", "MB",
+      "refuse tasks asking more disk per sandbox (0: no cap)", 0, 1L << 40 },
+    { "max-cpu-s", "SANDFLEET_MAX_CPU_S", SF_OPT_INT, O(max_cpu_s), "0", "S",
+      "refuse tasks asking more CPU seconds per command (0: no cap)", 0, 1L << 40 },
+    { "max-timeout-s", "SANDFLEET_MAX_TIMEOUT_S", SF_OPT_DOUBLE, O(max_timeout_s), "3600", "S",
+      "refuse tasks asking a longer timeout; tasks without one get this (0: no cap)", 0, 0 },
     { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
-      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
+      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0,
+      SF_OPT_SECRET },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "e2b-listen", "SANDFLEET_E2B_LISTEN", SF_OPT_STR, O(e2b_listen), NULL, "HOST:PORT",
       "serve the E2B REST API and envd here, on local sandboxes (see docs/e2b.md)", 0, 0 },
     { "e2b-api-key", "SANDFLEET_E2B_API_KEY", SF_OPT_STR, O(e2b_api_key), NULL, "KEY",
-      "X-API-Key the E2B server requires (default: any key)", 0, 0 },
+      "X-API-Key the E2B server requires (default: any key)", 0, 0, SF_OPT_SECRET },
     { "e2b-max-sandboxes", "SANDFLEET_E2B_MAX_SANDBOXES", SF_OPT_INT, O(e2b_max), "64", "N",
       "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
@@ -110,7 +122,8 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
         return EXIT_BROKEN;
     }
     struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .api_key = cfg->e2b_api_key,
-                                      .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max };
+                                      .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
+                                      .policy = &w->policy };
     if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
         SF_LOGE(w->lg, "%s", err);
         return EXIT_BROKEN;
@@ -181,6 +194,12 @@ int main(int argc, char **argv)
     w.secrets.dir = cfg.secrets_dir;
     w.ecfg.worker = w.id;
     w.ecfg.output_cap = (size_t)cfg.output_cap;
+    w.policy = (struct sf_policy){
+        .max = { .memory_mb = cfg.max_memory_mb, .pids = cfg.max_pids, .disk_mb = cfg.max_disk_mb,
+                 .cpu_s = cfg.max_cpu_s },
+        .max_timeout_s = cfg.max_timeout_s,
+    };
+    w.ecfg.policy = &w.policy;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
     worker_obs_init(&w.obs, cfg.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 

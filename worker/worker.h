@@ -30,6 +30,8 @@ struct worker_cfg {
     char *log_format, *log_level;
     long concurrency;       /* slots (sandboxes at once) */
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check;
+    long max_memory_mb, max_pids, max_disk_mb, max_cpu_s;   /* operator caps (policy.h) */
+    double max_timeout_s;
     struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
@@ -69,6 +71,7 @@ struct worker {
     struct sf_broker *b;
     struct sf_sandbox_provider *prov;
     struct sf_exec_cfg ecfg;
+    struct sf_policy policy;  /* the operator's caps; ecfg and the E2B server point here */
     struct sf_pool *pool;
     char id[128], host[64];
     struct wjob **inflight;   /* loop thread: jobs submitted, not yet taken back */

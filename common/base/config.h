@@ -1,9 +1,24 @@
-/* common/base/config.h: command-line and environment configuration from one table
- * per daemon (like Redis' createIntConfig / librdkafka's property table).
- * Each entry names the flag, its SANDFLEET_* variable, its type, where it
- * lands in the daemon's config struct, its default and its help line; the
- * table drives parsing, defaults and --help. Precedence: flag > environment
- * > default. Thread: main thread, at start-up. */
+/* common/base/config.h: command-line, environment and config-file settings
+ * from one table per daemon (like Redis' createIntConfig / librdkafka's
+ * property table). Each entry names the flag, its SANDFLEET_* variable, its
+ * type, where it lands in the daemon's config struct, its default and its
+ * help line; the table drives parsing, defaults and --help.
+ *
+ * Sources, later ones win: default < config file < environment < flag.
+ * The config file is named by `--config FILE` (or SANDFLEET_CONFIG); every
+ * table accepts it. One setting per line, `name = value` with the flag's
+ * name without "--" (`max-memory-mb = 2048`); `#` starts a comment line; a
+ * repeatable flag may appear on several lines.
+ *
+ * Secrets (SF_OPT_SECRET): the value may also come from a file, so it need
+ * not be on the command line or in the environment: `--NAME-file FILE`,
+ * `<ENV>_FILE=FILE`, or `NAME-file = FILE` in the config file (the file's
+ * content without its trailing newline; for a repeatable flag, one value per
+ * line). A secret given on the command line is masked in argv in place
+ * (the password of a URL, the value of a KEY=VALUE or NAME:VALUE item,
+ * else the whole value), so /proc/PID/cmdline and ps do not show it once
+ * parsing is done.
+ * Thread: main thread, at start-up. */
 #ifndef SF_CONFIG_H
 #define SF_CONFIG_H
 
@@ -17,6 +32,8 @@ enum sf_opt_type {
     SF_OPT_BOOL,   /* int; flag without value sets 1 */
     SF_OPT_LIST,   /* struct sf_strlist: repeatable flag */
 };
+
+#define SF_OPT_SECRET 1u   /* flags: see above */
 
 struct sf_strlist {
     char **v;
@@ -32,14 +49,21 @@ struct sf_opt {
     const char *metavar;   /* for --help */
     const char *help;
     long min, max;         /* for SF_OPT_INT (both 0: unchecked) */
+    unsigned flags;        /* SF_OPT_SECRET */
 };
 
-/* Set defaults, then environment, then argv[first..]. Arguments that are not
- * options are collected in *pos (malloc'd array of borrowed pointers).
- * "--" ends options. Returns 0, or -EINVAL with a message in err. */
+/* Set defaults, then the config file, the environment, then argv[first..]
+ * (masking secrets in argv). Arguments that are not options are collected in
+ * *pos (malloc'd array of borrowed pointers). "--" ends options. Returns 0,
+ * or -EINVAL (-errno for an unreadable file) with a message in err. */
 int sf_opts_parse(const struct sf_opt *table, void *cfg, int argc, char **argv, int first,
                   char ***pos, int *npos, char *err, size_t errlen);
 void sf_opts_usage(const struct sf_opt *table, FILE *out);
 void sf_opts_free(const struct sf_opt *table, void *cfg);
+
+/* Mask a secret in place, keeping its length: the password of a URL
+ * ("redis://u:***@h"), the value of "KEY=VALUE" / "NAME:VALUE", else all of
+ * it. Exposed for tests. */
+void sf_opt_mask_secret(char *s);
 
 #endif

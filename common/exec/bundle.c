@@ -4,6 +4,7 @@
 #include "scheduler.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,22 @@ void sf_bundle_sandbox_opts(const struct sf_workflow *wf, struct sf_sandbox_opts
     o->label = wf->name;
 }
 
+/* Every step against the caps, before the one sandbox is made for all. */
+static int check_steps(const struct sf_workflow *wf, const struct sf_policy *p, char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; p && i < wf->n_steps; i++) {
+        const struct sf_step *st = &wf->steps[i];
+        char what[160];
+        snprintf(what, sizeof(what), "step '%s'", st->id);
+        struct sf_policy_ask ask = { .what = what, .limits = &st->limits,
+                                     .timeout_s = st->timeout_s, .network = st->network };
+        int rc = sf_policy_check(p, &ask, err, errlen);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *wf,
                       const char *run_id, json_t *input, const struct sf_exec_cfg *cfg,
                       char *err, size_t errlen)
@@ -30,6 +47,7 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
     struct sf_sandbox_opts opts;
     struct sf_sandbox *sb = NULL;
     sf_bundle_sandbox_opts(wf, &opts);
+    sf_policy_fill(cfg->policy, &opts.limits, NULL);
     if (sf_sandbox_create(p, &opts, &sb, err, errlen) < 0) return NULL;
     struct sf_sched *s = sf_sched_new(wf, run_id, input);
     int64_t t0 = sf_now_ms();
@@ -68,6 +86,10 @@ struct sf_result *sf_bundle_exec(struct sf_sandbox_provider *p, const struct sf_
     if (sf_workflow_parse(text, strlen(text), "workflow", NULL, &wf, &errs) < 0) {
         r = sf_result_for(t, SF_RESULT_REJECTED, cfg->worker, "invalid workflow: %s",
                           errs.data ? errs.data : "?");
+        goto out;
+    }
+    if (check_steps(wf, cfg->policy, err, sizeof(err)) < 0) {
+        r = sf_result_for(t, SF_RESULT_REJECTED, cfg->worker, "%s", err);
         goto out;
     }
     json_t *doc = sf_bundle_run(p, wf, t->run_id, json_is_null(t->input) ? NULL : t->input, cfg,

@@ -93,10 +93,20 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     char err[SF_ERRSTR_LEN];
     char *input = NULL, **env = NULL;
     int64_t t0 = sf_now_ms();
+    struct sf_limits limits = t->limits;
+    double timeout_s = t->timeout_s;
     int rc;
 
+    struct sf_policy_ask ask = { .limits = &t->limits, .timeout_s = t->timeout_s, .network = t->network };
+    if (sf_policy_check(cfg->policy, &ask, err, sizeof(err)) < 0) {
+        r = sf_result_for(t, SF_RESULT_REJECTED, cfg->worker, "%s", err);
+        goto out;
+    }
+    /* A shared sandbox was made under the caps already; its steps keep
+     * what they ask for on top of it. */
+    sf_policy_fill(cfg->policy, shared ? NULL : &limits, &timeout_s);
     if (!sb) {
-        struct sf_sandbox_opts opts = { .network = t->network, .limits = t->limits, .label = t->id };
+        struct sf_sandbox_opts opts = { .network = t->network, .limits = limits, .label = t->id };
         int64_t c0 = sf_now_ms();
         rc = sf_sandbox_create(p, &opts, &sb, err, sizeof(err));
         if (create_ms) *create_ms = sf_now_ms() - c0;
@@ -123,8 +133,8 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
         .env = (const char *const *)env,
         .stdin_data = input,
         .stdin_len = strlen(input),
-        .timeout_s = t->timeout_s,
-        .limits = &t->limits,
+        .timeout_s = timeout_s,
+        .limits = &limits,
         .stdout_cap = cfg->output_cap ? cfg->output_cap : SF_DEFAULT_OUTPUT_CAP,
         .on_stderr = cfg->on_stderr,
         .cb_arg = cfg->cb_arg,
@@ -154,7 +164,7 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
         break;
     case SF_RUN_TIMEOUT:
         r->status = SF_RESULT_TIMEOUT;
-        r->error = sf_xasprintf("timed out after %gs", t->timeout_s);
+        r->error = sf_xasprintf("timed out after %gs", timeout_s);
         break;
     case SF_RUN_OOM:
     case SF_RUN_SIGNALED:

@@ -12,12 +12,17 @@
 #ifndef SF_EXEC_H
 #define SF_EXEC_H
 
+#include "policy.h"
 #include "sandbox.h"
 #include "task.h"
 
 struct sf_exec_cfg {
     const char *worker;     /* name put in results */
     size_t output_cap;      /* stdout bytes; 0 = 16 MiB */
+    /* The operator's caps (policy.h), NULL for none: a task over a cap gets
+     * a `rejected` result naming it; what it leaves unset is filled under
+     * the caps. */
+    const struct sf_policy *policy;
     sf_output_cb on_stderr; /* optional live stderr (e.g. logs) */
     void *cb_arg;
 };

@@ -6,6 +6,7 @@
 #  - worker (ACL user), coordinator run (requirepass), status, dead list,
 #    serve with a submission, a worker given a wrong password, and a Redis
 #    restart in the middle (reconnect lines);
+#  - the worker's password is masked in its /proc/PID/cmdline;
 #  - no secret appears in any log; every line of the JSON logs parses and
 #    has ts/level/component/msg; task lines carry run_id and task_id.
 set -u
@@ -30,6 +31,13 @@ C="$SF_BIN/sandfleet-coordinator"
 "$SF_BIN/sandfleet-worker" --broker "$W_URL" --sandbox process --worker-id w1 --concurrency 2 \
     --retry-base-ms 50 --http 127.0.0.1:0 $J >>"$T/w1.json.log" 2>&1 &
 WPID[w1]=$!
+# A secret given on the command line is masked in argv once parsed: ps and
+# /proc/PID/cmdline do not show it (the flags' -file and env forms avoid even
+# the moment before).
+wait_for 10 'grep -q "caps per sandbox" "$T/w1.json.log"' || fail "the worker did not start"
+tr '\0' ' ' </proc/${WPID[w1]}/cmdline >"$T/w1.cmdline"
+grep -qF -- "$PW_ACL" "$T/w1.cmdline" && fail "the worker's password is in /proc/PID/cmdline: $(cat "$T/w1.cmdline")"
+grep -qE -- "sfworker:\*+@127.0.0.1" "$T/w1.cmdline" || fail "argv not masked as expected: $(cat "$T/w1.cmdline")"
 "$SF_BIN/sandfleet-worker" --broker "redis://sfworker:$PW_WRONG@127.0.0.1:$REDIS_PORT" --sandbox process \
     --worker-id wbad $J >>"$T/wbad.json.log" 2>&1
 [ $? = 3 ] || fail "a wrong password should exit 3"

@@ -138,6 +138,13 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         .secure = v2 || json_is_true(json_object_get(body, "secure")),
         .network = !json_is_false(json_object_get(body, "allow_internet_access")),
     };
+    /* The worker's caps hold for E2B sandboxes as for tasks (policy.h). */
+    struct sf_policy_ask ask = { .what = "sandbox", .timeout_s = timeout, .network = c.network };
+    if (sf_policy_check(rq->policy, &ask, err, sizeof(err)) < 0) {
+        json_decref(body);
+        return e2b_reply_error(rq, 400, "%s", err);
+    }
+    sf_policy_fill(rq->policy, &c.limits, NULL);
     struct e2b_sbx *s;
     int rc = e2b_registry_create(rq->reg, &c, &s, err, sizeof(err));
     if (rc == -EAGAIN) ret = e2b_reply_error(rq, 429, "%s", err);
@@ -229,6 +236,10 @@ static int e2b_set_timeout(struct e2b_req *rq, const char *id, const char *key, 
     }
     json_decref(body);
     if (!strcmp(key, "duration") && timeout < 15) timeout = 15;   /* as E2B's refreshes */
+    char err[SF_ERRSTR_LEN];
+    if (sf_policy_check(rq->policy, &(struct sf_policy_ask){ .what = "sandbox", .timeout_s = timeout },
+                        err, sizeof(err)) < 0)
+        return e2b_reply_error(rq, 400, "%s", err);
     if (e2b_registry_set_timeout(rq->reg, id, timeout, extend_only) < 0) return e2b_not_found(rq, id);
     if (!connect) return e2b_reply(rq, 204, NULL, "", 0);
     struct e2b_sbx *s = e2b_registry_get(rq->reg, id);

@@ -219,7 +219,7 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     s->started_wall_ms = sf_wall_ms();
     s->end_wall_ms = s->started_wall_ms + (int64_t)c->timeout_s * 1000;
     s->refs = 2;                                  /* the table's and the caller's */
-    struct sf_sandbox_opts opts = { .network = c->network, .label = s->id };
+    struct sf_sandbox_opts opts = { .network = c->network, .limits = c->limits, .label = s->id };
     if ((rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen)) < 0 ||
         (rc = sf_proc_host_new(s->sb, &s->ph, err, errlen)) < 0) {
         pthread_mutex_lock(&r->mu);

@@ -58,6 +58,7 @@ struct e2b_create {
     int timeout_s;
     json_t *metadata, *env_vars;     /* borrowed; copied */
     bool secure, network;
+    struct sf_limits limits;         /* filled under the worker's caps */
 };
 
 /* Create a sandbox; the result carries one reference for the caller.

@@ -22,6 +22,7 @@ struct sf_e2b_server {
     struct e2b_registry *reg;
     const struct sf_log *lg;
     char *api_key;
+    const struct sf_policy *policy;
     uint16_t port;
 };
 
@@ -166,6 +167,7 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         rq->reg = srv->reg;
         rq->lg = srv->lg;
         rq->api_key = srv->api_key;
+        rq->policy = srv->policy;
         rq->conn = conn;
         rq->method = method;
         rq->url = url;
@@ -255,6 +257,7 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     struct sf_e2b_server *s = sf_xcalloc(1, sizeof(*s));
     s->lg = cfg->lg;
     s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
+    s->policy = cfg->policy;
     if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->lg))) {
         sf_errf(err, errlen, "cannot start the sandbox reaper thread");
         free(s->api_key);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "policy.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -28,6 +29,7 @@ struct sf_e2b_server_cfg {
     struct sf_sandbox_provider *prov;    /* borrowed; must be "local" */
     const struct sf_log *lg;             /* borrowed */
     int max_sandboxes;                   /* alive at once; 429 beyond */
+    const struct sf_policy *policy;      /* the worker's caps (policy.h); NULL: none */
 };
 
 struct sf_e2b_server;
@@ -61,6 +63,7 @@ struct e2b_req {
     struct e2b_registry *reg;
     const struct sf_log *lg;
     const char *api_key;
+    const struct sf_policy *policy;      /* borrowed from the server's cfg */
     struct MHD_Connection *conn;
     const char *method, *url;
     char sandbox_id[64];                 /* envd: the sandbox addressed */
