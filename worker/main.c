@@ -68,6 +68,7 @@ static const struct sf_opt worker_opts[] = {
       "template of E2B sandboxes for --sandbox e2b", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), NULL, "HOST:PORT",
       "serve /metrics (Prometheus), /healthz and /readyz here", 0, 0 },
+    SF_HTTP_LIMIT_OPTS("http", "SANDFLEET_HTTP", struct worker_cfg, http_limits, "64"),
     { "healthz-stale-s", "SANDFLEET_HEALTHZ_STALE_S", SF_OPT_INT, O(healthz_stale_s), "30", "S",
       "/healthz fails when the loop thread has not turned for this long", 1, 86400 },
     { "callback-allow", "SANDFLEET_CALLBACK_ALLOW", SF_OPT_STR, O(callback_allow), NULL, "HOST[,HOST...]",
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
 
     /* Before the broker: /healthz answers (and /readyz says 503) while
      * we wait for Redis. */
-    if (cfg.http && worker_obs_listen(&w.obs, cfg.http, err, sizeof(err)) < 0) {
+    if (cfg.http && worker_obs_listen(&w.obs, cfg.http, &cfg.http_limits, &lg, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "%s", err);
         code = EXIT_BROKEN;
         goto out;

@@ -53,9 +53,11 @@ void worker_obs_init(struct worker_obs *o, const char *queue, const char *sandbo
     sf_gauge_set(o->slots, slots);
 }
 
-int worker_obs_listen(struct worker_obs *o, const char *hostport, char *err, size_t errlen)
+int worker_obs_listen(struct worker_obs *o, const char *hostport, const struct sf_http_limits *lim,
+                      const struct sf_log *lg, char *err, size_t errlen)
 {
-    o->http = sf_http_new(64 << 10);
+    o->http = sf_http_new(lim);
+    sf_http_set_log(o->http, lg);
     sf_health_routes(o->http, &o->health, o->m);
     return sf_http_listen(o->http, hostport, err, errlen);
 }

@@ -28,7 +28,8 @@ struct worker_obs {
 void worker_obs_init(struct worker_obs *o, const char *queue, const char *sandbox, long slots,
                      int64_t stale_ms);
 /* Serve /metrics, /healthz, /readyz on HOST:PORT. 0 or -errno with err. */
-int worker_obs_listen(struct worker_obs *o, const char *hostport, char *err, size_t errlen);
+int worker_obs_listen(struct worker_obs *o, const char *hostport, const struct sf_http_limits *lim,
+                      const struct sf_log *lg, char *err, size_t errlen);
 /* One finished attempt: its outcome counter and the duration histograms
  * (create_ms < 0: no sandbox was created). */
 void worker_obs_attempt(struct worker_obs *o, const struct sf_result *r, int64_t create_ms);

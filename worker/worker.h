@@ -36,6 +36,7 @@ struct worker_cfg {
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
     char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
+    struct sf_http_limits http_limits;   /* its bounds (http_guard.h) */
     long healthz_stale_s;
     char *callback_allow;   /* --callback-allow HOST[,HOST...] (callbacks.c) */
     long callback_timeout_ms, callback_concurrency, callback_attempts, callback_base_ms,

@@ -57,7 +57,7 @@ static void metrics(void *arg, const struct sf_http_req *req, struct sf_http_res
 
 void sf_health_routes(struct sf_http *http, struct sf_health *h, struct sf_metrics *m)
 {
-    sf_http_route(http, "GET", "/healthz", healthz, h);
-    sf_http_route(http, "GET", "/readyz", readyz, h);
-    sf_http_route(http, "GET", "/metrics", metrics, m);
+    sf_http_route_open(http, "GET", "/healthz", healthz, h);
+    sf_http_route_open(http, "GET", "/readyz", readyz, h);
+    sf_http_route_open(http, "GET", "/metrics", metrics, m);
 }

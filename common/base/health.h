@@ -29,7 +29,7 @@ void sf_health_beat(struct sf_health *h);
 void sf_health_set_connected(struct sf_health *h, int connected);
 void sf_health_set_draining(struct sf_health *h);
 
-/* Route /healthz, /readyz and /metrics on 'http'. Both objects are borrowed
+/* Route /healthz, /readyz and /metrics on 'http', open (no auth hook). Both objects are borrowed
  * and must outlive the server. */
 void sf_health_routes(struct sf_http *http, struct sf_health *h, struct sf_metrics *m);
 

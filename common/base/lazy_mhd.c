@@ -4,8 +4,8 @@
  * daemons' threads run its code until they are stopped). MHD_start_daemon()
  * is variadic; the wrapper calls it with a fixed argument list that hands the
  * caller's options over as one MHD_OPTION_ARRAY, so nothing variadic needs
- * forwarding. MHD_get_daemon_info() is variadic too, but the kinds sandfleet
- * asks for take no extra argument. */
+ * forwarding. MHD_get_daemon_info() and MHD_get_connection_info() are
+ * variadic too, but the kinds sandfleet asks for take no extra argument. */
 #include "lazy_mhd.h"
 
 #include <dlfcn.h>
@@ -19,7 +19,8 @@
     X(start_daemon) X(stop_daemon) X(quiesce_daemon) X(get_daemon_info) X(lookup_connection_value)  \
     X(http_unescape) X(create_response_from_buffer) X(create_response_from_callback)               \
     X(add_response_header) X(queue_response) X(destroy_response) X(create_post_processor)          \
-    X(post_process) X(destroy_post_processor)
+    X(post_process) X(destroy_post_processor) X(get_connection_info) X(suspend_connection)           \
+    X(resume_connection)
 
 #define SF_MHD_FIELD(n) __typeof__(MHD_##n) *n;
 static struct {
@@ -127,3 +128,12 @@ enum MHD_Result sf_mhd_destroy_post_processor(struct MHD_PostProcessor *pp)
 {
     return api.destroy_post_processor(pp);
 }
+
+const union MHD_ConnectionInfo *sf_mhd_get_connection_info(struct MHD_Connection *c,
+                                                           enum MHD_ConnectionInfoType what)
+{
+    return api.get_connection_info(c, what);
+}
+
+void sf_mhd_suspend_connection(struct MHD_Connection *c) { api.suspend_connection(c); }
+void sf_mhd_resume_connection(struct MHD_Connection *c) { api.resume_connection(c); }

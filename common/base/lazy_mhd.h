@@ -33,6 +33,13 @@ MHD_socket sf_mhd_quiesce_daemon(struct MHD_Daemon *d);
 /* Information kinds that take no extra argument (MHD_DAEMON_INFO_BIND_PORT). */
 const union MHD_DaemonInfo *sf_mhd_get_daemon_info(struct MHD_Daemon *d, enum MHD_DaemonInfoType what);
 
+/* Information kinds that take no extra argument (CONNECTION_FD, SOCKET_CONTEXT,
+ * CLIENT_ADDRESS). */
+const union MHD_ConnectionInfo *sf_mhd_get_connection_info(struct MHD_Connection *c,
+                                                           enum MHD_ConnectionInfoType what);
+/* Need MHD_ALLOW_SUSPEND_RESUME; resume may be called from any thread. */
+void sf_mhd_suspend_connection(struct MHD_Connection *c);
+void sf_mhd_resume_connection(struct MHD_Connection *c);
 const char *sf_mhd_lookup_connection_value(struct MHD_Connection *c, enum MHD_ValueKind kind,
                                            const char *key);
 size_t sf_mhd_http_unescape(char *val);

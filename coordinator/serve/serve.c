@@ -40,6 +40,7 @@ struct serve_cfg {
     char *broker, *queue, *http, *id, *log_format, *log_level;
     struct sf_strlist kafka_config;
     long max_runs, max_inflight, retry_base_ms, lease_ms, grace_s;
+    struct sf_http_limits http_limits;
     int help;
 };
 
@@ -50,6 +51,7 @@ static const struct sf_opt serve_opts[] = {
     { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
       "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), "127.0.0.1:8080", "HOST:PORT", "API, status page, /metrics, /healthz, /readyz", 0, 0 },
+    SF_HTTP_LIMIT_OPTS("http", "SANDFLEET_HTTP", struct serve_cfg, http_limits, "16384"),
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue the runs' tasks go to", 0, 0 },
     { "id", "SANDFLEET_COORDINATOR_ID", SF_OPT_STR, O(id), NULL, "ID",
       "consumer name in the submissions group; keep it stable across restarts (default coordinator-HOST)", 0, 0 },
@@ -470,7 +472,8 @@ int coord_cmd_serve(int argc, char **argv)
     }
     sf_health_set_connected(&sv.health, 1);
     sv.ctx.b = sv.b;
-    http = sf_http_new(16u << 20);
+    http = sf_http_new(&cfg.http_limits);
+    sf_http_set_log(http, &lg);
     serve_api_routes(http, &sv.ctx);
     if (sf_http_listen(http, cfg.http, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "%s", err);

@@ -79,7 +79,7 @@ static void mhd_missing(void **state)
     const struct MHD_OptionItem end[] = { { MHD_OPTION_END, 0, NULL } };
     assert_null(sf_mhd_start_daemon(0, 0, NULL, NULL, NULL, NULL, end));
     sf_mhd_stop_daemon(NULL);
-    struct sf_http *h = sf_http_new(0);
+    struct sf_http *h = sf_http_new(NULL);
     err[0] = '\0';
     assert_int_equal(sf_http_listen(h, "127.0.0.1:0", err, sizeof(err)), -ENOENT);
     assert_non_null(strstr(err, "--http"));

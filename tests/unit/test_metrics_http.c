@@ -97,7 +97,7 @@ static void http_serves_routes_404_and_413(void **state)
     char err[256];
     struct sf_metrics *m = sf_metrics_new();
     sf_counter_add(sf_metrics_counter(m, "sf_x_total", "X.", NULL), 42);
-    struct sf_http *h = sf_http_new(64);
+    struct sf_http *h = sf_http_new(&(struct sf_http_limits){ .max_body_kb = 1 });
     sf_http_route(h, "GET", "/metrics", metrics_handler, m);
     sf_http_route(h, NULL, "/echo/", echo_handler, NULL);
     assert_int_equal(sf_http_listen(h, "127.0.0.1:0", err, sizeof(err)), 0);
@@ -115,7 +115,7 @@ static void http_serves_routes_404_and_413(void **state)
     sf_buf_free(&b);
     assert_int_equal(fetch(port, "/metrics/x", NULL, &b), 404);   /* exact route */
     sf_buf_free(&b);
-    char big[200];
+    char big[2000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     assert_int_equal(fetch(port, "/echo/", big, &b), 413);
@@ -128,7 +128,7 @@ static void http_rejects_bad_addresses(void **state)
 {
     (void)state;
     char err[256];
-    struct sf_http *h = sf_http_new(0);
+    struct sf_http *h = sf_http_new(NULL);
     assert_int_equal(sf_http_listen(h, "nonsense", err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "not HOST:PORT"));
     assert_int_equal(sf_http_listen(h, "127.0.0.1:99999", err, sizeof(err)), -EINVAL);
