@@ -19,6 +19,7 @@
 #ifndef SF_SANDBOX_H
 #define SF_SANDBOX_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,9 @@ struct sf_sandbox_opts {
     const struct sf_bind *ro_binds; /* extra read-only binds (local only) */
     size_t n_ro_binds;
     const char *label;        /* for logs and E2B metadata, may be NULL */
+    const char *rootfs;       /* local: a template's root file system (a directory)
+                                 used read-only instead of the host's /usr; NULL:
+                                 the default image */
 };
 
 /* Called with each chunk of output as it arrives (streaming). */
@@ -84,8 +88,17 @@ void sf_run_result_clear(struct sf_run_result *r);
  * SF_RUN_EXITED, or SF_RUN_SIGNALED with "killed by signal N (name)". */
 void sf_run_result_from_wait(struct sf_run_result *r, int wait_status);
 
+/* What a sandbox uses now (its cgroup), for metrics. Unknown fields: -1. */
+struct sf_sandbox_stats {
+    int64_t cpu_usage_us;       /* CPU time used since create */
+    int64_t mem_bytes, mem_limit_bytes;
+    int64_t disk_bytes, disk_limit_bytes;   /* the writable places */
+    int cpus;                   /* CPUs it may use */
+};
+
 struct sf_sandbox;
 struct sf_proc_host;
+struct sf_fs_ops;
 struct sf_sandbox_ops {
     /* Write 'len' bytes to 'path' inside the sandbox (parents created, mode
      * 0644 or as given). Paths resolve inside the sandbox root: symlinks
@@ -105,6 +118,13 @@ struct sf_sandbox_ops {
     void (*destroy)(struct sf_sandbox *sb);
     /* Optional (NULL: -ENOTSUP): several processes at once, sandbox_proc.h. */
     int (*proc_host)(struct sf_sandbox *sb, struct sf_proc_host **out, char *err, size_t errlen);
+    /* Optional (NULL): the file system as one of its users, sandbox_fs.h. */
+    const struct sf_fs_ops *fs;
+    /* Optional (NULL: -ENOTSUP): stop every process where it is (memory
+     * kept) or let them go on. 0 or -errno. */
+    int (*freeze)(struct sf_sandbox *sb, bool frozen);
+    /* Optional (NULL: -ENOTSUP). */
+    int (*stats)(struct sf_sandbox *sb, struct sf_sandbox_stats *st);
 };
 
 /* Every backend's sandbox struct starts with this. */
@@ -123,6 +143,10 @@ static inline int sf_sandbox_read_file(struct sf_sandbox *sb, const char *path,
 static inline int sf_sandbox_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
                                  struct sf_run_result *res)
 { return sb->ops->run(sb, spec, res); }
+static inline int sf_sandbox_freeze(struct sf_sandbox *sb, bool frozen)
+{ return sb->ops->freeze ? sb->ops->freeze(sb, frozen) : -ENOTSUP; }
+static inline int sf_sandbox_stats(struct sf_sandbox *sb, struct sf_sandbox_stats *st)
+{ return sb->ops->stats ? sb->ops->stats(sb, st) : -ENOTSUP; }
 /* NULL is a no-op. */
 static inline void sf_sandbox_destroy(struct sf_sandbox *sb)
 { if (sb) sb->ops->destroy(sb); }
@@ -135,6 +159,7 @@ struct sf_provider_config {
     struct sf_limits defaults;     /* 0 fields: built-in defaults */
     /* local */
     uint32_t host_uid, host_gid;   /* ids sandbox root maps to; 0 = 65534 */
+    uint32_t host_user_uid, host_user_gid; /* ids sandbox "user" (1000) maps to; 0 = 65533 */
     const char *cgroup_parent;     /* NULL: "sandfleet" under our own cgroup */
     bool cgroups_optional;         /* true: run without memory/pids limits when
                                       cgroups are not writable (warns) */

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sandbox.h"
 
@@ -22,6 +23,7 @@ enum sf_proc_event_kind {
     SF_PROC_STDOUT = 1,
     SF_PROC_STDERR,
     SF_PROC_EXIT,            /* last event of a process */
+    SF_PROC_PTY,             /* what a terminal process wrote to its terminal */
 };
 
 struct sf_proc_event {
@@ -40,6 +42,11 @@ struct sf_proc_spec {
     const char *cwd;                 /* NULL: /home/user */
     const char *const *env;          /* "K=V", NULL-terminated; PATH and HOME defaulted */
     bool stdin_pipe;                 /* false: stdin is /dev/null */
+    uint32_t uid;                    /* 0 (root) or SF_FS_UID_USER (1000): who runs it
+                                        (an id the sandbox does not map: refused) */
+    uint16_t pty_rows, pty_cols;     /* both > 0: on a new terminal of the sandbox
+                                        (its own devpts) of that size; output comes
+                                        as SF_PROC_PTY, *stdin_fd is the terminal */
     sf_proc_cb cb;                   /* required */
     void *arg;
 };
@@ -49,6 +56,7 @@ struct sf_proc_host_ops {
     int (*spawn)(struct sf_proc_host *h, const struct sf_proc_spec *spec, int *stdin_fd,
                  char *err, size_t errlen);
     int (*signal)(struct sf_proc_host *h, int pid, int sig);
+    int (*resize)(struct sf_proc_host *h, int pid, uint16_t rows, uint16_t cols);
     void (*free)(struct sf_proc_host *h);
 };
 /* Every backend's proc host starts with this. */
@@ -74,6 +82,10 @@ static inline int sf_proc_spawn(struct sf_proc_host *h, const struct sf_proc_spe
  * running. */
 static inline int sf_proc_signal(struct sf_proc_host *h, int pid, int sig)
 { return h->ops->signal(h, pid, sig); }
+/* Resize a terminal process's terminal (its foreground group gets
+ * SIGWINCH). 0, -ESRCH when not running, -ENOTTY when it has no terminal. */
+static inline int sf_proc_resize(struct sf_proc_host *h, int pid, uint16_t rows, uint16_t cols)
+{ return h->ops->resize(h, pid, rows, cols); }
 /* Stop the host; every process still known gets an EXIT event with
  * sandbox_died first. Call before destroying the sandbox. NULL is a no-op. */
 static inline void sf_proc_host_free(struct sf_proc_host *h)

@@ -226,7 +226,7 @@ static void uid_map_does_not_map_host_root(void **state)
     (void)state;
     struct sf_sandbox *sb = mk(NULL);
     expect_out(sb, "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' ' | sed 's/^ //'; id -u",
-               "0 65534 1\n0 65534 1\n0\n");
+               "0 65534 1\n1000 65533 1\n0 65534 1\n1000 65533 1\n0\n");
     sf_sandbox_destroy(sb);
 }
 

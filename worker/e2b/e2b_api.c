@@ -6,6 +6,7 @@
 #include "e2b_registry.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include "lazy_mhd.h"
 #include <stdio.h>
@@ -41,7 +42,7 @@ static json_t *e2b_sandbox_json(const struct e2b_sbx *s)
 }
 
 /* ListedSandbox / SandboxDetail. */
-static json_t *e2b_detail_json(struct e2b_sbx *s, bool detail)
+static json_t *e2b_detail_json(struct e2b_registry *reg, struct e2b_sbx *s, bool detail)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:s,s:O}",
@@ -50,7 +51,8 @@ static json_t *e2b_detail_json(struct e2b_sbx *s, bool detail)
                           "startedAt", e2b_time(s->started_wall_ms),
                           "endAt", e2b_time(__atomic_load_n(&s->end_wall_ms, __ATOMIC_RELAXED)),
                           "cpuCount", (int)(cpus > 0 ? cpus : 1), "memoryMB", 512,
-                          "diskSizeMB", 256, "state", "running", "envdVersion", E2B_ENVD_VERSION,
+                          "diskSizeMB", 256, "state", e2b_sbx_paused(reg, s) ? "paused" : "running",
+                          "envdVersion", E2B_ENVD_VERSION,
                           "metadata", s->metadata);
     if (detail) {
         json_object_set_new(j, "domain", json_null());
@@ -128,6 +130,13 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         json_decref(body);
         return e2b_reply_error(rq, 400, "Timeout must be greater than 0");
     }
+    const char *rootfs;
+    if (!e2b_template_root(rq->srv, json_string_value(tmpl), &rootfs)) {
+        ret = e2b_reply_error(rq, 400, "template '%s' not found: this server knows 'base' and the "
+                              "templates given with --template or imported", json_string_value(tmpl));
+        json_decref(body);
+        return ret;
+    }
     /* Separate statements: the order of side effects inside one
      * initializer list is unspecified. */
     json_t *meta = json_object_get(body, "metadata"), *envs = json_object_get(body, "envVars");
@@ -137,6 +146,7 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         .env_vars = json_is_object(envs) ? envs : NULL,
         .secure = v2 || json_is_true(json_object_get(body, "secure")),
         .network = !json_is_false(json_object_get(body, "allow_internet_access")),
+        .rootfs = rootfs,
     };
     /* The worker's caps hold for E2B sandboxes as for tasks (policy.h). */
     struct sf_policy_ask ask = { .what = "sandbox", .timeout_s = timeout, .network = c.network };
@@ -176,7 +186,7 @@ static bool e2b_meta_match(const struct e2b_sbx *s, const char *filter)
 static int e2b_list(struct e2b_req *rq, bool v2)
 {
     struct e2b_sbx **all;
-    size_t n = e2b_registry_snapshot(rq->reg, &all), start = 0, total = n;
+    size_t n = e2b_registry_snapshot(rq->reg, &all), start = 0;
     const char *state = e2b_query(rq, "state"), *meta = e2b_query(rq, "metadata");
     const char *next = v2 ? e2b_query(rq, "nextToken") : NULL, *lim = v2 ? e2b_query(rq, "limit") : NULL;
     long limit = lim ? strtol(lim, NULL, 10) : 100;
@@ -185,26 +195,30 @@ static int e2b_list(struct e2b_req *rq, bool v2)
         free(all);
         return e2b_reply_error(rq, 400, "limit must be between 1 and 100");
     }
-    /* Every sandbox here is running: a filter for paused only matches none. */
-    bool running = !state || strstr(state, "running");
+    /* state=running,paused (comma-separated); none: both. */
+    bool want_running = !state || strstr(state, "running"), want_paused = !state || strstr(state, "paused");
     if (next)
         for (size_t i = 0; i < n; i++)
             if (!strcmp(all[i]->id, next)) start = i;
     json_t *arr = json_array();
     const char *more = NULL;
-    for (size_t i = next ? start : 0; running && i < n; i++) {
+    size_t running = 0;
+    for (size_t i = 0; i < n; i++) running += !e2b_sbx_paused(rq->reg, all[i]);
+    for (size_t i = next ? start : 0; i < n; i++) {
+        bool paused = e2b_sbx_paused(rq->reg, all[i]);
+        if (paused ? !want_paused : !want_running) continue;
         if (meta && meta[0] && !e2b_meta_match(all[i], meta)) continue;
         if ((long)json_array_size(arr) == limit) {
             more = all[i]->id;
             break;
         }
-        json_array_append_new(arr, e2b_detail_json(all[i], false));
+        json_array_append_new(arr, e2b_detail_json(rq->reg, all[i], false));
     }
     char *s = json_dumps(arr, JSON_COMPACT);
     struct MHD_Response *r = sf_mhd_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     char totalbuf[32];
-    snprintf(totalbuf, sizeof(totalbuf), "%zu", total);
+    snprintf(totalbuf, sizeof(totalbuf), "%zu", running);
     sf_mhd_add_response_header(r, "X-Total-Running", totalbuf);
     if (more) sf_mhd_add_response_header(r, "X-Next-Token", more);
     int ret = sf_mhd_queue_response(rq->conn, 200, r);
@@ -219,41 +233,171 @@ static int e2b_get(struct e2b_req *rq, const char *id)
 {
     struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
     if (!s) return e2b_not_found(rq, id);
-    int ret = e2b_reply_json(rq, 200, e2b_detail_json(s, true));
+    int ret = e2b_reply_json(rq, 200, e2b_detail_json(rq->reg, s, true));
     e2b_registry_put(rq->reg, s);
     return ret;
 }
 
-static int e2b_set_timeout(struct e2b_req *rq, const char *id, const char *key, bool extend_only,
-                           bool connect)
+/* The worker's cap on timeouts (policy.h); false: a 400 was queued. */
+static bool e2b_timeout_allowed(struct e2b_req *rq, int timeout)
 {
-    json_t *body = e2b_body(rq, !connect);
-    int timeout, ret;
-    if (!body || e2b_timeout_arg(body, key, connect ? 300 : -1, &timeout) < 0 || timeout < 0) {
+    char err[SF_ERRSTR_LEN];
+    if (sf_policy_check(rq->policy, &(struct sf_policy_ask){ .what = "sandbox", .timeout_s = timeout },
+                        err, sizeof(err)) == 0)
+        return true;
+    e2b_reply_error(rq, 400, "%s", err);
+    return false;
+}
+
+static int e2b_set_timeout(struct e2b_req *rq, const char *id, const char *key, bool extend_only)
+{
+    json_t *body = e2b_body(rq, true);
+    int timeout;
+    if (!body || e2b_timeout_arg(body, key, -1, &timeout) < 0 || timeout < 0) {
         json_decref(body);
         return e2b_reply_error(rq, 400, "Error when parsing request: %s must be an integer "
                                "between 0 and %d", key, E2B_MAX_TIMEOUT_S);
     }
     json_decref(body);
     if (!strcmp(key, "duration") && timeout < 15) timeout = 15;   /* as E2B's refreshes */
-    char err[SF_ERRSTR_LEN];
-    if (sf_policy_check(rq->policy, &(struct sf_policy_ask){ .what = "sandbox", .timeout_s = timeout },
-                        err, sizeof(err)) < 0)
-        return e2b_reply_error(rq, 400, "%s", err);
+    if (!e2b_timeout_allowed(rq, timeout)) return MHD_YES;
     if (e2b_registry_set_timeout(rq->reg, id, timeout, extend_only) < 0) return e2b_not_found(rq, id);
-    if (!connect) return e2b_reply(rq, 204, NULL, "", 0);
+    return e2b_reply(rq, 204, NULL, "", 0);
+}
+
+/* connect (200, or 201 when it resumed a paused sandbox) and the older
+ * resume (201; 409 when it was running). */
+static int e2b_connect_api(struct e2b_req *rq, const char *id, bool resume_only)
+{
+    json_t *body = e2b_body(rq, false);
+    char err[SF_ERRSTR_LEN] = "";
+    int timeout, ret;
+    if (!body || e2b_timeout_arg(body, "timeout", resume_only ? 15 : 300, &timeout) < 0 || timeout < 0) {
+        json_decref(body);
+        return e2b_reply_error(rq, 400, "Error when parsing request: timeout must be an integer "
+                               "between 0 and %d", E2B_MAX_TIMEOUT_S);
+    }
+    json_decref(body);
+    if (!e2b_timeout_allowed(rq, timeout)) return MHD_YES;
+    int rc = e2b_registry_resume(rq->reg, id, timeout, err, sizeof(err));
+    if (rc == -ENOENT) return e2b_not_found(rq, id);
+    if (rc == -EAGAIN) return e2b_reply_error(rq, 429, "%s", err);
+    if (rc < 0) return e2b_reply_error(rq, 500, "resuming sandbox %s: %s", id, err);
+    if (rc == 0 && resume_only) return e2b_reply_error(rq, 409, "Sandbox %s is already running", id);
+    if (rc == 0 && e2b_registry_set_timeout(rq->reg, id, timeout, true) < 0) return e2b_not_found(rq, id);
     struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
     if (!s) return e2b_not_found(rq, id);
-    ret = e2b_reply_json(rq, 200, e2b_sandbox_json(s));
+    ret = e2b_reply_json(rq, rc == 1 ? 201 : 200, e2b_sandbox_json(s));
     e2b_registry_put(rq->reg, s);
     return ret;
 }
 
-static bool e2b_key_ok(struct e2b_req *rq)
+static int e2b_pause(struct e2b_req *rq, const char *id)
+{
+    char err[SF_ERRSTR_LEN] = "";
+    int rc = e2b_registry_pause(rq->reg, id, err, sizeof(err));
+    if (rc == -ENOENT) return e2b_not_found(rq, id);
+    if (rc == -EALREADY) return e2b_reply_error(rq, 409, "Sandbox %s is already paused", id);
+    if (rc == -ENOTSUP)
+        return e2b_reply_error(rq, 501, "pause is not supported by this server here: %s", err);
+    if (rc < 0) return e2b_reply_error(rq, 500, "pausing sandbox %s: %s", id, err);
+    return e2b_reply(rq, 204, NULL, "", 0);
+}
+
+/* One SandboxMetric now, from the sandbox's cgroup; CPU % since the
+ * previous sample (or since it started). */
+static json_t *e2b_metric_json(struct e2b_sbx *s)
+{
+    struct sf_sandbox_stats st = { 0 };
+    int64_t now = sf_wall_ms();
+    pthread_mutex_lock(&s->mu);
+    if (s->killed || sf_sandbox_stats(s->sb, &st) < 0) {
+        pthread_mutex_unlock(&s->mu);
+        return NULL;
+    }
+    int64_t d_cpu = st.cpu_usage_us >= 0 ? st.cpu_usage_us - s->sample_cpu_us : 0;
+    int64_t d_ms = now - (s->sample_ms ? s->sample_ms : s->started_wall_ms);
+    s->sample_cpu_us = st.cpu_usage_us >= 0 ? st.cpu_usage_us : s->sample_cpu_us;
+    s->sample_ms = now;
+    pthread_mutex_unlock(&s->mu);
+    double pct = d_ms > 0 && st.cpus > 0 ? 100.0 * (double)d_cpu / 1000.0 / (double)d_ms / st.cpus : 0;
+    if (pct < 0) pct = 0;
+    json_t *ts = e2b_time(now);
+    json_t *j = json_pack("{s:o,s:I,s:i,s:f,s:I,s:I,s:I,s:I,s:I}", "timestamp", ts,
+                          "timestampUnix", (json_int_t)(now / 1000), "cpuCount", st.cpus,
+                          "cpuUsedPct", pct, "memUsed", (json_int_t)(st.mem_bytes > 0 ? st.mem_bytes : 0),
+                          "memTotal", (json_int_t)st.mem_limit_bytes, "memCache", (json_int_t)0,
+                          "diskUsed", (json_int_t)(st.disk_bytes > 0 ? st.disk_bytes : 0),
+                          "diskTotal", (json_int_t)st.disk_limit_bytes);
+    return j;
+}
+
+static int e2b_metrics(struct e2b_req *rq, const char *id)
+{
+    struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
+    if (!s) return e2b_not_found(rq, id);
+    json_t *m = e2b_metric_json(s), *arr = json_array();
+    if (m) json_array_append_new(arr, m);
+    e2b_registry_put(rq->reg, s);
+    return e2b_reply_json(rq, 200, arr);
+}
+
+/* GET /sandboxes/metrics?sandbox_ids=a,b: {"sandboxes": {id: metric}}. */
+static int e2b_metrics_many(struct e2b_req *rq)
+{
+    const char *ids = e2b_query(rq, "sandbox_ids");
+    json_t *out = json_object();
+    char *list = sf_xstrdup(ids ? ids : ""), *save = NULL;
+    for (char *id = strtok_r(list, ",", &save); id; id = strtok_r(NULL, ",", &save)) {
+        struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
+        json_t *m = s ? e2b_metric_json(s) : NULL;
+        if (m) json_object_set_new(out, id, m);
+        e2b_registry_put(rq->reg, s);
+    }
+    free(list);
+    return e2b_reply_json(rq, 200, json_pack("{s:o}", "sandboxes", out));
+}
+
+/* What E2B's API has and this server does not: said plainly, never as a
+ * missing sandbox. */
+static int e2b_unsupported(struct e2b_req *rq, const char *what)
+{
+    return e2b_reply_error(rq, 501, "%s is not supported by this server (sandfleet): see "
+                           "docs/e2b.md, \"What is not served\"", what);
+}
+
+bool e2b_api_key_ok(struct e2b_req *rq)
 {
     if (!rq->api_key) return true;
     const char *k = e2b_header(rq, "X-API-Key");
-    return k && !strcmp(k, rq->api_key);
+    if (k && strlen(k) == strlen(rq->api_key) && !CRYPTO_memcmp(k, rq->api_key, strlen(k)))
+        return true;
+    e2b_reply_error(rq, 401, "Invalid API key, please visit https://e2b.dev/docs/api-key "
+                    "for more information.");
+    return false;
+}
+
+/* /sandboxes/{id}/<action>. */
+static int e2b_sandbox_action(struct e2b_req *rq, const char *id, const char *action)
+{
+    const char *m = rq->method;
+    bool post = !strcmp(m, "POST"), get = !strcmp(m, "GET");
+    if (!action[0] && get) return e2b_get(rq, id);
+    if (!action[0] && !strcmp(m, "DELETE")) {
+        if (e2b_registry_kill(rq->reg, id) < 0) return e2b_not_found(rq, id);
+        return e2b_reply(rq, 204, NULL, "", 0);
+    }
+    if (post && !strcmp(action, "timeout")) return e2b_set_timeout(rq, id, "timeout", false);
+    if (post && !strcmp(action, "refreshes")) return e2b_set_timeout(rq, id, "duration", true);
+    if (post && !strcmp(action, "connect")) return e2b_connect_api(rq, id, false);
+    if (post && !strcmp(action, "resume")) return e2b_connect_api(rq, id, true);
+    if (post && !strcmp(action, "pause")) return e2b_pause(rq, id);
+    if (get && !strcmp(action, "metrics")) return e2b_metrics(rq, id);
+    if (post && !strcmp(action, "snapshots")) return e2b_unsupported(rq, "create_snapshot");
+    if (post && !strcmp(action, "fork")) return e2b_unsupported(rq, "fork");
+    if (!strcmp(m, "PUT") && !strcmp(action, "network")) return e2b_unsupported(rq, "update_network");
+    if (get && !strcmp(action, "logs")) return e2b_unsupported(rq, "get_logs");
+    return e2b_unsupported(rq, action[0] ? action : m);
 }
 
 int e2b_api_handle(struct e2b_req *rq)
@@ -262,17 +406,20 @@ int e2b_api_handle(struct e2b_req *rq)
     char id[64];
     if (!strcmp(u, "/health"))
         return e2b_reply(rq, 200, "text/plain", "Health check successful", 23);
-    if (!e2b_key_ok(rq))
-        return e2b_reply_error(rq, 401, "Invalid API key, please visit https://e2b.dev/docs/api-key "
-                               "for more information.");
     if (!strcmp(u, "/sandboxes") && !strcmp(m, "POST")) return e2b_create(rq, false);
     if (!strcmp(u, "/v2/sandboxes") && !strcmp(m, "POST")) return e2b_create(rq, true);
     if (!strcmp(u, "/sandboxes") && !strcmp(m, "GET")) return e2b_list(rq, false);
     if (!strcmp(u, "/v2/sandboxes") && !strcmp(m, "GET")) return e2b_list(rq, true);
+    if (!strcmp(u, "/sandboxes/metrics") && !strcmp(m, "GET")) return e2b_metrics_many(rq);
+    if (!strcmp(u, "/snapshots")) return e2b_unsupported(rq, "list_snapshots");
     /* /v2/sandboxes/{id}/connect is the SDK 2.x spelling of connect. */
     if (!strncmp(u, "/v2/sandboxes/", 14)) u += 3;
-    if (strncmp(u, "/sandboxes/", 11)) return e2b_reply_error(rq, 404, "no route %s %s", m, u);
-
+    if (strncmp(u, "/sandboxes/", 11)) {
+        const char *slash = strchr(u + 1, '/');
+        char what[64];
+        snprintf(what, sizeof(what), "%.*s", (int)(slash ? slash - u - 1 : (long)strlen(u + 1)), u + 1);
+        return e2b_unsupported(rq, what[0] ? what : u);
+    }
     char raw[64];
     const char *rest = u + 11, *slash = strchr(rest, '/');
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -280,25 +427,5 @@ int e2b_api_handle(struct e2b_req *rq)
     memcpy(raw, rest, idlen);
     raw[idlen] = '\0';
     if (!e2b_valid_id(raw, id, sizeof(id))) return e2b_reply_error(rq, 400, "Invalid sandbox ID");
-    const char *action = slash ? slash + 1 : "";
-
-    if (!action[0] && !strcmp(m, "GET")) return e2b_get(rq, id);
-    if (!action[0] && !strcmp(m, "DELETE")) {
-        if (e2b_registry_kill(rq->reg, id) < 0) return e2b_not_found(rq, id);
-        return e2b_reply(rq, 204, NULL, "", 0);
-    }
-    if (!strcmp(m, "POST") && !strcmp(action, "timeout"))
-        return e2b_set_timeout(rq, id, "timeout", false, false);
-    if (!strcmp(m, "POST") && !strcmp(action, "refreshes"))
-        return e2b_set_timeout(rq, id, "duration", true, false);
-    if (!strcmp(m, "POST") && !strcmp(action, "connect"))
-        return e2b_set_timeout(rq, id, "timeout", true, true);
-    if (!strcmp(m, "POST") && (!strcmp(action, "pause") || !strcmp(action, "resume"))) {
-        struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
-        if (!s) return e2b_not_found(rq, id);
-        e2b_registry_put(rq->reg, s);
-        return e2b_reply_error(rq, 501, "%s is not supported by sandfleet: local sandboxes cannot "
-                               "be snapshotted", action);
-    }
-    return e2b_reply_error(rq, 404, "no route %s %s", m, u);
+    return e2b_sandbox_action(rq, id, slash ? slash + 1 : "");
 }

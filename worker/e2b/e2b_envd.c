@@ -9,26 +9,26 @@
 #include "e2b_connect.h"
 #include "e2b_proc.h"
 #include "e2b_registry.h"
+#include "sandbox_fs.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include "lazy_mhd.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define E2B_READ_MAX (1024u << 20)
-#define E2B_HOME "/home/user"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int e2b_gone(struct e2b_req *rq)
+int e2b_gone(struct e2b_req *rq)
 {
     return e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i}", "sandboxId", rq->sandbox_id,
                                              "message", "The sandbox was not found", "code", 502));
 }
 
-static char *e2b_resolve(const char *path)
+char *e2b_resolve(const char *path)
 {
     if (!path || !path[0] || !strcmp(path, "~")) return sf_xstrdup(E2B_HOME);
     if (!strncmp(path, "~/", 2)) return sf_xasprintf(E2B_HOME "/%s", path + 2);
@@ -36,10 +36,13 @@ static char *e2b_resolve(const char *path)
     return sf_xasprintf(E2B_HOME "/%s", path);
 }
 
-/* envd knows its users; ours are root and user (both the sandbox's root). */
-static bool e2b_user_ok(const char *user)
+/* envd knows its users; ours are root (0) and user (1000, the default). */
+bool e2b_user_uid(const char *user, uint32_t *uid)
 {
-    return !user || !user[0] || !strcmp(user, "root") || !strcmp(user, "user");
+    if (!user || !user[0] || !strcmp(user, "user")) *uid = SF_FS_UID_USER;
+    else if (!strcmp(user, "root")) *uid = SF_FS_UID_ROOT;
+    else return false;
+    return true;
 }
 
 /* The user of an RPC from "Authorization: Basic base64(user:)". */
@@ -55,103 +58,8 @@ static bool e2b_rpc_user_ok(struct e2b_req *rq, char *user, size_t size)
     if (colon) *colon = '\0';
     sf_strlcpy(user, dec, size);
     free(dec);
-    return e2b_user_ok(user);
-}
-
-/* ---- files -------------------------------------------------------------------- */
-
-static json_t *e2b_entry(const char *abs)
-{
-    const char *base = strrchr(abs, '/');
-    return json_pack("{s:s,s:s,s:s}", "path", abs, "name", base ? base + 1 : abs, "type", "file");
-}
-
-static int e2b_write_one(struct e2b_req *rq, struct e2b_sbx *s, const char *abs, const void *data,
-                         size_t len, json_t *out)
-{
-    pthread_mutex_lock(&s->mu);
-    int rc = s->killed ? -EHOSTDOWN : sf_sandbox_write_file(s->sb, abs, data, len, 0644);
-    pthread_mutex_unlock(&s->mu);
-    if (rc == 0) {
-        json_array_append_new(out, e2b_entry(abs));
-        return 0;
-    }
-    if (rc == -EHOSTDOWN) return e2b_gone(rq) ? -1 : -1;
-    if (rc == -EISDIR) return e2b_reply_error(rq, 400, "path is a directory: %s", abs), -1;
-    if (rc == -ENOSPC || rc == -EFBIG || rc == -EDQUOT)
-        return e2b_reply_error(rq, 507, "not enough disk space available"), -1;
-    return e2b_reply_error(rq, 500, "error writing %s: %s", abs, strerror(-rc)), -1;
-}
-
-static int e2b_files_post(struct e2b_req *rq, struct e2b_sbx *s)
-{
-    const char *ct = e2b_header(rq, "Content-Type"), *qpath = e2b_query(rq, "path");
-    json_t *out = json_array();
-    int ret = MHD_YES;
-    if (rq->pp) {
-        if (!rq->nfiles) {
-            ret = e2b_reply_error(rq, 400, "no file part in the multipart body");
-            goto done;
-        }
-        for (size_t i = 0; i < rq->nfiles; i++) {
-            char *abs = e2b_resolve(qpath && rq->nfiles == 1 ? qpath : rq->files[i].path);
-            int rc = e2b_write_one(rq, s, abs, rq->files[i].data.data ? rq->files[i].data.data : "",
-                                   rq->files[i].data.len, out);
-            free(abs);
-            if (rc < 0) goto done;
-        }
-    } else if (ct && !strncasecmp(ct, "application/octet-stream", 24)) {
-        if (!qpath) {
-            ret = e2b_reply_error(rq, 400, "path query parameter is required for raw body upload");
-            goto done;
-        }
-        char *abs = e2b_resolve(qpath);
-        int rc = e2b_write_one(rq, s, abs, rq->body.data ? rq->body.data : "", rq->body.len, out);
-        free(abs);
-        if (rc < 0) goto done;
-    } else {
-        ret = e2b_reply_error(rq, 400, "unsupported content type: %s, expected multipart/form-data "
-                              "or application/octet-stream", ct ? ct : "");
-        goto done;
-    }
-    ret = e2b_reply_json(rq, 200, json_incref(out));
-done:
-    json_decref(out);
-    return ret;
-}
-
-static int e2b_files_get(struct e2b_req *rq, struct e2b_sbx *s)
-{
-    char *abs = e2b_resolve(e2b_query(rq, "path")), *data = NULL;
-    size_t len = 0;
-    pthread_mutex_lock(&s->mu);
-    int rc = s->killed ? -EHOSTDOWN : sf_sandbox_read_file(s->sb, abs, E2B_READ_MAX, &data, &len);
-    pthread_mutex_unlock(&s->mu);
-    int ret;
-    if (rc == 0) {
-        const char *base = strrchr(abs, '/');
-        char disp[300];
-        snprintf(disp, sizeof(disp), "inline; filename=%s", base ? base + 1 : abs);
-        struct MHD_Response *r = sf_mhd_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-        sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-        sf_mhd_add_response_header(r, "Content-Disposition", disp);
-        ret = sf_mhd_queue_response(rq->conn, 200, r);
-        sf_mhd_destroy_response(r);
-        data = NULL;
-    } else if (rc == -EHOSTDOWN) {
-        ret = e2b_gone(rq);
-    } else if (rc == -ENOENT) {
-        ret = e2b_reply_error(rq, 404, "path '%s' does not exist", abs);
-    } else if (rc == -EINVAL || rc == -EISDIR) {
-        ret = e2b_reply_error(rq, 400, "path '%s' is a directory", abs);
-    } else if (rc == -EFBIG) {
-        ret = e2b_reply_error(rq, 413, "file '%s' is larger than %u bytes", abs, E2B_READ_MAX);
-    } else {
-        ret = e2b_reply_error(rq, 500, "error reading '%s': %s", abs, strerror(-rc));
-    }
-    free(data);
-    free(abs);
-    return ret;
+    uint32_t uid;
+    return e2b_user_uid(user, &uid);
 }
 
 /* ---- process service ---------------------------------------------------------- */
@@ -185,7 +93,7 @@ static int e2b_not_running(struct e2b_req *rq, json_int_t pid)
 }
 
 /* A streaming call's answer that is only an end-of-stream error. */
-static int e2b_stream_error(struct e2b_req *rq, const char *code, const char *msg)
+int e2b_stream_error(struct e2b_req *rq, const char *code, const char *msg)
 {
     struct sf_buf b = { 0 };
     sf_e2b_put_trailer(&b, code, msg);
@@ -195,7 +103,7 @@ static int e2b_stream_error(struct e2b_req *rq, const char *code, const char *ms
 }
 
 /* The request message of a streaming call: one envelope. */
-static json_t *e2b_stream_request(struct e2b_req *rq)
+json_t *e2b_stream_request(struct e2b_req *rq)
 {
     struct sf_e2b_reader r = { .max_frame = 4u << 20 };
     uint8_t flags;
@@ -227,7 +135,19 @@ static int e2b_keepalive_s(struct e2b_req *rq)
     return v > 0 && v < 3600 ? (int)v : 90;
 }
 
-static int e2b_start(struct e2b_req *rq, struct e2b_sbx *s, const char *user)
+/* PTY.size of a Start or Update: rows and cols, both 1..1000. */
+static bool e2b_pty_size(json_t *pty, uint16_t *rows, uint16_t *cols)
+{
+    json_t *size = json_object_get(pty, "size");
+    json_int_t r = json_integer_value(json_object_get(size, "rows"));
+    json_int_t c = json_integer_value(json_object_get(size, "cols"));
+    if (r < 1 || r > 1000 || c < 1 || c > 1000) return false;
+    *rows = (uint16_t)r;
+    *cols = (uint16_t)c;
+    return true;
+}
+
+static int e2b_start(struct e2b_req *rq, struct e2b_sbx *s, const char *user, uint32_t uid)
 {
     json_t *body = e2b_stream_request(rq), *proc, *cmd, *args, *envs, *cwd, *v;
     struct sf_buf line = { 0 };
@@ -249,11 +169,19 @@ static int e2b_start(struct e2b_req *rq, struct e2b_sbx *s, const char *user)
             sf_buf_append(&line, " ", 1);
             e2b_sh_quote(&line, json_string_value(v));
         }
+    json_t *pty = json_object_get(body, "pty");
+    uint16_t rows = 0, cols = 0;
+    if (pty && !json_is_null(pty) && !e2b_pty_size(pty, &rows, &cols)) {
+        json_decref(body);
+        sf_buf_free(&line);
+        return e2b_stream_error(rq, "invalid_argument", "pty.size needs rows and cols of 1 to 1000");
+    }
     envs = json_object_get(proc, "envs");
-    env = sf_xcalloc(json_object_size(s->env_vars) + json_object_size(envs) + 4, sizeof(char *));
+    env = sf_xcalloc(json_object_size(s->env_vars) + json_object_size(envs) + 5, sizeof(char *));
     const char *u = user[0] ? user : "user";
     env[nenv++] = sf_xasprintf("USER=%s", u);
     env[nenv++] = sf_xasprintf("LOGNAME=%s", u);
+    if (rows) env[nenv++] = sf_xstrdup("TERM=xterm-256color");
     /* Sandbox-level envVars first, then the request's: the last one wins. */
     json_object_foreach(s->env_vars, key, v)
         if (json_is_string(v)) env[nenv++] = sf_xasprintf("%s=%s", key, json_string_value(v));
@@ -264,7 +192,7 @@ static int e2b_start(struct e2b_req *rq, struct e2b_sbx *s, const char *user)
     struct e2b_proc_start st = {
         .sh_cmd = line.data, .config = proc, .cwd = json_is_string(cwd) ? json_string_value(cwd) : NULL,
         .env = (const char *const *)env, .tag = json_is_string(tag) ? json_string_value(tag) : NULL,
-        .stdin_pipe = !json_is_false(stdin_flag),
+        .stdin_pipe = !json_is_false(stdin_flag), .uid = uid, .pty_rows = rows, .pty_cols = cols,
     };
     struct e2b_proc *p = NULL;
     int rc = e2b_proc_start(s, &st, &p, err, sizeof(err));
@@ -306,6 +234,93 @@ static int e2b_connect(struct e2b_req *rq, struct e2b_sbx *s)
     return ret;
 }
 
+/* A ProcessInput (stdin or pty bytes, base64) to p: NULL, or why not. */
+static const char *e2b_input(struct e2b_proc *p, json_t *in)
+{
+    json_t *data = json_object_get(in, "stdin"), *pty = json_object_get(in, "pty");
+    char *bytes = NULL;
+    size_t n = 0;
+    const char *why = NULL;
+    if (pty && !e2b_proc_is_pty(p)) return "the process has no pty";
+    if (pty) data = pty;
+    if (!json_is_string(data) ||
+        sf_e2b_b64_decode(json_string_value(data), json_string_length(data), &bytes, &n) < 0)
+        why = "input.stdin or input.pty must be base64";
+    else if (e2b_proc_write_stdin(p, bytes, n) < 0)
+        why = "error writing to stdin: stdin not enabled or closed";
+    free(bytes);
+    return why;
+}
+
+/* ---- StreamInput: a client stream, each message acted on as it comes ------- */
+
+struct e2b_instream {
+    struct sf_e2b_reader r;
+    struct e2b_proc *p;
+    const char *err_code;
+    char err[160];
+};
+
+static void e2b_instream_data(struct e2b_req *rq, const char *data, size_t len)
+{
+    struct e2b_instream *is = rq->sink.state;
+    uint8_t flags;
+    const char *msg;
+    size_t mlen;
+    sf_e2b_reader_feed(&is->r, data, len);
+    while (!is->err_code && sf_e2b_reader_next(&is->r, &flags, &msg, &mlen) == 1) {
+        json_t *m = json_loadb(msg, mlen, 0, NULL), *start = json_object_get(m, "start");
+        json_t *d = json_object_get(m, "data");
+        json_int_t pid = 0;
+        if (start && !is->p) {
+            is->p = e2b_select(rq->sbx, start, &pid);
+            if (!is->p) {
+                is->err_code = "not_found";
+                snprintf(is->err, sizeof(is->err), "process with pid %lld not found", (long long)pid);
+            }
+        } else if (d) {
+            const char *why = is->p ? e2b_input(is->p, json_object_get(d, "input"))
+                                    : "the stream must start with a start message";
+            if (why) {
+                is->err_code = is->p ? "internal" : "invalid_argument";
+                sf_strlcpy(is->err, why, sizeof(is->err));
+            }
+        }
+        json_decref(m);
+    }
+}
+
+static int e2b_instream_end(struct e2b_req *rq)
+{
+    struct e2b_instream *is = rq->sink.state;
+    struct sf_buf b = { 0 };
+    if (is->err_code) {
+        sf_e2b_put_trailer(&b, is->err_code, is->err);
+    } else {
+        sf_e2b_frame(&b, 0, "{}", 2);                  /* StreamInputResponse */
+        sf_e2b_put_trailer(&b, NULL, NULL);
+    }
+    int ret = e2b_reply(rq, 200, "application/connect+json", b.data, b.len);
+    sf_buf_free(&b);
+    return ret;
+}
+
+static void e2b_instream_free(void *state)
+{
+    struct e2b_instream *is = state;
+    if (is->p) e2b_proc_put(is->p);
+    sf_e2b_reader_free(&is->r);
+    free(is);
+}
+
+bool e2b_stream_input_begin(struct e2b_req *rq)
+{
+    struct e2b_instream *is = sf_xcalloc(1, sizeof(*is));
+    is->r.max_frame = 4u << 20;
+    rq->sink = (struct e2b_sink){ e2b_instream_data, e2b_instream_end, e2b_instream_free, is };
+    return true;
+}
+
 static int e2b_unary(struct e2b_req *rq, struct e2b_sbx *s, const char *method)
 {
     json_t *body = rq->body.len ? json_loadb(rq->body.data, rq->body.len, 0, NULL) : NULL;
@@ -328,22 +343,27 @@ static int e2b_unary(struct e2b_req *rq, struct e2b_sbx *s, const char *method)
     if (!(p = e2b_select(s, body, &pid))) {
         ret = e2b_not_running(rq, pid);
     } else if (!strcmp(method, "SendInput")) {
-        json_t *in = json_object_get(body, "input"), *data = json_object_get(in, "stdin");
-        char *bytes = NULL;
-        size_t n = 0;
-        if (json_object_get(in, "pty"))
-            ret = e2b_reply_connect_error(rq, "failed_precondition", "the process has no pty");
-        else if (!json_is_string(data) ||
-                 sf_e2b_b64_decode(json_string_value(data), json_string_length(data), &bytes, &n) < 0)
-            ret = e2b_reply_connect_error(rq, "invalid_argument", "input.stdin must be base64");
-        else if (e2b_proc_write_stdin(p, bytes, n) < 0)
-            ret = e2b_reply_connect_error(rq, "internal", "error writing to stdin: stdin not enabled or closed");
-        else
-            ret = e2b_reply_json(rq, 200, json_object());
-        free(bytes);
+        const char *why = e2b_input(p, json_object_get(body, "input"));
+        ret = !why ? e2b_reply_json(rq, 200, json_object())
+            : e2b_reply_connect_error(rq, strstr(why, "pty") ? "failed_precondition"
+                                      : strstr(why, "base64") ? "invalid_argument" : "internal",
+                                      "%s", why);
+    } else if (!strcmp(method, "Update")) {
+        uint16_t rows, cols;
+        json_t *pty = json_object_get(body, "pty");
+        int rc = !pty ? 0 : !e2b_pty_size(pty, &rows, &cols) ? -EINVAL
+               : e2b_proc_resize(s, p, rows, cols);
+        ret = rc == 0 ? e2b_reply_json(rq, 200, json_object())
+            : rc == -EINVAL ? e2b_reply_connect_error(rq, "invalid_argument", "pty.size needs rows "
+                                                     "and cols of 1 to 1000")
+            : rc == -ENOTTY ? e2b_reply_connect_error(rq, "failed_precondition", "the process has no pty")
+            : e2b_not_running(rq, pid);
     } else if (!strcmp(method, "CloseStdin")) {
-        e2b_proc_close_stdin(p);
-        ret = e2b_reply_json(rq, 200, json_object());
+        if (e2b_proc_is_pty(p))
+            ret = e2b_reply_connect_error(rq, "failed_precondition", "cannot close stdin of a pty "
+                                          "process: send Ctrl+D (0x04) instead");
+        else
+            ret = (e2b_proc_close_stdin(p), e2b_reply_json(rq, 200, json_object()));
     } else {                                                   /* SendSignal */
         json_t *sig = json_object_get(body, "signal");
         const char *name = json_is_string(sig) ? json_string_value(sig) : "";
@@ -365,74 +385,61 @@ static int e2b_unary(struct e2b_req *rq, struct e2b_sbx *s, const char *method)
 
 /* ---- dispatch ----------------------------------------------------------------- */
 
-static bool e2b_token_ok(struct e2b_req *rq, const struct e2b_sbx *s, bool files)
+bool e2b_envd_admit(struct e2b_req *rq)
 {
+    const struct e2b_sbx *s = rq->sbx;
+    const char *port = e2b_header(rq, "E2b-Sandbox-Port");
+    if (port && strtol(port, NULL, 10) != 49983) {
+        e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i,s:s}", "sandboxId", rq->sandbox_id,
+                       "message", "The sandbox is running but port is not open", "code", 502,
+                       "port", port));
+        return false;
+    }
+    if (!strcmp(rq->url, "/health")) return true;
+    if (!strcmp(rq->url, "/files")) return e2b_files_auth(rq);
+    if (e2b_sbx_paused(rq->reg, rq->sbx)) {
+        /* Its processes are frozen: nothing there could answer. */
+        e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i}", "sandboxId", rq->sandbox_id, "message",
+                       "The sandbox is paused: resume it with connect", "code", 502));
+        return false;
+    }
     const char *t = e2b_header(rq, "X-Access-Token");
-    if (!s->token[0]) return true;
-    if (t && !strcmp(t, s->token)) return true;
-    if (files)
-        e2b_reply_error(rq, 401, t ? "access token present in header but does not match"
-                                   : "missing signature query parameter");
-    else
-        e2b_reply_error(rq, 401, "unauthorized access, please provide a valid access token or "
-                        "method signing if supported");
+    if (!s->token[0] || (t && strlen(t) == strlen(s->token) && !CRYPTO_memcmp(t, s->token, strlen(t))))
+        return true;
+    e2b_reply_error(rq, 401, "unauthorized access, please provide a valid access token or "
+                    "method signing if supported");
     return false;
 }
 
 int e2b_envd_handle(struct e2b_req *rq)
 {
     const char *u = rq->url, *m = rq->method;
-    const char *port = e2b_header(rq, "E2b-Sandbox-Port");
+    struct e2b_sbx *s = rq->sbx;
     char user[64];
-    int ret;
-    struct e2b_sbx *s = e2b_registry_get(rq->reg, rq->sandbox_id);
-    if (!s) return e2b_gone(rq);
-    if (port && strtol(port, NULL, 10) != 49983) {
-        ret = e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i,s:s}", "sandboxId", rq->sandbox_id,
-                             "message", "The sandbox is running but port is not open", "code", 502,
-                             "port", port));
-        goto out;
+    uint32_t uid = SF_FS_UID_USER;
+    if (!strcmp(u, "/health")) return e2b_reply(rq, 204, NULL, "", 0);
+    if (!strcmp(u, "/files")) {
+        if (!strcmp(m, "GET")) return e2b_files_get(rq);
+        return e2b_reply_error(rq, 405, "method %s not allowed on /files", m);
     }
-    if (!strcmp(u, "/health")) {
-        ret = e2b_reply(rq, 204, NULL, "", 0);
-        goto out;
-    }
-    bool files = !strcmp(u, "/files");
-    if (!e2b_token_ok(rq, s, files)) {
-        ret = MHD_YES;
-        goto out;
-    }
-    if (files) {
-        const char *who = e2b_query(rq, "username");
-        if (!e2b_user_ok(who))
-            ret = e2b_reply_error(rq, 401, "error looking up user '%s': user: unknown user %s", who, who);
-        else if (!strcmp(m, "POST")) ret = e2b_files_post(rq, s);
-        else if (!strcmp(m, "GET")) ret = e2b_files_get(rq, s);
-        else ret = e2b_reply_error(rq, 405, "method %s not allowed on /files", m);
-        goto out;
-    }
-    if (strncmp(u, "/process.Process/", 17)) {
-        ret = e2b_reply_connect_error(rq, "unimplemented", "%s is not served by sandfleet", u);
-        goto out;
-    }
-    const char *method = u + 17;
-    bool stream = !strcmp(method, "Start") || !strcmp(method, "Connect");
+    if (!strcmp(u, "/envs") && !strcmp(m, "GET")) return e2b_reply_json(rq, 200, json_deep_copy(s->env_vars));
+    bool process = !strncmp(u, "/process.Process/", 17), fs = !strncmp(u, "/filesystem.Filesystem/", 23);
+    if (!process && !fs) return e2b_reply_connect_error(rq, "unimplemented", "%s is not supported by this server", u);
+    const char *method = u + (process ? 17 : 23);
+    bool stream = !strcmp(method, "Start") || !strcmp(method, "Connect") || !strcmp(method, "WatchDir");
     if (!e2b_rpc_user_ok(rq, user, sizeof(user))) {
         char msg[128];
         snprintf(msg, sizeof(msg), "invalid username: '%s'", user);
-        ret = stream ? e2b_stream_error(rq, "unauthenticated", msg)
-                     : e2b_reply_connect_error(rq, "unauthenticated", "%s", msg);
-        goto out;
+        return stream ? e2b_stream_error(rq, "unauthenticated", msg)
+                      : e2b_reply_connect_error(rq, "unauthenticated", "%s", msg);
     }
-    if (!strcmp(method, "Start")) ret = e2b_start(rq, s, user);
-    else if (!strcmp(method, "Connect")) ret = e2b_connect(rq, s);
-    else if (!strcmp(method, "SendInput") || !strcmp(method, "CloseStdin") ||
-             !strcmp(method, "SendSignal") || !strcmp(method, "List"))
-        ret = e2b_unary(rq, s, method);
-    else
-        ret = e2b_reply_connect_error(rq, "unimplemented", "process.Process/%s is not served by "
-                                      "sandfleet", method);
-out:
-    e2b_registry_put(rq->reg, s);
-    return ret;
+    e2b_user_uid(user, &uid);
+    if (fs) return e2b_fs_handle(rq, method, uid);
+    if (!strcmp(method, "Start")) return e2b_start(rq, s, user, uid);
+    if (!strcmp(method, "Connect")) return e2b_connect(rq, s);
+    if (!strcmp(method, "SendInput") || !strcmp(method, "CloseStdin") ||
+        !strcmp(method, "SendSignal") || !strcmp(method, "List") || !strcmp(method, "Update"))
+        return e2b_unary(rq, s, method);
+    return e2b_reply_connect_error(rq, "unimplemented", "process.Process/%s is not supported by "
+                                   "this server", method);
 }

@@ -25,6 +25,7 @@ struct e2b_proc {
     int refs;                    /* atomic */
     json_t *config;              /* ProcessConfig; read-only */
     char *tag;
+    bool pty;                    /* runs on a terminal; stdin_fd is it */
     pthread_mutex_t mu;          /* everything below */
     pthread_cond_t cv;
     int pid;
@@ -110,8 +111,9 @@ static void e2b_proc_event(void *arg, const struct sf_proc_event *ev)
 {
     struct e2b_proc *p = arg;
     pthread_mutex_lock(&p->mu);
-    if (ev->kind == SF_PROC_STDOUT || ev->kind == SF_PROC_STDERR) {
-        sf_e2b_put_data(&p->log, ev->kind == SF_PROC_STDOUT ? SF_E2B_STDOUT : SF_E2B_STDERR,
+    if (ev->kind != SF_PROC_EXIT) {
+        sf_e2b_put_data(&p->log, ev->kind == SF_PROC_STDOUT ? SF_E2B_STDOUT
+                                 : ev->kind == SF_PROC_STDERR ? SF_E2B_STDERR : SF_E2B_PTY,
                         ev->data, ev->len);
     } else {
         char status[64], *error = NULL;
@@ -150,6 +152,7 @@ int e2b_proc_start(struct e2b_sbx *s, const struct e2b_proc_start *st, struct e2
     p->refs = 2;                              /* the caller's and the sandbox table's */
     p->config = json_deep_copy(st->config);
     p->tag = st->tag ? sf_xstrdup(st->tag) : NULL;
+    p->pty = st->pty_rows && st->pty_cols;
     p->stdin_fd = -1;
     p->first_sub_pending = true;
     pthread_mutex_init(&p->mu, NULL);
@@ -159,13 +162,15 @@ int e2b_proc_start(struct e2b_sbx *s, const struct e2b_proc_start *st, struct e2
     /* In the table before it can produce events, so the exit removes it. */
     e2b_sbx_add_proc(s, p);
     struct sf_proc_spec spec = { .cmd = st->sh_cmd, .cwd = st->cwd, .env = st->env,
-                                     .stdin_pipe = st->stdin_pipe, .cb = e2b_proc_event, .arg = p };
+                                 .stdin_pipe = st->stdin_pipe, .uid = st->uid,
+                                 .pty_rows = st->pty_rows, .pty_cols = st->pty_cols,
+                                 .cb = e2b_proc_event, .arg = p };
     pthread_mutex_lock(&s->mu);
     if (!s->ph) {
         sf_errf(err, errlen, "the sandbox was killed");
         pid = -ESRCH;
     } else {
-        pid = sf_proc_spawn(s->ph, &spec, st->stdin_pipe ? &fd : NULL, err, errlen);
+        pid = sf_proc_spawn(s->ph, &spec, st->stdin_pipe || p->pty ? &fd : NULL, err, errlen);
     }
     pthread_mutex_unlock(&s->mu);
     if (pid < 0) {
@@ -239,6 +244,20 @@ int e2b_proc_close_stdin(struct e2b_proc *p)
     else if (p->ended) rc = -ESRCH;
     p->stdin_fd = -1;
     pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+bool e2b_proc_is_pty(const struct e2b_proc *p)
+{
+    return p->pty;
+}
+
+int e2b_proc_resize(struct e2b_sbx *s, struct e2b_proc *p, uint16_t rows, uint16_t cols)
+{
+    int rc = -ESRCH;
+    pthread_mutex_lock(&s->mu);
+    if (s->ph) rc = sf_proc_resize(s->ph, e2b_proc_pid(p), rows, cols);
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 

@@ -30,6 +30,8 @@ struct e2b_proc_start {
     const char *const *env;      /* "K=V", NULL-terminated */
     const char *tag;             /* may be NULL */
     bool stdin_pipe;
+    uint32_t uid;                /* 0 root, 1000 user */
+    uint16_t pty_rows, pty_cols; /* both > 0: on a terminal (stdin is then the terminal) */
 };
 
 /* Start a process in s. 0 with *out referenced for the caller; -ENOEXEC
@@ -46,6 +48,9 @@ int e2b_proc_pid(const struct e2b_proc *p);
 /* stdin: -EPIPE when not enabled or closed, -ESRCH when it has ended. */
 int e2b_proc_write_stdin(struct e2b_proc *p, const void *data, size_t len);
 int e2b_proc_close_stdin(struct e2b_proc *p);
+/* Resize its terminal: -ENOTTY without one, -ESRCH when not running. */
+int e2b_proc_resize(struct e2b_sbx *s, struct e2b_proc *p, uint16_t rows, uint16_t cols);
+bool e2b_proc_is_pty(const struct e2b_proc *p);
 /* Signal it through the sandbox. -ESRCH when it is not running. */
 int e2b_proc_signal(struct e2b_sbx *s, struct e2b_proc *p, int sig);
 /* ProcessInfo JSON {"config","pid","tag"}; new reference. */

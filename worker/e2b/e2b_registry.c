@@ -45,12 +45,14 @@ static void e2b_new_id(char *dst, size_t size)
 
 static void e2b_sbx_free(struct e2b_sbx *s)
 {
+    e2b_fs_watchers_free(s);
     sf_sandbox_destroy(s->sb);
     json_decref(s->metadata);
     json_decref(s->env_vars);
     free(s->procs);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->plock);
+    pthread_mutex_destroy(&s->wlock);
     free(s);
 }
 
@@ -68,6 +70,8 @@ static void e2b_sbx_kill(struct e2b_sbx *s)
 {
     pthread_mutex_lock(&s->mu);
     s->killed = true;
+    /* A task frozen by the v1 freezer dies only once thawed. */
+    sf_sandbox_freeze(s->sb, false);
     struct sf_proc_host *ph = s->ph;
     s->ph = NULL;
     if (ph) {
@@ -119,6 +123,7 @@ static void *e2b_reaper(void *arg)
         int64_t now = sf_wall_ms(), next = now + 1000;
         struct e2b_sbx *expired = NULL;
         for (size_t i = 0; i < r->n; i++) {
+            if (r->v[i]->paused) continue;           /* its timeout stopped */
             int64_t end = __atomic_load_n(&r->v[i]->end_wall_ms, __ATOMIC_RELAXED);
             if (end <= now) {
                 expired = e2b_take(r, i);
@@ -187,6 +192,14 @@ void e2b_registry_free(struct e2b_registry *r)
 
 /* ---- create / lookup -------------------------------------------------------- */
 
+/* Sandboxes counted against the cap: the paused ones are not (mu held). */
+static int e2b_running(const struct e2b_registry *r)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->n; i++) n += !r->v[i]->paused;
+    return n;
+}
+
 int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, struct e2b_sbx **out,
                         char *err, size_t errlen)
 {
@@ -199,7 +212,7 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
         sf_errf(err, errlen, "the server is shutting down");
         return -ESHUTDOWN;
     }
-    if ((int)r->n + r->creating >= r->max) {
+    if (e2b_running(r) + r->creating >= r->max) {
         pthread_mutex_unlock(&r->mu);
         sf_errf(err, errlen, "you have reached the maximum number of concurrent E2B sandboxes "
                 "(%d). If you need more, start the worker with a higher --e2b-max-sandboxes", r->max);
@@ -211,7 +224,10 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     s = sf_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->plock, NULL);
+    pthread_mutex_init(&s->wlock, NULL);
     e2b_new_id(s->id, sizeof(s->id));
+    s->timeout_s = c->timeout_s;
+    s->network = c->network;
     sf_strlcpy(s->template_id, c->template_id, sizeof(s->template_id));
     if (c->secure) sf_random_hex(s->token, sizeof(s->token), 40);
     s->metadata = c->metadata ? json_deep_copy(c->metadata) : json_object();
@@ -219,7 +235,8 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     s->started_wall_ms = sf_wall_ms();
     s->end_wall_ms = s->started_wall_ms + (int64_t)c->timeout_s * 1000;
     s->refs = 2;                                  /* the table's and the caller's */
-    struct sf_sandbox_opts opts = { .network = c->network, .limits = c->limits, .label = s->id };
+    struct sf_sandbox_opts opts = { .network = c->network, .limits = c->limits, .label = s->id,
+                                    .rootfs = c->rootfs };
     if ((rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen)) < 0 ||
         (rc = sf_proc_host_new(s->sb, &s->ph, err, errlen)) < 0) {
         pthread_mutex_lock(&r->mu);
@@ -319,4 +336,86 @@ void e2b_sbx_remove_proc(struct e2b_sbx *s, struct e2b_proc *p)
             break;
         }
     pthread_mutex_unlock(&s->plock);
+}
+
+/* ---- pause / resume ----------------------------------------------------------- */
+
+static struct e2b_sbx *e2b_find(struct e2b_registry *r, const char *id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i]->id, id)) return r->v[i];
+    return NULL;
+}
+
+bool e2b_sbx_paused(struct e2b_registry *r, struct e2b_sbx *s)
+{
+    pthread_mutex_lock(&r->mu);
+    bool p = s->paused;
+    pthread_mutex_unlock(&r->mu);
+    return p;
+}
+
+int e2b_registry_pause(struct e2b_registry *r, const char *id, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&r->mu);
+    struct e2b_sbx *s = e2b_find(r, id);
+    if (!s || s->paused) {
+        pthread_mutex_unlock(&r->mu);
+        return s ? -EALREADY : -ENOENT;
+    }
+    s->refs++;
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&s->mu);
+    int rc = s->killed ? -ENOENT : sf_sandbox_freeze(s->sb, true);
+    if (rc < 0 && rc != -ENOENT) {
+        sf_errf(err, errlen, "%s", s->sb->errstr);
+        sf_sandbox_freeze(s->sb, false);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        s->paused = true;
+        int64_t left = __atomic_load_n(&s->end_wall_ms, __ATOMIC_RELAXED) - sf_wall_ms();
+        s->paused_left_ms = left > 1000 ? left : 1000;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        SF_LOGI(r->lg, "e2b: sandbox %s paused", s->id);
+    }
+    e2b_registry_put(r, s);
+    return rc;
+}
+
+int e2b_registry_resume(struct e2b_registry *r, const char *id, int timeout_s, char *err,
+                        size_t errlen)
+{
+    pthread_mutex_lock(&r->mu);
+    struct e2b_sbx *s = e2b_find(r, id);
+    if (!s || !s->paused) {
+        pthread_mutex_unlock(&r->mu);
+        return s ? 0 : -ENOENT;
+    }
+    if (e2b_running(r) + r->creating >= r->max) {
+        pthread_mutex_unlock(&r->mu);
+        sf_errf(err, errlen, "you have reached the maximum number of concurrent E2B sandboxes (%d)",
+                r->max);
+        return -EAGAIN;
+    }
+    s->refs++;
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&s->mu);
+    int rc = s->killed ? -ENOENT : sf_sandbox_freeze(s->sb, false);
+    if (rc < 0 && rc != -ENOENT) sf_errf(err, errlen, "%s", s->sb->errstr);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        s->paused = false;
+        int64_t left = timeout_s > 0 ? (int64_t)timeout_s * 1000 : s->paused_left_ms;
+        __atomic_store_n(&s->end_wall_ms, sf_wall_ms() + left, __ATOMIC_RELAXED);
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        SF_LOGI(r->lg, "e2b: sandbox %s resumed", s->id);
+        rc = 1;
+    }
+    e2b_registry_put(r, s);
+    return rc;
 }

@@ -23,13 +23,24 @@
 #include "sandbox_proc.h"
 
 struct e2b_proc;
+struct e2b_watcher;
 
+/* What a sandbox is, as E2B's API knows it: plain data, so that it can be
+ * written down or moved (a fleet gateway keeps these in its broker); the
+ * rest of the struct is this process's handles on it. */
 struct e2b_sbx {
     char id[32];
     char template_id[128];
     char token[48];                  /* "" when created with secure=false */
     json_t *metadata, *env_vars;     /* objects, owned; read-only after create */
     int64_t started_wall_ms;
+    int timeout_s;                   /* as created */
+    bool network;
+    /* under the registry's mu */
+    bool paused;                     /* frozen: not running, not reaped */
+    int64_t paused_left_ms;          /* of its timeout, when it was paused */
+    /* under mu: the last metrics sample, for CPU % between two */
+    int64_t sample_cpu_us, sample_ms;
     /* under mu */
     pthread_mutex_t mu;              /* lifecycle: files, spawn, signal, kill */
     struct sf_sandbox *sb;
@@ -40,6 +51,9 @@ struct e2b_sbx {
     pthread_mutex_t plock;
     struct e2b_proc **procs;         /* running processes, for List and lookups */
     size_t nprocs, cap;
+    /* under wlock: polled directory watchers (e2b_fs.c) */
+    pthread_mutex_t wlock;
+    struct e2b_watcher *watchers;
     int refs;                        /* under the registry's mu */
 };
 
@@ -59,13 +73,24 @@ struct e2b_create {
     json_t *metadata, *env_vars;     /* borrowed; copied */
     bool secure, network;
     struct sf_limits limits;         /* filled under the worker's caps */
+    const char *rootfs;              /* the template's root; NULL: the default image */
 };
 
 /* Create a sandbox; the result carries one reference for the caller.
  * -EAGAIN when at the limit, else -errno from the backend (message in err). */
 int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, struct e2b_sbx **out,
                         char *err, size_t errlen);
-/* A live sandbox with one more reference, or NULL (unknown or killed). */
+/* Pause: freeze every process, stop its timeout, stop counting it as
+ * running. 0, -ENOENT, -EALREADY (paused already), or -errno of the freezer
+ * (message in err). */
+int e2b_registry_pause(struct e2b_registry *r, const char *id, char *err, size_t errlen);
+/* Resume a paused sandbox (its timeout restarts at timeout_s, or what was
+ * left when 0). 1 resumed, 0 it was running, -ENOENT, -EAGAIN at the
+ * running cap, -errno of the freezer. */
+int e2b_registry_resume(struct e2b_registry *r, const char *id, int timeout_s, char *err,
+                        size_t errlen);
+bool e2b_sbx_paused(struct e2b_registry *r, struct e2b_sbx *s);
+/* A live sandbox (running or paused) with one more reference, or NULL. */
 struct e2b_sbx *e2b_registry_get(struct e2b_registry *r, const char *id);
 void e2b_registry_put(struct e2b_registry *r, struct e2b_sbx *s);
 /* One more reference to s, which the caller already holds one to. */
@@ -77,6 +102,9 @@ int e2b_registry_set_timeout(struct e2b_registry *r, const char *id, int timeout
                              bool extend_only);
 /* New references to every live sandbox (caller puts each), newest first. */
 size_t e2b_registry_snapshot(struct e2b_registry *r, struct e2b_sbx ***out);
+
+/* Polled watchers are freed with their sandbox (e2b_fs.c). */
+void e2b_fs_watchers_free(struct e2b_sbx *s);
 
 /* Process table of a sandbox (worker/e2b/e2b_proc.c uses these). */
 void e2b_sbx_add_proc(struct e2b_sbx *s, struct e2b_proc *p);

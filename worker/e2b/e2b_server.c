@@ -15,7 +15,6 @@
 #include <string.h>
 
 #define E2B_API_BODY_MAX (16u << 20)     /* as E2B's API server */
-#define E2B_UPLOAD_MAX (1024u << 20)     /* uploads are bounded by the sandbox disk anyway */
 
 struct sf_e2b_server {
     struct MHD_Daemon *d;
@@ -24,7 +23,29 @@ struct sf_e2b_server {
     char *api_key;
     const struct sf_policy *policy;
     uint16_t port;
+    struct sf_e2b_template *templates;   /* owned copies */
+    size_t ntemplates;
 };
+
+bool e2b_template_root(const struct sf_e2b_server *s, const char *name, const char **rootfs)
+{
+    *rootfs = NULL;
+    for (size_t i = 0; i < s->ntemplates; i++)
+        if (!strcmp(s->templates[i].name, name)) {
+            *rootfs = s->templates[i].rootfs;
+            return true;
+        }
+    return !strcmp(name, "base");
+}
+
+static void e2b_templates_free(struct sf_e2b_server *s)
+{
+    for (size_t i = 0; i < s->ntemplates; i++) {
+        free((char *)s->templates[i].name);
+        free((char *)s->templates[i].rootfs);
+    }
+    free(s->templates);
+}
 
 /* ---- replies ---------------------------------------------------------------- */
 
@@ -120,39 +141,44 @@ static void e2b_classify(struct e2b_req *rq)
     }
 }
 
-/* ---- multipart uploads ------------------------------------------------------ */
-
-static enum MHD_Result e2b_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *filename, const char *ctype, const char *enc,
-                                     const char *data, uint64_t off, size_t size)
-{
-    struct e2b_req *rq = cls;
-    (void)kind; (void)ctype; (void)enc;
-    if (!key || strcmp(key, "file")) return MHD_YES;      /* envd ignores other fields */
-    /* MHD may call with off 0 more than once for one part (an empty call
-     * first): a part starts at off 0 unless the current one is still empty
-     * and has the same name. */
-    struct e2b_upload *cur = rq->nfiles ? &rq->files[rq->nfiles - 1] : NULL;
-    if (off == 0 && (!cur || cur->data.len || strcmp(cur->path, filename ? filename : ""))) {
-        rq->files = sf_xrealloc(rq->files, (rq->nfiles + 1) * sizeof(*rq->files));
-        rq->files[rq->nfiles++] = (struct e2b_upload){ .path = sf_xstrdup(filename ? filename : "") };
-    }
-    struct e2b_upload *u = &rq->files[rq->nfiles - 1];
-    if (u->data.len + size > E2B_UPLOAD_MAX) {
-        rq->too_big = true;
-        return MHD_NO;
-    }
-    if (size) sf_buf_append(&u->data, data, size);
-    return MHD_YES;
-}
-
-static bool e2b_is_multipart(struct e2b_req *rq)
-{
-    const char *ct = e2b_header(rq, "Content-Type");
-    return ct && !strncasecmp(ct, "multipart/form-data", 19);
-}
-
 /* ---- request life cycle ----------------------------------------------------- */
+
+/* Everything that can be refused without the body is refused in the first
+ * callback, before a byte of it is read: an unknown sandbox, a wrong API
+ * key or envd token, a body larger than allowed. */
+static void e2b_admit(struct e2b_req *rq)
+{
+    const char *url = rq->url;
+    if (!rq->envd && !strcmp(url, "/files") && e2b_query(rq, "signature")) {
+        /* A signed URL names its sandbox by the signature only. */
+        if ((rq->sbx = e2b_files_signed_sandbox(rq))) {
+            rq->envd = true;
+            sf_strlcpy(rq->sandbox_id, rq->sbx->id, sizeof(rq->sandbox_id));
+        }
+    }
+    if (!rq->envd) {
+        if (strcmp(url, "/health") && !e2b_api_key_ok(rq)) rq->answered = true;
+    } else {
+        if (!rq->sbx) rq->sbx = e2b_registry_get(rq->reg, rq->sandbox_id);
+        if (!rq->sbx) {
+            e2b_gone(rq);
+            rq->answered = true;
+        } else if (!e2b_envd_admit(rq)) {
+            rq->answered = true;
+        } else if (!strcmp(url, "/files") && !strcmp(rq->method, "POST")) {
+            if (!e2b_files_upload_begin(rq)) rq->answered = true;
+            return;                          /* streamed: no body limit but the disk's */
+        } else if (!strcmp(url, "/process.Process/StreamInput")) {
+            if (!e2b_stream_input_begin(rq)) rq->answered = true;
+            return;
+        }
+    }
+    const char *cl = e2b_header(rq, "Content-Length");
+    if (!rq->answered && cl && strtoull(cl, NULL, 10) > rq->body_max) {
+        e2b_reply_error(rq, 413, "request body too large (at most %zu bytes)", rq->body_max);
+        rq->answered = true;
+    }
+}
 
 static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
@@ -171,19 +197,17 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         rq->conn = conn;
         rq->method = method;
         rq->url = url;
+        rq->body_max = E2B_API_BODY_MAX;
         e2b_classify(rq);
-        bool files = rq->envd && !strcmp(url, "/files");
-        rq->body_max = files ? E2B_UPLOAD_MAX : E2B_API_BODY_MAX;
-        if (files && !strcmp(method, "POST") && e2b_is_multipart(rq))
-            rq->pp = sf_mhd_create_post_processor(conn, 65536, e2b_post_iter, rq);
         *con_cls = rq;
+        e2b_admit(rq);
         return MHD_YES;
     }
     if (*upload_size) {
-        if (rq->pp) {
-            if (!rq->too_big && !rq->bad_body &&
-                sf_mhd_post_process(rq->pp, upload, *upload_size) != MHD_YES && !rq->too_big)
-                rq->bad_body = true;
+        if (rq->answered) {
+            /* refused already: the rest is dropped unread into memory */
+        } else if (rq->sink.data) {
+            rq->sink.data(rq, upload, *upload_size);
         } else if (rq->body.len + *upload_size > rq->body_max) {
             rq->too_big = true;
         } else if (!rq->too_big) {
@@ -192,8 +216,10 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rq->answered) return MHD_YES;
+    rq->answered = true;
     if (rq->too_big) return (enum MHD_Result)e2b_reply_error(rq, 413, "request body too large");
-    if (rq->bad_body) return (enum MHD_Result)e2b_reply_error(rq, 400, "malformed multipart body");
+    if (rq->sink.data) return (enum MHD_Result)rq->sink.end(rq);
     return (enum MHD_Result)(rq->envd ? e2b_envd_handle(rq) : e2b_api_handle(rq));
 }
 
@@ -203,12 +229,8 @@ static void e2b_completed(void *cls, struct MHD_Connection *conn, void **con_cls
     struct e2b_req *rq = *con_cls;
     (void)cls; (void)conn; (void)toe;
     if (!rq) return;
-    if (rq->pp) sf_mhd_destroy_post_processor(rq->pp);
-    for (size_t i = 0; i < rq->nfiles; i++) {
-        free(rq->files[i].path);
-        sf_buf_free(&rq->files[i].data);
-    }
-    free(rq->files);
+    if (rq->sink.free) rq->sink.free(rq->sink.state);
+    if (rq->sbx) e2b_registry_put(rq->reg, rq->sbx);
     sf_buf_free(&rq->body);
     free(rq);
     *con_cls = NULL;
@@ -258,8 +280,13 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     s->lg = cfg->lg;
     s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
     s->policy = cfg->policy;
+    s->templates = sf_xcalloc(cfg->ntemplates + 1, sizeof(*s->templates));
+    for (size_t i = 0; i < cfg->ntemplates; i++)
+        s->templates[s->ntemplates++] = (struct sf_e2b_template){
+            sf_xstrdup(cfg->templates[i].name), sf_xstrdup(cfg->templates[i].rootfs) };
     if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->lg))) {
         sf_errf(err, errlen, "cannot start the sandbox reaper thread");
+        e2b_templates_free(s);
         free(s->api_key);
         free(s);
         return -EAGAIN;
@@ -277,6 +304,7 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
         sf_errf(err, errlen, "--e2b-listen %s: cannot listen (address in use or not local?)",
                 cfg->listen);
         e2b_registry_free(s->reg);
+        e2b_templates_free(s);
         free(s->api_key);
         free(s);
         return -EADDRINUSE;
@@ -300,6 +328,7 @@ void sf_e2b_server_stop(struct sf_e2b_server *s)
     e2b_registry_kill_all(s->reg);
     sf_mhd_stop_daemon(s->d);
     e2b_registry_free(s->reg);
+    e2b_templates_free(s);
     free(s->api_key);
     free(s);
 }

@@ -23,13 +23,22 @@
 #include "sandbox.h"
 #include "util.h"
 
+/* A template: a name and the root file system its sandboxes get. */
+struct sf_e2b_template {
+    const char *name;
+    const char *rootfs;                  /* a directory */
+};
+
 struct sf_e2b_server_cfg {
     const char *listen;                  /* "HOST:PORT"; port 0 picks a free one */
     const char *api_key;                 /* X-API-Key to require; NULL: any key */
     struct sf_sandbox_provider *prov;    /* borrowed; must be "local" */
     const struct sf_log *lg;             /* borrowed */
-    int max_sandboxes;                   /* alive at once; 429 beyond */
+    int max_sandboxes;                   /* running at once; 429 beyond */
     const struct sf_policy *policy;      /* the worker's caps (policy.h); NULL: none */
+    const struct sf_e2b_template *templates;   /* borrowed; "base" is the default image
+                                                  unless listed here */
+    size_t ntemplates;
 };
 
 struct sf_e2b_server;
@@ -52,9 +61,17 @@ struct e2b_registry;
 #define E2B_ENVD_VERSION "0.5.7"         /* what we implement: see docs/e2b.md */
 #define E2B_CLIENT_ID "6532622b"
 
-struct e2b_upload {
-    char *path;                          /* as named by the part's filename */
-    struct sf_buf data;
+struct e2b_sbx;
+struct e2b_req;
+
+/* A body taken as it arrives instead of buffered (uploads, client
+ * streams): data for each chunk, end once it is all in (queues the
+ * reply), free at completion. */
+struct e2b_sink {
+    void (*data)(struct e2b_req *rq, const char *data, size_t len);
+    int (*end)(struct e2b_req *rq);
+    void (*free)(void *state);
+    void *state;
 };
 
 /* One request, from its headers to its completion. */
@@ -68,12 +85,12 @@ struct e2b_req {
     const char *method, *url;
     char sandbox_id[64];                 /* envd: the sandbox addressed */
     bool envd;
+    struct e2b_sbx *sbx;                 /* envd: a reference, from the first callback */
+    bool answered;                       /* a reply was queued before the body */
     struct sf_buf body;
     size_t body_max;
     bool too_big, bad_body;
-    struct MHD_PostProcessor *pp;        /* multipart uploads */
-    struct e2b_upload *files;
-    size_t nfiles;
+    struct e2b_sink sink;                /* .data set: the body is streamed */
 };
 
 /* Replies; each queues a response and returns MHD's result. */
@@ -89,8 +106,45 @@ int e2b_reply_connect_error(struct e2b_req *rq, const char *code, const char *fm
 const char *e2b_header(struct e2b_req *rq, const char *name);
 const char *e2b_query(struct e2b_req *rq, const char *name);
 
+/* The root of template 'name': NULL for the default image; false when
+ * there is no such template. */
+bool e2b_template_root(const struct sf_e2b_server *s, const char *name, const char **rootfs);
+
 /* Handlers, called once the body is in. */
 int e2b_api_handle(struct e2b_req *rq);
 int e2b_envd_handle(struct e2b_req *rq);
+/* envd before the body: port, token (files: token or signature);
+ * false: an error was queued. */
+bool e2b_envd_admit(struct e2b_req *rq);
+/* The REST API's check of X-API-Key; false: a 401 was queued. */
+bool e2b_api_key_ok(struct e2b_req *rq);
+
+/* ---- envd pieces (e2b_envd.c, e2b_files.c, e2b_fs.c) -------------------- */
+
+#define E2B_HOME "/home/user"
+/* The 502 E2B's proxy answers for a sandbox that is not there. */
+int e2b_gone(struct e2b_req *rq);
+/* Absolute path of an envd path ("", "~", relative: under /home/user). */
+char *e2b_resolve(const char *path);
+/* The request message of a streaming call (one envelope), or NULL. */
+json_t *e2b_stream_request(struct e2b_req *rq);
+/* A streaming call's answer that is only an end-of-stream error. */
+int e2b_stream_error(struct e2b_req *rq, const char *code, const char *msg);
+/* uid of an envd user name (NULL or "": "user"); false when unknown. */
+bool e2b_user_uid(const char *user, uint32_t *uid);
+
+/* /files: before the body (first callback), an auth check (token or
+ * signature: false when a 401 was queued), and a signed URL's sandbox
+ * found by its signature (no E2b-Sandbox-Id: the URL is all it has). */
+bool e2b_files_auth(struct e2b_req *rq);
+struct e2b_sbx *e2b_files_signed_sandbox(struct e2b_req *rq);
+/* POST /files: set up the upload as rq->sink (false: an error was queued). */
+bool e2b_files_upload_begin(struct e2b_req *rq);
+int e2b_files_get(struct e2b_req *rq);
+/* process.Process/StreamInput: input handed on as each message arrives. */
+bool e2b_stream_input_begin(struct e2b_req *rq);
+
+/* filesystem.Filesystem/<method> (e2b_fs.c). */
+int e2b_fs_handle(struct e2b_req *rq, const char *method, uint32_t uid);
 
 #endif

@@ -12,6 +12,7 @@
  * inside cannot point at the host. A timeout kills pid 1, and with it every
  * process of the sandbox. */
 #include "sandbox.h"
+#include "sandbox_fs.h"
 #include "iopump.h"
 #include "sbx_cgroup.h"
 #include "sbx_exec.h"
@@ -35,6 +36,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +48,7 @@ struct local_provider {
     struct sf_sandbox_provider base;
     struct sf_limits defaults;
     uint32_t host_uid, host_gid;
+    uint32_t user_uid, user_gid;        /* host ids of "user" (1000); 0: not mapped */
     bool worker_is_root;
     struct sf_sbx_bpf bpf;
     struct sf_sbx_cgroup_base cgbase;   /* version 0: running without cgroups */
@@ -125,8 +128,23 @@ static void local_kill(struct local_sandbox *ls, const char *why)
 
 static struct sf_sbx_files local_files(const struct local_sandbox *ls)
 {
-    return (struct sf_sbx_files){ .rootfd = ls->rootfd, .uid = ls->lp->host_uid,
-                                  .gid = ls->lp->host_gid, .switch_ids = ls->lp->worker_is_root };
+    const struct local_provider *lp = ls->lp;
+    return (struct sf_sbx_files){ .rootfd = ls->rootfd, .uid = lp->host_uid, .gid = lp->host_gid,
+                                  .switch_ids = lp->worker_is_root, .root_uid = lp->host_uid,
+                                  .root_gid = lp->host_gid, .user_uid = lp->user_uid,
+                                  .user_gid = lp->user_gid };
+}
+
+int sf_sbx_files_of(struct sf_sandbox *sb, uint32_t uid, struct sf_sbx_files *f)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    *f = local_files(ls);
+    if (ls->rootfd < 0 || ls->init_pid <= 0) return -ESRCH;
+    if (uid == SF_FS_UID_USER && ls->lp->user_uid) {
+        f->uid = ls->lp->user_uid;
+        f->gid = ls->lp->user_gid;
+    }
+    return 0;
 }
 
 static int local_write_file(struct sf_sandbox *sb, const char *path, const void *data,
@@ -392,12 +410,47 @@ static void local_destroy(struct sf_sandbox *sb)
 static int local_proc_host(struct sf_sandbox *sb, struct sf_proc_host **out, char *err,
                            size_t errlen);
 
+static int local_freeze(struct sf_sandbox *sb, bool frozen)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (ls->init_pid <= 0) return -ESRCH;
+    int rc = sf_sbx_cgroup_freeze(&ls->cg, frozen);
+    if (rc < 0)
+        sf_errf(sb->errstr, sizeof(sb->errstr), "%s sandbox %s: %s", frozen ? "freeze" : "thaw",
+                sb->id, rc == -ENOTSUP ? "no cgroup freezer (cgroup v2, or v1 with the freezer "
+                "hierarchy mounted, is needed)" : strerror(-rc));
+    return rc;
+}
+
+static int local_stats(struct sf_sandbox *sb, struct sf_sandbox_stats *st)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    st->cpus = cpus > 0 ? (int)cpus : 1;
+    st->mem_limit_bytes = ls->limits.memory_mb * 1024 * 1024;
+    st->disk_limit_bytes = ls->limits.disk_mb * 1024 * 1024;
+    st->disk_bytes = -1;
+    sf_sbx_cgroup_usage(&ls->cg, &st->cpu_usage_us, &st->mem_bytes);
+    /* The writable places are one tmpfs: /tmp is on it. */
+    int fd = ls->rootfd >= 0 ? sf_sbx_openat2(ls->rootfd, "/tmp", O_PATH | O_DIRECTORY, 0) : -1;
+    struct statfs fs;
+    if (fd >= 0 && fstatfs(fd, &fs) == 0) {
+        st->disk_limit_bytes = (int64_t)fs.f_blocks * fs.f_bsize;
+        st->disk_bytes = (int64_t)(fs.f_blocks - fs.f_bfree) * fs.f_bsize;
+    }
+    if (fd >= 0) close(fd);
+    return 0;
+}
+
 static const struct sf_sandbox_ops local_ops = {
     .write_file = local_write_file,
     .read_file = local_read_file,
     .run = local_run,
     .destroy = local_destroy,
     .proc_host = local_proc_host,
+    .fs = &sf_sbx_fs_ops,
+    .freeze = local_freeze,
+    .stats = local_stats,
 };
 
 /* ---- create ----------------------------------------------------------------- */
@@ -420,14 +473,17 @@ static int local_handshake(struct local_sandbox *ls, const struct sf_sbx_mount_p
     char map[64];
     int rc;
     const char *what = "uid_map";
-    snprintf(map, sizeof(map), "0 %u 1\n", lp->host_uid);
+    /* "user" (1000) gets its own unprivileged host id when we may map two. */
+    if (lp->user_uid) snprintf(map, sizeof(map), "0 %u 1\n1000 %u 1\n", lp->host_uid, lp->user_uid);
+    else snprintf(map, sizeof(map), "0 %u 1\n", lp->host_uid);
     if ((rc = local_write_proc(ls->init_pid, "uid_map", map)) < 0) goto fail;
     /* An unprivileged writer may map a gid only with setgroups denied. */
     what = "setgroups";
     if (!lp->worker_is_root && (rc = local_write_proc(ls->init_pid, "setgroups", "deny")) < 0)
         goto fail;
     what = "gid_map";
-    snprintf(map, sizeof(map), "0 %u 1\n", lp->host_gid);
+    if (lp->user_gid) snprintf(map, sizeof(map), "0 %u 1\n1000 %u 1\n", lp->host_gid, lp->user_gid);
+    else snprintf(map, sizeof(map), "0 %u 1\n", lp->host_gid);
     if ((rc = local_write_proc(ls->init_pid, "gid_map", map)) < 0) goto fail;
     if (!self_joined && (rc = sf_sbx_cgroup_attach(&ls->cg, ls->init_pid, errstr, errlen)) < 0)
         return rc;
@@ -485,7 +541,8 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
         sf_errf(errstr, errlen, "local sandbox: cgroup %s: %s", ls->cg.mem, strerror(-rc));
         goto cleanup;
     }
-    if ((rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, errstr, errlen)) < 0)
+    if ((rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0,
+                                       errstr, errlen)) < 0)
         goto cleanup;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = -errno;
@@ -589,6 +646,14 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
     if (lp->worker_is_root) {
         lp->host_uid = cfg && cfg->host_uid ? cfg->host_uid : 65534;
         lp->host_gid = cfg && cfg->host_gid ? cfg->host_gid : 65534;
+        lp->user_uid = cfg && cfg->host_user_uid ? cfg->host_user_uid : 65533;
+        lp->user_gid = cfg && cfg->host_user_gid ? cfg->host_user_gid : 65533;
+        if (lp->user_uid == lp->host_uid || lp->user_gid == lp->host_gid) {
+            sf_errf(errstr, errlen, "local sandbox: the host ids of the sandbox's root (%u:%u) and "
+                    "of its \"user\" (%u:%u) must differ", lp->host_uid, lp->host_gid,
+                    lp->user_uid, lp->user_gid);
+            goto fail;
+        }
     } else {
         /* Without privileges we can map exactly one id: our own. */
         lp->host_uid = geteuid();
@@ -645,5 +710,5 @@ static int local_proc_host(struct sf_sandbox *sb, struct sf_proc_host **out, cha
         sf_errf(err, errlen, "sandbox %s: it is not running", sb->id);
         return -ESRCH;
     }
-    return sf_sbx_proc_host_new(ls->ctl, out, err, errlen);
+    return sf_sbx_proc_host_new(ls->ctl, ls->lp->user_uid != 0, out, err, errlen);
 }

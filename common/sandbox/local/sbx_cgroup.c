@@ -203,6 +203,15 @@ static int sf_sbx_cg1_init(struct sf_sbx_cgroup_base *base, const char *root,
             return rc;
         }
     }
+    /* Optional: pause needs it, limits do not. */
+    char fown[SF_SBX_CG_PATH], fhier[SF_SBX_CG_PATH];
+    snprintf(fhier, sizeof(fhier), "%s/freezer", root);
+    if (sf_sbx_cg_exists(fhier, "cgroup.procs")) {
+        if (parent) sf_sbx_cg_join(base->freezer, SF_SBX_CG_PATH, fhier, parent, NULL);
+        else if (sf_sbx_cg_own(self_cgroup, "freezer", fown, sizeof(fown)) == 0)
+            sf_sbx_cg_join(base->freezer, SF_SBX_CG_PATH, fhier, fown, "sandfleet");
+        if (base->freezer[0] && sf_mkdir_p(base->freezer, 0755) < 0) base->freezer[0] = '\0';
+    }
     base->version = 1;
     base->has_memsw = sf_sbx_cg_exists(base->mem, "memory.memsw.limit_in_bytes");
     return 0;
@@ -291,6 +300,8 @@ int sf_sbx_cgroup_create(const struct sf_sbx_cgroup_base *base, const char *name
         goto cleanup;
     }
     cg->has_memsw = base->has_memsw;
+    if (base->version == 1 && base->freezer[0])
+        sf_errf(cg->freezer, sizeof(cg->freezer), "%s/%s", base->freezer, name);
     cg->has_swap_max = base->version == 2 && sf_sbx_cg_exists(cg->mem, "memory.swap.max");
     if ((rc = sf_sbx_cg_put_limits(cg, memory_mb, pids_max, errstr, errlen)) < 0) goto cleanup;
     return 0;
@@ -371,6 +382,7 @@ int sf_sbx_cgroup_destroy(struct sf_sbx_cgroup *cg, int wait_ms)
     if (!cg || !cg->version) return 0;
     if ((r = sf_sbx_cg_rmdir(cg->mem, wait_ms)) < 0) rc = r;
     if (cg->version == 1 && (r = sf_sbx_cg_rmdir(cg->pids, wait_ms)) < 0) rc = r;
+    if (cg->freezer_made && (r = sf_sbx_cg_rmdir(cg->freezer, wait_ms)) < 0) rc = r;
     cg->version = 0;
     return rc;
 }
@@ -403,4 +415,124 @@ int sf_sbx_cgroup_sweep(const struct sf_sbx_cgroup_base *base, const char *prefi
         closedir(d);
     }
     return removed;
+}
+
+/* ---- freeze and usage --------------------------------------------------- */
+
+/* Wait until file in dir reads (first line) as want, up to ~2 s. */
+static int sf_sbx_cg_wait_for(const char *dir, const char *file, const char *want)
+{
+    char buf[512];
+    for (int i = 0; i < 2000; i++) {
+        if (sf_sbx_cg_read(dir, file, buf, sizeof(buf)) < 0) return -EIO;
+        if (strstr(buf, want)) return 0;
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    return -ETIMEDOUT;
+}
+
+/* v1: move every process of the memory cgroup that is not yet in the
+ * freezer cgroup. Returns how many were moved, or -errno. */
+static int sf_sbx_cg1_gather(const struct sf_sbx_cgroup *cg)
+{
+    char path[SF_SBX_CG_PATH + 32], *procs = NULL;
+    size_t n;
+    int moved = 0;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", cg->mem);
+    if (sf_read_file(path, 1 << 20, &procs, &n) < 0) return -EIO;
+    for (char *line = procs, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        char self[64];
+        snprintf(self, sizeof(self), "/proc/%s/cgroup", line);
+        char *own = NULL;
+        size_t m;
+        bool in = false;
+        if (sf_read_file(self, 8192, &own, &m) == 0) {
+            char want[SF_SBX_CG_PATH];
+            const char *leaf = strrchr(cg->freezer, '/');
+            snprintf(want, sizeof(want), "%s\n", leaf ? leaf : "");
+            for (char *l = own; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+                if (strstr(l, ":freezer:") && strstr(l, want)) in = true;
+            free(own);
+        }
+        if (in) continue;
+        char val[32];
+        snprintf(val, sizeof(val), "%s\n", line);
+        if (sf_sbx_cg_write(cg->freezer, "cgroup.procs", val) == 0) moved++;
+    }
+    free(procs);
+    return moved;
+}
+
+int sf_sbx_cgroup_freeze(struct sf_sbx_cgroup *cg, bool frozen)
+{
+    int rc;
+    if (cg->version == 2) {
+        if ((rc = sf_sbx_cg_write(cg->mem, "cgroup.freeze", frozen ? "1\n" : "0\n")) < 0)
+            return rc == -ENOENT ? -ENOTSUP : rc;
+        return sf_sbx_cg_wait_for(cg->mem, "cgroup.events", frozen ? "frozen 1" : "frozen 0");
+    }
+    if (cg->version != 1 || !cg->freezer[0]) return -ENOTSUP;
+    if (!frozen) {
+        if (!cg->freezer_made) return 0;
+        if ((rc = sf_sbx_cg_write(cg->freezer, "freezer.state", "THAWED\n")) < 0) return rc;
+        return sf_sbx_cg_wait_for(cg->freezer, "freezer.state", "THAWED");
+    }
+    if (!cg->freezer_made) {
+        if (mkdir(cg->freezer, 0755) < 0 && errno != EEXIST) return -errno;
+        cg->freezer_made = true;
+    }
+    if ((rc = sf_sbx_cg1_gather(cg)) < 0) return rc;
+    if ((rc = sf_sbx_cg_write(cg->freezer, "freezer.state", "FROZEN\n")) < 0) return rc;
+    for (int i = 0; i < 100 && (rc = sf_sbx_cg1_gather(cg)) > 0; i++) {}
+    if (rc < 0) return rc;
+    return sf_sbx_cg_wait_for(cg->freezer, "freezer.state", "FROZEN");
+}
+
+/* v1: utime + stime of the live processes, in microseconds. */
+static int64_t sf_sbx_cg1_cpu_us(const struct sf_sbx_cgroup *cg)
+{
+    char path[SF_SBX_CG_PATH + 32], *procs = NULL;
+    size_t n;
+    int64_t ticks = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    snprintf(path, sizeof(path), "%s/cgroup.procs", cg->mem);
+    if (sf_read_file(path, 1 << 20, &procs, &n) < 0) return -1;
+    for (char *line = procs, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        char st[64], *buf = NULL;
+        size_t m;
+        snprintf(st, sizeof(st), "/proc/%s/stat", line);
+        if (sf_read_file(st, 4096, &buf, &m) < 0) continue;
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, stt = 0;
+        /* fields 14 and 15 (utime, stime) after "pid (comm)" */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stt) == 2)
+            ticks += (int64_t)(ut + stt);
+        free(buf);
+    }
+    free(procs);
+    return hz > 0 ? ticks * 1000000 / hz : -1;
+}
+
+int sf_sbx_cgroup_usage(const struct sf_sbx_cgroup *cg, int64_t *cpu_us, int64_t *mem_bytes)
+{
+    char buf[4096];
+    *cpu_us = *mem_bytes = -1;
+    if (!cg->version) return -ENOENT;
+    if (cg->version == 2) {
+        if (sf_sbx_cg_read(cg->mem, "cpu.stat", buf, sizeof(buf)) == 0) {
+            char *u = strstr(buf, "usage_usec ");
+            if (u) *cpu_us = strtoll(u + 11, NULL, 10);
+        }
+        if (sf_sbx_cg_read(cg->mem, "memory.current", buf, sizeof(buf)) == 0)
+            *mem_bytes = strtoll(buf, NULL, 10);
+    } else {
+        *cpu_us = sf_sbx_cg1_cpu_us(cg);
+        if (sf_sbx_cg_read(cg->mem, "memory.usage_in_bytes", buf, sizeof(buf)) == 0)
+            *mem_bytes = strtoll(buf, NULL, 10);
+    }
+    return 0;
 }

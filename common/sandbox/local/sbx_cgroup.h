@@ -22,6 +22,7 @@ struct sf_sbx_cgroup_base {
     char mem[SF_SBX_CG_PATH];        /* v1 memory base dir; v2: the base dir */
     char pids[SF_SBX_CG_PATH];       /* v1 pids base dir; v2: same as mem */
     bool has_memsw;                  /* v1 memory.memsw.* (swap accounting) */
+    char freezer[SF_SBX_CG_PATH];    /* v1 freezer base dir; "" without one */
 };
 
 struct sf_sbx_cgroup {
@@ -30,6 +31,8 @@ struct sf_sbx_cgroup {
     char pids[SF_SBX_CG_PATH];
     bool has_memsw, has_swap_max;
     int64_t memory_mb, pids_max;     /* values last written */
+    char freezer[SF_SBX_CG_PATH];    /* v1: made at the first freeze; "" before */
+    bool freezer_made;
 };
 
 /* Find the hierarchy under 'mount_root' (normally "/sys/fs/cgroup") and
@@ -71,6 +74,20 @@ int sf_sbx_cgroup_open_join(const struct sf_sbx_cgroup *cg, int fds[2]);
 /* How many times the OOM killer fired in this cgroup (v2 memory.events
  * "oom_kill", v1 memory.oom_control "oom_kill"). 0 or -errno. */
 int sf_sbx_cgroup_oom_kills(const struct sf_sbx_cgroup *cg, uint64_t *count);
+
+/* Freeze every process of the cgroup where it is (memory kept), or thaw
+ * them. v2: cgroup.freeze, waiting for cgroup.events "frozen 1". v1: the
+ * processes are moved into a cgroup of the freezer hierarchy (made at the
+ * first freeze: a sandbox that is never paused pays nothing), which is
+ * then FROZEN; stragglers forked during the move are moved in until none
+ * is left (a task that joins a frozen cgroup freezes). 0 or -errno
+ * (-ENOTSUP: no freezer). */
+int sf_sbx_cgroup_freeze(struct sf_sbx_cgroup *cg, bool frozen);
+
+/* CPU time used (v2 cpu.stat usage_usec; v1: the live processes' utime +
+ * stime from /proc, as v1 has no cpuacct here) and memory in use. -1 for
+ * what cannot be read. 0 or -ENOENT without cgroups. */
+int sf_sbx_cgroup_usage(const struct sf_sbx_cgroup *cg, int64_t *cpu_us, int64_t *mem_bytes);
 
 /* Remove leftovers of a worker that died without destroy(): every
  * "<prefix>*" cgroup under base that rmdir accepts, i.e. that holds no

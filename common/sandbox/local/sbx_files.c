@@ -13,9 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct sf_sbx_fsids { int uid, gid; bool set; };
-
-static void sf_sbx_fsids_enter(const struct sf_sbx_files *f, struct sf_sbx_fsids *s)
+void sf_sbx_fsids_enter(const struct sf_sbx_files *f, struct sf_sbx_fsids *s)
 {
     s->set = f->switch_ids;
     if (!s->set) return;
@@ -23,14 +21,14 @@ static void sf_sbx_fsids_enter(const struct sf_sbx_files *f, struct sf_sbx_fsids
     s->uid = setfsuid(f->uid);
 }
 
-static void sf_sbx_fsids_leave(const struct sf_sbx_fsids *s)
+void sf_sbx_fsids_leave(const struct sf_sbx_fsids *s)
 {
     if (!s->set) return;
     setfsuid((uid_t)s->uid);
     setfsgid((gid_t)s->gid);
 }
 
-static int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode)
+int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode)
 {
     struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = (uint64_t)mode,
                             .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
@@ -42,7 +40,7 @@ static int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode)
 }
 
 /* mkdir -p of the absolute 'dir' inside the root. */
-static int sf_sbx_mkdirs(int rootfd, const char *dir)
+int sf_sbx_mkdirs(int rootfd, const char *dir)
 {
     char tmp[4096];
     int fd = sf_sbx_openat2(rootfd, dir, O_PATH | O_DIRECTORY, 0);

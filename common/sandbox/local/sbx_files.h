@@ -17,9 +17,31 @@
 
 struct sf_sbx_files {
     int rootfd;                 /* borrowed */
-    uint32_t uid, gid;          /* host ids of the sandbox's root */
+    uint32_t uid, gid;          /* host ids to act with (the sandbox's root's) */
     bool switch_ids;            /* worker is root: act with uid/gid */
+    /* host ids of the sandbox's root and of "user" (0: not mapped), to
+     * show owners as the sandbox sees them */
+    uint32_t root_uid, root_gid, user_uid, user_gid;
 };
+
+/* The ids a call acts with (per thread), entered and left around it. */
+struct sf_sbx_fsids { int uid, gid; bool set; };
+void sf_sbx_fsids_enter(const struct sf_sbx_files *f, struct sf_sbx_fsids *s);
+void sf_sbx_fsids_leave(const struct sf_sbx_fsids *s);
+/* openat2 under dirfd with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS (and
+ * O_CLOEXEC). fd or -errno. */
+int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode);
+/* mkdir -p of the absolute 'dir' inside the root. 0 or -errno. */
+int sf_sbx_mkdirs(int rootfd, const char *dir);
+
+/* The files view of local sandbox sb acting as sandbox uid 'uid' (0 or
+ * 1000; an id the sandbox does not map acts as its root). Defined in
+ * sandbox_local.c; -ESRCH when the sandbox is not running. */
+struct sf_sandbox;
+int sf_sbx_files_of(struct sf_sandbox *sb, uint32_t uid, struct sf_sbx_files *f);
+
+/* The local backend's sandbox_fs.h operations (sbx_fs.c). */
+extern const struct sf_fs_ops sf_sbx_fs_ops;
 
 /* Write 'len' bytes (parents created, mode 0644 or 'mode'). 0 or -errno. */
 int sf_sbx_files_write(const struct sf_sbx_files *f, const char *path, const void *data,

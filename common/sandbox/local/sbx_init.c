@@ -166,6 +166,11 @@ static void __attribute__((noreturn)) sf_sbx_exec_child(const struct sf_sbx_exec
     setsid();                                    /* no controlling tty: no TIOCSTI */
     for (int i = 0; i < 3; i++)
         if (dup2(x->fds[i], i) < 0) sf_sbx_exec_fail(x, SF_SBX_STEP_FDS);
+    /* A terminal of its own (TIOCSTI stays denied by seccomp), owned by
+     * the user it runs as. */
+    if (x->hdr->pty_rows && (ioctl(0, TIOCSCTTY, 0) < 0 ||
+                             (x->hdr->uid && fchown(0, x->hdr->uid, x->hdr->uid) < 0)))
+        sf_sbx_exec_fail(x, SF_SBX_STEP_FDS);
     /* Nothing but stdio and the report pipe (CLOEXEC) reaches the command. */
     sf_sbx_close_others(x->report_fd, true);
     if (chdir(x->cwd) < 0) sf_sbx_exec_fail(x, SF_SBX_STEP_CWD);
@@ -181,8 +186,15 @@ static void __attribute__((noreturn)) sf_sbx_exec_child(const struct sf_sbx_exec
     struct __user_cap_header_struct ch = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct cd[2];
     memset(cd, 0, sizeof(cd));
-    if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0) < 0 ||
-        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
+    if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0) < 0)
+        sf_sbx_exec_fail(x, SF_SBX_STEP_CAPS);
+    /* "user": after the securebits (they need CAP_SETPCAP), before the
+     * rest. Raw syscalls: glibc's set*id would signal the worker's threads. */
+    if (h->uid && (syscall(SYS_setgroups, 0, NULL) < 0 ||
+                   syscall(SYS_setresgid, h->uid, h->uid, h->uid) < 0 ||
+                   syscall(SYS_setresuid, h->uid, h->uid, h->uid) < 0))
+        sf_sbx_exec_fail(x, SF_SBX_STEP_SETID);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
         syscall(SYS_capset, &ch, cd) < 0)
         sf_sbx_exec_fail(x, SF_SBX_STEP_CAPS);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) sf_sbx_exec_fail(x, SF_SBX_STEP_NNP);
@@ -232,6 +244,32 @@ static void sf_sbx_close_fds(int *fds, int n)
         if (fds[i] >= 0) close(fds[i]);
 }
 
+/* A new terminal from the sandbox's own devpts, sized as asked: the
+ * master in *master (CLOEXEC), the slave in fds[0]. 0 or an errno. */
+static int sf_sbx_open_pty(const struct sf_sbx_run_hdr *h, int *master, int *fds)
+{
+    int unlock = 0;
+    struct winsize ws = { .ws_row = h->pty_rows, .ws_col = h->pty_cols };
+    int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return errno;
+    int sl = -1;
+    if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCSWINSZ, &ws) < 0 ||
+        (sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0) {
+        int err = errno;
+        close(m);
+        return err;
+    }
+    *master = m;
+    fds[0] = sl;
+    return 0;
+}
+
+/* The vfork child below never returns into this frame (it execs or
+ * _exits), so nothing here can be clobbered; gcc cannot see that. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wclobbered"
+#endif
 static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int nfds)
 {
     const struct sf_sbx_run_hdr *h = (const struct sf_sbx_run_hdr *)sf_sbx_runbuf;
@@ -242,7 +280,8 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
     const char *p = sf_sbx_runbuf + sizeof(*h), *end = sf_sbx_runbuf + len;
     const char *s[2];
     size_t ne = 0, na = 0;
-    bool ok = nfds == 3 && len >= sizeof(*h) && h->nenv <= SF_SBX_ENV_MAX &&
+    bool pty = len >= sizeof(*h) && h->type == SF_SBX_MSG_SPAWN && h->pty_rows && h->pty_cols;
+    bool ok = nfds == (pty ? 0 : 3) && len >= sizeof(*h) && h->nenv <= SF_SBX_ENV_MAX &&
               h->argc <= SF_SBX_ARGV_MAX && h->strings_len == len - sizeof(*h);
     for (size_t i = 0; ok && i < 2 + (size_t)h->argc + h->nenv; i++) {
         const char *z = memchr(p, '\0', (size_t)(end - p));
@@ -263,9 +302,20 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
     x.cwd = s[0];
     x.cmd = s[1];
     memcpy(x.fds, fds, sizeof(x.fds));
+    int master = -1;
+    if (pty) {
+        int err = sf_sbx_open_pty(h, &master, fds);
+        if (err) {
+            sf_sbx_reply(in, SF_SBX_MSG_EXEC_FAILED, SF_SBX_STEP_FDS, err, 0, 0);
+            return;
+        }
+        x.fds[0] = x.fds[1] = x.fds[2] = fds[0];
+    }
+    const int nclose = pty ? 1 : nfds;      /* a terminal's slave, once */
     if (pipe2(rep, O_CLOEXEC) < 0) {
+        if (master >= 0) close(master);
         sf_sbx_reply(in, SF_SBX_MSG_EXEC_FAILED, SF_SBX_STEP_CLONE, errno, 0, 0);
-        sf_sbx_close_fds(fds, nfds);
+        sf_sbx_close_fds(fds, nclose);
         return;
     }
     x.report_fd = rep[1];
@@ -278,10 +328,11 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
     pid_t pid = vfork();
     if (pid == 0) sf_sbx_exec_child(&x);
     int err = errno;
-    sf_sbx_close_fds(fds, nfds);
+    sf_sbx_close_fds(fds, nclose);
     close(rep[1]);
     if (pid < 0) {
         close(rep[0]);
+        if (master >= 0) close(master);
         sf_sbx_reply(in, SF_SBX_MSG_EXEC_FAILED, SF_SBX_STEP_CLONE, err, 0, 0);
         return;
     }
@@ -292,13 +343,20 @@ static void sf_sbx_serve_run(struct sf_sbx_init *in, size_t len, int *fds, int n
     if (n == (ssize_t)sizeof(v)) {
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        if (master >= 0) close(master);
         sf_sbx_reply(in, SF_SBX_MSG_EXEC_FAILED, v[0], v[1], pid, 0);
         return;
     }
     if (h->type == SF_SBX_MSG_SPAWN) sf_sbx_spawned[sf_sbx_spawn_slot(0)] = pid;
     else in->run_pid = pid;
-    sf_sbx_reply(in, SF_SBX_MSG_STARTED, 0, 0, pid, 0);
+    struct sf_sbx_msg m = { .type = SF_SBX_MSG_STARTED, .pid = pid };
+    sf_sbx_send(in->ctl, &m, master);
+    if (master >= 0) close(master);
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 static void sf_sbx_reap(struct sf_sbx_init *in)
 {

@@ -33,7 +33,11 @@ enum sf_sbx_msg_type {
      * SPAWN is RUN without the one-at-a-time rule; init answers STARTED or
      * EXEC_FAILED in request order and later EXITED for each spawned pid.
      * SIGNAL (pid, status = signal number) signals a spawned pid's process
-     * group; no answer. A sandbox uses RUN or SPAWN, not both at once. */
+     * group; no answer. A sandbox uses RUN or SPAWN, not both at once.
+     * A SPAWN with pty_rows/pty_cols is started on a pseudo-terminal that
+     * init allocates from the sandbox's own /dev/pts: the process is its
+     * session leader with it as controlling terminal, and the master comes
+     * back with STARTED (SCM_RIGHTS). */
     SF_SBX_MSG_SPAWN,
     SF_SBX_MSG_SIGNAL,
 };
@@ -66,6 +70,10 @@ struct sf_sbx_run_hdr {
     uint32_t strings_len;
     uint32_t argc;
     int64_t cpu_s, nofile, fsize_bytes;
+    uint32_t uid;               /* inside: 0 (root) or 1000 (user); gid the same */
+    uint16_t pty_rows, pty_cols;/* SPAWN: > 0 runs it on a new terminal of the
+                                   sandbox's devpts (no stdio fds sent); STARTED
+                                   then carries the terminal's master */
 };
 
 #define SF_SBX_RUN_MAX (192 * 1024)  /* header + strings; execve caps one arg at 128 KiB */

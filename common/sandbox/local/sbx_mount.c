@@ -165,7 +165,7 @@ static bool sf_sbx_proc_has(size_t i)
 }
 
 int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
-                            int64_t disk_mb, char *errstr, size_t errlen)
+                            int64_t disk_mb, bool user_mapped, char *errstr, size_t errlen)
 {
     struct sf_sbx_plan_ctx c = { .plan = plan };
     char (*real)[PATH_MAX] = NULL;
@@ -261,7 +261,15 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
     };
     for (size_t i = 0; i < sizeof(rwdirs) / sizeof(rwdirs[0]); i++) {
         snprintf(buf, sizeof(buf), "%s/%s", c.rw, rwdirs[i].dir);
-        sf_sbx_plan_add(plan, SF_SBX_MOP_MKDIR, NULL, buf, rwdirs[i].mode);
+        /* /home/user is user's; the sandbox's root has no capabilities
+         * (no CAP_DAC_OVERRIDE), so it may write there only through the
+         * mode. */
+        bool home = user_mapped && !strcmp(rwdirs[i].dir, "home/user");
+        sf_sbx_plan_add(plan, SF_SBX_MOP_MKDIR, NULL, buf, home ? 0777 : rwdirs[i].mode);
+    }
+    if (user_mapped) {
+        snprintf(buf, sizeof(buf), "%s/home/user", c.rw);
+        sf_sbx_plan_add(plan, SF_SBX_MOP_CHOWN, NULL, buf, 1000);
     }
     snprintf(buf, sizeof(buf), "%s/workspace", c.rw);
     sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/workspace", 0);
@@ -284,6 +292,10 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
     sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/0", "/dev/stdin", 0);
     sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/1", "/dev/stdout", 0);
     sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/2", "/dev/stderr", 0);
+    /* A terminal of its own: a new devpts instance, never the host's. */
+    sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, "/dev/pts", 0755);
+    sf_sbx_in(&c, SF_SBX_MOP_DEVPTS, NULL, "/dev/pts", 0);
+    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "pts/ptmx", "/dev/ptmx", 0);
     sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, "/dev/shm", 0755);
     snprintf(buf, sizeof(buf), "%s/shm", c.rw);
     sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/dev/shm", 0);
@@ -362,6 +374,7 @@ void sf_sbx_mount_describe(const struct sf_sbx_mount_plan *plan, size_t i, char 
         [SF_SBX_MOP_WRITE] = "write", [SF_SBX_MOP_SYMLINK] = "symlink",
         [SF_SBX_MOP_BIND] = "bind", [SF_SBX_MOP_RDONLY] = "make read-only",
         [SF_SBX_MOP_PROC] = "mount /proc on", [SF_SBX_MOP_PIVOT] = "pivot_root into",
+        [SF_SBX_MOP_CHOWN] = "chown", [SF_SBX_MOP_DEVPTS] = "mount devpts on",
     };
     if (i >= plan->n) { snprintf(out, size, "mount step %zu", i); return; }
     const struct sf_sbx_mop *op = &plan->ops[i];
@@ -433,6 +446,11 @@ static int sf_sbx_mop_run(const struct sf_sbx_mop *op)
         return sf_sbx_rdonly(op->dst, op->rec);
     case SF_SBX_MOP_PROC:
         return mount("proc", op->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ? -errno : 0;
+    case SF_SBX_MOP_CHOWN:
+        return chown(op->dst, (uid_t)op->mode, (gid_t)op->mode) < 0 ? -errno : 0;
+    case SF_SBX_MOP_DEVPTS:
+        return mount("devpts", op->dst, "devpts", MS_NOSUID | MS_NOEXEC,
+                     "newinstance,ptmxmode=0666,mode=0620") < 0 ? -errno : 0;
     case SF_SBX_MOP_PIVOT:
         if (chdir(op->dst) < 0) return -errno;
         if (syscall(SYS_pivot_root, ".", ".") < 0) return -errno;

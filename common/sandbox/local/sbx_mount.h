@@ -13,7 +13,8 @@
  *                ssl, gai.conf only with network
  *   /proc        fresh procfs; kcore, keys, ... masked; sys, sysrq-trigger,
  *                irq, bus, fs read-only (as OCI runtimes do)
- *   /dev         tmpfs with null zero full random urandom tty, fd links
+ *   /dev         tmpfs with null zero full random urandom tty, fd links,
+ *                its own devpts instance on /dev/pts (ptmx a link into it)
  *   /workspace /home/user /tmp (1777, with /tmp/shared) /dev/shm
  *                directories of ONE writable tmpfs of disk_mb
  *   opts->ro_binds on top.
@@ -38,6 +39,8 @@ enum sf_sbx_mop_kind {
     SF_SBX_MOP_RDONLY,      /* make dst read-only (recursive when 'rec') */
     SF_SBX_MOP_PROC,        /* mount a fresh procfs on dst */
     SF_SBX_MOP_PIVOT,       /* pivot_root into dst, drop the old root */
+    SF_SBX_MOP_CHOWN,       /* chown dst to mode:mode (an id inside) */
+    SF_SBX_MOP_DEVPTS,      /* mount a new devpts instance on dst */
 };
 
 struct sf_sbx_mop {
@@ -59,8 +62,9 @@ struct sf_sbx_mount_plan {
 /* Build the plan for 'opts' (limits already merged). Returns 0 or -errno
  * with the reason in errstr (a missing ro_bind source, a bad sandbox path).
  * The caller owns the plan: free with sf_sbx_mount_plan_free. */
+/* user_mapped: uid 1000 ("user") exists inside; /home/user is then its. */
 int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
-                            int64_t disk_mb, char *errstr, size_t errlen);
+                            int64_t disk_mb, bool user_mapped, char *errstr, size_t errlen);
 void sf_sbx_mount_plan_free(struct sf_sbx_mount_plan *plan);   /* NULL ok */
 
 /* "bind /usr on /usr", for error messages. Any thread. */

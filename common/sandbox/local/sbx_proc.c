@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,7 +30,9 @@
 
 struct proc {
     int pid;
-    int fd[2];                   /* stdout, stderr read ends; -1 at EOF */
+    int fd[2];                   /* stdout, stderr read ends (a terminal: its
+                                    master, and -1); -1 at EOF */
+    bool pty;
     sf_proc_cb cb;
     void *arg;
 };
@@ -38,6 +41,7 @@ struct sbx_proc_host {
     struct sf_proc_host base;    /* first: the interface */
     int ctl;                     /* borrowed from the sandbox */
     int wakefd;
+    bool user_mapped;
     pthread_t thread;
     pthread_mutex_t mu;          /* everything below */
     pthread_cond_t cv;
@@ -49,6 +53,7 @@ struct sbx_proc_host {
     struct proc pending;
     bool waiting, answered;
     struct sf_sbx_msg answer;
+    int answer_fd;               /* a terminal's master with STARTED */
 };
 
 /* ---- host thread ------------------------------------------------------------ */
@@ -56,6 +61,7 @@ struct sbx_proc_host {
 static void proc_deliver(struct proc *p, enum sf_proc_event_kind kind, const char *data,
                          size_t len)
 {
+    if (p->pty) kind = SF_PROC_PTY;
     struct sf_proc_event ev = { .kind = kind, .pid = p->pid, .data = data, .len = len };
     p->cb(p->arg, &ev);
 }
@@ -96,11 +102,27 @@ static void proc_finish(struct sbx_proc_host *h, size_t idx, int status, bool di
     h->procs[idx] = h->procs[--h->nprocs];
 }
 
+/* One message from init, with the fd it may carry (-1 if none). */
+static ssize_t proc_recv(int ctl, struct sf_sbx_msg *m, int *fd)
+{
+    struct iovec iov = { m, sizeof(*m) };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf) };
+    ssize_t n;
+    *fd = -1;
+    do n = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(fd, CMSG_DATA(c), sizeof(int));
+    return n;
+}
+
 static void proc_on_ctl(struct sbx_proc_host *h, char *buf)
 {
     struct sf_sbx_msg m;
-    ssize_t n;
-    do n = recv(h->ctl, &m, sizeof(m), MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+    int fd;
+    ssize_t n = proc_recv(h->ctl, &m, &fd);
     if (n < 0 && errno == EAGAIN) return;
     pthread_mutex_lock(&h->mu);
     if (n != (ssize_t)sizeof(m)) {
@@ -120,11 +142,18 @@ static void proc_on_ctl(struct sbx_proc_host *h, char *buf)
                 h->procs = sf_xrealloc(h->procs, h->cap * sizeof(*h->procs));
             }
             h->pending.pid = m.pid;
+            if (h->pending.pty && fd >= 0) {
+                fcntl(fd, F_SETFL, O_NONBLOCK);
+                h->pending.fd[0] = fd;
+                h->answer_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+                fd = -1;
+            }
             h->procs[h->nprocs++] = h->pending;
         }
         h->answer = m;
         h->answered = true;
     }
+    if (fd >= 0) close(fd);
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
 }
@@ -206,7 +235,8 @@ static void proc_host_free(struct sf_proc_host *base)
 static int proc_pack(const struct sf_proc_spec *spec, struct sf_buf *b)
 {
     static const char *const defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user" };
-    struct sf_sbx_run_hdr hd = { .type = SF_SBX_MSG_SPAWN, .nofile = 1024 };
+    struct sf_sbx_run_hdr hd = { .type = SF_SBX_MSG_SPAWN, .nofile = 1024, .uid = spec->uid,
+                                 .pty_rows = spec->pty_rows, .pty_cols = spec->pty_cols };
     const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/home/user";
     sf_buf_append(b, &hd, sizeof(hd));
     sf_buf_append(b, cwd, strlen(cwd) + 1);
@@ -229,18 +259,21 @@ static int proc_pack(const struct sf_proc_spec *spec, struct sf_buf *b)
     return b->len > SF_SBX_RUN_MAX || hd.nenv > SF_SBX_ENV_MAX ? -E2BIG : 0;
 }
 
+/* fds: the three stdio fds, or NULL for a terminal process. */
 static int proc_send(int ctl, const struct sf_buf *b, const int fds[3])
 {
     struct iovec iov = { b->data, b->len };
     union { char buf[CMSG_SPACE(3 * sizeof(int))]; struct cmsghdr align; } u;
     memset(&u, 0, sizeof(u));
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof(u.buf) };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = fds ? u.buf : NULL,
+                         .msg_controllen = fds ? sizeof(u.buf) : 0 };
+    if (fds) {
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+    }
     while (sendmsg(ctl, &mh, MSG_NOSIGNAL) < 0)
         if (errno != EINTR) return -errno;
     return 0;
@@ -259,20 +292,28 @@ static int proc_spawn(struct sf_proc_host *base, const struct sf_proc_spec *spec
     int in[2] = { -1, -1 }, out[2] = { -1, -1 }, er[2] = { -1, -1 }, rc;
     struct sf_buf req = { 0 };
 
+    bool pty = spec->pty_rows && spec->pty_cols;
     if (stdin_fd) *stdin_fd = -1;
+    if (spec->uid && (spec->uid != 1000 || !h->user_mapped)) {
+        sf_errf(err, errlen, "uid %u is not mapped in this sandbox (the worker runs without "
+                "the privilege to map more than one id)", spec->uid);
+        return -ENOEXEC;
+    }
     if ((rc = proc_pack(spec, &req)) < 0) {
         sf_errf(err, errlen, "command and environment too large: %zu bytes", req.len);
         sf_buf_free(&req);
         return -ENOEXEC;
     }
-    if ((spec->stdin_pipe ? pipe2(in, O_CLOEXEC) : ((in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ? -1 : 0)) < 0 ||
-        pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
+    if (!pty && ((spec->stdin_pipe ? pipe2(in, O_CLOEXEC) : ((in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ? -1 : 0)) < 0 ||
+        pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0)) {
         rc = -errno;
         sf_errf(err, errlen, "pipe: %s", strerror(errno));
         goto cleanup;
     }
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    fcntl(er[0], F_SETFL, O_NONBLOCK);
+    if (!pty) {
+        fcntl(out[0], F_SETFL, O_NONBLOCK);
+        fcntl(er[0], F_SETFL, O_NONBLOCK);
+    }
     if (in[1] >= 0) fcntl(in[1], F_SETFL, O_NONBLOCK);
 
     pthread_mutex_lock(&h->spawn_mu);
@@ -284,13 +325,15 @@ static int proc_spawn(struct sf_proc_host *base, const struct sf_proc_spec *spec
         rc = -ESRCH;
         goto cleanup;
     }
-    h->pending = (struct proc){ .fd = { out[0], er[0] }, .cb = spec->cb, .arg = spec->arg };
+    h->pending = (struct proc){ .fd = { out[0], er[0] }, .pty = pty, .cb = spec->cb,
+                                .arg = spec->arg };
     h->waiting = true;
     h->answered = false;
+    h->answer_fd = -1;
     pthread_mutex_unlock(&h->mu);
 
     int child[3] = { in[0], out[1], er[1] };
-    rc = proc_send(h->ctl, &req, child);
+    rc = proc_send(h->ctl, &req, pty ? NULL : child);
     proc_close(&in[0]);
     proc_close(&out[1]);
     proc_close(&er[1]);
@@ -307,6 +350,8 @@ static int proc_spawn(struct sf_proc_host *base, const struct sf_proc_spec *spec
     h->waiting = false;
     bool answered = h->answered;
     struct sf_sbx_msg m = h->answer;
+    int term = h->answer_fd;
+    h->answer_fd = -1;
     pthread_mutex_unlock(&h->mu);
     pthread_mutex_unlock(&h->spawn_mu);
 
@@ -326,10 +371,15 @@ static int proc_spawn(struct sf_proc_host *base, const struct sf_proc_spec *spec
     } else {
         rc = m.pid;
         out[0] = er[0] = -1;               /* now the host thread's */
+        if (pty) {
+            in[1] = term;                  /* typing is writing to the terminal */
+            term = -1;
+        }
         if (stdin_fd) *stdin_fd = in[1];
         in[1] = -1;
         proc_wake(h);                      /* poll the new pipes */
     }
+    if (term >= 0) close(term);
 cleanup:
     if (rc <= 0) {
         /* Not started: the pending pipes never reached the table. */
@@ -359,15 +409,36 @@ static int proc_signal(struct sf_proc_host *base, int pid, int sig)
     return 0;
 }
 
+static int proc_resize(struct sf_proc_host *base, int pid, uint16_t rows, uint16_t cols)
+{
+    struct sbx_proc_host *h = (struct sbx_proc_host *)base;
+    struct winsize ws = { .ws_row = rows, .ws_col = cols };
+    int rc = -ESRCH;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->nprocs; i++) {
+        struct proc *p = &h->procs[i];
+        if (p->pid != pid) continue;
+        if (!p->pty || p->fd[0] < 0) rc = -ENOTTY;
+        else rc = ioctl(p->fd[0], TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+        break;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
 /* ---- construction ------------------------------------------------------------ */
 
-static const struct sf_proc_host_ops proc_host_ops = { proc_spawn, proc_signal, proc_host_free };
+static const struct sf_proc_host_ops proc_host_ops = { proc_spawn, proc_signal, proc_resize,
+                                                       proc_host_free };
 
-int sf_sbx_proc_host_new(int ctl, struct sf_proc_host **out, char *err, size_t errlen)
+int sf_sbx_proc_host_new(int ctl, bool user_mapped, struct sf_proc_host **out, char *err,
+                         size_t errlen)
 {
     *out = NULL;
     struct sbx_proc_host *h = sf_xcalloc(1, sizeof(*h));
     h->ctl = ctl;
+    h->user_mapped = user_mapped;
+    h->answer_fd = -1;
     h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->wakefd < 0) {
         int rc = -errno;

@@ -5,12 +5,15 @@
 #ifndef SF_SBX_PROC_H
 #define SF_SBX_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sandbox_proc.h"
 
 /* Take over the control socket 'ctl' (borrowed; the sandbox must outlive
  * the host) and start the host thread. 0, or -errno with a message. */
-int sf_sbx_proc_host_new(int ctl, struct sf_proc_host **out, char *err, size_t errlen);
+/* user_mapped: the sandbox maps uid 1000 (else spawns as 1000 are refused). */
+int sf_sbx_proc_host_new(int ctl, bool user_mapped, struct sf_proc_host **out, char *err,
+                         size_t errlen);
 
 #endif

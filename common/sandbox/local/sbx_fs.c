@@ -1,0 +1,569 @@
+/* common/sandbox/local/sbx_fs.c: the local backend's sandbox_fs.h — open,
+ * stat, list, mkdir, rename, remove and inotify watches on a running
+ * sandbox, from the worker.
+ *
+ * Design: every path is first cleaned lexically (".", ".." and "//" gone,
+ * clamped at "/"), so a last component is never "." or ".."; its parent is
+ * then opened with openat2(RESOLVE_IN_ROOT) from the sandbox's root fd and
+ * the last component is acted on relative to that fd (renameat, unlinkat,
+ * fstatat with AT_SYMLINK_NOFOLLOW). Walks below a directory open each
+ * child with O_NOFOLLOW relative to its parent's fd, so a symlink swapped
+ * in during a walk is never followed. The calling thread acts with the
+ * sandbox user's fsuid/fsgid (sbx_files.h). Watches are inotify watches on
+ * "/proc/self/fd/N" of an O_PATH fd found that way: the watched inode is
+ * the sandbox's own, whatever the path looks like on the host. */
+#include "sandbox_fs.h"
+#include "sbx_files.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FS_WATCH_MAX_DIRS 4096
+
+/* ---- paths -------------------------------------------------------------- */
+
+/* Lexical clean of an absolute path into out ("/a/./b/../c//" → "/a/c"). */
+static int fs_clean(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    if (!in || in[0] != '/' || strlen(in) >= size) return -EINVAL;
+    out[n++] = '/';
+    for (const char *p = in; *p;) {
+        while (*p == '/') p++;
+        const char *e = p;
+        while (*e && *e != '/') e++;
+        size_t len = (size_t)(e - p);
+        if (len == 0 || (len == 1 && p[0] == '.')) {
+            /* nothing */
+        } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 1 && out[n - 1] != '/') n--;
+            if (n > 1) n--;                      /* the slash before it */
+        } else {
+            if (n > 1) out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p = e;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Split a cleaned path: the parent opened (O_PATH) in the root, *base the
+ * last component. -EBUSY for "/" itself. */
+static int fs_parent(int rootfd, char *clean, const char **base, int *pfd)
+{
+    char *slash = strrchr(clean, '/');
+    if (!slash[1]) return -EBUSY;
+    *base = slash + 1;
+    if (slash == clean) {
+        *pfd = sf_sbx_openat2(rootfd, "/", O_PATH | O_DIRECTORY, 0);
+    } else {
+        *slash = '\0';
+        *pfd = sf_sbx_openat2(rootfd, clean, O_PATH | O_DIRECTORY, 0);
+        *slash = '/';
+    }
+    return *pfd < 0 ? *pfd : 0;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+static enum sf_fs_type fs_type(mode_t m)
+{
+    return S_ISREG(m) ? SF_FS_FILE : S_ISDIR(m) ? SF_FS_DIR : S_ISLNK(m) ? SF_FS_SYMLINK : SF_FS_OTHER;
+}
+
+static void fs_fill(struct sf_fs_entry *e, const struct stat *st, const char *name,
+                    const char *path)
+{
+    memset(e, 0, sizeof(*e));
+    e->name = name;
+    e->path = path;
+    e->type = fs_type(st->st_mode);
+    e->size = (int64_t)st->st_size;
+    e->mode = (uint32_t)st->st_mode;
+    e->uid = (uint32_t)st->st_uid;
+    e->gid = (uint32_t)st->st_gid;
+    e->mtime_s = (int64_t)st->st_mtim.tv_sec;
+    e->mtime_ns = (int32_t)st->st_mtim.tv_nsec;
+}
+
+/* Host ids as the sandbox sees them: the worker stats with host ids. */
+static void fs_ids_inside(const struct sf_sbx_files *f, struct sf_fs_entry *e)
+{
+    e->uid = e->uid == f->root_uid ? 0 : f->user_uid && e->uid == f->user_uid ? 1000 : 65534;
+    e->gid = e->gid == f->root_gid ? 0 : f->user_gid && e->gid == f->user_gid ? 1000 : 65534;
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+static int fs_open(struct sf_sandbox *sb, uint32_t uid, const char *path, int flags, int mode,
+                   int *out)
+{
+    struct sf_sbx_files f;
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char clean[PATH_MAX];
+    int rc, fd = -1;
+    *out = -1;
+    if ((rc = sf_sbx_files_of(sb, uid, &f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0)
+        return rc;
+    sf_sbx_fsids_enter(&f, &ids);
+    if (flags & O_CREAT) {
+        char *slash = strrchr(clean, '/');
+        if (!slash[1]) { rc = -EISDIR; goto out; }
+        if (slash != clean) {
+            *slash = '\0';
+            rc = sf_sbx_mkdirs(f.rootfd, clean);
+            *slash = '/';
+            if (rc < 0) goto out;
+        }
+        fd = sf_sbx_openat2(f.rootfd, clean, flags | O_NOFOLLOW | O_NOCTTY, mode ? mode : 0644);
+        if (fd < 0) { rc = fd; goto out; }
+    } else {
+        /* O_NONBLOCK: a FIFO planted by the sandbox must not hang us. */
+        fd = sf_sbx_openat2(f.rootfd, clean, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+        if (fd < 0) { rc = fd; goto out; }
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) { rc = -errno; goto out; }
+    if (!S_ISREG(st.st_mode)) { rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL; goto out; }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    *out = fd;
+    fd = -1;
+    rc = 0;
+out:
+    if (fd >= 0) close(fd);
+    sf_sbx_fsids_leave(&ids);
+    return rc;
+}
+
+static int fs_stat(struct sf_sandbox *sb, uint32_t uid, const char *path, bool follow,
+                   struct sf_fs_entry *e, char *target, size_t tsize)
+{
+    struct sf_sbx_files f;
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char clean[PATH_MAX];
+    struct stat st;
+    int rc, fd;
+    if ((rc = sf_sbx_files_of(sb, uid, &f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0)
+        return rc;
+    sf_sbx_fsids_enter(&f, &ids);
+    fd = sf_sbx_openat2(f.rootfd, clean, O_PATH | (follow ? 0 : O_NOFOLLOW), 0);
+    if (fd < 0) { rc = fd; goto out; }
+    if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) { rc = -errno; goto out; }
+    const char *base = strrchr(clean, '/') + 1;
+    fs_fill(e, &st, base[0] ? base : "/", path);
+    fs_ids_inside(&f, e);
+    if (S_ISLNK(st.st_mode) && target && tsize) {
+        ssize_t n = readlinkat(fd, "", target, tsize - 1);
+        target[n > 0 ? n : 0] = '\0';
+        e->symlink_target = target;
+    }
+    rc = 0;
+out:
+    if (fd >= 0) close(fd);
+    sf_sbx_fsids_leave(&ids);
+    return rc;
+}
+
+static int fs_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names in dirfd, sorted (as envd's walk), without "." and "..". */
+static char **fs_names(int dirfd, size_t *n)
+{
+    int dup = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    char **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    if (!d) {
+        if (dup >= 0) close(dup);
+        return NULL;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 32;
+            v = sf_xrealloc(v, cap * sizeof(*v));
+        }
+        v[(*n)++] = sf_xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (*n) qsort(v, *n, sizeof(*v), fs_cmp);
+    return v;
+}
+
+struct fs_walk {
+    const struct sf_sbx_files *f;
+    int depth;
+    sf_fs_list_cb cb;
+    void *arg;
+};
+
+static int fs_walk(struct fs_walk *w, int dirfd, const char *prefix, int level)
+{
+    size_t n;
+    char **names = fs_names(dirfd, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        char *path = sf_xasprintf("%s/%s", strcmp(prefix, "/") ? prefix : "", names[i]);
+        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            struct sf_fs_entry e;
+            char target[PATH_MAX];
+            fs_fill(&e, &st, names[i], path);
+            fs_ids_inside(w->f, &e);
+            if (S_ISLNK(st.st_mode)) {
+                ssize_t k = readlinkat(dirfd, names[i], target, sizeof(target) - 1);
+                target[k > 0 ? k : 0] = '\0';
+                e.symlink_target = target;
+            }
+            rc = w->cb(w->arg, &e);
+            if (!rc && S_ISDIR(st.st_mode) && level < w->depth) {
+                int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0) {
+                    rc = fs_walk(w, sub, path, level + 1);
+                    close(sub);
+                }
+            }
+        }
+        free(path);
+        if (rc) break;
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int fs_list(struct sf_sandbox *sb, uint32_t uid, const char *path, int depth,
+                   sf_fs_list_cb cb, void *arg)
+{
+    struct sf_sbx_files f;
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char clean[PATH_MAX];
+    int rc, fd;
+    if ((rc = sf_sbx_files_of(sb, uid, &f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0)
+        return rc;
+    sf_sbx_fsids_enter(&f, &ids);
+    fd = sf_sbx_openat2(f.rootfd, clean, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) {
+        rc = fd;
+        if (rc == -ENOTDIR) {
+            /* A path that exists but is not a directory, as envd tells it. */
+            int any = sf_sbx_openat2(f.rootfd, clean, O_PATH, 0);
+            if (any < 0) rc = any;
+            else close(any);
+        }
+        goto out;
+    }
+    struct fs_walk w = { &f, depth < 1 ? 1 : depth, cb, arg };
+    rc = fs_walk(&w, fd, clean, 1);
+    close(fd);
+out:
+    sf_sbx_fsids_leave(&ids);
+    return rc;
+}
+
+static int fs_mkdir(struct sf_sandbox *sb, uint32_t uid, const char *path)
+{
+    struct sf_sbx_files f;
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char clean[PATH_MAX];
+    int rc;
+    if ((rc = sf_sbx_files_of(sb, uid, &f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0)
+        return rc;
+    sf_sbx_fsids_enter(&f, &ids);
+    int fd = sf_sbx_openat2(f.rootfd, clean, O_PATH, 0);
+    if (fd >= 0) {
+        struct stat st;
+        rc = fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode) ? -ENOTDIR : -EEXIST;
+        close(fd);
+    } else if (fd == -ENOENT) {
+        rc = sf_sbx_mkdirs(f.rootfd, clean);
+    } else {
+        rc = fd;
+    }
+    sf_sbx_fsids_leave(&ids);
+    return rc;
+}
+
+static int fs_rename(struct sf_sandbox *sb, uint32_t uid, const char *from, const char *to)
+{
+    struct sf_sbx_files f;
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *abase, *bbase;
+    int rc, pa = -1, pb = -1;
+    if ((rc = sf_sbx_files_of(sb, uid, &f)) < 0 || (rc = fs_clean(from, a, sizeof(a))) < 0 ||
+        (rc = fs_clean(to, b, sizeof(b))) < 0)
+        return rc;
+    sf_sbx_fsids_enter(&f, &ids);
+    char *slash = strrchr(b, '/');
+    if (slash != b && slash[1]) {
+        *slash = '\0';
+        rc = sf_sbx_mkdirs(f.rootfd, b);
+        *slash = '/';
+        if (rc < 0) goto out;
+    }
+    if ((rc = fs_parent(f.rootfd, a, &abase, &pa)) < 0 || (rc = fs_parent(f.rootfd, b, &bbase, &pb)) < 0)
+        goto out;
+    rc = renameat(pa, abase, pb, bbase) < 0 ? -errno : 0;
+out:
+    if (pa >= 0) close(pa);
+    if (pb >= 0) close(pb);
+    sf_sbx_fsids_leave(&ids);
+    return rc;
+}
+
+/* rm -rf of everything in dirfd (not following symlinks). */
+static int fs_rm_tree(int dirfd)
+{
+    size_t n;
+    char **names = fs_names(dirfd, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0) {
+                int r = fs_rm_tree(sub);
+                close(sub);
+                if (r < 0 && !rc) rc = r;
+            }
+        }
+        if (unlinkat(dirfd, names[i], S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
+            errno != ENOENT && !rc)
+            rc = -errno;
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int fs_remove(struct sf_sandbox *sb, uint32_t uid, const char *path)
+{
+    struct sf_sbx_files f;
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char clean[PATH_MAX];
+    const char *base;
+    int rc, pfd = -1;
+    if ((rc = sf_sbx_files_of(sb, uid, &f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0)
+        return rc;
+    sf_sbx_fsids_enter(&f, &ids);
+    if ((rc = fs_parent(f.rootfd, clean, &base, &pfd)) < 0) {
+        if (rc == -ENOENT) rc = 0;
+        goto out;
+    }
+    struct stat st;
+    if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        rc = errno == ENOENT ? 0 : -errno;
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int sub = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) { rc = -errno; goto out; }
+        rc = fs_rm_tree(sub);
+        close(sub);
+        if (rc < 0) goto out;
+    }
+    rc = unlinkat(pfd, base, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT ? -errno : 0;
+out:
+    if (pfd >= 0) close(pfd);
+    sf_sbx_fsids_leave(&ids);
+    return rc;
+}
+
+/* ---- watches ------------------------------------------------------------ */
+
+struct fs_wdir {
+    int wd;
+    int fd;                      /* O_PATH of the directory */
+    char *rel;                   /* "" for the watched directory itself */
+};
+
+struct fs_watch {
+    struct sf_fs_watch base;
+    struct sf_sbx_files f;
+    int ifd;
+    bool recursive;
+    struct fs_wdir *dirs;
+    size_t n, cap;
+};
+
+#define FS_WATCH_MASK (IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | \
+                       IN_MOVED_TO | IN_MOVE_SELF | IN_ATTRIB | IN_ONLYDIR | IN_DONT_FOLLOW)
+
+/* Watch directory fd (taken) as rel; with recursive, its subdirectories too. */
+static int fs_watch_add(struct fs_watch *w, int fd, const char *rel)
+{
+    char proc[64];
+    if (w->n >= FS_WATCH_MAX_DIRS) {
+        close(fd);
+        return -ENOSPC;
+    }
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    int wd = inotify_add_watch(w->ifd, proc, FS_WATCH_MASK & ~IN_DONT_FOLLOW);
+    if (wd < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (w->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 16;
+        w->dirs = sf_xrealloc(w->dirs, w->cap * sizeof(*w->dirs));
+    }
+    w->dirs[w->n++] = (struct fs_wdir){ wd, fd, sf_xstrdup(rel) };
+    if (!w->recursive) return 0;
+    int rd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rd < 0) return 0;
+    size_t n;
+    char **names = fs_names(rd, &n);
+    for (size_t i = 0; i < n; i++) {
+        int sub = openat(rd, names[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) {
+            char *r = rel[0] ? sf_xasprintf("%s/%s", rel, names[i]) : sf_xstrdup(names[i]);
+            fs_watch_add(w, sub, r);
+            free(r);
+        }
+        free(names[i]);
+    }
+    free(names);
+    close(rd);
+    return 0;
+}
+
+static struct fs_wdir *fs_watch_dir(struct fs_watch *w, int wd)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->dirs[i].wd == wd) return &w->dirs[i];
+    return NULL;
+}
+
+static void fs_watch_forget(struct fs_watch *w, int wd)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->dirs[i].wd == wd) {
+            close(w->dirs[i].fd);
+            free(w->dirs[i].rel);
+            w->dirs[i] = w->dirs[--w->n];
+            return;
+        }
+}
+
+static int fs_watch_fd(struct sf_fs_watch *base)
+{
+    return ((struct fs_watch *)base)->ifd;
+}
+
+static enum sf_fs_event_kind fs_event_kind(uint32_t m)
+{
+    if (m & (IN_CREATE | IN_MOVED_TO)) return SF_FS_EV_CREATE;
+    if (m & IN_MODIFY) return SF_FS_EV_WRITE;
+    if (m & (IN_DELETE | IN_DELETE_SELF)) return SF_FS_EV_REMOVE;
+    if (m & (IN_MOVED_FROM | IN_MOVE_SELF)) return SF_FS_EV_RENAME;
+    if (m & IN_ATTRIB) return SF_FS_EV_CHMOD;
+    return 0;
+}
+
+static int fs_watch_read(struct sf_fs_watch *base, sf_fs_event_cb cb, void *arg)
+{
+    struct fs_watch *w = (struct fs_watch *)base;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    sf_sbx_fsids_enter(&w->f, &ids);
+    for (;;) {
+        ssize_t n = read(w->ifd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ie = (struct inotify_event *)p;
+            p += sizeof(*ie) + ie->len;
+            struct fs_wdir *d = fs_watch_dir(w, ie->wd);
+            if (ie->mask & IN_IGNORED) {
+                fs_watch_forget(w, ie->wd);
+                continue;
+            }
+            if (!d) continue;
+            enum sf_fs_event_kind k = fs_event_kind(ie->mask);
+            /* The watched directory's own removal is reported by its
+             * parent (or ends the watch); report only children's events
+             * and the top directory's. */
+            if (!k || ((ie->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) && d->rel[0])) continue;
+            const char *name = ie->len ? ie->name : "";
+            char *rel = d->rel[0] && name[0] ? sf_xasprintf("%s/%s", d->rel, name)
+                                             : sf_xstrdup(d->rel[0] ? d->rel : name);
+            struct sf_fs_event ev = { k, rel };
+            cb(arg, &ev);
+            if (w->recursive && (ie->mask & IN_ISDIR) && (ie->mask & (IN_CREATE | IN_MOVED_TO)) &&
+                name[0]) {
+                int sub = openat(d->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0) fs_watch_add(w, sub, rel);
+            }
+            free(rel);
+        }
+    }
+    sf_sbx_fsids_leave(&ids);
+    return 0;
+}
+
+static void fs_watch_free(struct sf_fs_watch *base)
+{
+    struct fs_watch *w = (struct fs_watch *)base;
+    if (!w) return;
+    for (size_t i = 0; i < w->n; i++) {
+        close(w->dirs[i].fd);
+        free(w->dirs[i].rel);
+    }
+    free(w->dirs);
+    if (w->ifd >= 0) close(w->ifd);
+    free(w);
+}
+
+static const struct sf_fs_watch_ops fs_watch_ops = { fs_watch_fd, fs_watch_read, fs_watch_free };
+
+static int fs_watch(struct sf_sandbox *sb, uint32_t uid, const char *path, bool recursive,
+                    struct sf_fs_watch **out)
+{
+    struct fs_watch *w = sf_xcalloc(1, sizeof(*w));
+    struct sf_sbx_fsids ids = { 0, 0, false };
+    char clean[PATH_MAX];
+    int rc;
+    *out = NULL;
+    w->base.ops = &fs_watch_ops;
+    w->ifd = -1;
+    w->recursive = recursive;
+    if ((rc = sf_sbx_files_of(sb, uid, &w->f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0) {
+        free(w);
+        return rc;
+    }
+    sf_sbx_fsids_enter(&w->f, &ids);
+    w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    int fd = w->ifd < 0 ? -errno : sf_sbx_openat2(w->f.rootfd, clean, O_PATH | O_DIRECTORY, 0);
+    rc = fd < 0 ? fd : fs_watch_add(w, fd, "");
+    sf_sbx_fsids_leave(&ids);
+    if (rc < 0) {
+        fs_watch_free(&w->base);
+        return rc;
+    }
+    *out = &w->base;
+    return 0;
+}
+
+const struct sf_fs_ops sf_sbx_fs_ops = {
+    .open = fs_open, .stat = fs_stat, .list = fs_list, .mkdir = fs_mkdir,
+    .rename = fs_rename, .remove = fs_remove, .watch = fs_watch,
+};
