@@ -132,7 +132,9 @@ static const struct route *match(const struct sf_http *h, const char *method, co
     for (size_t i = 0; i < h->n_routes; i++) {
         const struct route *r = &h->routes[i];
         size_t n = strlen(r->prefix);
-        if (r->method && strcmp(r->method, method)) continue;
+        /* HEAD is a GET whose body libmicrohttpd leaves out. */
+        if (r->method && strcmp(r->method, method) && !(!strcmp(method, "HEAD") && !strcmp(r->method, "GET")))
+            continue;
         if (n && r->prefix[n - 1] == '/' ? !strncmp(path, r->prefix, n) : !strcmp(path, r->prefix))
             return r;
     }

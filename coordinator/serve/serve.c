@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 struct serve_cfg {
-    char *broker, *queue, *http, *id, *log_format, *log_level;
+    char *broker, *queue, *http, *id, *log_format, *log_level, *api_token_file;
     struct sf_strlist kafka_config;
     long max_runs, max_inflight, retry_base_ms, lease_ms, grace_s;
     struct sf_http_limits http_limits;
@@ -52,6 +52,9 @@ static const struct sf_opt serve_opts[] = {
       "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), "127.0.0.1:8080", "HOST:PORT", "API, status page, /metrics, /healthz, /readyz", 0, 0 },
     SF_HTTP_LIMIT_OPTS("http", "SANDFLEET_HTTP", struct serve_cfg, http_limits, "16384"),
+    { "api-token-file", "SANDFLEET_API_TOKEN_FILE", SF_OPT_STR, O(api_token_file), NULL, "FILE",
+      "API tokens, one 'NAME admin|client TOKEN' per line (docs/security.md); also SANDFLEET_API_TOKEN "
+      "(an admin token). Without any, serve listens only on loopback", 0, 0 },
     { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue the runs' tasks go to", 0, 0 },
     { "id", "SANDFLEET_COORDINATOR_ID", SF_OPT_STR, O(id), NULL, "ID",
       "consumer name in the submissions group; keep it stable across restarts (default coordinator-HOST)", 0, 0 },
@@ -165,6 +168,7 @@ static void take_submission(struct serve *sv, const struct sf_delivery *d)
     snprintf(p->run_id, sizeof(p->run_id), "sub-%s", d->handle);
     if (rid && sf_valid_name(rid, SF_RUN_ID_MAX)) sf_strlcpy(p->run_id, rid, sizeof(p->run_id));
     sf_strlcpy(p->handle, d->handle, sizeof(p->handle));
+    sf_strlcpy(p->owner, "stream", sizeof(p->owner));
     if (d->problem[0] || !wf) {
         reject(sv, p->run_id, reply, d->handle, d->problem[0] ? d->problem : "entry has no 'workflow' field");
         goto out;
@@ -408,6 +412,7 @@ int coord_cmd_serve(int argc, char **argv)
     struct serve sv = { .cfg = &cfg };
     struct sf_log lg;
     struct sf_http *http = NULL;
+    struct sf_tokens *tokens = NULL;
     char **pos = NULL, err[1024], host[64] = "localhost";
     int npos = 0, code = COORD_EXIT_USAGE, sfd = -1;
     sigset_t mask;
@@ -431,6 +436,10 @@ int coord_cmd_serve(int argc, char **argv)
     }
     if (npos || !cfg.broker || sf_log_set_format(&lg, cfg.log_format) < 0 || sf_log_set_level(&lg, cfg.log_level) < 0) {
         fprintf(stderr, "sandfleet-coordinator serve: --broker URL is required; check --log-format/--log-level (see --help)\n");
+        goto out;
+    }
+    if (serve_auth_setup(cfg.api_token_file, cfg.http, &tokens, &lg, err, sizeof(err)) < 0) {
+        SF_LOGE(&lg, "%s", err);
         goto out;
     }
     gethostname(host, sizeof(host) - 1);
@@ -474,6 +483,7 @@ int coord_cmd_serve(int argc, char **argv)
     sv.ctx.b = sv.b;
     http = sf_http_new(&cfg.http_limits);
     sf_http_set_log(http, &lg);
+    if (tokens) sf_http_set_auth(http, serve_auth_hook, tokens);
     serve_api_routes(http, &sv.ctx);
     if (sf_http_listen(http, cfg.http, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "%s", err);
@@ -490,6 +500,7 @@ out:
     atomic_store(&sv.stop_reader, 1);
     if (sv.reader_started) pthread_join(sv.reader, NULL);
     sf_http_free(http);                     /* before the table its handlers read */
+    sf_tokens_free(tokens);
     while (sv.runs) {
         struct srun *r = sv.runs;
         sv.runs = r->next;

@@ -5,6 +5,7 @@
  *   serve.c         options, the loop, starting and finishing runs
  *   serve_submit.c  a submission document -> workflow + input + reply_to
  *   serve_api.c     HTTP handlers (/api/..., the page) over the run table
+ *   serve_auth.c    API tokens, the auth hook, who may see which run
  *   web/ (embedded) index.html, app.js, style.css
  * Threads: the loop thread owns the runs; HTTP handlers (libmicrohttpd's
  * thread) and the submissions reader thread meet it in struct serve_table
@@ -21,6 +22,7 @@
 #include "health.h"
 #include "http.h"
 #include "metrics.h"
+#include "tokens.h"
 #include "util.h"
 #include "workflow.h"
 
@@ -44,8 +46,11 @@ void serve_submission_clear(struct serve_submission *s);
 
 /* --- the run table shared with the HTTP thread ----------------------------- */
 
+#define SERVE_OWNER_MAX 96
+
 struct serve_entry {
     char run_id[128];
+    char owner[SERVE_OWNER_MAX];   /* "api:<token name>" or "stream" */
     char *summary;          /* JSON text: id, workflow, state, times, steps */
     char *doc;              /* result document when finished, else NULL */
     int64_t created_ms;
@@ -54,6 +59,7 @@ struct serve_entry {
 struct serve_pending {      /* a submission waiting for the loop */
     struct serve_submission sub;
     char run_id[128];
+    char owner[SERVE_OWNER_MAX];
     char handle[96];        /* submissions-stream entry to ack; "" for HTTP */
     struct serve_pending *next;
 };
@@ -76,6 +82,19 @@ struct serve_ctx {
     int64_t lease_ms;
     const struct sf_log *lg;
 };
+
+/* serve_auth.c. Tokens from SANDFLEET_API_TOKEN and token_file (may be
+ * NULL); *out stays NULL when there is none, which is allowed only on a
+ * loopback --http (-EPERM otherwise). 0 or -errno with err. */
+int serve_auth_setup(const char *token_file, const char *http, struct sf_tokens **out,
+                     const struct sf_log *lg, char *err, size_t errlen);
+/* The http.h auth hook; arg is the struct sf_tokens. */
+int serve_auth_hook(void *arg, const struct sf_http_req *req, const void **principal,
+                    struct sf_http_resp *resp);
+/* NULL (no tokens: open on loopback) counts as admin. */
+bool serve_is_admin(const struct sf_principal *p);
+void serve_owner_of(const struct sf_principal *p, char *buf, size_t n);
+bool serve_may_see(const struct sf_principal *p, const char *owner);
 
 /* serve_api.c: register every route (API, page, probes) on http. */
 void serve_api_routes(struct sf_http *http, struct serve_ctx *sc);

@@ -9,6 +9,9 @@
  *   GET  /api/status      the queue's status document (cmd.h)
  *   GET  /, /app.js, /style.css   the status page (embedded at build time)
  *   /metrics /healthz /readyz     health.h
+ * Every /api route needs a token when serve has any (serve_auth.c): a
+ * client token sees only the runs it submitted (others are 404, as if they
+ * did not exist) and not /api/status (403); an admin token sees everything.
  * Handlers copy strings out of the run table under its mutex, or call the
  * broker (thread-safe); they never wait for the loop thread. */
 #include "cmd.h"
@@ -52,6 +55,7 @@ static void post_run(struct serve_ctx *sc, const struct sf_http_req *req, struct
     }
     if (p->sub.run_id) sf_strlcpy(p->run_id, p->sub.run_id, sizeof(p->run_id));
     else serve_new_run_id(p->run_id, sizeof(p->run_id));
+    serve_owner_of(req->principal, p->owner, sizeof(p->owner));
     /* Once queued, p belongs to the loop thread: answer from copies. */
     char run_id[128], *name = sf_xstrdup(p->sub.wf->name);
     sf_strlcpy(run_id, p->run_id, sizeof(run_id));
@@ -77,14 +81,18 @@ out:
     sf_buf_free(&errs);
 }
 
-static void list_runs(struct serve_ctx *sc, struct sf_http_resp *resp)
+static void list_runs(struct serve_ctx *sc, const struct sf_principal *who, struct sf_http_resp *resp)
 {
     struct sf_buf b = {0};
     struct serve_table *tab = sc->tab;
+    bool first = true;
     sf_buf_append(&b, "[", 1);
     pthread_mutex_lock(&tab->mu);
-    for (size_t i = tab->n; i-- > 0;)
-        sf_buf_appendf(&b, "%s%s", i + 1 == tab->n ? "" : ",", tab->v[i].summary);
+    for (size_t i = tab->n; i-- > 0;) {
+        if (!serve_may_see(who, tab->v[i].owner)) continue;
+        sf_buf_appendf(&b, "%s%s", first ? "" : ",", tab->v[i].summary);
+        first = false;
+    }
     pthread_mutex_unlock(&tab->mu);
     sf_buf_append(&b, "]", 1);
     resp->status = 200;
@@ -115,19 +123,25 @@ static void broker_run(struct serve_ctx *sc, const char *id, struct sf_http_resp
     free(doc);
 }
 
-static void get_run(struct serve_ctx *sc, const char *id, struct sf_http_resp *resp)
+static void get_run(struct serve_ctx *sc, const struct sf_principal *who, const char *id,
+                    struct sf_http_resp *resp)
 {
     struct serve_table *tab = sc->tab;
     char *summary = NULL, *doc = NULL;
+    bool known = false;
     pthread_mutex_lock(&tab->mu);
     for (size_t i = 0; i < tab->n; i++)
         if (!strcmp(tab->v[i].run_id, id)) {
+            known = true;
+            if (!serve_may_see(who, tab->v[i].owner)) break;
             summary = sf_xstrdup(tab->v[i].summary);
             doc = sf_xstrdup(tab->v[i].doc);
         }
     pthread_mutex_unlock(&tab->mu);
     if (!summary) {
-        if (sf_valid_name(id, SF_RUN_ID_MAX)) broker_run(sc, id, resp);
+        /* Runs of other instances: only an admin may look (their owner is
+         * not known here). */
+        if (!known && serve_is_admin(who) && sf_valid_name(id, SF_RUN_ID_MAX)) broker_run(sc, id, resp);
         else reply_error(resp, 404, "no such run");
         return;
     }
@@ -146,11 +160,12 @@ static void get_run(struct serve_ctx *sc, const char *id, struct sf_http_resp *r
 static void runs_handler(void *arg, const struct sf_http_req *req, struct sf_http_resp *resp)
 {
     struct serve_ctx *sc = arg;
+    const struct sf_principal *who = req->principal;
     const char *rest = req->path + strlen("/api/runs");
     if (!strcmp(req->method, "POST") && (!*rest || !strcmp(rest, "/"))) post_run(sc, req, resp);
     else if (strcmp(req->method, "GET")) reply_error(resp, 405, "GET or POST");
-    else if (!*rest || !strcmp(rest, "/")) list_runs(sc, resp);
-    else get_run(sc, rest + 1, resp);
+    else if (!*rest || !strcmp(rest, "/")) list_runs(sc, who, resp);
+    else get_run(sc, who, rest + 1, resp);
 }
 
 static void status_handler(void *arg, const struct sf_http_req *req, struct sf_http_resp *resp)
@@ -158,7 +173,10 @@ static void status_handler(void *arg, const struct sf_http_req *req, struct sf_h
     struct serve_ctx *sc = arg;
     char err[512];
     json_t *doc;
-    (void)req;
+    if (!serve_is_admin(req->principal)) {
+        reply_error(resp, 403, "the queue status needs an admin token");
+        return;
+    }
     if (coord_status_collect(sc->b, sc->lease_ms, 10, &doc, err, sizeof(err)) < 0) reply_error(resp, 502, err);
     else reply_json(resp, 200, doc);
 }
@@ -179,9 +197,22 @@ static void web_handler(void *arg, const struct sf_http_req *req, struct sf_http
         resp->body = sf_xmalloc(f->len + 1);
         memcpy(resp->body, f->data, f->len);
         resp->len = f->len;
+        /* The page keeps an API token in sessionStorage: no script but its
+         * own may run in it, and no other site may frame it. */
+        resp->headers[0] = "Content-Security-Policy";
+        resp->headers[1] = "default-src 'self'; frame-ancestors 'none'";
+        resp->headers[2] = "X-Content-Type-Options";
+        resp->headers[3] = "nosniff";
         return;
     }
     sf_http_reply(resp, 404, NULL, "not found\n");
+}
+
+static void api_404(void *arg, const struct sf_http_req *req, struct sf_http_resp *resp)
+{
+    (void)arg;
+    (void)req;
+    reply_error(resp, 404, "no such API route");
 }
 
 void serve_api_routes(struct sf_http *http, struct serve_ctx *sc)
@@ -190,5 +221,6 @@ void serve_api_routes(struct sf_http *http, struct serve_ctx *sc)
     sf_http_route(http, NULL, "/api/runs", runs_handler, sc);
     sf_http_route(http, NULL, "/api/runs/", runs_handler, sc);
     sf_http_route(http, "GET", "/api/status", status_handler, sc);
-    sf_http_route(http, "GET", "/", web_handler, sc);
+    sf_http_route(http, NULL, "/api/", api_404, sc);       /* unknown API paths: 401 before 404 */
+    sf_http_route_open(http, "GET", "/", web_handler, sc);
 }

@@ -70,7 +70,9 @@ int serve_table_submit(struct serve_table *tab, struct serve_pending *p)
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:[]}", "run_id", p->run_id, "workflow",
                               p->sub.wf->name, "state", "queued", "created_ms", (json_int_t)sf_wall_ms(),
                               "steps");
-        add(tab, p->run_id)->summary = json_dumps(j, JSON_COMPACT);
+        struct serve_entry *e = add(tab, p->run_id);
+        e->summary = json_dumps(j, JSON_COMPACT);
+        sf_strlcpy(e->owner, p->owner, sizeof(e->owner));
         json_decref(j);
         p->next = NULL;
         *tab->tail = p;

@@ -7,9 +7,13 @@
 #  3. a stream submission with reply_to: the document is stored at
 #     sf:run:{id}:doc and XADDed to the reply stream; the entry is acked; a
 #     broken one gets a "rejected" document instead of vanishing;
-#  4. the page (embedded in the binary) loaded in Chromium shows the run as
-#     succeeded with per-step progress, the worker and the queue; a
-#     screenshot is kept in the build dir (serve-ui.png) as an artifact;
+#  4. the page (embedded in the binary), driven in headless Chromium through
+#     the DevTools protocol (tests/lib/cdp.py): it asks for the API token
+#     (refusing a wrong one), then shows the run as succeeded with per-step
+#     progress, the worker and the queue; a reload keeps the token (this
+#     tab's sessionStorage, nowhere else), a new browser context asks again;
+#     a client token given once in the link's fragment sees only its own run
+#     and no fleet; a screenshot is kept in the build dir (serve-ui.png);
 #  5. SIGTERM: exit 0 after the drain.
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
@@ -21,11 +25,16 @@ PORT=$(redis_free_port)
 H="http://127.0.0.1:$PORT"
 OUT=${SF_BUILD:-$T}
 worker_start w1 --concurrency 2
-"$SF_BIN/sandfleet-coordinator" serve --broker "$REDIS_URL" --http "127.0.0.1:$PORT" --id serve-test \
-    >>"$T/serve.log" 2>&1 &
+ADMIN="admin-$$-$RANDOM-0123456789abcdef"
+ALICE="alice-$$-$RANDOM-0123456789abcdef"
+printf 'alice client %s\n' "$ALICE" >"$T/tokens"
+chmod 600 "$T/tokens"
+SANDFLEET_API_TOKEN="$ADMIN" "$SF_BIN/sandfleet-coordinator" serve --broker "$REDIS_URL" --http "127.0.0.1:$PORT" \
+    --id serve-test --api-token-file "$T/tokens" >>"$T/serve.log" 2>&1 &
 SPID=$!
 trap 'kill -9 $SPID 2>/dev/null; fleet_cleanup' EXIT
 wait_for 10 'curl -sf "$H/readyz" >/dev/null' || fail "serve did not become ready"
+AUTH=(-H "Authorization: Bearer $ADMIN")
 
 # --- 1. HTTP submission ---------------------------------------------------------------------
 python3 - "$T/sub.json" <<'PY'
@@ -38,11 +47,11 @@ files = {"agents/plan.py": "import json,sys; d=json.load(sys.stdin); print(json.
          "agents/square.py": "import json,sys; x=json.load(sys.stdin); print(x*x)"}
 json.dump({"workflow": wf, "files": files, "input": {"n": 4}}, open(sys.argv[1], "w"))
 PY
-code=$(curl -s -o "$T/post.json" -w '%{http_code}' -XPOST --data-binary @"$T/sub.json" "$H/api/runs")
+code=$(curl -s -o "$T/post.json" -w '%{http_code}' -XPOST --data-binary @"$T/sub.json" "${AUTH[@]}" "$H/api/runs")
 [ "$code" = 202 ] || fail "POST /api/runs: $code $(cat "$T/post.json")"
 RUN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/post.json")
 state() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$1" 2>/dev/null; }
-wait_for 30 'curl -sf "$H/api/runs/$RUN" >"$T/run.json" && [ "$(state "$T/run.json")" = succeeded ]' \
+wait_for 30 'curl -sf "${AUTH[@]}" "$H/api/runs/$RUN" >"$T/run.json" && [ "$(state "$T/run.json")" = succeeded ]' \
     || fail "run $RUN did not succeed: $(cat "$T/run.json")"
 python3 - "$T/run.json" <<'PY' || fail "result document of the HTTP run is wrong: $(cat "$T/run.json")"
 import json, sys
@@ -56,7 +65,7 @@ PY
 [ "$(rcli HGET "sf:run:$RUN" status)" = succeeded ] || fail "run state hash not final"
 
 # --- 2. invalid submission --------------------------------------------------------------------
-code=$(curl -s -o "$T/bad.json" -w '%{http_code}' -XPOST -d '{"workflow": {"name": "x", "steps": [{"id": "a", "run": "cat", "files": {"a.py": "nope.py"}}, {"id": "b"}]}, "files": {}}' "$H/api/runs")
+code=$(curl -s -o "$T/bad.json" -w '%{http_code}' -XPOST "${AUTH[@]}" -d '{"workflow": {"name": "x", "steps": [{"id": "a", "run": "cat", "files": {"a.py": "nope.py"}}, {"id": "b"}]}, "files": {}}' "$H/api/runs")
 [ "$code" = 400 ] || fail "invalid submission: HTTP $code"
 grep -q "file 'nope.py' is not in the submission" "$T/bad.json" || fail "400 lacks the missing file: $(cat "$T/bad.json")"
 grep -q "step 'b': missing 'run'" "$T/bad.json" || fail "400 lacks the missing run: $(cat "$T/bad.json")"
@@ -72,27 +81,65 @@ bid=$(rcli XADD sf:submissions '*' workflow '{"steps": "no"}' reply_to itest:run
 wait_for 10 'rcli GET "sf:run:sub-$bid:doc" | grep -q rejected' || fail "a broken stream submission was not rejected with a document"
 
 # --- 4. the page in Chromium -------------------------------------------------------------------
-chrome() {
-    chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
-        --disable-sync --no-first-run --user-data-dir="$T/chrome" --virtual-time-budget=4000 "$@" 2>>"$T/chromium.log"
-}
-ok=
-for _ in $(seq 1 10); do
-    chrome --dump-dom "$H/" >"$T/dom.html"
-    if grep -q "data-run-id=\"$RUN\" data-state=\"succeeded\"" "$T/dom.html" && grep -q 'data-worker-id="w1"' "$T/dom.html"; then
-        ok=1
-        break
-    fi
-    sleep 1
-done
-[ -n "$ok" ] || fail "the page never showed run $RUN as succeeded with worker w1: $(head -c 2000 "$T/dom.html")"
-grep -q 'data-step="each" data-state="succeeded"' "$T/dom.html" || fail "no per-step state for 'each' in the page"
-grep -q '4/4 succeeded' "$T/dom.html" || fail "no per-step progress (4/4) in the page"
-grep -q 'class="pill ok"' "$T/dom.html" || fail "the page did not reach the API"
+code=$(curl -s -o "$T/alice.json" -w '%{http_code}' -XPOST -H "Authorization: Bearer $ALICE" \
+    -d '{"workflow": {"name": "alices", "steps": [{"id": "hers", "run": "cat", "input": 1}]}}' "$H/api/runs")
+[ "$code" = 202 ] || fail "alice's POST: $code $(cat "$T/alice.json")"
+ARUN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/alice.json")
+wait_for 30 'curl -sf -H "Authorization: Bearer $ALICE" "$H/api/runs/$ARUN" >"$T/arun.json" && [ "$(state "$T/arun.json")" = succeeded ]' \
+    || fail "alice's run did not succeed: $(cat "$T/arun.json")"
 rm -f "$OUT/serve-ui.png"
-chrome --screenshot="$OUT/serve-ui.png" --window-size=1280,900 "$H/" >/dev/null
+python3 - "$H" "$RUN" "$ARUN" "$ADMIN" "$ALICE" "$OUT/serve-ui.png" "$T/chrome" "$T/chromium.log" <<'PY' \
+    || fail "the page in Chromium (see above)"
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["SF_SRC"], "tests/lib"))
+from cdp import Chrome
+H, RUN, ARUN, ADMIN, ALICE, PNG, PROFILE, LOG = sys.argv[1:]
+row = lambda run, state="succeeded": f"document.querySelector('tr.run[data-run-id=\"{run}\"][data-state=\"{state}\"]')"
+def state(pg):
+    return pg.eval("JSON.stringify({conn: document.getElementById('conn').textContent, "
+                   "login: document.getElementById('login').hidden, why: document.getElementById('login-why').textContent, "
+                   "runs: [...document.querySelectorAll('tr.run')].map(r => r.dataset.runId + ':' + r.dataset.state), "
+                   "workers: [...document.querySelectorAll('tr.worker')].map(r => r.dataset.workerId)})")
+with Chrome(PROFILE, open(LOG, "ab")) as c:
+  p = q = None
+  try:
+    p = c.new_page()
+    p.goto(H + "/")
+    p.wait("!document.getElementById('login').hidden")            # asks for the token
+    assert p.eval("document.querySelector('main').hidden"), "data shown before sign-in"
+    p.type_into("#token", "not-the-token-0123456789")
+    p.click("#login button[type=submit]")
+    p.wait("document.getElementById('login-why').textContent.includes('refused')")
+    p.type_into("#token", ADMIN)
+    p.click("#login button[type=submit]")
+    p.wait(row(RUN) + " && document.querySelector('[data-worker-id=\"w1\"]') && " + row(ARUN))
+    assert p.eval("!!document.querySelector('[data-step=\"each\"][data-state=\"succeeded\"]')"), "no per-step state"
+    assert "4/4 succeeded" in p.eval("document.body.innerText"), "no per-step progress (4/4)"
+    assert p.eval("document.getElementById('conn').className") == "pill ok", "the page did not reach the API"
+    assert p.eval("sessionStorage.getItem('sandfleet-api-token')") == ADMIN
+    assert p.eval("localStorage.length") == 0 and ADMIN not in p.eval("location.href + document.cookie")
+    p.reload()                                                     # asked once: the tab keeps it
+    p.wait(row(RUN))
+    assert p.eval("document.getElementById('login').hidden"), "asked again after a reload"
+    p.screenshot(PNG)
+    q = c.new_page()                                               # another browser context
+    q.goto(H + "/")
+    q.wait("!document.getElementById('login').hidden")
+    q.goto("about:blank")
+    q.goto(H + "/#token=" + ALICE)                                 # a client, via the link's fragment
+    q.wait(row(ARUN))
+    assert not q.eval(row(RUN)), "a client token sees another's run"
+    assert q.eval("document.getElementById('queue-section').hidden"), "a client token sees the fleet"
+    assert "#token" not in q.eval("location.href"), "the token stayed in the address bar"
+  except Exception:
+    for pg in (p, q):
+        if pg: print("page state:", state(pg), file=sys.stderr)
+    raise
+print("page: sign-in, refusal, reload, new context and client scope ok")
+PY
 [ "$(stat -c %s "$OUT/serve-ui.png" 2>/dev/null || echo 0)" -gt 10000 ] || fail "no screenshot at $OUT/serve-ui.png"
 echo "screenshot: $OUT/serve-ui.png"
+! grep -q -e "$ADMIN" -e "$ALICE" "$T/serve.log" || fail "a token is in serve's log"
 
 # --- 5. drain -------------------------------------------------------------------------------------
 kill -TERM $SPID

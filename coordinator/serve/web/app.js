@@ -1,4 +1,4 @@
-// The status page: polls /api/status and /api/runs once a second and
+// The status page: polls /api/runs and /api/status once a second and
 // redraws. No framework, no build step: the file is embedded into
 // sandfleet-coordinator at build time (coordinator/serve/web/embed.cmake).
 "use strict";
@@ -39,7 +39,9 @@ function drawStatus(s) {
 function drawSteps(run) {
   return el("div", { class: "steps" }, ...run.steps.map(st => {
     const pct = st.total ? Math.round(100 * st.done / st.total) : 0;
-    const bar = el("div", { class: "bar" }, el("i", { style: `width:${pct}%` }));
+    const fillBar = el("i", {});
+    fillBar.style.width = `${pct}%`;   /* CSSOM: the page's CSP forbids style attributes */
+    const bar = el("div", { class: "bar" }, fillBar);
     return el("div", { class: `step ${st.state}`, "data-step": st.id, "data-state": st.state },
       el("span", {}, st.id + (st.map ? " (map)" : "")), bar, el("span", {}, `${st.done}/${st.total || "?"} ${st.state}`));
   }));
@@ -53,20 +55,74 @@ function drawRuns(runs) {
     el("td", {}, when(r.started_ms || r.created_ms)))));
 }
 
+// The API token (docs/security.md): asked once, kept in this tab's
+// sessionStorage (gone when the tab closes), sent as a bearer header. A link
+// may carry it once in its fragment (#token=...), which never reaches the
+// server; it is moved to sessionStorage and removed from the address bar.
+const TOKEN_KEY = "sandfleet-api-token";
+if (location.hash.startsWith("#token=")) {
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(location.hash.slice(7)));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+class NeedToken extends Error {}
+
+async function api(u) {
+  const t = sessionStorage.getItem(TOKEN_KEY);
+  const res = await fetch(u, { cache: "no-store", headers: t ? { Authorization: `Bearer ${t}` } : {} });
+  if (res.status === 401) throw new NeedToken(t ? "That token was refused." : "This server needs an API token.");
+  return res;
+}
+
+function showLogin(why) {
+  const form = document.getElementById("login");
+  document.getElementById("login-why").textContent = why;
+  form.hidden = false;
+  document.querySelector("main").hidden = true;
+  document.getElementById("logout").hidden = true;
+  const conn = document.getElementById("conn");
+  conn.textContent = "signed out";
+  conn.className = "pill bad";
+  document.getElementById("token").focus();
+}
+
+document.getElementById("login").addEventListener("submit", ev => {
+  ev.preventDefault();
+  const input = document.getElementById("token");
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  document.getElementById("login").hidden = true;
+  poll();
+});
+
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
+
 async function poll() {
   const conn = document.getElementById("conn");
   try {
-    const [s, runs] = await Promise.all(["/api/status", "/api/runs"].map(async u => {
-      const res = await fetch(u, { cache: "no-store" });
-      if (!res.ok) throw new Error(`${u}: HTTP ${res.status}`);
-      return res.json();
-    }));
-    drawStatus(s);
-    drawRuns(runs);
+    const runs = await api("/api/runs");
+    if (!runs.ok) throw new Error(`/api/runs: HTTP ${runs.status}`);
+    const status = await api("/api/status");
+    /* A client token sees its own runs, not the fleet: 403 hides it. */
+    const fleet = status.status !== 403;
+    if (fleet && !status.ok) throw new Error(`/api/status: HTTP ${status.status}`);
+    for (const id of ["queue-section", "workers-section", "dead-section"])
+      document.getElementById(id).hidden = !fleet;
+    if (fleet) drawStatus(await status.json());
+    drawRuns(await runs.json());
+    document.querySelector("main").hidden = false;
+    document.getElementById("logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
     conn.textContent = "live";
     conn.className = "pill ok";
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
+    if (e instanceof NeedToken) {
+      showLogin(e.message);
+      return;                        /* polling resumes after sign-in */
+    }
     conn.textContent = `error: ${e.message}`;
     conn.className = "pill bad";
   }
