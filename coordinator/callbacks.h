@@ -28,8 +28,8 @@ int coord_callback_from_flags(const char *url, const char *secret_ref,
 int coord_callback_queue_run(struct sf_broker *b, const struct sf_callback *cb, const char *run_id,
                              json_t *doc, char *err, size_t errlen);
 
-/* The same, opening the broker at url/queue for the purpose. */
-int coord_callback_queue_run_url(const char *url, const char *queue, const struct sf_log *lg,
+/* The same, opening the broker the flags name for the purpose. */
+int coord_callback_queue_run_url(const struct sf_broker_flags *bf, const struct sf_log *lg,
                                  const struct sf_callback *cb, const char *run_id, json_t *doc,
                                  char *err, size_t errlen);
 

@@ -1,8 +1,8 @@
 /* coordinator/cmd.h: the coordinator's subcommands besides `run`, one file
  * each; main.c only dispatches. Each takes main's argc/argv (argv[1] is the
- * subcommand) and returns the process exit code:
- *   0 done, 1 partly done (e.g. some ids not found), 2 usage, 3 the broker
- *   is unusable. Main thread only. */
+ * subcommand) and returns the process exit code (exitcode.h): 0 done,
+ * 1 partly done (e.g. some ids not found), 2 usage, 3 the broker is
+ * unusable. Main thread only. */
 #ifndef SF_COORD_CMD_H
 #define SF_COORD_CMD_H
 
@@ -10,11 +10,8 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "exitcode.h"
 #include "log.h"
-
-#define COORD_EXIT_PARTIAL 1
-#define COORD_EXIT_USAGE 2
-#define COORD_EXIT_BROKEN 3
 
 int coord_cmd_status(int argc, char **argv);   /* cmd_status.c */
 int coord_cmd_dead(int argc, char **argv);     /* cmd_dead.c */
@@ -28,11 +25,5 @@ int coord_cmd_serve(int argc, char **argv);    /* serve.c */
  * Thread-safe (broker calls only). */
 int coord_status_collect(struct sf_broker *b, int64_t lease_ms, size_t n_recent_dead,
                          json_t **out, char *err, size_t errlen);
-
-/* Open and check a broker for an operations command: waits up to wait_ms for
- * it. NULL with the reason in err. */
-struct sf_broker *coord_broker_open(const char *url, const char *queue, int64_t lease_ms,
-                                    const struct sf_log *lg, int64_t wait_ms,
-                                    char *err, size_t errlen);
 
 #endif

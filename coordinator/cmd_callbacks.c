@@ -6,6 +6,7 @@
  * Nothing printed carries a header value or the body: headers may hold
  * tokens, bodies may be large; `--json` shows header names only. */
 #include "callbacks.h"
+#include "exitcode.h"
 #include "util.h"
 
 #include <errno.h>
@@ -14,12 +15,10 @@
 #include <string.h>
 #include <time.h>
 
-#define EXIT_PARTIAL 1
-#define EXIT_USAGE 2
-#define EXIT_BROKEN 3
 
 struct cbcmd_cfg {
-    char *broker, *queue, *log_level;
+    struct sf_broker_flags bf;
+    char *log_level;
     struct sf_strlist ids;
     long count;
     int dead, all, json, help;
@@ -27,8 +26,7 @@ struct cbcmd_cfg {
 
 #define O(f) offsetof(struct cbcmd_cfg, f)
 static const struct sf_opt cb_opts[] = {
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL", "broker: redis://[user:pass@]host:port[/db]", 0, 0 },
-    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue whose callbacks to use", 0, 0 },
+    SF_BROKER_OPTS(struct cbcmd_cfg, bf),
     { "dead", NULL, SF_OPT_BOOL, O(dead), "0", NULL, "list/purge: the dead list instead of pending deliveries", 0, 0 },
     { "id", NULL, SF_OPT_LIST, O(ids), NULL, "ID", "a delivery id (repeatable), e.g. task:run1:a:0:1 or run:run1", 0, 0 },
     { "all", NULL, SF_OPT_BOOL, O(all), "0", NULL, "every delivery of the list", 0, 0 },
@@ -170,7 +168,7 @@ int coord_cmd_callbacks(int argc, char **argv)
     struct sf_log lg;
     struct sf_broker *b = NULL;
     char **pos = NULL, err[1024];
-    int npos = 0, code = EXIT_USAGE, rc = 0;
+    int npos = 0, code = SF_EXIT_USAGE, rc = 0;
     size_t missing = 0;
 
     sf_log_init(&lg, "coordinator");
@@ -184,16 +182,15 @@ int coord_cmd_callbacks(int argc, char **argv)
         usage(stderr);
         goto out;
     }
-    if (!cfg.broker) { fprintf(stderr, "sandfleet-coordinator callbacks: --broker is required\n"); goto out; }
+    if (!cfg.bf.url) { fprintf(stderr, "sandfleet-coordinator callbacks: --broker is required\n"); goto out; }
     if (strcmp(pos[0], "list") && !cfg.all == !cfg.ids.n) {
         fprintf(stderr, "sandfleet-coordinator callbacks %s: name what to act on: --id ID... or --all\n", pos[0]);
         goto out;
     }
-    struct sf_broker_cfg bcfg = { .queue = cfg.queue, .log = &lg };
-    if (!(b = sf_broker_new(cfg.broker, &bcfg, err, sizeof(err))) ||
-        sf_broker_check(b, 10000, NULL, err, sizeof(err)) < 0) {
+    struct sf_broker_cfg bcfg = { .log = &lg };
+    if ((rc = sf_broker_open(&cfg.bf, &bcfg, 10000, NULL, NULL, &b, err, sizeof(err))) < 0) {
         fprintf(stderr, "sandfleet-coordinator callbacks: %s\n", err);
-        code = EXIT_BROKEN;
+        code = rc == -EINVAL ? SF_EXIT_USAGE : SF_EXIT_BROKEN;
         goto out;
     }
     if (!strcmp(pos[0], "list")) {
@@ -211,10 +208,10 @@ int coord_cmd_callbacks(int argc, char **argv)
     }
     if (rc < 0) {
         fprintf(stderr, "sandfleet-coordinator callbacks %s: %s\n", pos[0], err);
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
-    code = missing ? EXIT_PARTIAL : 0;
+    code = missing ? SF_EXIT_FAILED : 0;
 out:
     sf_broker_free(b);
     free(pos);

@@ -14,7 +14,8 @@
 #include <time.h>
 
 struct dead_cfg {
-    char *broker, *queue, *log_level;
+    struct sf_broker_flags bf;
+    char *log_level;
     struct sf_strlist ids;
     long count;
     int all, json, help;
@@ -22,8 +23,7 @@ struct dead_cfg {
 
 #define O(f) offsetof(struct dead_cfg, f)
 static const struct sf_opt dead_opts[] = {
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL", "broker: redis://[user:pass@]host:port[/db]", 0, 0 },
-    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue whose dead letters to use", 0, 0 },
+    SF_BROKER_OPTS(struct dead_cfg, bf),
     { "id", NULL, SF_OPT_LIST, O(ids), NULL, "ID", "a dead letter's id (repeatable); see `dead list`", 0, 0 },
     { "all", NULL, SF_OPT_BOOL, O(all), "0", NULL, "every dead letter of the queue", 0, 0 },
     { "count", NULL, SF_OPT_INT, O(count), "20", "N", "list: the newest N (0 = all)", 0, 10000000 },
@@ -78,7 +78,7 @@ int coord_cmd_dead(int argc, char **argv)
     struct sf_broker *b = NULL;
     char **pos = NULL, err[1024];
     const char *verb;
-    int npos = 0, code = COORD_EXIT_USAGE, rc = 0;
+    int npos = 0, code = SF_EXIT_USAGE, rc = 0;
     size_t n = 0;
 
     sf_log_init(&lg, "coordinator");
@@ -92,7 +92,7 @@ int coord_cmd_dead(int argc, char **argv)
         fprintf(stderr, "sandfleet-coordinator dead: say list, retry or purge (see --help)\n");
         goto out;
     }
-    if (!cfg.broker || sf_log_set_level(&lg, cfg.log_level) < 0) {
+    if (!cfg.bf.url || sf_log_set_level(&lg, cfg.log_level) < 0) {
         fprintf(stderr, "sandfleet-coordinator dead: --broker URL is required (see --help)\n");
         goto out;
     }
@@ -100,11 +100,13 @@ int coord_cmd_dead(int argc, char **argv)
         fprintf(stderr, "sandfleet-coordinator dead %s: name the dead letters with --id ID... or --all\n", verb);
         goto out;
     }
-    code = COORD_EXIT_BROKEN;
-    if (!(b = coord_broker_open(cfg.broker, cfg.queue, 0, &lg, 5000, err, sizeof(err)))) {
+    struct sf_broker_cfg bcfg = { .log = &lg };
+    if ((rc = sf_broker_open(&cfg.bf, &bcfg, 5000, NULL, NULL, &b, err, sizeof(err))) < 0) {
         fprintf(stderr, "sandfleet-coordinator dead: %s\n", err);
+        code = rc == -EINVAL ? SF_EXIT_USAGE : SF_EXIT_BROKEN;
         goto out;
     }
+    code = SF_EXIT_BROKEN;
     const char *const *ids = (const char *const *)cfg.ids.v;
     if (!strcmp(verb, "list")) rc = do_list(b, &cfg, err, sizeof(err));
     else if (!strcmp(verb, "retry")) rc = sf_broker_dead_retry(b, ids, cfg.all ? 0 : cfg.ids.n, &n, err, sizeof(err));
@@ -116,10 +118,10 @@ int coord_cmd_dead(int argc, char **argv)
     if (strcmp(verb, "list")) {
         if (cfg.json) printf("{\"%s\": %zu}\n", !strcmp(verb, "retry") ? "replayed" : "purged", n);
         else printf("%s %zu dead letter(s) of queue %s\n", !strcmp(verb, "retry") ? "replayed" : "purged",
-                    n, cfg.queue);
+                    n, b->cfg.queue);
     }
     if (rc == -ENOENT) fprintf(stderr, "sandfleet-coordinator dead %s: %s\n", verb, err);
-    code = rc == -ENOENT ? COORD_EXIT_PARTIAL : 0;
+    code = rc == -ENOENT ? SF_EXIT_FAILED : 0;
 out:
     sf_broker_free(b);
     free(pos);

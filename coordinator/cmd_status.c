@@ -14,15 +14,15 @@
 #include <time.h>
 
 struct status_cfg {
-    char *broker, *queue, *log_level;
+    struct sf_broker_flags bf;
+    char *log_level;
     long lease_ms, recent;
     int json, help;
 };
 
 #define O(f) offsetof(struct status_cfg, f)
 static const struct sf_opt status_opts[] = {
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL", "broker: redis://[user:pass@]host:port[/db]", 0, 0 },
-    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue to show", 0, 0 },
+    SF_BROKER_OPTS(struct status_cfg, bf),
     { "lease-ms", "SANDFLEET_LEASE_MS", SF_OPT_INT, O(lease_ms), "30000", "MS",
       "the fleet's lease: workers silent for 3 leases are shown as not live", 100, 86400000 },
     { "recent", NULL, SF_OPT_INT, O(recent), "5", "N", "dead letters to show with their reasons", 0, 1000 },
@@ -31,23 +31,6 @@ static const struct sf_opt status_opts[] = {
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0 },
 };
-
-struct sf_broker *coord_broker_open(const char *url, const char *queue, int64_t lease_ms,
-                                    const struct sf_log *lg, int64_t wait_ms,
-                                    char *err, size_t errlen)
-{
-    struct sf_broker_cfg bcfg = { .queue = queue, .lease_ms = lease_ms, .log = lg };
-    struct sf_broker *b = sf_broker_new(url, &bcfg, err, errlen);
-    char msg[600];
-    if (!b) return NULL;
-    if (sf_broker_check(b, wait_ms, NULL, err, errlen) < 0) {
-        sf_errf(msg, sizeof(msg), "broker %s: %s", b->url_redacted, err);
-        sf_strlcpy(err, msg, errlen);
-        sf_broker_free(b);
-        return NULL;
-    }
-    return b;
-}
 
 int coord_status_collect(struct sf_broker *b, int64_t lease_ms, size_t n_recent_dead,
                          json_t **out, char *err, size_t errlen)
@@ -145,7 +128,7 @@ int coord_cmd_status(int argc, char **argv)
     struct sf_broker *b = NULL;
     json_t *doc = NULL;
     char **pos = NULL, err[1024];
-    int npos = 0, code = COORD_EXIT_USAGE;
+    int npos = 0, code = SF_EXIT_USAGE;
 
     sf_log_init(&lg, "coordinator");
     if (sf_opts_parse(status_opts, &cfg, argc, argv, 2, &pos, &npos, err, sizeof(err)) < 0) {
@@ -160,14 +143,16 @@ int coord_cmd_status(int argc, char **argv)
         code = 0;
         goto out;
     }
-    if (npos || !cfg.broker || sf_log_set_level(&lg, cfg.log_level) < 0) {
+    if (npos || !cfg.bf.url || sf_log_set_level(&lg, cfg.log_level) < 0) {
         fprintf(stderr, "sandfleet-coordinator status: --broker URL is required (see --help)\n");
         goto out;
     }
-    code = COORD_EXIT_BROKEN;
-    if (!(b = coord_broker_open(cfg.broker, cfg.queue, cfg.lease_ms, &lg, 5000, err, sizeof(err))) ||
-        coord_status_collect(b, cfg.lease_ms, (size_t)cfg.recent, &doc, err, sizeof(err)) < 0) {
+    struct sf_broker_cfg bcfg = { .lease_ms = cfg.lease_ms, .log = &lg };
+    int rc = sf_broker_open(&cfg.bf, &bcfg, 5000, NULL, NULL, &b, err, sizeof(err));
+    if (rc == 0) rc = coord_status_collect(b, cfg.lease_ms, (size_t)cfg.recent, &doc, err, sizeof(err));
+    if (rc < 0) {
         fprintf(stderr, "sandfleet-coordinator status: %s\n", err);
+        code = rc == -EINVAL && !b ? SF_EXIT_USAGE : SF_EXIT_BROKEN;
         goto out;
     }
     if (cfg.json) {

@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "broker.h"
 #include "config.h"
+#include "exitcode.h"
 #include "log.h"
 #include "scheduler.h"
 #include "task.h"
@@ -20,15 +22,13 @@ struct coord_cfg {
     char *output;         /* --output FILE */
     long concurrency;     /* 0 = number of CPUs */
     char *sandbox;        /* local | process | e2b */
-    char *broker;         /* redis://... or kafka://...; NULL = central */
+    struct sf_broker_flags bf;   /* --broker (NULL url: central), --queue, --kafka-config */
     char *e2b_template;   /* --sandbox e2b: template of the sandboxes */
-    char *queue;
     char *run_id;
     char *log_format, *log_level;
     long output_cap;
     long retry_base_ms;
     long max_inflight;    /* broker mode: tasks published and not yet finished */
-    struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     int progress;         /* force the progress bar even without a tty */
     char *callback_url, *callback_secret_ref;   /* a run's callback (callbacks.h) */
     struct sf_strlist callback_headers;         /* --callback-header NAME:VALUE */
@@ -48,6 +48,7 @@ struct coord_exec {
     int (*tick)(struct coord_exec *ex);
     void (*free)(struct coord_exec *ex);
     size_t max_inflight;
+    bool external_retries;   /* it retries failed tasks itself (scheduler.h) */
     char errstr[512];
 };
 

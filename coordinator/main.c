@@ -15,9 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_BROKEN 3
 
 #define O(f) offsetof(struct coord_cfg, f)
 static const struct sf_opt run_opts[] = {
@@ -30,13 +27,9 @@ static const struct sf_opt run_opts[] = {
       "sandbox backend: local, process (no isolation) or e2b", 0, 0 },
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
       "template of E2B sandboxes for --sandbox e2b (E2B_API_KEY etc. as for the E2B SDK)", 0, 0 },
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
-      "run through a broker: redis://[user:pass@]host:port[/db] or kafka://host:port", 0, 0 },
-    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "broker queue", 0, 0 },
+    SF_BROKER_OPTS(struct coord_cfg, bf),
     { "run-id", "SANDFLEET_RUN_ID", SF_OPT_STR, O(run_id), NULL, "ID",
       "run id (default: generated); with a broker, an existing id resumes that run", 0, 0 },
-    { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
-      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
@@ -50,7 +43,7 @@ static const struct sf_opt run_opts[] = {
     { "callback-secret-ref", NULL, SF_OPT_STR, O(callback_secret_ref), NULL, "NAME",
       "sign run callbacks with the workers' SANDFLEET_SECRET_<NAME>", 0, 0 },
     { "callback-header", NULL, SF_OPT_LIST, O(callback_headers), NULL, "NAME:VALUE",
-      "extra header on the run's callback (repeatable)", 0, 0 },
+      "extra header on the run's callback (repeatable)", 0, 0, SF_OPT_SECRET },
     { "progress", NULL, SF_OPT_BOOL, O(progress), "0", NULL, "draw the progress bar even when stderr is not a terminal", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
@@ -110,7 +103,7 @@ static int cmd_run(int argc, char **argv)
     struct coord_exec *ex = NULL;
     json_t *input = NULL, *doc = NULL;
     char **pos = NULL, err[1024], run_id[128];
-    int npos = 0, code = EXIT_USAGE;
+    int npos = 0, code = SF_EXIT_USAGE;
     struct sf_callback *cb = NULL;
 
     sf_log_init(&lg, "coordinator");
@@ -132,7 +125,7 @@ static int cmd_run(int argc, char **argv)
         goto out;
     }
     if (coord_callback_from_flags(cfg.callback_url, cfg.callback_secret_ref, &cfg.callback_headers,
-                                  cfg.broker, &cb, err, sizeof(err)) < 0) {
+                                  cfg.bf.url, &cb, err, sizeof(err)) < 0) {
         fprintf(stderr, "sandfleet-coordinator: %s\n", err);
         goto out;
     }
@@ -151,32 +144,32 @@ static int cmd_run(int argc, char **argv)
         sf_random_hex(rnd, sizeof(rnd), 8);
         snprintf(run_id, sizeof(run_id), "%llx-%s", (unsigned long long)(sf_wall_ms() / 1000), rnd);
     }
-    ex = cfg.broker ? coord_exec_broker_new(&cfg, wf, run_id, &lg, err, sizeof(err))
+    ex = cfg.bf.url ? coord_exec_broker_new(&cfg, wf, run_id, &lg, err, sizeof(err))
                     : coord_exec_local_new(&cfg, wf, &lg, err, sizeof(err));
     if (!ex) {
         SF_LOGE(&lg, "%s", err);
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
-    doc = cfg.broker && wf->sandbox == SF_SANDBOX_SHARED
+    doc = cfg.bf.url && wf->sandbox == SF_SANDBOX_SHARED
               ? coord_run_bundle(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err))
               : coord_run(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err));
     if (!doc) {
         SF_LOGE(&lg, "run %s: %s", run_id, err);
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
     if (write_doc(cfg.output, doc) < 0) {
         SF_LOGE(&lg, "writing the result document: %s", strerror(errno));
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
-    code = !strcmp(json_string_value(json_object_get(doc, "status")), "succeeded") ? 0 : EXIT_FAILED;
-    if (cfg.broker && coord_exec_broker_finish(ex, code ? "failed" : "succeeded", err, sizeof(err)) < 0)
+    code = !strcmp(json_string_value(json_object_get(doc, "status")), "succeeded") ? 0 : SF_EXIT_FAILED;
+    if (cfg.bf.url && coord_exec_broker_finish(ex, code ? "failed" : "succeeded", err, sizeof(err)) < 0)
         SF_LOGW(&lg, "run %s: recording the final status: %s", run_id, err);
-    if (cb && coord_callback_queue_run_url(cfg.broker, cfg.queue, &lg, cb, run_id, doc, err, sizeof(err)) < 0) {
+    if (cb && coord_callback_queue_run_url(&cfg.bf, &lg, cb, run_id, doc, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "run %s: queueing the run's callback: %s", run_id, err);
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
     }
 out:
     if (ex) ex->free(ex);
@@ -195,7 +188,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);                /* an agent may close its stdin early */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : 0;
+        return argc < 2 ? SF_EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("sandfleet-coordinator %s\n", SF_VERSION);
@@ -207,5 +200,5 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "dead")) return coord_cmd_dead(argc, argv);
     if (!strcmp(argv[1], "serve")) return coord_cmd_serve(argc, argv);
     fprintf(stderr, "sandfleet-coordinator: unknown command '%s' (try --help)\n", argv[1]);
-    return EXIT_USAGE;
+    return SF_EXIT_USAGE;
 }

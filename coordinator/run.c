@@ -3,7 +3,7 @@
  * back to the scheduler, tick the executor, redraw progress, until every
  * step has an outcome.
  *
- * DESIGN. The work of one turn is coord_runner_step(), which never waits;
+ * Design. The work of one turn is coord_runner_step(), which never waits;
  * the caller waits on the executor's fd for the time step() asks for. `run`
  * drives one runner with coord_run(); `serve` drives many from one loop
  * thread (serve.c), so several runs share that thread instead of getting a
@@ -56,6 +56,7 @@ struct coord_runner *coord_runner_new(const struct coord_cfg *cfg, const struct 
     cr->fast_redraw = progress_bar;
     cr->t0 = cr->last_tick = sf_now_ms();
     if (cfg->retry_base_ms > 0) sf_sched_set_retry_base_ms(cr->s, cfg->retry_base_ms);
+    sf_sched_set_external_retries(cr->s, ex->external_retries);
     SF_LOG(lg, SF_LOG_INFO, run_id, NULL, "workflow '%s': %zu steps, sandbox %s, %zu at once",
            wf->name, wf->n_steps, wf->sandbox == SF_SANDBOX_SHARED ? "shared" : "per-step",
            ex->max_inflight);

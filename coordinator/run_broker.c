@@ -2,7 +2,7 @@
  * publishes a task for the fleet, results come back from the run's result
  * stream. The same coord_run loop drives it as the local pool.
  *
- * DESIGN.
+ * Design notes.
  * - Publishing is once per task id (the broker remembers the ids of a run),
  *   so a coordinator restarted with the same --run-id re-derives the same
  *   deterministic tasks and publishes only those never published.
@@ -13,17 +13,15 @@
  *   workflow's topological order (stable within a step), because the
  *   scheduler can only accept a step's results once its needs are complete.
  * - Retries belong to the workers: a worker posts one final result per task,
- *   carrying the attempt number it reached. The scheduler counts attempts
- *   itself (it ignores a failure for an attempt it did not hand out), so a
- *   final failure at attempt N is presented as failures of attempts 1..N-1
- *   followed by the real one; the scheduler ends up in the same state as if
- *   it had retried locally and the result document has the same shape.
+ *   carrying the attempt number it reached, and this executor says so
+ *   (external_retries), so the scheduler takes that result as final.
  * - "sandbox": "shared" workflows need every step in one sandbox on one
  *   machine: run_bundle.c ships the whole workflow as ONE task (field
  *   `workflow`) that a single worker runs step by step (bundle.c), through
  *   this same executor.
  */
 #include "broker.h"
+#include "retry.h"
 #include "run_broker.h"
 #include "util.h"
 
@@ -91,25 +89,10 @@ static size_t topo_pos(const struct sf_workflow *wf, const char *step)
     return wf->n_steps;
 }
 
-/* Hand one result to the loop: see DESIGN about worker-side retries. */
+/* Hand one result to the loop. */
 static void deliver(struct broker_exec *be, struct sf_result *r)
 {
     pthread_mutex_lock(&be->mu);
-    for (int a = 1; r->status != SF_RESULT_OK && a < r->attempt; a++) {
-        struct sf_result *f = sf_xcalloc(1, sizeof(*f));
-        f->v = r->v;
-        f->task_id = sf_xstrdup(r->task_id);
-        f->run_id = sf_xstrdup(r->run_id);
-        f->step = sf_xstrdup(r->step);
-        f->index = r->index;
-        f->attempt = a;
-        f->status = r->status;
-        f->exit_code = r->exit_code;
-        f->stderr_tail = sf_xstrdup(r->stderr_tail);
-        f->worker = sf_xstrdup(r->worker);
-        f->error = sf_xasprintf("attempt %d failed on a worker (retried there)", a);
-        q_push(&be->q, f);
-    }
     q_push(&be->q, r);
     pthread_mutex_unlock(&be->mu);
 }
@@ -118,12 +101,6 @@ static void wake(struct broker_exec *be)
 {
     uint64_t one = 1;
     if (write(be->efd, &one, sizeof(one)) < 0) { /* counter full: already readable */ }
-}
-
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
 }
 
 /* One batch from the result stream, decoded. Returns how many, or -errno. */
@@ -156,6 +133,11 @@ static int cmp_topo_arg(const void *a, const void *b, void *arg)
     return (*ra)->index < (*rb)->index ? -1 : (*ra)->index > (*rb)->index;
 }
 
+static bool reader_stopping(void *arg)
+{
+    return atomic_load(&((struct broker_exec *)arg)->stop);
+}
+
 static void *reader_main(void *arg)
 {
     struct broker_exec *be = arg;
@@ -163,7 +145,10 @@ static void *reader_main(void *arg)
     struct sf_result **backlog = NULL;
     size_t n_backlog = 0;
     bool catching_up = true;
-    int64_t delay = 100, last_log = 0;
+    struct sf_retry rt = SF_RETRY(be->lg, "reading results", -1);
+    rt.run_id = be->run_id;
+    rt.stop = reader_stopping;
+    rt.stop_arg = be;
     char err[512];
 
     while (!atomic_load(&be->stop)) {
@@ -176,15 +161,10 @@ static void *reader_main(void *arg)
                 wake(be);
                 break;
             }
-            if (sf_now_ms() - last_log >= 5000) {
-                last_log = sf_now_ms();
-                SF_LOG(be->lg, SF_LOG_WARN, be->run_id, NULL, "reading results: %s (retrying)", err);
-            }
-            pause_ms(delay);
-            if (delay < 2000) delay *= 2;
+            sf_retry_wait(&rt, err);
             continue;
         }
-        delay = 100;
+        sf_retry_reset(&rt);
         if (catching_up) {
             backlog = sf_xrealloc(backlog, (n_backlog + (size_t)n + 1) * sizeof(*backlog));
             memcpy(backlog + n_backlog, batch, (size_t)n * sizeof(*batch));
@@ -213,19 +193,14 @@ static void *reader_main(void *arg)
 static int be_submit(struct coord_exec *ex, struct sf_task *t)
 {
     struct broker_exec *be = (struct broker_exec *)ex;
-    int64_t t0 = sf_now_ms(), delay = 100, last_log = 0;
+    struct sf_retry rt = SF_RETRY(be->lg, "publishing", 600000);
+    rt.run_id = be->run_id;
+    rt.task_id = t->id;
     int rc;
     /* Redis restarting must not fail the run: publish again until it is back
      * (the run's published set makes a repeat harmless). */
     while ((rc = sf_broker_publish_task(be->b, t, ex->errstr, sizeof(ex->errstr))) < 0 &&
-           sf_broker_transient(rc) && sf_now_ms() - t0 < 600000) {
-        if (sf_now_ms() - last_log >= 5000) {
-            last_log = sf_now_ms();
-            SF_LOG(be->lg, SF_LOG_WARN, be->run_id, t->id, "publishing: %s (retrying)", ex->errstr);
-        }
-        pause_ms(delay);
-        if (delay < 2000) delay *= 2;
-    }
+           sf_broker_transient(rc) && sf_retry_wait(&rt, ex->errstr)) {}
     if (rc == 1) SF_LOG(be->lg, SF_LOG_DEBUG, be->run_id, t->id, "published before; waiting for its result");
     if (rc >= 0) json_object_set_new(be->inflight, t->id, json_true());
     sf_task_free(t);
@@ -298,9 +273,7 @@ struct coord_exec *coord_exec_broker_new(const struct coord_cfg *cfg, const stru
                                          char *err, size_t errlen)
 {
     struct broker_exec *be;
-    struct sf_broker_cfg bcfg = { .queue = cfg->queue, .log = lg,
-                                  .kafka_config = cfg->kafka_config.v,
-                                  .n_kafka_config = cfg->kafka_config.n };
+    struct sf_broker_cfg bcfg = { .log = lg };
     char *prev = NULL, ts[32];
 
     be = sf_xcalloc(1, sizeof(*be));
@@ -313,17 +286,12 @@ struct coord_exec *coord_exec_broker_new(const struct coord_cfg *cfg, const stru
     be->base.tick = be_tick;
     be->base.free = be_free;
     be->base.max_inflight = cfg->max_inflight > 0 ? (size_t)cfg->max_inflight : 1000;
+    be->base.external_retries = true;
     be->wf = wf;
     be->lg = lg;
     be->inflight = json_object();
     sf_strlcpy(be->run_id, run_id, sizeof(be->run_id));
-    if (!(be->b = sf_broker_new(cfg->broker, &bcfg, err, errlen))) goto fail;
-    if (sf_broker_check(be->b, 30000, NULL, err, errlen) < 0) {
-        char msg[600];
-        snprintf(msg, sizeof(msg), "broker %s: %s", be->b->url_redacted, err);
-        sf_strlcpy(err, msg, errlen);
-        goto fail;
-    }
+    if (sf_broker_open(&cfg->bf, &bcfg, 30000, NULL, NULL, &be->b, err, errlen) < 0) goto fail;
     if (be->b->ops->state_get(be->b, run_id, "workflow", &prev, err, errlen) < 0) goto fail;
     if (prev && strcmp(prev, wf->name)) {
         sf_errf(err, errlen, "run '%s' belongs to workflow '%s', not '%s'", run_id, prev, wf->name);

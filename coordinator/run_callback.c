@@ -1,11 +1,11 @@
 /* coordinator/run_callback.c: a run's callback (see callbacks.h). */
 #include "callbacks.h"
+#include "retry.h"
 #include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 int coord_callback_from_flags(const char *url, const char *secret_ref,
                               const struct sf_strlist *headers, const char *broker,
@@ -56,14 +56,11 @@ int coord_callback_queue_run(struct sf_broker *b, const struct sf_callback *cb, 
     char *id = sf_callback_run_id(run_id);
     char *rec = sf_callback_record_new(cb, id, "run", run_id, NULL, body, strlen(body), sf_wall_ms());
     char *once = sf_xasprintf("sf:run:%s:callback", run_id);
-    int64_t t0 = sf_now_ms(), delay = 100;
+    struct sf_retry rt = SF_RETRY(b->cfg.log, "queueing the run's callback", 30000);
+    rt.run_id = run_id;
     int rc;
     while ((rc = sf_broker_callback_enqueue(b, id, rec, strlen(rec), once, err, errlen)) < 0 &&
-           sf_broker_transient(rc) && sf_now_ms() - t0 < 30000) {
-        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-        if (delay < 2000) delay *= 2;
-    }
+           sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
     free(once);
     free(rec);
     free(id);
@@ -71,16 +68,15 @@ int coord_callback_queue_run(struct sf_broker *b, const struct sf_callback *cb, 
     return rc < 0 ? rc : 0;
 }
 
-int coord_callback_queue_run_url(const char *url, const char *queue, const struct sf_log *lg,
+int coord_callback_queue_run_url(const struct sf_broker_flags *bf, const struct sf_log *lg,
                                  const struct sf_callback *cb, const char *run_id, json_t *doc,
                                  char *err, size_t errlen)
 {
-    struct sf_broker_cfg bcfg = { .queue = queue, .log = lg };
-    struct sf_broker *b = sf_broker_new(url, &bcfg, err, errlen);
-    int rc;
-    if (!b) return -EINVAL;
-    if ((rc = sf_broker_check(b, 30000, NULL, err, errlen)) == 0)
-        rc = coord_callback_queue_run(b, cb, run_id, doc, err, errlen);
+    struct sf_broker_cfg bcfg = { .log = lg };
+    struct sf_broker *b;
+    int rc = sf_broker_open(bf, &bcfg, 30000, NULL, NULL, &b, err, errlen);
+    if (rc < 0) return rc;
+    rc = coord_callback_queue_run(b, cb, run_id, doc, err, errlen);
     if (rc == 0)
         SF_LOG(lg, SF_LOG_INFO, run_id, NULL, "run callback queued for delivery by the workers of queue '%s'",
                b->cfg.queue);

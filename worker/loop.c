@@ -1,6 +1,6 @@
 /* worker/loop.c: the worker's one loop thread.
  *
- * DESIGN. Each turn: look at signals and finished jobs without waiting,
+ * Each turn: look at signals and finished jobs without waiting,
  * run the periodic duties that are due (heartbeat, lease renewal, moving due
  * retries back to the queue), then either
  *   - fetch as many deliveries as there are free slots, blocking in the
@@ -9,11 +9,14 @@
  *     the pool's eventfd only. That is the backpressure: a worker never holds
  *     a task it has no slot for, so tasks stay available to other workers.
  * The fetch block is short (a quarter of the lease, at most 1 s) so leases
- * are renewed and signals are seen in time.
+ * are renewed and signals are seen in time. A job's lease is renewed until
+ * its outcome is settled in the broker (worker.h, enum wjob_phase), not
+ * only while it runs.
  * Signals: the first SIGTERM/SIGINT stops fetching and drains (in-flight
  * tasks finish and are acked within --grace-s), the second returns at once;
  * unfinished tasks then come back to the fleet when their leases run out. */
 #include "worker.h"
+#include "retry.h"
 #include "util.h"
 
 #include <errno.h>
@@ -31,7 +34,8 @@ struct loop {
     int sfd;
     bool hard;
     int64_t grace_deadline;
-    int64_t next_hb, next_renew, next_maintain, fetch_backoff_until, fetch_delay;
+    int64_t next_hb, next_renew, next_maintain, fetch_backoff_until;
+    struct sf_retry fetch_retry;   /* pauses between failed fetches (not slept here) */
     int64_t last_err_log;
 };
 
@@ -51,19 +55,27 @@ static void remove_inflight(struct worker *w, struct wjob *j)
         }
 }
 
+/* The job's ids for a log line, or NULLs while the pool thread has not
+ * published them yet. */
+static void job_ids(const struct wjob *j, const char **run_id, const char **task_id)
+{
+    bool ready = atomic_load_explicit(&j->ids_ready, memory_order_acquire);
+    *run_id = ready ? j->run_id : NULL;
+    *task_id = ready ? j->task_id : NULL;
+}
+
 static void take_done(struct loop *lp)
 {
     struct worker *w = lp->w;
     struct wjob *j;
+    const char *run, *task;
     while ((j = sf_pool_take_done(w->pool))) {
         remove_inflight(w, j);
+        job_ids(j, &run, &task);
         if (j->outcome == WJOB_OK)
-            SF_LOG(w->lg, SF_LOG_DEBUG, j->run_id[0] ? j->run_id : NULL, j->task_id[0] ? j->task_id : NULL,
-                   "done (attempt %d)",
-                   j->attempt);
+            SF_LOG(w->lg, SF_LOG_DEBUG, run, task, "done (attempt %d)", j->attempt);
         else if (j->outcome == WJOB_FAILED)
-            SF_LOG(w->lg, SF_LOG_WARN, j->run_id, j->task_id, "failed for good (attempt %d); dead-lettered",
-                   j->attempt);
+            SF_LOG(w->lg, SF_LOG_WARN, run, task, "failed for good (attempt %d); dead-lettered", j->attempt);
         sf_delivery_clear(&j->d);
         free(j);
     }
@@ -120,7 +132,7 @@ static void renew(struct loop *lp)
     char err[512];
     for (size_t i = 0; i < w->n_inflight; i++) {
         struct wjob *j = w->inflight[i];
-        if (atomic_load(&j->finished)) continue;
+        if (atomic_load(&j->phase) == WJOB_SETTLED) continue;
         jobs[n] = j;
         handles[n++] = j->d.handle;
     }
@@ -129,12 +141,16 @@ static void renew(struct loop *lp)
         log_broker_error(lp, "lease renewal", err);
         return;
     }
-    for (size_t i = 0; i < n; i++) sf_counter_inc(lost[i] ? w->obs.leases_lost : w->obs.renewals);
     for (size_t i = 0; i < n; i++) {
-        if (!lost[i] || jobs[i]->lost_logged || atomic_load(&jobs[i]->finished)) continue;
+        /* A job that settled meanwhile was acked: "not ours" is expected.
+         * One still settling says for itself whether its result was new. */
+        if (lost[i] && atomic_load(&jobs[i]->phase) != WJOB_RUNNING) continue;
+        sf_counter_inc(lost[i] ? w->obs.leases_lost : w->obs.renewals);
+        if (!lost[i] || jobs[i]->lost_logged) continue;
         jobs[i]->lost_logged = true;
-        SF_LOG(w->lg, SF_LOG_WARN, jobs[i]->run_id[0] ? jobs[i]->run_id : NULL,
-               jobs[i]->task_id[0] ? jobs[i]->task_id : NULL,
+        const char *run, *task;
+        job_ids(jobs[i], &run, &task);
+        SF_LOG(w->lg, SF_LOG_WARN, run, task,
                "lease of %s lost (another worker reclaimed it); the first result stored wins",
                jobs[i]->d.handle);
     }
@@ -170,11 +186,10 @@ static void fetch(struct loop *lp, size_t free_slots, int block_ms)
     if (rc < 0) {
         log_broker_error(lp, "fetching tasks", err);
         if (sf_broker_transient(rc)) sf_health_set_connected(&w->obs.health, 0);
-        lp->fetch_backoff_until = sf_now_ms() + lp->fetch_delay;
-        if (lp->fetch_delay < 2000) lp->fetch_delay *= 2;
+        lp->fetch_backoff_until = sf_now_ms() + sf_retry_next_ms(&lp->fetch_retry);
         return;
     }
-    lp->fetch_delay = 100;
+    sf_retry_reset(&lp->fetch_retry);
     sf_health_set_connected(&w->obs.health, 1);
     for (size_t i = 0; i < n; i++) {
         struct wjob *j = sf_xcalloc(1, sizeof(*j));
@@ -191,7 +206,7 @@ static void fetch(struct loop *lp, size_t free_slots, int block_ms)
 
 int worker_loop(struct worker *w, int sfd)
 {
-    struct loop lp = { .w = w, .state = RUNNING, .sfd = sfd, .fetch_delay = 100 };
+    struct loop lp = { .w = w, .state = RUNNING, .sfd = sfd };
     size_t slots = (size_t)w->cfg->concurrency;
     int block_ms = (int)(w->cfg->lease_ms / 4 < 1000 ? w->cfg->lease_ms / 4 : 1000);
     if (block_ms < 10) block_ms = 10;

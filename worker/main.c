@@ -5,6 +5,7 @@
 #include "worker.h"
 #include "config.h"
 #include "e2b_server.h"
+#include "exitcode.h"
 #include "util.h"
 
 #include <errno.h>
@@ -16,15 +17,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-#define EXIT_BROKEN 3
 
 #define O(f) offsetof(struct worker_cfg, f)
 static const struct sf_opt worker_opts[] = {
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
-      "broker to pull from: redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...]", 0, 0,
-      SF_OPT_SECRET },
-    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue to serve", 0, 0 },
+    SF_BROKER_OPTS(struct worker_cfg, bf),
     { "concurrency", "SANDFLEET_CONCURRENCY", SF_OPT_INT, O(concurrency), "0", "N",
       "sandboxes at once (0 = number of CPUs)", 0, 4096 },
     { "sandbox", "SANDFLEET_SANDBOX", SF_OPT_STR, O(sandbox), "local", "KIND",
@@ -37,6 +33,9 @@ static const struct sf_opt worker_opts[] = {
       "on SIGTERM, time for in-flight tasks to finish", 0, 86400 },
     { "retry-base-ms", "SANDFLEET_RETRY_BASE_MS", SF_OPT_INT, O(retry_base_ms), "500", "MS",
       "first retry delay; doubles per attempt (max 30 s), jittered", 1, 3600000 },
+    { "settle-timeout-s", "SANDFLEET_SETTLE_TIMEOUT_S", SF_OPT_INT, O(settle_timeout_s), "600", "S",
+      "how long a finished task's outcome is retried while the broker is unreachable (the lease "
+      "is kept meanwhile); then it is left to its lease", 1, 86400 },
     { "claim-check-bytes", "SANDFLEET_CLAIM_CHECK_BYTES", SF_OPT_INT, O(claim_check), "524288", "BYTES",
       "inputs/outputs larger than this travel as blob references", 1024, 1L << 30 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
@@ -53,9 +52,6 @@ static const struct sf_opt worker_opts[] = {
       "refuse tasks asking more CPU seconds per command (0: no cap)", 0, 1L << 40 },
     { "max-timeout-s", "SANDFLEET_MAX_TIMEOUT_S", SF_OPT_DOUBLE, O(max_timeout_s), "3600", "S",
       "refuse tasks asking a longer timeout; tasks without one get this (0: no cap)", 0, 0 },
-    { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
-      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0,
-      SF_OPT_SECRET },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "e2b-listen", "SANDFLEET_E2B_LISTEN", SF_OPT_STR, O(e2b_listen), NULL, "HOST:PORT",
@@ -100,19 +96,26 @@ static void usage(FILE *out)
     sf_opts_usage(worker_opts, out);
 }
 
-static bool valid_name(const char *s)
+/* While waiting for the broker at start: the loop is alive (not ready), and
+ * a signal stops the wait. */
+struct start_wait {
+    struct worker *w;
+    int sfd;
+    bool signalled;
+};
+
+static bool start_wait_stop(void *arg)
 {
-    if (!*s || strlen(s) > 100) return false;
-    for (; *s; s++)
-        if (!(*s == '_' || *s == '-' || *s == '.' || *s == ':' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-            return false;
-    return true;
+    struct start_wait *sw = arg;
+    struct signalfd_siginfo si;
+    sf_health_beat(&sw->w->obs.health);
+    if (read(sw->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) sw->signalled = true;
+    return sw->signalled;
 }
 
 /* --e2b-listen: make the provider, start the server. Without --broker,
  * serve until SIGTERM/SIGINT (returns 0 then); otherwise return 0 at once
- * and let the pull loop run beside it. EXIT_BROKEN when it cannot start. */
+ * and let the pull loop run beside it. SF_EXIT_BROKEN when it cannot start. */
 static int worker_e2b_start(struct worker *w, const struct sf_provider_config *pcfg,
                             struct sf_e2b_server **out, int sfd)
 {
@@ -120,22 +123,22 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     const struct worker_cfg *cfg = w->cfg;
     if (!(w->prov = sf_sandbox_provider_new(cfg->sandbox, pcfg, err, sizeof(err)))) {
         SF_LOGE(w->lg, "sandbox '%s': %s", cfg->sandbox, err);
-        return EXIT_BROKEN;
+        return SF_EXIT_BROKEN;
     }
     struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
                                       .policy = &w->policy };
     if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
         SF_LOGE(w->lg, "%s", err);
-        return EXIT_BROKEN;
+        return SF_EXIT_BROKEN;
     }
     SF_LOGI(w->lg, "serving the E2B API and envd on port %u (%s)%s", sf_e2b_server_port(*out),
             cfg->e2b_listen, cfg->e2b_api_key ? "" : "; any API key is accepted");
-    if (cfg->broker) return 0;
+    if (cfg->bf.url) return 0;
     for (;;) {
         struct pollfd pfd = { sfd, POLLIN, 0 };
         struct signalfd_siginfo si;
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return EXIT_BROKEN;
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return SF_EXIT_BROKEN;
         if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) return 0;
     }
 }
@@ -147,9 +150,8 @@ int main(int argc, char **argv)
     struct sf_log lg;
     struct sf_provider_config pcfg = {0};
     char **pos = NULL, err[1024];
-    int npos = 0, code = EXIT_USAGE, sfd = -1;
+    int npos = 0, code = SF_EXIT_USAGE, sfd = -1;
     sigset_t mask;
-    volatile int no_stop = 0;
     struct sf_e2b_server *e2b = NULL;
 
     signal(SIGPIPE, SIG_IGN);                /* an agent may close its stdin early */
@@ -165,12 +167,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandfleet-worker: bad --log-format or --log-level\n");
         goto out;
     }
-    if (!cfg.broker && !cfg.e2b_listen) {
+    if (!cfg.bf.url && !cfg.e2b_listen) {
         fprintf(stderr, "sandfleet-worker: --broker (or SANDFLEET_BROKER) or --e2b-listen is required\n");
         goto out;
     }
-    if (!valid_name(cfg.queue) || (cfg.worker_id && !valid_name(cfg.worker_id))) {
-        fprintf(stderr, "sandfleet-worker: --queue and --worker-id must be letters, digits, '_', '-', '.', ':'\n");
+    if (cfg.worker_id && !sf_valid_key_part(cfg.worker_id, SF_WORKER_ID_MAX)) {
+        fprintf(stderr, "sandfleet-worker: --worker-id must be letters, digits, '_', '-', '.', ':'\n");
         goto out;
     }
     if (cfg.secrets_dir && sf_secrets_check_dir(cfg.secrets_dir, err, sizeof(err)) < 0) {
@@ -202,7 +204,7 @@ int main(int argc, char **argv)
     };
     w.ecfg.policy = &w.policy;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
-    worker_obs_init(&w.obs, cfg.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
+    worker_obs_init(&w.obs, cfg.bf.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 
     /* Signals arrive through a signalfd; block them before any thread starts
      * so pool threads inherit the mask. */
@@ -211,63 +213,52 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) { SF_LOGE(&lg, "signalfd: %s", strerror(errno)); code = EXIT_BROKEN; goto out; }
+    if (sfd < 0) { SF_LOGE(&lg, "signalfd: %s", strerror(errno)); code = SF_EXIT_BROKEN; goto out; }
 
     pcfg.e2b_template = cfg.e2b_template;
     /* The E2B server runs beside the pull loop when --broker is given too. */
     if (cfg.e2b_listen) {
-        if ((code = worker_e2b_start(&w, &pcfg, &e2b, sfd)) != 0 || !cfg.broker) goto out;
-        code = EXIT_USAGE;
+        if ((code = worker_e2b_start(&w, &pcfg, &e2b, sfd)) != 0 || !cfg.bf.url) goto out;
+        code = SF_EXIT_USAGE;
     }
 
     /* Before the broker: /healthz answers (and /readyz says 503) while
      * we wait for Redis. */
     if (cfg.http && worker_obs_listen(&w.obs, cfg.http, &cfg.http_limits, &lg, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "%s", err);
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
     if (cfg.http) SF_LOGI(&lg, "metrics and health on http://%s (port %d)", cfg.http, sf_http_port(w.obs.http));
 
     struct sf_broker_cfg bcfg = {
-        .queue = cfg.queue, .consumer = w.id, .lease_ms = cfg.lease_ms,
+        .consumer = w.id, .lease_ms = cfg.lease_ms,
         .claim_check_bytes = (size_t)cfg.claim_check, .log = &lg,
-        .kafka_config = cfg.kafka_config.v, .n_kafka_config = cfg.kafka_config.n,
         .on_reconnect = worker_obs_reconnected, .on_reconnect_arg = &w.obs,
     };
-    if (!(w.b = sf_broker_new(cfg.broker, &bcfg, err, sizeof(err)))) {
+    /* The broker not up yet is normal in a fleet (containers start in any
+     * order): wait for it, saying why, until it comes or we are told to stop. */
+    struct start_wait sw = { .w = &w, .sfd = sfd };
+    int rc = sf_broker_open(&cfg.bf, &bcfg, -1, start_wait_stop, &sw, &w.b, err, sizeof(err));
+    if (rc < 0) {
         SF_LOGE(&lg, "%s", err);
+        code = sw.signalled ? SF_EXIT_FAILED : rc == -EINVAL ? SF_EXIT_USAGE : SF_EXIT_BROKEN;
         goto out;
-    }
-    /* Redis not up yet is normal in a fleet (containers start in any order):
-     * wait for it, saying why, until it comes or we are told to stop. */
-    for (;;) {
-        int rc = sf_broker_check(w.b, 2000, &no_stop, err, sizeof(err));
-        if (rc == 0) break;
-        if (!sf_broker_transient(rc)) {
-            SF_LOGE(&lg, "broker %s: %s", w.b->url_redacted, err);
-            code = EXIT_BROKEN;
-            goto out;
-        }
-        SF_LOGE(&lg, "broker %s unreachable: %s; still trying", w.b->url_redacted, err);
-        sf_health_beat(&w.obs.health);          /* waiting is alive, not ready */
-        struct signalfd_siginfo si;
-        if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) { code = 1; goto out; }
     }
     sf_health_set_connected(&w.obs.health, 1);
     if (!w.prov && !(w.prov = sf_sandbox_provider_new(cfg.sandbox, &pcfg, err, sizeof(err)))) {
         SF_LOGE(&lg, "sandbox '%s': %s", cfg.sandbox, err);
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
     if (!(w.pool = sf_pool_new((size_t)cfg.concurrency, worker_slot_work, &w))) {
         SF_LOGE(&lg, "cannot start %ld threads: %s", cfg.concurrency, strerror(errno));
-        code = EXIT_BROKEN;
+        code = SF_EXIT_BROKEN;
         goto out;
     }
     if (worker_callbacks_start(&w, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "%s", err);
-        code = EXIT_USAGE;
+        code = SF_EXIT_USAGE;
         goto out;
     }
     code = worker_loop(&w, sfd);

@@ -4,60 +4,67 @@
  *   ok                         complete (result + ack, atomic)
  *   failed, attempts left      retry: next attempt stored with backoff+jitter, ack
  *   failed, last attempt       complete with dead letter: final result + dead
- *                              letter with the reason + ack, atomic
+ *   or rejected                letter with the reason + ack, atomic
  *   undecodable                dead-letter the raw bytes with the reason, ack
  * The worker owns retries, so a coordinator (or any integration) sees one
- * final result per task. Broker calls that fail transiently (Redis
- * restarting) are retried with backoff while the slot holds the result: the
- * work is never redone just because Redis blinked. */
+ * final result per task. A settling call that fails transiently (the broker
+ * restarting) is retried (retry.h) for up to --settle-timeout-s while the
+ * slot holds the result and the loop keeps renewing the lease (the job
+ * stays in flight until settled), so the work is not redone because the
+ * broker blinked; past that deadline the delivery is left to its lease.
+ *
+ * Shared with the loop thread (worker.h): j->phase (atomic) and the ids,
+ * which this thread writes once and then publishes with j->ids_ready. */
 #include "worker.h"
+#include "retry.h"
 #include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
-int64_t worker_backoff_ms(int64_t base_ms, int attempt)
+static bool stopping_hard(void *arg)
 {
-    int64_t d = base_ms > 0 ? base_ms : 500;
-    for (int a = 1; a < attempt && d < 30000; a++) d *= 2;
-    if (d > 30000) d = 30000;
-    uint32_t rnd = 0;
-    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd)) rnd = (uint32_t)attempt * 2654435761u;
-    return d / 2 + (int64_t)(rnd % (uint32_t)(d / 2 + 1));
+    return atomic_load(&((struct worker *)arg)->hard_stop) != 0;
 }
 
-/* After a failed broker call: true when it is worth trying again (after a
- * pause), false when it failed for good or the worker is stopping hard. */
-static bool again(struct worker *w, const struct wjob *j, int rc, int64_t *delay, const char *what,
-                  const char *err)
+/* The retry loop of one settling call: --settle-timeout-s, then give up. */
+static struct sf_retry settle_retry(struct worker *w, struct wjob *j, const char *what)
 {
-    if (!sf_broker_transient(rc) || atomic_load(&w->hard_stop)) {
-        SF_LOG(w->lg, SF_LOG_ERROR, j->run_id[0] ? j->run_id : NULL, j->task_id[0] ? j->task_id : NULL,
-               "%s: %s", what, err);
-        return false;
+    struct sf_retry rt = SF_RETRY(w->lg, what, w->cfg->settle_timeout_s * 1000);
+    rt.stop = stopping_hard;
+    rt.stop_arg = w;
+    if (atomic_load_explicit(&j->ids_ready, memory_order_relaxed)) {
+        rt.run_id = j->run_id;
+        rt.task_id = j->task_id;
     }
-    struct timespec ts = { *delay / 1000, (*delay % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
-    if (*delay < 2000) *delay *= 2;
-    return true;
+    atomic_store(&j->phase, WJOB_SETTLING);
+    return rt;
+}
+
+static void settle_failed(struct worker *w, struct wjob *j, int rc, const char *what, const char *err)
+{
+    bool ids = atomic_load_explicit(&j->ids_ready, memory_order_relaxed);
+    SF_LOG(w->lg, SF_LOG_ERROR, ids ? j->run_id : NULL, ids ? j->task_id : NULL,
+           "%s: %s; %s", what, err,
+           sf_broker_transient(rc) ? "gave up: the delivery is left to its lease" : "failed for good");
 }
 
 static void dead_letter(struct worker *w, struct wjob *j, const char *reason)
 {
     char err[512];
-    int64_t delay = 100;
+    struct sf_retry rt = settle_retry(w, j, "dead-letter");
     int rc;
-    atomic_store(&j->finished, 1);
-    do {
-        rc = w->b->ops->dead(w->b, j->d.handle, j->d.data, j->d.len, reason, err, sizeof(err));
-    } while (rc < 0 && again(w, j, rc, &delay, "dead-letter", err));
+    while ((rc = w->b->ops->dead(w->b, j->d.handle, j->d.data, j->d.len, reason, err,
+                                 sizeof(err))) < 0 &&
+           sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
     j->outcome = rc < 0 ? WJOB_ABANDONED : WJOB_DEAD;
-    if (rc == 0) sf_counter_inc(w->obs.dead_lettered);
-    if (rc == 0)
-        SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL, "dead-lettered message %s: %s", j->d.handle, reason);
+    if (rc < 0) {
+        settle_failed(w, j, rc, "dead-letter", err);
+        return;
+    }
+    sf_counter_inc(w->obs.dead_lettered);
+    SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL, "dead-lettered message %s: %s", j->d.handle, reason);
 }
 
 static int schedule_retry(struct worker *w, struct wjob *j, const struct sf_task *t,
@@ -67,38 +74,68 @@ static int schedule_retry(struct worker *w, struct wjob *j, const struct sf_task
     next->attempt = t->attempt + 1;
     json_t *js = sf_task_to_json(next);
     char *s = NULL;
-    int64_t delay = 100;
-    int rc = sf_broker_claim_check(w->b, js, "input", err, errlen);
+    struct sf_retry rt = settle_retry(w, j, "scheduling a retry");
+    int rc;
+    while ((rc = sf_broker_claim_check(w->b, js, "input", err, errlen)) < 0 &&
+           sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
     if (rc >= 0) {
         s = json_dumps(js, JSON_COMPACT);
-        int64_t wait = worker_backoff_ms(w->cfg->retry_base_ms, t->attempt);
-        do {
-            rc = w->b->ops->retry(w->b, j->d.handle, s, strlen(s), wait, err, errlen);
-        } while (rc < 0 && again(w, j, rc, &delay, "scheduling a retry", err));
-        if (rc == 0) sf_counter_inc(w->obs.retried);
-        if (rc == 0)
+        int64_t wait = sf_retry_delay_ms(w->cfg->retry_base_ms, t->attempt, 30000);
+        while ((rc = w->b->ops->retry(w->b, j->d.handle, s, strlen(s), wait, err, errlen)) < 0 &&
+               sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
+        if (rc == 0) {
+            sf_counter_inc(w->obs.retried);
             SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "attempt %d failed; attempt %d in %lld ms",
                    t->attempt, next->attempt, (long long)wait);
-        else if (rc == 1)
+        } else if (rc == 1) {
             SF_LOG(w->lg, SF_LOG_WARN, t->run_id, t->id,
                    "lease lost before the retry was stored; the new owner decides");
+        }
     }
+    if (rc < 0) settle_failed(w, j, rc, "scheduling a retry", err);
     free(s);
     json_decref(js);
     sf_task_free(next);
     return rc;
 }
 
-void worker_slot_work(void *job, void *ctx)
+/* Final: the result (and, when it failed, the dead letter) in one step. */
+static void complete(struct worker *w, struct wjob *j, const struct sf_task *t,
+                     const struct sf_result *r)
 {
-    struct wjob *j = job;
-    struct worker *w = ctx;
+    char err[1024], reason[1200];
+    bool ok = r->status == SF_RESULT_OK;
+    struct sf_retry rt = settle_retry(w, j, "storing a result");
+    int rc;
+    if (!ok)
+        snprintf(reason, sizeof(reason), "%s after %d attempt%s: %s", sf_result_status_name(r->status),
+                 t->attempt, t->attempt == 1 ? "" : "s", r->error ? r->error : "(no message)");
+    while ((rc = sf_broker_complete_task(w->b, j->d.handle, t, r, j->d.data, j->d.len,
+                                         ok ? NULL : reason, err, sizeof(err))) < 0 &&
+           sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
+    if (rc < 0) {
+        settle_failed(w, j, rc, "storing a result", err);
+        j->outcome = WJOB_ABANDONED;
+        return;
+    }
+    j->outcome = ok ? WJOB_OK : WJOB_FAILED;
+    atomic_fetch_add(ok ? &w->done : &w->failed, 1);
+    if (!ok && rc == 0) sf_counter_inc(w->obs.dead_lettered);
+    if (rc == 1) SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "a result was already stored; acked only");
+}
+
+bool worker_should_retry(const struct sf_task *t, const struct sf_result *r)
+{
+    return r->status != SF_RESULT_OK && r->status != SF_RESULT_REJECTED &&
+           t->attempt < t->max_attempts;
+}
+
+static void run_task(struct worker *w, struct wjob *j)
+{
     struct sf_task *t = NULL;
     struct sf_result *r = NULL;
     char err[1024];
     bool transient = false;
-    int64_t delay = 100;
-    int rc;
 
     if (j->d.problem[0]) {
         dead_letter(w, j, j->d.problem);
@@ -112,7 +149,6 @@ void worker_slot_work(void *job, void *ctx)
             SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL, "message %s: %s; left for a later delivery",
                    j->d.handle, err);
             j->outcome = WJOB_ABANDONED;
-            atomic_store(&j->finished, 1);
             return;
         }
         dead_letter(w, j, err);
@@ -121,6 +157,7 @@ void worker_slot_work(void *job, void *ctx)
     sf_strlcpy(j->task_id, t->id, sizeof(j->task_id));
     sf_strlcpy(j->run_id, t->run_id, sizeof(j->run_id));
     j->attempt = t->attempt;
+    atomic_store_explicit(&j->ids_ready, true, memory_order_release);
     SF_LOG(w->lg, SF_LOG_DEBUG, t->run_id, t->id, "start attempt %d/%d%s", t->attempt,
            t->max_attempts, j->d.reclaimed ? " (reclaimed from a dead worker)" : "");
     sf_counter_inc(w->obs.started);
@@ -129,34 +166,20 @@ void worker_slot_work(void *job, void *ctx)
         r = sf_bundle_exec(w->prov, t, &w->ecfg);
     else
         r = sf_exec_task(w->prov, NULL, t, &w->ecfg, &create_ms);
-    atomic_store(&j->finished, 1);
     worker_obs_attempt(&w->obs, r, create_ms);
 
-    bool ok = r->status == SF_RESULT_OK;
-    bool retriable = !ok && r->status != SF_RESULT_REJECTED && t->attempt < t->max_attempts;
-    if (retriable) {
-        rc = schedule_retry(w, j, t, err, sizeof(err));
-        j->outcome = rc < 0 ? WJOB_ABANDONED : WJOB_RETRY;
-        goto out;
-    }
-    char reason[1200];
-    if (!ok)
-        snprintf(reason, sizeof(reason), "%s after %d attempt%s: %s", sf_result_status_name(r->status),
-                 t->attempt, t->attempt == 1 ? "" : "s", r->error ? r->error : "(no message)");
-    do {
-        rc = sf_broker_complete_task(w->b, j->d.handle, t, r, j->d.data, j->d.len,
-                                     ok ? NULL : reason, err, sizeof(err));
-    } while (rc < 0 && again(w, j, rc, &delay, "storing a result", err));
-    if (rc < 0) {
-        j->outcome = WJOB_ABANDONED;
-    } else {
-        j->outcome = ok ? WJOB_OK : WJOB_FAILED;
-        atomic_fetch_add(ok ? &w->done : &w->failed, 1);
-        if (!ok && rc == 0) sf_counter_inc(w->obs.dead_lettered);
-        if (rc == 1)
-            SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "a result was already stored; acked only");
-    }
-out:
+    if (worker_should_retry(t, r))
+        j->outcome = schedule_retry(w, j, t, err, sizeof(err)) < 0 ? WJOB_ABANDONED : WJOB_RETRY;
+    else
+        complete(w, j, t, r);
     sf_result_free(r);
     sf_task_free(t);
+}
+
+void worker_slot_work(void *job, void *ctx)
+{
+    struct wjob *j = job;
+    run_task(ctx, j);
+    /* Settled (or given up): the loop stops renewing and takes the job back. */
+    atomic_store(&j->phase, WJOB_SETTLED);
 }

@@ -5,7 +5,9 @@
  *            sandbox, then complete / retry later / dead-letter
  * Threads: the loop thread owns struct worker and the in-flight table; pool
  * threads only touch their own struct wjob, the broker (thread-safe), the
- * provider (thread-safe create) and the atomic counters. */
+ * provider (thread-safe create) and the atomic counters. A job is shared
+ * between the two while in flight: see struct wjob. (ThreadSanitizer-clean:
+ * tests/unit/test_worker_slots.c in a build with -DENABLE_TSAN=ON.) */
 #ifndef SF_WORKER_H
 #define SF_WORKER_H
 
@@ -22,17 +24,18 @@
 #include "obs.h"
 #include "pool.h"
 #include "sandbox.h"
+#include "util.h"
 #include "secrets.h"
 
 struct worker_cfg {
-    char *broker, *queue, *sandbox, *worker_id;
+    struct sf_broker_flags bf;        /* --broker, --queue, --kafka-config (broker.h) */
+    char *sandbox, *worker_id;
     char *secrets_dir;      /* --secrets-dir: DIR/NAME (secrets.h) */
     char *log_format, *log_level;
     long concurrency;       /* slots (sandboxes at once) */
-    long lease_ms, grace_s, output_cap, retry_base_ms, claim_check;
+    long lease_ms, grace_s, output_cap, retry_base_ms, claim_check, settle_timeout_s;
     long max_memory_mb, max_pids, max_disk_mb, max_cpu_s;   /* operator caps (policy.h) */
     double max_timeout_s;
-    struct sf_strlist kafka_config;   /* --kafka-config key=value (repeatable) */
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
     char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
@@ -55,14 +58,28 @@ enum wjob_outcome {
 
 struct worker;
 
+/* Where a job is; the pool thread moves it forward, the loop reads it. */
+enum wjob_phase {
+    WJOB_RUNNING = 0,  /* decoding, running the sandbox: lease renewed */
+    WJOB_SETTLING,     /* storing its outcome (retried on broker failures): lease
+                          still renewed, so the task is not redone meanwhile */
+    WJOB_SETTLED,      /* acked or given up: no more renewals */
+};
+
+/* One delivery in flight. The loop fills d, submits the job and takes it
+ * back from the pool's done queue (after which it owns everything again).
+ * Meanwhile the pool thread writes task_id/run_id/attempt once and then
+ * sets ids_ready (release): the loop reads them only after seeing ids_ready
+ * (acquire). outcome is read by the loop only after the job came back. */
 struct wjob {
     struct worker *w;
     struct sf_delivery d;     /* loop fills it; read-only afterwards */
-    atomic_int finished;      /* set by the pool thread before it acks */
+    atomic_int phase;         /* enum wjob_phase */
+    atomic_bool ids_ready;
     bool lost_logged;         /* loop thread */
     enum wjob_outcome outcome;
-    char task_id[160];
-    char run_id[128];         /* with task_id: on every log line about the job */
+    char task_id[SF_TASK_ID_MAX + 1];
+    char run_id[SF_RUN_ID_MAX + 1];   /* with task_id: on every log line about the job */
     int attempt;
 };
 
@@ -88,9 +105,8 @@ struct worker {
 
 /* slots.c: the pool's work function (job = struct wjob *, ctx = struct worker *). */
 void worker_slot_work(void *job, void *ctx);
-/* Backoff for attempt n (1-based): base * 2^(n-1), capped at 30 s, jittered
- * to [d/2, d]. */
-int64_t worker_backoff_ms(int64_t base_ms, int attempt);
+/* Whether a failed attempt is retried (rejected never is, nor the last). */
+bool worker_should_retry(const struct sf_task *t, const struct sf_result *r);
 
 /* loop.c: run until drained or stopped. sfd: signalfd for SIGTERM/SIGINT.
  * Returns 0 after a clean drain, 1 when tasks were left to their leases. */

@@ -1,6 +1,6 @@
 /* common/base/lazy_curl.c: see lazy_curl.h.
  *
- * DESIGN. One table of function pointers, filled by dlsym() under
+ * Design. One table of function pointers, filled by dlsym() under
  * pthread_once() the first time any sf_curl_*() needs libcurl; each field has
  * the exact type of the function it points to (__typeof__ of the real
  * declaration), so a prototype change in <curl/curl.h> is a compile error

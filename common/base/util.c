@@ -207,16 +207,19 @@ int sf_write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
-bool sf_valid_name(const char *s, size_t max)
+static bool valid_chars(const char *s, size_t max, bool colon)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max) return false;
     for (; *s; s++)
-        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+        if (!(*s == '_' || *s == '-' || *s == '.' || (colon && *s == ':') ||
+              (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
             return false;
     return true;
 }
+
+bool sf_valid_name(const char *s, size_t max) { return valid_chars(s, max, false); }
+bool sf_valid_key_part(const char *s, size_t max) { return valid_chars(s, max, true); }
 
 void sf_random_hex(char *dst, size_t size, size_t nhex)
 {

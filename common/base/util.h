@@ -53,6 +53,12 @@ int sf_base64_decode(const char *s, size_t slen, char **out, size_t *outlen);
 bool sf_valid_name(const char *s, size_t max);
 #define SF_RUN_ID_MAX 100        /* run ids */
 #define SF_STEP_ID_MAX 128       /* step ids */
+/* The same with ':' too: task ids ("<run>:<step>:<index>"), queue names and
+ * worker ids, which are parts of keys but never file names. */
+bool sf_valid_key_part(const char *s, size_t max);
+#define SF_TASK_ID_MAX 256
+#define SF_QUEUE_MAX 100
+#define SF_WORKER_ID_MAX 100
 
 /* A random id of 'nhex' hex digits (nhex < size) from getrandom(). */
 void sf_random_hex(char *dst, size_t size, size_t nhex);

@@ -4,6 +4,7 @@
  * Backends only move bytes; everything about the message format is here. */
 #include "broker.h"
 #include "callback.h"
+#include "retry.h"
 #include "util.h"
 
 #include <errno.h>
@@ -45,24 +46,46 @@ void sf_broker_free(struct sf_broker *b)
     if (b) b->ops->free(b);
 }
 
-int sf_broker_check(struct sf_broker *b, int64_t wait_ms, volatile int *stop,
+int sf_broker_check(struct sf_broker *b, int64_t wait_ms, bool (*stop)(void *), void *stop_arg,
                     char *err, size_t errlen)
 {
-    int64_t t0 = sf_now_ms(), last_log = 0, delay = 100;
-    for (;;) {
-        int rc = b->ops->check(b, err, errlen);
-        if (rc == 0 || !sf_broker_transient(rc)) return rc;
-        int64_t now = sf_now_ms();
-        if ((wait_ms >= 0 && now - t0 >= wait_ms) || (stop && *stop)) return rc;
-        if (now - last_log >= 5000) {
-            last_log = now;
-            SF_LOG(b->cfg.log, SF_LOG_WARN, NULL, NULL, "broker %s not reachable: %s (retrying)",
-                   b->url_redacted, err);
-        }
-        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-        if (delay < 2000) delay *= 2;
+    char what[300];
+    snprintf(what, sizeof(what), "broker %s not reachable", b->url_redacted);
+    struct sf_retry rt = SF_RETRY(b->cfg.log, what, wait_ms);
+    rt.stop = stop;
+    rt.stop_arg = stop_arg;
+    int rc;
+    while ((rc = b->ops->check(b, err, errlen)) < 0 && sf_broker_transient(rc) &&
+           sf_retry_wait(&rt, err)) {}
+    return rc;
+}
+
+int sf_broker_open(const struct sf_broker_flags *f, const struct sf_broker_cfg *cfg,
+                   int64_t wait_ms, bool (*stop)(void *), void *stop_arg, struct sf_broker **out,
+                   char *err, size_t errlen)
+{
+    struct sf_broker_cfg bcfg = cfg ? *cfg : (struct sf_broker_cfg){0};
+    struct sf_broker *b;
+    char msg[600];
+    int rc;
+    *out = NULL;
+    if (f->queue && !sf_valid_key_part(f->queue, SF_QUEUE_MAX)) {
+        sf_errf(err, errlen, "--queue '%.100s': use 1 to %d letters, digits, '_', '-', '.', ':'",
+                f->queue, SF_QUEUE_MAX);
+        return -EINVAL;
     }
+    bcfg.queue = f->queue;
+    bcfg.kafka_config = f->kafka_config.v;
+    bcfg.n_kafka_config = f->kafka_config.n;
+    if (!(b = sf_broker_new(f->url, &bcfg, err, errlen))) return -EINVAL;
+    if ((rc = sf_broker_check(b, wait_ms, stop, stop_arg, err, errlen)) < 0) {
+        snprintf(msg, sizeof(msg), "broker %s: %s", b->url_redacted, err);
+        sf_strlcpy(err, msg, errlen);
+        sf_broker_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
 }
 
 static size_t threshold(const struct sf_broker *b)

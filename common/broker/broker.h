@@ -1,5 +1,5 @@
 /* common/broker/broker.h: one broker interface between the coordinator and the
- * worker fleet (DESIGN.md §5, docs/protocol.md). A backend fills a struct of
+ * worker fleet (docs/protocol.md, docs/kafka.md). A backend fills a struct of
  * function pointers (like hiredis' adapters); sf_broker_new picks it by the
  * URL scheme:
  *   redis://[user:pass@]host[:port][/db]   broker_redis.c (Redis Streams)
@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "log.h"
 #include "task.h"
 
@@ -261,11 +262,37 @@ struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg
                                 char *err, size_t errlen);
 void sf_broker_free(struct sf_broker *b);     /* NULL is a no-op */
 
-/* ops->check, retried with backoff (100 ms doubling to 2 s) on transient
- * errors until it succeeds, fails for good, or wait_ms pass (< 0: forever)
- * or *stop becomes non-zero (may be NULL). Logs each failure once per 5 s. */
-int sf_broker_check(struct sf_broker *b, int64_t wait_ms, volatile int *stop,
+/* ops->check, retried (retry.h: 100 ms doubling to 2 s) on transient errors
+ * until it succeeds, fails for good, or wait_ms pass (< 0: forever) or
+ * stop(stop_arg) says so (stop may be NULL). Logs "broker URL not reachable:
+ * ... (retrying)" at most once per 5 s. */
+int sf_broker_check(struct sf_broker *b, int64_t wait_ms, bool (*stop)(void *), void *stop_arg,
                     char *err, size_t errlen);
+
+/* --- opening: every command that talks to a broker, one way ------------------
+ * The broker settings every command and the worker accept (docs/operations.md,
+ * "Broker settings"): put SF_BROKER_OPTS(struct cfg, member) in the command's
+ * option table, with a struct sf_broker_flags member in its config. The URL
+ * and the Kafka settings are secrets (config.h: -file forms, masked in argv). */
+struct sf_broker_flags {
+    char *url;                          /* --broker URL */
+    char *queue;                        /* --queue NAME */
+    struct sf_strlist kafka_config;     /* --kafka-config KEY=VALUE (repeatable) */
+};
+
+#define SF_BROKER_OPTS(type, m)                                                                   { "broker", "SANDFLEET_BROKER", SF_OPT_STR, offsetof(type, m.url), NULL, "URL",                  "redis://[user:pass@]host[:port][/db] or kafka://host:port[,host:port...]", 0, 0,             SF_OPT_SECRET },                                                                            { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, offsetof(type, m.queue), "default", "NAME",            "the queue (letters, digits, '_', '-', '.', ':')", 0, 0, 0 },                               { "kafka-config", NULL, SF_OPT_LIST, offsetof(type, m.kafka_config), NULL, "KEY=VALUE",          "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); "              "docs/kafka.md", 0, 0, SF_OPT_SECRET }
+
+/* Open the broker the flags name into *out and check it (sf_broker_check
+ * with wait_ms, stop, stop_arg). cfg supplies the rest (consumer, lease,
+ * log, ...; may be NULL); its queue and Kafka settings are taken from f. The
+ * queue name is validated here. 0, or with the reason in err ("broker
+ * redis://u:***@h:6379: authentication failed ..."): -EINVAL for bad
+ * settings (URL, queue, Kafka setting: a usage error), a transient error
+ * when it was not reachable in time (or stop said so), another -errno when
+ * it refused us. */
+int sf_broker_open(const struct sf_broker_flags *f, const struct sf_broker_cfg *cfg,
+                   int64_t wait_ms, bool (*stop)(void *), void *stop_arg, struct sf_broker **out,
+                   char *err, size_t errlen);
 
 /* Backend constructors (used by sf_broker_new). */
 struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cfg *cfg,

@@ -1,6 +1,6 @@
 /* common/callback/callback_dispatch.c: see callback_dispatch.h.
  *
- * DESIGN. The thread owns a fixed table of transfer slots. Each turn it
+ * Design. The thread owns a fixed table of transfer slots. Each turn it
  *   1. claims as many due deliveries as it has free slots (every poll_ms, or
  *      at once again after a full batch);
  *   2. advances name resolutions (getaddrinfo_a, polled without signals) and

@@ -2,6 +2,7 @@
  * coordinator's loop does, with a single sandbox as the only "executor". */
 #include "bundle.h"
 #include "scheduler.h"
+#include "retry.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -58,7 +59,7 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
             int64_t wake = sf_sched_next_wakeup(s);
             if (wake < 0) break;                  /* cannot happen: not done, nothing pending */
             int64_t ms = wake - now;
-            if (ms > 0) nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000 }, NULL);
+            sf_sleep_ms(ms);
             continue;
         }
         sf_sched_started(s, t, now);

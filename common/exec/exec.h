@@ -1,5 +1,5 @@
 /* common/exec/exec.h: run one task in a sandbox and turn what happened into a
- * result — the agent contract (DESIGN.md §3) in one place, shared by the
+ * result — the agent contract (README, "Agent contract") in one place, shared by the
  * coordinator's local pool and the worker.
  *
  * Contract: the task's files are written under /workspace, its input JSON to

@@ -6,12 +6,12 @@
  * list with their ready time. Map outputs are stored at their index, so the
  * assembled array is in input order whatever order results arrive in. */
 #include "scheduler.h"
+#include "retry.h"
 #include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 enum step_state { ST_WAITING, ST_READY, ST_SUCCEEDED, ST_FAILED, ST_TIMEOUT, ST_SKIPPED };
 
@@ -50,6 +50,7 @@ struct sf_sched {
     size_t n_retries, cap_retries;
     int64_t retry_base_ms;
     int64_t n_retried;
+    bool external_retries;   /* the executor retries (workers): every failure is final */
 };
 
 static bool terminal(enum step_state s) { return s >= ST_SUCCEEDED; }
@@ -85,6 +86,7 @@ void sf_sched_free(struct sf_sched *s)
 }
 
 void sf_sched_set_retry_base_ms(struct sf_sched *s, int64_t ms) { s->retry_base_ms = ms; }
+void sf_sched_set_external_retries(struct sf_sched *s, bool on) { s->external_retries = on; }
 const char *sf_sched_run_id(const struct sf_sched *s) { return s->run_id; }
 
 static void finish_step(struct sf_sched *s, size_t i, enum step_state state, int64_t now)
@@ -252,16 +254,6 @@ void sf_sched_started(struct sf_sched *s, const struct sf_task *t, int64_t now)
     if (i >= 0 && !s->st[i].started_ms) s->st[i].started_ms = now;
 }
 
-static int64_t backoff_ms(struct sf_sched *s, int attempt)
-{
-    int64_t d = s->retry_base_ms;
-    for (int a = 1; a < attempt && d < 30000; a++) d *= 2;
-    if (d > 30000) d = 30000;
-    uint32_t rnd = 0;
-    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd)) rnd = (uint32_t)attempt * 2654435761u;
-    return d / 2 + (int64_t)(rnd % (uint32_t)(d / 2 + 1));   /* full jitter in [d/2, d] */
-}
-
 static enum step_state fail_state(enum sf_result_status st)
 {
     return st == SF_RESULT_TIMEOUT ? ST_TIMEOUT : ST_FAILED;
@@ -280,7 +272,10 @@ int sf_sched_complete(struct sf_sched *s, const struct sf_result *r, int64_t now
     if (r->index < 0 || r->index >= sr->n) return 1;
     struct elem *el = &sr->el[r->index];
     if (el->done) return 1;                        /* duplicate delivery */
-    if (r->status != SF_RESULT_OK && el->attempt && r->attempt != el->attempt) return 1; /* stale */
+    /* A failure for an attempt we did not hand out is stale — unless the
+     * executor retries itself, when it reports only the last one. */
+    if (r->status != SF_RESULT_OK && !s->external_retries && el->attempt && r->attempt != el->attempt)
+        return 1;
 
     if (!sr->started_ms) sr->started_ms = now - r->duration_ms;
     if (r->attempt > sr->max_attempt) sr->max_attempt = r->attempt;
@@ -300,14 +295,15 @@ int sf_sched_complete(struct sf_sched *s, const struct sf_result *r, int64_t now
         return 0;
     }
     sr->exit_code = r->exit_code;
-    bool retriable = r->status != SF_RESULT_REJECTED;
+    bool retriable = r->status != SF_RESULT_REJECTED && !s->external_retries;
+    if (s->external_retries && r->attempt > 1) s->n_retried += r->attempt - 1;
     if (retriable && r->attempt < def->retries + 1) {
         if (s->n_retries == s->cap_retries) {
             s->cap_retries = s->cap_retries ? 2 * s->cap_retries : 8;
             s->retries = sf_xrealloc(s->retries, s->cap_retries * sizeof(struct retry));
         }
         s->retries[s->n_retries++] = (struct retry){ (size_t)i, r->index, r->attempt + 1,
-                                                     now + backoff_ms(s, r->attempt) };
+                                                     now + sf_retry_delay_ms(s->retry_base_ms, r->attempt, 30000) };
         el->attempt = (uint16_t)(r->attempt + 1);
         s->n_retried++;
         return 0;

@@ -32,9 +32,14 @@ struct sf_sched *sf_sched_new(const struct sf_workflow *wf, const char *run_id,
                               json_t *input_override);
 void sf_sched_free(struct sf_sched *s);
 
-/* First retry delay (doubles per attempt, capped at 30 s, jittered to
- * 50-100%). Default 500 ms. */
+/* First retry delay (retry.h: doubles per attempt, capped at 30 s, jittered
+ * to 50-100%). Default 500 ms. */
 void sf_sched_set_retry_base_ms(struct sf_sched *s, int64_t ms);
+/* The executor retries failed tasks itself (the workers of a broker) and
+ * reports one final result per task, carrying the attempt it reached: the
+ * scheduler then schedules no retries and takes a failure at any attempt
+ * as final (the result document's "attempts" is that attempt). */
+void sf_sched_set_external_retries(struct sf_sched *s, bool on);
 
 /* The next task ready at 'now_ms' (CLOCK_MONOTONIC), owned by the caller, or
  * NULL when none is ready now. */
@@ -73,7 +78,7 @@ struct sf_sched_step {
 };
 void sf_sched_step_progress(const struct sf_sched *s, size_t i, struct sf_sched_step *out);
 
-/* The result document (DESIGN.md §3 / README): new reference. */
+/* The result document (README, "Result document"): new reference. */
 json_t *sf_sched_result_doc(const struct sf_sched *s, int64_t duration_ms);
 
 const char *sf_sched_run_id(const struct sf_sched *s);

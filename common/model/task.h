@@ -1,5 +1,5 @@
-/* common/model/task.h: the task and result model and wire format v1 (DESIGN.md §4,
- * docs/protocol.md). Encode/decode are I/O-free so they can be fuzzed.
+/* common/model/task.h: the task and result model and wire format v1
+ * (docs/protocol.md). Encode/decode are I/O-free so they can be fuzzed.
  *
  * Task:   {"v":1,"id","run_id","step","index","attempt","max_attempts","run",
  *          "files":{path: text | {"base64": ...}},"input","timeout_s",

@@ -1,4 +1,4 @@
-/* common/model/workflow.h: the workflow file (DESIGN.md §3): parse, validate,
+/* common/model/workflow.h: the workflow file (docs/workflows.md): parse, validate,
  * resolve `files` against the workflow's folder, order the DAG.
  *
  * Validation collects every problem before anything runs, one line each,

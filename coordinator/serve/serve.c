@@ -1,7 +1,7 @@
 /* coordinator/serve/serve.c: `sandfleet-coordinator serve`: the long-running
  * coordinator (serve.h for the modules).
  *
- * DESIGN. Many runs, one loop thread. Each run is a coord_runner (run.c)
+ * Design. Many runs, one loop thread. Each run is a coord_runner (run.c)
  * over its own broker executor; the loop polls every executor's fd plus the
  * intake eventfd and the signalfd, and steps the runs that are due. The
  * alternative, a thread per run around the blocking coord_run, would need a
@@ -37,8 +37,8 @@
 #include <unistd.h>
 
 struct serve_cfg {
-    char *broker, *queue, *http, *id, *log_format, *log_level, *api_token_file;
-    struct sf_strlist kafka_config;
+    struct sf_broker_flags bf;
+    char *http, *id, *log_format, *log_level, *api_token_file;
     long max_runs, max_inflight, retry_base_ms, lease_ms, grace_s;
     struct sf_http_limits http_limits;
     int help;
@@ -46,16 +46,12 @@ struct serve_cfg {
 
 #define O(f) offsetof(struct serve_cfg, f)
 static const struct sf_opt serve_opts[] = {
-    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, O(broker), NULL, "URL",
-      "broker: redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...]", 0, 0 },
-    { "kafka-config", NULL, SF_OPT_LIST, O(kafka_config), NULL, "KEY=VALUE",
-      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); docs/kafka.md", 0, 0 },
+    SF_BROKER_OPTS(struct serve_cfg, bf),
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), "127.0.0.1:8080", "HOST:PORT", "API, status page, /metrics, /healthz, /readyz", 0, 0 },
     SF_HTTP_LIMIT_OPTS("http", "SANDFLEET_HTTP", struct serve_cfg, http_limits, "16384"),
     { "api-token-file", "SANDFLEET_API_TOKEN_FILE", SF_OPT_STR, O(api_token_file), NULL, "FILE",
       "API tokens, one 'NAME admin|client TOKEN' per line (docs/security.md); also SANDFLEET_API_TOKEN "
       "(an admin token). Without any, serve listens only on loopback", 0, 0 },
-    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, O(queue), "default", "NAME", "queue the runs' tasks go to", 0, 0 },
     { "id", "SANDFLEET_COORDINATOR_ID", SF_OPT_STR, O(id), NULL, "ID",
       "consumer name in the submissions group; keep it stable across restarts (default coordinator-HOST)", 0, 0 },
     { "max-runs", "SANDFLEET_MAX_RUNS", SF_OPT_INT, O(max_runs), "16", "N", "runs in progress at once; more wait", 1, 100000 },
@@ -334,7 +330,7 @@ static int serve_loop(struct serve *sv, int sfd)
     bool draining = false;
     int64_t grace_end = 0;
     SF_LOG(sv->lg, SF_LOG_INFO, NULL, NULL, "serving on http://%s (queue %s on %s, up to %ld runs at once, consumer %s)",
-           sv->cfg->http, sv->cfg->queue, sv->b->url_redacted, sv->cfg->max_runs, sv->consumer);
+           sv->cfg->http, sv->cfg->bf.queue, sv->b->url_redacted, sv->cfg->max_runs, sv->consumer);
     for (;;) {
         struct signalfd_siginfo si;
         sf_health_beat(&sv->health);
@@ -414,7 +410,7 @@ int coord_cmd_serve(int argc, char **argv)
     struct sf_http *http = NULL;
     struct sf_tokens *tokens = NULL;
     char **pos = NULL, err[1024], host[64] = "localhost";
-    int npos = 0, code = COORD_EXIT_USAGE, sfd = -1;
+    int npos = 0, code = SF_EXIT_USAGE, sfd = -1;
     sigset_t mask;
 
     sf_log_init(&lg, "coordinator");
@@ -434,7 +430,7 @@ int coord_cmd_serve(int argc, char **argv)
         code = 0;
         goto out;
     }
-    if (npos || !cfg.broker || sf_log_set_format(&lg, cfg.log_format) < 0 || sf_log_set_level(&lg, cfg.log_level) < 0) {
+    if (npos || !cfg.bf.url || sf_log_set_format(&lg, cfg.log_format) < 0 || sf_log_set_level(&lg, cfg.log_level) < 0) {
         fprintf(stderr, "sandfleet-coordinator serve: --broker URL is required; check --log-format/--log-level (see --help)\n");
         goto out;
     }
@@ -446,13 +442,13 @@ int coord_cmd_serve(int argc, char **argv)
     snprintf(sv.consumer, sizeof(sv.consumer), "%s", cfg.id ? cfg.id : "");
     if (!cfg.id) snprintf(sv.consumer, sizeof(sv.consumer), "coordinator-%s", host);
     sv.lg = &lg;
-    sv.ccfg = (struct coord_cfg){ .broker = cfg.broker, .queue = cfg.queue, .max_inflight = cfg.max_inflight,
-                                  .retry_base_ms = cfg.retry_base_ms, .kafka_config = cfg.kafka_config };
+    sv.ccfg = (struct coord_cfg){ .bf = cfg.bf, .max_inflight = cfg.max_inflight,
+                                  .retry_base_ms = cfg.retry_base_ms };
     serve_metrics(&sv);
     sf_health_init(&sv.health, 30000);
     sv.ctx = (struct serve_ctx){ .tab = &sv.tab, .health = &sv.health, .m = sv.m, .lease_ms = cfg.lease_ms,
                                  .lg = &lg, .submitted = sv.ctx.submitted };
-    code = COORD_EXIT_BROKEN;
+    code = SF_EXIT_BROKEN;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
@@ -463,15 +459,12 @@ int coord_cmd_serve(int argc, char **argv)
         SF_LOGE(&lg, "signalfd/eventfd: %s", strerror(errno));
         goto out;
     }
-    struct sf_broker_cfg bcfg = { .queue = cfg.queue, .lease_ms = cfg.lease_ms, .log = &lg,
-                                  .kafka_config = cfg.kafka_config.v,
-                                  .n_kafka_config = cfg.kafka_config.n,
+    struct sf_broker_cfg bcfg = { .lease_ms = cfg.lease_ms, .log = &lg,
                                   .on_reconnect = reconnected,
                                   .on_reconnect_arg = sf_metrics_counter(sv.m, "sandfleet_broker_reconnects_total",
                                       "Broker connections re-established after a failure.", NULL) };
-    if (!(sv.b = sf_broker_new(cfg.broker, &bcfg, err, sizeof(err))) ||
-        sf_broker_check(sv.b, 30000, NULL, err, sizeof(err)) < 0) {
-        SF_LOGE(&lg, "broker: %s", err);
+    if (sf_broker_open(&cfg.bf, &bcfg, 30000, NULL, NULL, &sv.b, err, sizeof(err)) < 0) {
+        SF_LOGE(&lg, "%s", err);
         goto out;
     }
     if (!sf_broker_can_serve(sv.b)) {

@@ -75,7 +75,7 @@ static struct sf_broker *open_broker(struct mock *m, const char *consumer)
                                  .kafka_config = conf, .n_kafka_config = 1 };
     struct sf_broker *b = sf_broker_new(m->url, &cfg, err, sizeof(err));
     if (!b) fail_msg("sf_broker_new: %s", err);
-    if (sf_broker_check(b, 20000, NULL, err, sizeof(err)) < 0) fail_msg("check: %s", err);
+    if (sf_broker_check(b, 20000, NULL, NULL, err, sizeof(err)) < 0) fail_msg("check: %s", err);
     return b;
 }
 

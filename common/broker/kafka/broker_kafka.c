@@ -4,7 +4,7 @@
  * creation is in broker_kafka_topics.c. The worker side is in broker_kafka_worker.c, the coordinator side
  * in broker_kafka_coord.c; the layout is in docs/kafka.md and docs/protocol.md.
  *
- * DESIGN.
+ * Design.
  * - One idempotent producer (acks=all, enable.idempotence=true,
  *   message.timeout.ms=0: a message is retried until the broker takes it,
  *   so a restarting broker delays results but never loses them). It is
@@ -21,6 +21,7 @@
  *   of a key that looks secret never appears in a message.
  */
 #include "broker_kafka.h"
+#include "retry.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -314,8 +315,7 @@ int sf_kafka_produce(struct kafka_broker *kb, const char *topic, int32_t partiti
         rd_kafka_headers_destroy(h);
         /* A full local queue drains as the poll thread serves reports. */
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && tries < 3000) {
-            struct timespec ts = { 0, 10 * 1000000 };
-            nanosleep(&ts, NULL);
+            sf_sleep_ms(10);
             continue;
         }
         if (tk) sf_kafka_ticket_unref(tk);
@@ -403,8 +403,7 @@ int sf_kafka_scan(struct kafka_broker *kb, const char *topic, int32_t part, int6
     /* A leader moving (or just elected) answers "not leader" for a moment. */
     while ((e = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, 10000)) &&
            sf_kafka_errno(e) == -EAGAIN && sf_now_ms() < deadline) {
-        struct timespec ts = { 0, 100 * 1000000 };
-        nanosleep(&ts, NULL);
+        sf_sleep_ms(100);
     }
     if (e) {
         sf_errf(err, errlen, "watermarks of %s[%d]: %s", topic, part, rd_kafka_err2str(e));

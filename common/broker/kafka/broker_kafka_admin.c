@@ -1,7 +1,7 @@
 /* common/broker/kafka/broker_kafka_admin.c: the operations side of the Kafka broker
  * (broker.h "operations"; docs/kafka.md §8 for operators).
  *
- * DESIGN. These serve people (status, dead) and are read-mostly, so they
+ * Design. These serve people (status, dead) and are read-mostly, so they
  * read topics from the start with short-lived readers rather than keep
  * state of their own:
  * - workers: the members of the worker consumer group (ListGroups): the

@@ -1,7 +1,7 @@
 /* common/broker/kafka/broker_kafka_cb.c: pending HTTP callback deliveries in Kafka
  * (broker.h "callbacks"; docs/kafka.md §8 for operators).
  *
- * DESIGN. For queue Q (plain names for "default", "-Q" appended otherwise):
+ * Design. For queue Q (plain names for "default", "-Q" appended otherwise):
  *   sandfleet.callbacks        deliveries due now; key = delivery id
  *   sandfleet.callbacks.retry  next attempts; key = delivery id, header
  *                              sf-due-ms; partition = delay bucket (below)

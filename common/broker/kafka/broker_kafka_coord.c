@@ -1,6 +1,6 @@
 /* common/broker/kafka/broker_kafka_coord.c: the coordinator side of the Kafka broker.
  *
- * DESIGN.
+ * Design.
  * - Results: topic "sandfleet.results", key = run_id, so a run's results
  *   share one partition (murmur2, as the Java client picks it). The reader
  *   assign()s that one partition (no consumer group, nothing committed: the

@@ -2,7 +2,7 @@
  * (broker.h "serve"; docs/kafka.md §9 for operators, docs/protocol.md
  * "Submissions on Kafka" for integrations).
  *
- * DESIGN. For queue Q (plain names for "default", "-Q" appended otherwise):
+ * Design. For queue Q (plain names for "default", "-Q" appended otherwise):
  *   sandfleet.submissions    one message = one submission (the body POST
  *                            /api/runs takes); optional headers reply_to and
  *                            run_id, the twins of the Redis entry's fields

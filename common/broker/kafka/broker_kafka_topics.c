@@ -4,6 +4,7 @@
  * leader — a coordinator that read a brand-new topic before that missed its
  * first messages. */
 #include "broker_kafka.h"
+#include "retry.h"
 #include "util.h"
 
 #include <errno.h>
@@ -148,8 +149,7 @@ int sf_kafka_ensure_topics(struct kafka_broker *kb, char *err, size_t errlen)
         }
         rd_kafka_metadata_destroy(md);
         md = NULL;
-        struct timespec tsl = { 0, 100 * 1000000 };
-        nanosleep(&tsl, NULL);
+        sf_sleep_ms(100);
     }
     pthread_mutex_lock(&kb->mu);
     kb->n_results_parts = topic_partitions(md, kb->t_results);

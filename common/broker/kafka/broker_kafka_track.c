@@ -1,7 +1,7 @@
 /* common/broker/kafka/broker_kafka_track.c: which task offsets of which partition are in
  * flight, and how far each partition may be committed.
  *
- * DESIGN. A worker runs several tasks of one partition at once and they end
+ * Design. A worker runs several tasks of one partition at once and they end
  * in any order. Kafka keeps one committed offset per partition, so the
  * offset stored for commit is "the first offset not finished yet": the
  * contiguous finished prefix. Entries are kept sorted by offset (deliveries

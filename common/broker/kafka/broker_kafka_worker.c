@@ -1,6 +1,6 @@
 /* common/broker/kafka/broker_kafka_worker.c: the worker side of the Kafka broker.
  *
- * DESIGN.
+ * Design.
  * - One consumer in group "sandfleet-workers" (classic protocol,
  *   cooperative-sticky) reads the tasks topic. A delivery's handle is
  *   "t:<partition>:<offset>:<epoch>". Offsets are stored by us

@@ -1,6 +1,6 @@
 /* common/broker/redis/broker_redis_admin.c: the operations side of the Redis broker.
  *
- * DESIGN. These ops serve people and the long-running coordinator, not the
+ * Design. These ops serve people and the long-running coordinator, not the
  * task path, so they favour plain commands over cleverness:
  * - workers: one script reads the heartbeat ZSET, the info hash and Redis'
  *   clock together, so every heartbeat age is measured against one "now".

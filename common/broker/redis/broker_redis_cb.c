@@ -1,6 +1,6 @@
 /* common/broker/redis/broker_redis_cb.c: pending callback deliveries in Redis.
  *
- * DESIGN. For queue Q:
+ * Design. For queue Q:
  *   sf:Q:callbacks        hash: delivery id -> record (JSON, callback.h)
  *   sf:Q:callbacks:due    zset: delivery id -> due time (ms, Redis clock)
  *   sf:Q:callbacks:dead   hash: delivery id -> record with last_error, failed_at

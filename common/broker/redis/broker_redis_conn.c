@@ -1,6 +1,6 @@
 /* common/broker/redis/broker_redis_conn.c: how the Redis broker talks to Redis.
  *
- * DESIGN. hiredis' synchronous API with a small pool of connections instead
+ * Design. hiredis' synchronous API with a small pool of connections instead
  * of one shared context: a worker's pool threads complete tasks on their own
  * connection while its loop thread blocks in XREADGROUP on another, and a
  * coordinator's result reader blocks in XREAD while the loop publishes. A

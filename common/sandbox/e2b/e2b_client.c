@@ -4,6 +4,7 @@
 #include "e2b_client.h"
 
 #include "lazy_curl.h"
+#include "retry.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,12 +207,6 @@ static struct curl_slist *e2b_api_headers(const struct sf_e2b_conn *c, bool json
     return hl;
 }
 
-static void e2b_sleep_ms(int64_t ms)
-{
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
-}
-
 static int e2b_parse_created(const struct sf_e2b_conn *c, const struct sf_buf *b,
                              struct sf_e2b_sandbox_info *out, char *err, size_t errlen)
 {
@@ -269,7 +264,7 @@ int sf_e2b_api_create(const struct sf_e2b_conn *c, const struct sf_e2b_create_re
         int64_t wait = h.retry_after_ms > delay ? h.retry_after_ms : delay;
         sf_buf_free(&h.resp);
         if (!retry || attempt >= c->create_attempts) break;
-        e2b_sleep_ms(wait);
+        sf_sleep_ms(wait);
         delay *= 2;
     }
     sf_curl_slist_free_all(hl);
