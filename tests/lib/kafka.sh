@@ -76,7 +76,14 @@ kcoord() {
     "$SF_BIN/sandfleet-coordinator" run "$@" --broker "$KAFKA_URL"
 }
 
-kcat_() { kcat -b "127.0.0.1:$KAFKA_PORT" "$@"; }
+# With KAFKA_SASL_PASSWORD exported, the broker speaks SASL (deploy/local/kafka.sh)
+# and kcat_ logs in as KAFKA_SASL_USER (default sandfleet).
+kcat_() {
+    local sasl=()
+    [ -n "${KAFKA_SASL_PASSWORD:-}" ] && sasl=(-X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN
+        -X "sasl.username=${KAFKA_SASL_USER:-sandfleet}" -X "sasl.password=$KAFKA_SASL_PASSWORD")
+    kcat -b "127.0.0.1:$KAFKA_PORT" "${sasl[@]}" "$@"
+}
 
 # Messages of a topic from the beginning, one per line: "<headers>\t<value>".
 ktopic_dump() { kcat_ -C -t "$1" -o beginning -e -q -f '%h\t%s\n' 2>/dev/null; }
