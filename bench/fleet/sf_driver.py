@@ -29,7 +29,7 @@ if mode == "throughput":
     print(json.dumps({"tasks": n, "seconds": round(el, 3), "per_s": round(n / el, 1), "failed": bad}))
 else:
     run = f"lat{time.time_ns()}"
-    reply = f"bench:replies:{run}"
+    reply = f"sf:reply:bench-{run}"
     last = "0-0"
     lat = []
     for i in range(n):

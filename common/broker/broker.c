@@ -25,6 +25,8 @@ bool sf_broker_transient(int rc)
            rc == -EPIPE || rc == -EIO;
 }
 
+static int reply_prefixes(struct sf_broker *b, const char *list, char *err, size_t errlen);
+
 struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg,
                                 char *err, size_t errlen)
 {
@@ -32,8 +34,16 @@ struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg
         sf_errf(err, errlen, "no broker URL given (--broker redis://host:port)");
         return NULL;
     }
-    if (!strncmp(url, "redis://", 8)) return sf_broker_redis_new(url, cfg, err, errlen);
-    if (!strncmp(url, "kafka://", 8)) return sf_broker_kafka_new(url, cfg, err, errlen);
+    struct sf_broker *b = NULL;
+    if (!strncmp(url, "redis://", 8)) b = sf_broker_redis_new(url, cfg, err, errlen);
+    else if (!strncmp(url, "kafka://", 8)) b = sf_broker_kafka_new(url, cfg, err, errlen);
+    else goto unknown;
+    if (b && cfg->reply_prefixes && reply_prefixes(b, cfg->reply_prefixes, err, errlen) < 0) {
+        sf_broker_free(b);
+        return NULL;
+    }
+    return b;
+unknown:;
     char *shown = sf_redact_url(url);
     sf_errf(err, errlen, "unsupported broker URL '%s' (expected redis://[user:pass@]host:port[/db] or kafka://host:port[,host:port...])",
             shown);
@@ -43,7 +53,10 @@ struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg
 
 void sf_broker_free(struct sf_broker *b)
 {
-    if (b) b->ops->free(b);
+    if (!b) return;
+    for (size_t i = 0; i < b->reply_ok.n; i++) free(b->reply_ok.v[i]);
+    free(b->reply_ok.v);
+    b->ops->free(b);
 }
 
 int sf_broker_check(struct sf_broker *b, int64_t wait_ms, bool (*stop)(void *), void *stop_arg,
@@ -77,6 +90,7 @@ int sf_broker_open(const struct sf_broker_flags *f, const struct sf_broker_cfg *
     bcfg.queue = f->queue;
     bcfg.kafka_config = f->kafka_config.v;
     bcfg.n_kafka_config = f->kafka_config.n;
+    bcfg.reply_prefixes = f->reply_prefixes;
     if (!(b = sf_broker_new(f->url, &bcfg, err, errlen))) return -EINVAL;
     if ((rc = sf_broker_check(b, wait_ms, stop, stop_arg, err, errlen)) < 0) {
         snprintf(msg, sizeof(msg), "broker %s: %s", b->url_redacted, err);
@@ -161,13 +175,12 @@ out:
     return rc;
 }
 
-struct sf_task *sf_broker_decode_task(struct sf_broker *b, const char *data, size_t len,
-                                      bool *transient, char *err, size_t errlen)
+static struct sf_task *decode_task(struct sf_broker *b, const char *data, size_t len,
+                                   bool *transient, char *err, size_t errlen)
 {
     struct sf_task *t = NULL;
     json_error_t je;
     json_t *j;
-    *transient = false;
     /* Only messages that carry a reference are parsed twice. */
     if (!memmem(data, len, "\"input_ref\"", 11)) return sf_task_decode(data, len, err, errlen);
     j = json_loadb(data, len, JSON_DECODE_ANY, &je);
@@ -184,6 +197,70 @@ struct sf_task *sf_broker_decode_task(struct sf_broker *b, const char *data, siz
 out:
     json_decref(j);
     return t;
+}
+
+struct sf_task *sf_broker_decode_task(struct sf_broker *b, const char *data, size_t len,
+                                      bool *transient, char *err, size_t errlen)
+{
+    *transient = false;
+    struct sf_task *t = decode_task(b, data, len, transient, err, errlen);
+    if (t && t->reply_to && sf_broker_reply_to_check(b, t->reply_to, err, errlen) < 0) {
+        sf_task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* --- reply_to ------------------------------------------------------------------- */
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return !strncmp(s, prefix, strlen(prefix));
+}
+
+int sf_broker_reply_to_check(const struct sf_broker *b, const char *reply_to, char *err,
+                             size_t errlen)
+{
+    const char *ns = b->ops->reply_ns ? b->ops->reply_ns : "";
+    size_t n = strlen(reply_to);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)reply_to[i] <= ' ' || reply_to[i] == 0x7f) {
+            sf_errf(err, errlen, "reply_to must not contain spaces or control characters");
+            return -EPERM;
+        }
+    if (n > 256) {
+        sf_errf(err, errlen, "reply_to is longer than 256 bytes");
+        return -EPERM;
+    }
+    if (*ns && starts_with(reply_to, ns) && n > strlen(ns)) return 0;
+    for (size_t i = 0; i < b->reply_ok.n; i++)
+        if (starts_with(reply_to, b->reply_ok.v[i]) && n > strlen(b->reply_ok.v[i])) return 0;
+    sf_errf(err, errlen, "reply_to '%.100s' is outside the reply namespace '%s*'%s (the operator may "
+            "allow more with --reply-prefixes)", reply_to, ns, b->reply_ok.n ? " and the allowed prefixes" : "");
+    return -EPERM;
+}
+
+/* The operator's prefixes: each must stay clear of the backend's own names,
+ * or a reply could overwrite a task queue or a result stream. */
+static int reply_prefixes(struct sf_broker *b, const char *list, char *err, size_t errlen)
+{
+    const char *own = b->ops->own_ns ? b->ops->own_ns : "", *ns = b->ops->reply_ns ? b->ops->reply_ns : "";
+    char *copy = sf_xstrdup(list), *save = NULL;
+    int rc = 0;
+    for (char *p = strtok_r(copy, ", ", &save); p && rc == 0; p = strtok_r(NULL, ", ", &save)) {
+        bool overlaps = *own && (starts_with(p, own) || starts_with(own, p));
+        if (overlaps && !starts_with(p, ns)) {
+            sf_errf(err, errlen, "--reply-prefixes: '%s' would let a reply_to reach sandfleet's own %s "
+                    "names ('%s*'); pick a prefix outside them", p, b->ops->scheme, own);
+            rc = -EINVAL;
+            break;
+        }
+        b->reply_ok.v = sf_xrealloc(b->reply_ok.v, (b->reply_ok.n + 2) * sizeof(char *));
+        b->reply_ok.v[b->reply_ok.n++] = sf_xstrdup(p);
+        b->reply_ok.v[b->reply_ok.n] = NULL;
+    }
+    free(copy);
+    return rc;
 }
 
 int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struct sf_task *t,

@@ -72,6 +72,10 @@ struct sf_broker_cfg {
      * daemons count these for sandfleet_broker_reconnects_total. */
     void (*on_reconnect)(void *arg);
     void *on_reconnect_arg;
+    /* --reply-prefixes: comma-separated namespaces a task's or submission's
+     * reply_to may name besides the backend's own reply namespace
+     * (sf_broker_reply_to_check). NULL: that namespace only. */
+    const char *reply_prefixes;
 };
 
 struct sf_delivery {
@@ -135,6 +139,10 @@ struct sf_worker_info {
 struct sf_broker;
 struct sf_broker_ops {
     const char *scheme;
+    /* Names: reply_ns is where reply_to may point by default ("sf:reply:",
+     * "sandfleet.reply."); own_ns covers the backend's own keys or topics,
+     * which no operator prefix may reach ("sf:", "sandfleet."). */
+    const char *reply_ns, *own_ns;
     /* Connect and prepare (e.g. create the consumer group). Call once after
      * sf_broker_new; retry with backoff while it returns a transient error
      * (the broker is not up yet). -EACCES: bad credentials. */
@@ -253,11 +261,12 @@ struct sf_broker {
     const struct sf_broker_ops *ops;
     struct sf_broker_cfg cfg;
     char *url_redacted;         /* for messages: the password is never shown */
+    struct sf_strlist reply_ok; /* the operator's reply_to prefixes (sf_broker_new) */
 };
 
 /* Open a broker for 'url' (parses it; does not connect: call
- * sf_broker_check). Returns NULL with the reason in err for a bad URL or an
- * unknown scheme. */
+ * sf_broker_check). Returns NULL with the reason in err for a bad URL, an
+ * unknown scheme, or a reply prefix that would reach the backend's own keys. */
 struct sf_broker *sf_broker_new(const char *url, const struct sf_broker_cfg *cfg,
                                 char *err, size_t errlen);
 void sf_broker_free(struct sf_broker *b);     /* NULL is a no-op */
@@ -278,9 +287,21 @@ struct sf_broker_flags {
     char *url;                          /* --broker URL */
     char *queue;                        /* --queue NAME */
     struct sf_strlist kafka_config;     /* --kafka-config KEY=VALUE (repeatable) */
+    char *reply_prefixes;               /* --reply-prefixes P[,P...] (sf_broker_reply_to_check) */
 };
 
-#define SF_BROKER_OPTS(type, m)                                                                   { "broker", "SANDFLEET_BROKER", SF_OPT_STR, offsetof(type, m.url), NULL, "URL",                  "redis://[user:pass@]host[:port][/db] or kafka://host:port[,host:port...]", 0, 0,             SF_OPT_SECRET },                                                                            { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, offsetof(type, m.queue), "default", "NAME",            "the queue (letters, digits, '_', '-', '.', ':')", 0, 0, 0 },                               { "kafka-config", NULL, SF_OPT_LIST, offsetof(type, m.kafka_config), NULL, "KEY=VALUE",          "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); "              "docs/kafka.md", 0, 0, SF_OPT_SECRET }
+#define SF_BROKER_OPTS(type, m)                                                                 \
+    { "broker", "SANDFLEET_BROKER", SF_OPT_STR, offsetof(type, m.url), NULL, "URL",                \
+      "redis://[user:pass@]host[:port][/db] or kafka://host:port[,host:port...]", 0, 0,           \
+      SF_OPT_SECRET },                                                                            \
+    { "queue", "SANDFLEET_QUEUE", SF_OPT_STR, offsetof(type, m.queue), "default", "NAME",          \
+      "the queue (letters, digits, '_', '-', '.', ':')", 0, 0, 0 },                               \
+    { "kafka-config", NULL, SF_OPT_LIST, offsetof(type, m.kafka_config), NULL, "KEY=VALUE",        \
+      "Kafka client setting for librdkafka, repeatable (also SANDFLEET_KAFKA_<KEY>); "            \
+      "docs/kafka.md", 0, 0, SF_OPT_SECRET },                                                     \
+    { "reply-prefixes", "SANDFLEET_REPLY_PREFIXES", SF_OPT_STR, offsetof(type, m.reply_prefixes), \
+      NULL, "PREFIX[,PREFIX...]", "namespaces a reply_to may name besides sf:reply:* (Redis) / "   \
+      "sandfleet.reply.* (Kafka); docs/security.md", 0, 0, 0 }
 
 /* Open the broker the flags name into *out and check it (sf_broker_check
  * with wait_ms, stop, stop_arg). cfg supplies the rest (consumer, lease,
@@ -299,6 +320,16 @@ struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cf
                                       char *err, size_t errlen);
 struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cfg *cfg,
                                       char *err, size_t errlen);
+
+/* reply_to (a task's, or a serve submission's) names a stream/topic that
+ * gets a copy of the result. Whoever can queue a message chooses it, so it
+ * is confined: 0 when it lies inside the backend's reply namespace (Redis
+ * "sf:reply:*", Kafka "sandfleet.reply.*") or one the operator allowed with
+ * --reply-prefixes; else -EPERM with the reason. Workers dead-letter such a
+ * task at decode (sf_broker_decode_task), serve answers 400. The one rule;
+ * every place that uses a reply_to calls it. Thread-safe. */
+int sf_broker_reply_to_check(const struct sf_broker *b, const char *reply_to, char *err,
+                             size_t errlen);
 
 /* True for errors worth retrying after a pause (broker down or restarting). */
 bool sf_broker_transient(int rc);

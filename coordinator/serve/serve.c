@@ -165,12 +165,21 @@ static void take_submission(struct serve *sv, const struct sf_delivery *d)
     if (rid && sf_valid_name(rid, SF_RUN_ID_MAX)) sf_strlcpy(p->run_id, rid, sizeof(p->run_id));
     sf_strlcpy(p->handle, d->handle, sizeof(p->handle));
     sf_strlcpy(p->owner, "stream", sizeof(p->owner));
+    char why[512];
+    if (reply && sf_broker_reply_to_check(sv->b, reply, why, sizeof(why)) < 0) {
+        reject(sv, p->run_id, NULL, d->handle, why);       /* answered nowhere but its document */
+        goto out;
+    }
     if (d->problem[0] || !wf) {
         reject(sv, p->run_id, reply, d->handle, d->problem[0] ? d->problem : "entry has no 'workflow' field");
         goto out;
     }
     if (serve_submission_parse(wf, strlen(wf), &p->sub, &errs) < 0) {
         reject(sv, p->run_id, reply, d->handle, errs.data);
+        goto out;
+    }
+    if (p->sub.reply_to && sf_broker_reply_to_check(sv->b, p->sub.reply_to, why, sizeof(why)) < 0) {
+        reject(sv, p->run_id, reply, d->handle, why);
         goto out;
     }
     if (reply && !p->sub.reply_to) p->sub.reply_to = sf_xstrdup(reply);

@@ -44,7 +44,13 @@ static void post_run(struct serve_ctx *sc, const struct sf_http_req *req, struct
     struct sf_buf errs = {0};
     struct serve_pending *p = sf_xcalloc(1, sizeof(*p));
     int rc;
-    if (serve_submission_parse(req->body, req->body_len, &p->sub, &errs) < 0) {
+    char why[512];
+    if (serve_submission_parse(req->body, req->body_len, &p->sub, &errs) == 0 && p->sub.reply_to &&
+        sf_broker_reply_to_check(sc->b, p->sub.reply_to, why, sizeof(why)) < 0) {
+        sf_buf_appendf(&errs, "submission: %s\n", why);
+        serve_submission_clear(&p->sub);
+    }
+    if (!p->sub.wf) {
         json_t *arr = json_array();
         char *save = NULL;
         for (char *line = strtok_r(errs.data ? errs.data : "", "\n", &save); line;

@@ -27,7 +27,7 @@ kfleet_init kafka-serve
 C="$SF_BIN/sandfleet-coordinator"
 HPORT=$(kafka_free_port)
 H="http://127.0.0.1:$HPORT"
-REPLY=itest.replies
+REPLY=sandfleet.reply.itest
 # CPID: kfleet_cleanup kills the serve process with -9 if the test stops early.
 serve_start() {
     "$C" serve --broker "$KAFKA_URL" --http "127.0.0.1:$HPORT" --id ks --lease-ms 3000 "$@" >>"$T/serve.log" 2>&1 &

@@ -7,13 +7,17 @@
 #  3. garbage, an unknown "v", missing fields and an entry without 'task'
 #     are dead-lettered with their reasons, raw bytes untouched, and the
 #     workers carry on;
-#  4. a task XADDed by redis-cli with reply_to gets its result on that stream;
+#  4. a task XADDed by redis-cli with reply_to gets its result on that stream
+#     when it lies in the reply namespace (sf:reply:*) or a prefix the
+#     operator allowed (--reply-prefixes myapp:); one naming any other key
+#     (another app's stream, the task queue itself) is dead-lettered with the
+#     reason and nothing is written there;
 #  5. a 10 MiB output travels by claim-check and arrives whole.
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init fleet
-worker_start w1 --concurrency 2 --retry-base-ms 50
-worker_start w2 --concurrency 2 --retry-base-ms 50
+worker_start w1 --concurrency 2 --retry-base-ms 50 --reply-prefixes myapp:
+SANDFLEET_REPLY_PREFIXES=myapp: worker_start w2 --concurrency 2 --retry-base-ms 50
 
 # --- 1. same documents as the central run ---------------------------------------
 for ex in analyze-report fanout; do
@@ -66,11 +70,20 @@ grep -q 'dead-lettered' "$T/w1.log" "$T/w2.log" || fail "dead letters not logged
 kill -0 "${WPID[w1]}" && kill -0 "${WPID[w2]}" || fail "a worker died on a bad message"
 
 # --- 4. reply_to from redis-cli ------------------------------------------------------------
-rcli XADD sf:default:tasks '*' task "$(task_json cli-1 cli-run cat '{"reply_to":"itest:replies"}')" >/dev/null
-reply=$(rcli XREAD BLOCK 10000 STREAMS itest:replies 0-0)
+rcli XADD sf:default:tasks '*' task "$(task_json cli-1 cli-run cat '{"reply_to":"sf:reply:itest"}')" >/dev/null
+reply=$(rcli XREAD BLOCK 10000 STREAMS sf:reply:itest 0-0)
 echo "$reply" | grep -q '"task_id":"cli-1"' || fail "no result on the reply_to stream: $reply"
 echo "$reply" | grep -q '"status":"ok"' || fail "reply_to result not ok: $reply"
 echo "$reply" | grep -q '"output":{"x":1}' || fail "reply_to result lacks the output: $reply"
+rcli XADD sf:default:tasks '*' task "$(task_json cli-2 cli-run cat '{"reply_to":"myapp:replies"}')" >/dev/null
+rcli XREAD BLOCK 10000 STREAMS myapp:replies 0-0 | grep -q '"task_id":"cli-2"' || fail "no result on an allowed prefix"
+for foreign in otherapp:orders sf:default:tasks; do
+    rcli XADD sf:default:tasks '*' task "$(task_json "cli-$foreign" cli-run cat "{\"reply_to\":\"$foreign\"}")" >/dev/null
+    wait_for 10 "rcli XRANGE sf:default:dead - + | grep -q \"reply_to '$foreign' is outside the reply namespace 'sf:reply:\*'\"" \
+        || fail "reply_to $foreign was not dead-lettered with its reason: $(rcli XRANGE sf:default:dead - +)"
+done
+[ "$(rcli EXISTS otherapp:orders)" = 0 ] || fail "a result was written into otherapp:orders"
+! rcli XRANGE sf:default:tasks - + | grep -q '"result"' || fail "a result was written into the task queue"
 
 # --- 5. a 10 MiB output --------------------------------------------------------------------
 cat >"$T/big.json" <<'JSON'

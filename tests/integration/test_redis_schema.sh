@@ -101,8 +101,8 @@ grep -q 'wrong' "$T/badpw.log" && fail "the password was logged"
 REDIS_URL_SAVED=$REDIS_URL; REDIS_URL="redis://sandfleet-worker:wpw@127.0.0.1:$REDIS_PORT"
 worker_start aclw --concurrency 1 --retry-base-ms 50
 REDIS_URL=$REDIS_URL_SAVED
-rcli XADD sf:default:tasks '*' task "$(task_json acl-1 acl 'exit 1' '{"max_attempts":2,"reply_to":"sf:acl:replies"}')" >/dev/null
-reply=$(rcli XREAD BLOCK 10000 STREAMS sf:acl:replies 0-0)
+rcli XADD sf:default:tasks '*' task "$(task_json acl-1 acl 'exit 1' '{"max_attempts":2,"reply_to":"sf:reply:acl"}')" >/dev/null
+reply=$(rcli XREAD BLOCK 10000 STREAMS sf:reply:acl 0-0)
 echo "$reply" | grep -q '"attempt":2' || fail "worker with the minimal ACL did not retry and reply: $reply"
 rcli XRANGE sf:default:dead - + | grep -q 'error after 2 attempts' || fail "no dead letter under the minimal ACL"
 echo PASS

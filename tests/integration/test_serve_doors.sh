@@ -8,7 +8,9 @@
 #     404), not the fleet status (403); an admin sees everything;
 #  3. a non-loopback --http without any token is refused at start;
 #  4. the tokens are in neither /proc/PID/cmdline nor /proc/PID/environ, nor
-#     in the log.
+#     in the log;
+#  5. reply_to outside sf:reply:* is refused (HTTP 400; a stream submission
+#     gets a rejected document and nothing is written to the foreign key).
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init doors
@@ -84,6 +86,18 @@ import json, sys
 assert set(r["run_id"] for r in json.load(open(sys.argv[1]))) == set(sys.argv[2:])
 PY
 [ "$(http_code GET /api/runs/$BRUN "$ADMIN")" = 200 ] || fail "the admin cannot read bob's run"
+
+# --- reply_to stays in its namespace --------------------------------------------------------
+code=$(http_code POST /api/runs "$ALICE" -d '{"workflow": {"name": "r", "steps": [{"id": "s", "run": "cat"}]}, "reply_to": "myapp:orders"}')
+[ "$code" = 400 ] || fail "reply_to myapp:orders over HTTP: $code (want 400)"
+grep -q "outside the reply namespace 'sf:reply:\*'" "$T/body" || fail "400 without the reason: $(cat "$T/body")"
+sid=$(rcli XADD sf:submissions '*' workflow '{"name": "r", "steps": [{"id": "s", "run": "cat"}]}' reply_to myapp:orders)
+wait_for 10 'rcli GET "sf:run:sub-$sid:doc" | grep -q "outside the reply namespace"' \
+    || fail "a stream submission with a foreign reply_to was not rejected: $(rcli GET "sf:run:sub-$sid:doc")"
+[ "$(rcli EXISTS myapp:orders)" = 0 ] || fail "serve wrote into myapp:orders"
+code=$(http_code POST /api/runs "$ALICE" -d '{"workflow": {"name": "r", "steps": [{"id": "s", "run": "cat", "input": 7}]}, "reply_to": "sf:reply:alice"}')
+[ "$code" = 202 ] || fail "reply_to sf:reply:alice refused: $code $(cat "$T/body")"
+rcli XREAD BLOCK 20000 STREAMS sf:reply:alice 0-0 | grep -q '"status":"succeeded"' || fail "no document on sf:reply:alice"
 
 # --- 3. no token on a non-loopback address: refused at start ------------------------------
 env -u SANDFLEET_API_TOKEN "$SF_BIN/sandfleet-coordinator" serve --broker "$REDIS_URL" \

@@ -71,13 +71,13 @@ grep -q "file 'nope.py' is not in the submission" "$T/bad.json" || fail "400 lac
 grep -q "step 'b': missing 'run'" "$T/bad.json" || fail "400 lacks the missing run: $(cat "$T/bad.json")"
 
 # --- 3. stream submissions --------------------------------------------------------------------
-sid=$(rcli XADD sf:submissions '*' workflow '{"name": "streamed", "steps": [{"id": "echo", "run": "cat", "input": {"via": "stream"}}]}' reply_to itest:runs)
-reply=$(rcli XREAD BLOCK 20000 STREAMS itest:runs 0-0)
+sid=$(rcli XADD sf:submissions '*' workflow '{"name": "streamed", "steps": [{"id": "echo", "run": "cat", "input": {"via": "stream"}}]}' reply_to sf:reply:itest-runs)
+reply=$(rcli XREAD BLOCK 20000 STREAMS sf:reply:itest-runs 0-0)
 echo "$reply" | grep -q "sub-$sid" || fail "no reply for the stream submission: $reply"
 echo "$reply" | grep -q '"status":"succeeded"' || fail "stream run did not succeed: $reply"
 rcli GET "sf:run:sub-$sid:doc" | grep -q '"output":{"via":"stream"}' || fail "document not stored at sf:run:sub-$sid:doc"
 wait_for 5 '[ "$(rcli XPENDING sf:submissions coordinators | head -1)" = 0 ]' || fail "stream submission not acked"
-bid=$(rcli XADD sf:submissions '*' workflow '{"steps": "no"}' reply_to itest:runs)
+bid=$(rcli XADD sf:submissions '*' workflow '{"steps": "no"}' reply_to sf:reply:itest-runs)
 wait_for 10 'rcli GET "sf:run:sub-$bid:doc" | grep -q rejected' || fail "a broken stream submission was not rejected with a document"
 
 # --- 4. the page in Chromium -------------------------------------------------------------------

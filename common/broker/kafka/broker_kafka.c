@@ -484,6 +484,8 @@ static void k_free(struct sf_broker *b)
 
 static const struct sf_broker_ops kafka_ops = {
     .scheme = "kafka",
+    .reply_ns = "sandfleet.reply.",
+    .own_ns = "sandfleet.",
     .check = k_check,
     .fetch = sf_kafka_fetch,
     .renew = sf_kafka_renew,

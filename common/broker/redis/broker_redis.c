@@ -480,6 +480,8 @@ struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b) { return RB(b)->
 
 static const struct sf_broker_ops redis_ops = {
     .scheme = "redis",
+    .reply_ns = "sf:reply:",
+    .own_ns = "sf:",
     .check = r_check,
     .fetch = r_fetch,
     .renew = r_renew,
