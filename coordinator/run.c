@@ -9,6 +9,7 @@
  * thread (serve.c), so several runs share that thread instead of getting a
  * thread each and a lock around every run's state. */
 #include "coord.h"
+#include "exec.h"
 #include "util.h"
 
 #include <errno.h>
@@ -32,13 +33,21 @@ struct coord_runner {
 
 static void log_result(const struct sf_log *lg, const struct sf_result *r)
 {
+    const char *e = r->error ? r->error : "";
     if (r->status == SF_RESULT_OK) {
         SF_LOG(lg, SF_LOG_DEBUG, r->run_id, r->task_id, "ok in %lld ms on %s (attempt %d)",
                (long long)r->duration_ms, r->worker ? r->worker : "?", r->attempt);
-    } else {
-        SF_LOG(lg, SF_LOG_WARN, r->run_id, r->task_id, "%s on %s (attempt %d): %s",
-               sf_result_status_name(r->status), r->worker ? r->worker : "?", r->attempt,
-               r->error ? r->error : "");
+        return;
+    }
+    /* An error that quotes the agent's output is not for logs above debug. */
+    bool quotes_agent = !strncmp(e, SF_EXEC_NOT_JSON, strlen(SF_EXEC_NOT_JSON));
+    SF_LOG(lg, SF_LOG_WARN, r->run_id, r->task_id, "%s on %s (attempt %d): %s",
+           sf_result_status_name(r->status), r->worker ? r->worker : "?", r->attempt,
+           quotes_agent ? SF_EXEC_NOT_JSON " (at debug level: what it printed)" : e);
+    if (quotes_agent && lg && lg->level <= SF_LOG_DEBUG) {
+        char shown[4 * SF_LOG_EXCERPT_MAX + 32];
+        SF_LOG(lg, SF_LOG_DEBUG, r->run_id, r->task_id, "%s",
+               sf_log_excerpt(shown, sizeof(shown), e, strlen(e), SF_LOG_EXCERPT_MAX + 32));
     }
 }
 

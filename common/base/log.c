@@ -38,6 +38,36 @@ int sf_log_set_level(struct sf_log *lg, const char *name)
     return -EINVAL;
 }
 
+/* Append s with its control characters escaped (text lines only). */
+static void append_escaped(struct sf_buf *b, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n') sf_buf_append(b, "\\n", 2);
+        else if (c == '\r') sf_buf_append(b, "\\r", 2);
+        else if (c == '\t') sf_buf_append(b, "\\t", 2);
+        else if (c < 0x20 || c == 0x7f) sf_buf_appendf(b, "\\x%02x", c);
+        else sf_buf_append(b, &s[i], 1);
+    }
+}
+
+char *sf_log_excerpt(char *dst, size_t dstlen, const char *s, size_t len, size_t max)
+{
+    struct sf_buf b = {0};
+    size_t n = len < max ? len : max;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* Bytes that are not printable ASCII are shown by value: no invalid
+         * UTF-8 in a log line, nothing that a terminal interprets. */
+        if (c >= 0x80) sf_buf_appendf(&b, "\\x%02x", c);
+        else append_escaped(&b, &s[i], 1);
+    }
+    if (len > n) sf_buf_appendf(&b, "... (%zu bytes)", len);
+    sf_strlcpy(dst, b.data ? b.data : "", dstlen);
+    sf_buf_free(&b);
+    return dst;
+}
+
 void sf_log_event(const struct sf_log *lg, enum sf_log_level lv, const char *run_id,
                   const char *task_id, const char *fmt, ...)
 {
@@ -66,9 +96,17 @@ void sf_log_event(const struct sf_log *lg, enum sf_log_level lv, const char *run
     } else {
         sf_buf_appendf(&line, "%s %-5s %s", ts, level_names[lv],
                        lg->component ? lg->component : "sandfleet");
-        if (run_id) sf_buf_appendf(&line, " run=%s", run_id);
-        if (task_id) sf_buf_appendf(&line, " task=%s", task_id);
-        sf_buf_appendf(&line, " %s\n", msg);
+        if (run_id) {
+            sf_buf_append(&line, " run=", 5);
+            append_escaped(&line, run_id, strlen(run_id));
+        }
+        if (task_id) {
+            sf_buf_append(&line, " task=", 6);
+            append_escaped(&line, task_id, strlen(task_id));
+        }
+        sf_buf_append(&line, " ", 1);
+        append_escaped(&line, msg, strlen(msg));
+        sf_buf_append(&line, "\n", 1);
     }
     (void)sf_write_all(lg->fd, line.data, line.len);
     sf_buf_free(&line);

@@ -2,6 +2,11 @@
  * run_id and task_id where they apply. The level is checked before
  * formatting. Secrets never reach a log line: URLs pass through
  * sf_redact_url first.
+ * A line cannot be forged by what it quotes: in text format every control
+ * character of the ids and the message (a newline in a run id from the
+ * wire, an agent's output in an error) is escaped (\n, \r, \t, \xHH);
+ * JSON escapes them anyway. Text an agent wrote is logged only at debug
+ * level and only through sf_log_excerpt (escaped and cut).
  * Thread: sf_log_event may be called from any thread (one write(2) per line,
  * so lines do not interleave). The struct is set up once, before threads. */
 #ifndef SF_LOG_H
@@ -37,6 +42,12 @@ void sf_log_event(const struct sf_log *lg, enum sf_log_level lv, const char *run
 #define SF_LOGW(lg, ...) SF_LOG(lg, SF_LOG_WARN, NULL, NULL, __VA_ARGS__)
 #define SF_LOGE(lg, ...) SF_LOG(lg, SF_LOG_ERROR, NULL, NULL, __VA_ARGS__)
 #define SF_LOGD(lg, ...) SF_LOG(lg, SF_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
+
+/* Text from an agent or the wire, fit for a log line: control characters
+ * and invalid bytes escaped (\n, \xHH), cut after max bytes of input with
+ * "... (N bytes)". Writes into dst (always terminated) and returns it. */
+char *sf_log_excerpt(char *dst, size_t dstlen, const char *s, size_t len, size_t max);
+#define SF_LOG_EXCERPT_MAX 200
 
 /* Copy of 'url' with any password replaced by "***"
  * ("redis://u:secret@h:6379" -> "redis://u:***@h:6379"). malloc'd. */

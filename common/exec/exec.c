@@ -1,8 +1,8 @@
 /* common/exec/exec.c: the agent contract (see exec.h). */
 #include "exec.h"
+#include "log.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +14,10 @@ json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t e
     json_error_t je;
     json_t *j = len ? json_loadb(out, len, JSON_DECODE_ANY, &je) : NULL;
     if (j) return j;
-    /* Show the start of what the agent printed, made printable. */
-    char shown[201];
-    size_t n = len < 200 ? len : 200, k = 0;
-    for (size_t i = 0; i < n; i++)
-        shown[k++] = isprint((unsigned char)out[i]) || out[i] == ' ' ? out[i] : '?';
-    shown[k] = '\0';
-    sf_errf(errstr, errlen, "output is not JSON: %s", len ? shown : "(empty)");
+    /* Show the start of what the agent printed, escaped. */
+    char shown[4 * SF_LOG_EXCERPT_MAX + 32];
+    sf_log_excerpt(shown, sizeof(shown), out, len, SF_LOG_EXCERPT_MAX);
+    sf_errf(errstr, errlen, SF_EXEC_NOT_JSON ": %s", len ? shown : "(empty)");
     return NULL;
 }
 

@@ -5,8 +5,9 @@
  * Contract: the task's files are written under /workspace, its input JSON to
  * /tmp/input.json and to stdin; `run` runs by /bin/sh -c in /workspace; exit
  * 0 with JSON on stdout is success. Non-JSON stdout fails with "output is not
- * JSON: <first 200 bytes>", stdout over the cap fails with a message naming
- * the cap. Never a crash.
+ * JSON: <first 200 bytes, escaped>" (SF_EXEC_NOT_JSON: an error that quotes the
+ * agent, so logs show it at debug level only), stdout over the cap fails with
+ * a message naming the cap. Never a crash.
  * Thread: any; a shared sandbox must not be used by two threads at once.
  */
 #ifndef SF_EXEC_H
@@ -15,6 +16,8 @@
 #include "policy.h"
 #include "sandbox.h"
 #include "task.h"
+
+#define SF_EXEC_NOT_JSON "output is not JSON"
 
 struct sf_exec_cfg {
     const char *worker;     /* name put in results */

@@ -3,6 +3,7 @@
  * dead-lettered with the reason it gives here; unknown fields are ignored so
  * producers may add their own metadata. */
 #include "task.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -48,6 +49,27 @@ static int get_str(json_t *o, const char *key, bool required, char **out, char *
     }
     *out = sf_xstrndup(json_string_value(v), json_string_length(v));
     return 0;
+}
+
+/* An id from the wire: required, and by the one rule for its kind (util.h)
+ * — a run id with a newline or a 10 MB task id never gets further. */
+enum id_kind { ID_NAME, ID_KEY_PART };
+
+static int get_id(json_t *o, const char *key, enum id_kind kind, size_t max, char **out, char *err,
+                  size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (get_str(o, key, true, out, err, n) < 0) return -EINVAL;
+    bool ok = strlen(*out) == json_string_length(v) &&
+              (kind == ID_NAME ? sf_valid_name(*out, max) : sf_valid_key_part(*out, max));
+    if (ok) return 0;
+    char shown[200];
+    sf_errf(err, n, "field '%s' must be 1 to %zu letters, digits, '_', '-', '.'%s (got \"%s\")", key,
+            max, kind == ID_KEY_PART ? ", ':'" : "",
+            sf_log_excerpt(shown, sizeof(shown), json_string_value(v), json_string_length(v), 40));
+    free(*out);
+    *out = NULL;
+    return -EINVAL;
 }
 
 static int get_int(json_t *o, const char *key, bool required, int64_t min, int64_t *out,
@@ -202,10 +224,9 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
     int64_t i64 = 0;
     json_t *v;
     if (check_version(j, &t->v, err, n) < 0) goto fail;
-    if (get_str(j, "id", true, &t->id, err, n) < 0) goto fail;
-    if (!*t->id) { sf_errf(err, n, "field 'id' must not be empty"); goto fail; }
-    if (get_str(j, "run_id", true, &t->run_id, err, n) < 0) goto fail;
-    if (get_str(j, "step", true, &t->step, err, n) < 0) goto fail;
+    if (get_id(j, "id", ID_KEY_PART, SF_TASK_ID_MAX, &t->id, err, n) < 0) goto fail;
+    if (get_id(j, "run_id", ID_NAME, SF_RUN_ID_MAX, &t->run_id, err, n) < 0) goto fail;
+    if (get_id(j, "step", ID_NAME, SF_STEP_ID_MAX, &t->step, err, n) < 0) goto fail;
     /* A bundle task (a whole "shared"-sandbox workflow) carries `workflow`
      * instead of `run`. */
     if ((v = json_object_get(j, "workflow")) && !json_is_null(v)) {
@@ -337,9 +358,9 @@ struct sf_result *sf_result_from_json(json_t *j, char *err, size_t n)
     int64_t i64 = 0;
     json_t *v;
     if (check_version(j, &r->v, err, n) < 0) goto fail;
-    if (get_str(j, "task_id", true, &r->task_id, err, n) < 0) goto fail;
-    if (get_str(j, "run_id", true, &r->run_id, err, n) < 0) goto fail;
-    if (get_str(j, "step", true, &r->step, err, n) < 0) goto fail;
+    if (get_id(j, "task_id", ID_KEY_PART, SF_TASK_ID_MAX, &r->task_id, err, n) < 0) goto fail;
+    if (get_id(j, "run_id", ID_NAME, SF_RUN_ID_MAX, &r->run_id, err, n) < 0) goto fail;
+    if (get_id(j, "step", ID_NAME, SF_STEP_ID_MAX, &r->step, err, n) < 0) goto fail;
     if (get_str(j, "status", true, &status, err, n) < 0) goto fail;
     int st = sf_result_status_parse(status);
     if (st < 0) { sf_errf(err, n, "unknown status '%s'", status); goto fail; }

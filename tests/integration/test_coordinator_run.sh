@@ -73,7 +73,7 @@ start=$(date +%s)
 elapsed=$(( $(date +%s) - start ))
 check "a failed workflow exits 1" [ $rc -eq 1 ]
 check "non-JSON stdout fails with the documented message" jtrue "$T_TMP/fail.json" \
-  'd["steps"]["notjson"]["status"]=="failed" and d["steps"]["notjson"]["error"]=="output is not JSON: hello world?"'
+  'd["steps"]["notjson"]["status"]=="failed" and d["steps"]["notjson"]["error"]=="output is not JSON: hello world\\n"'
 check "dependants of a failed step are skipped" jtrue "$T_TMP/fail.json" 'd["steps"]["after"]["status"]=="skipped"'
 check "exit code, partial output and stderr tail are kept" jtrue "$T_TMP/fail.json" \
   'd["steps"]["exit3"]["exit_code"]==3 and d["steps"]["exit3"]["output"]=={"partial":True} and "oops" in d["steps"]["exit3"]["stderr_tail"] and d["steps"]["exit3"]["error"]=="exit code 3"'

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -82,7 +83,36 @@ static void bad_tasks_are_rejected_with_a_reason(void **state)
     expect_reject(TASK_OK ",\"limits\":{\"memory_mb\":-5}}", "limit 'memory_mb' must be a positive");
     expect_reject(TASK_OK ",\"limits\":{\"ram\":5}}", "unknown limit 'ram'");
     expect_reject(TASK_OK ",\"network\":\"yes\"}", "'network' must be a boolean");
-    expect_reject("{\"v\":1,\"id\":\"\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}", "'id' must not be empty");
+    expect_reject("{\"v\":1,\"id\":\"\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}",
+                  "field 'id' must be 1 to 256 letters, digits, '_', '-', '.', ':' (got \"\")");
+}
+
+/* Ids from the wire follow one rule each (util.h), checked at decode: what
+ * would forge a log line, hide in a key or overflow a buffer never gets in,
+ * and the reason shows the offending id escaped. */
+static void hostile_ids_are_rejected_at_decode(void **state)
+{
+    (void)state;
+    expect_reject("{\"v\":1,\"id\":\"r:a:0\",\"run_id\":\"r\\n2024 error forged\",\"step\":\"a\",\"run\":\"x\"}",
+                  "field 'run_id' must be 1 to 100 letters, digits, '_', '-', '.' (got \"r\\n2024 error forged\")");
+    expect_reject("{\"v\":1,\"id\":\"r:a:0\",\"run_id\":\"a/../b\",\"step\":\"a\",\"run\":\"x\"}",
+                  "field 'run_id' must be");
+    expect_reject("{\"v\":1,\"id\":\"r:a:0\",\"run_id\":\"r\\u0000x\",\"step\":\"a\",\"run\":\"x\"}",
+                  "field 'run_id' must be");
+    expect_reject("{\"v\":1,\"id\":\"r a 0\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}",
+                  "field 'id' must be");
+    expect_reject("{\"v\":1,\"id\":\"r:a:0\",\"run_id\":\"r\",\"step\":\"my step\",\"run\":\"x\"}",
+                  "field 'step' must be 1 to 128");
+    char big[400];
+    memset(big, 'x', 300);
+    big[300] = '\0';
+    char msg[600];
+    snprintf(msg, sizeof(msg), "{\"v\":1,\"id\":\"%s\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}", big);
+    expect_reject(msg, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (300 bytes)");
+    const char *res = "{\"v\":1,\"task_id\":\"t\\r\",\"run_id\":\"r\",\"step\":\"a\",\"status\":\"ok\"}";
+    char err[256] = "";
+    assert_null(sf_result_decode(res, strlen(res), err, sizeof(err)));
+    assert_non_null(strstr(err, "field 'task_id' must be"));
 }
 
 static void result_round_trips_and_rejects_unknown_status(void **state)
@@ -150,6 +180,7 @@ int main(void)
         cmocka_unit_test(minimal_task_decodes_with_defaults),
         cmocka_unit_test(full_task_round_trips),
         cmocka_unit_test(bad_tasks_are_rejected_with_a_reason),
+        cmocka_unit_test(hostile_ids_are_rejected_at_decode),
         cmocka_unit_test(result_round_trips_and_rejects_unknown_status),
         cmocka_unit_test(result_for_carries_task_identity),
         cmocka_unit_test(bundle_task_carries_a_workflow_instead_of_run),
