@@ -104,7 +104,7 @@ struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struc
     if (!le->prov) goto fail;
     if (wf->sandbox == SF_SANDBOX_SHARED) {
         struct sf_sandbox_opts o;
-        sf_bundle_sandbox_opts(wf, &o);
+        if (sf_bundle_sandbox_opts(wf, le->ecfg.templates, &o, err, errlen) < 0) goto fail;
         if (sf_sandbox_create(le->prov, &o, &le->shared, err, errlen) < 0) goto fail;
         SF_LOG(lg, SF_LOG_INFO, NULL, NULL, "shared sandbox %s created for all steps",
                le->shared->id);

@@ -9,7 +9,8 @@ build_pkgs=(cmake make gcc pkg-config libjansson-dev libcmocka-dev libseccomp-de
             libhiredis-dev librdkafka-dev libcurl4-openssl-dev libmicrohttpd-dev
             libssl-dev zlib1g-dev)   # libssl-dev: libcrypto's HMAC for callback signatures
 test_pkgs=(redis-server clang libclang-rt-14-dev python3 procps iproute2 util-linux curl
-           default-jre-headless maven kcat)   # Kafka tests: deploy/local/kafka.sh
+           default-jre-headless maven kcat   # Kafka tests: deploy/local/kafka.sh
+           debootstrap)                      # the E2B test's template (tests/lib/template.sh)
 bench_pkgs=(bubblewrap hyperfine python3-venv nodejs npm)
 
 pkgs=("${build_pkgs[@]}")

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "e2b_server.h"
 #include "exitcode.h"
+#include "template.h"
 #include "util.h"
 
 #include <errno.h>
@@ -54,6 +55,10 @@ static const struct sf_opt worker_opts[] = {
       "refuse tasks asking a longer timeout; tasks without one get this (0: no cap)", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
+    { "template", NULL, SF_OPT_LIST, O(templates), NULL, "NAME=DIR",
+      "a template: DIR is a root file system (repeatable); tasks and E2B sandboxes name it", 0, 0 },
+    { "template-store", "SANDFLEET_TEMPLATE_STORE", SF_OPT_STR, O(template_store),
+      SF_TEMPLATE_STORE_DEFAULT, "DIR", "where `template import` puts templates (DIR/NAME/rootfs)", 0, 0 },
     { "e2b-listen", "SANDFLEET_E2B_LISTEN", SF_OPT_STR, O(e2b_listen), NULL, "HOST:PORT",
       "serve the E2B REST API and envd here, on local sandboxes (see docs/e2b.md)", 0, 0 },
     { "e2b-api-key", "SANDFLEET_E2B_API_KEY", SF_OPT_STR, O(e2b_api_key), NULL, "KEY",
@@ -127,7 +132,7 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     }
     struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
-                                      .policy = &w->policy };
+                                      .policy = &w->policy, .templates = w->templates };
     if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
         SF_LOGE(w->lg, "%s", err);
         return SF_EXIT_BROKEN;
@@ -203,6 +208,15 @@ int main(int argc, char **argv)
         .max_timeout_s = cfg.max_timeout_s,
     };
     w.ecfg.policy = &w.policy;
+    w.templates = sf_templates_new();
+    for (size_t i = 0; i < cfg.templates.n; i++)
+        if (sf_templates_add_spec(w.templates, cfg.templates.v[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "sandfleet-worker: %s\n", err);
+            goto out;
+        }
+    if (sf_templates_load_store(w.templates, cfg.template_store, err, sizeof(err)) < 0)
+        fprintf(stderr, "sandfleet-worker: warning: %s\n", err);
+    w.ecfg.templates = w.templates;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
     worker_obs_init(&w.obs, cfg.bf.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 
@@ -276,6 +290,7 @@ out:
     sf_broker_free(w.b);
     worker_obs_free(&w.obs);
     free(w.inflight);
+    sf_templates_free(w.templates);
     if (sfd >= 0) close(sfd);
     free(pos);
     sf_opts_free(worker_opts, &cfg);

@@ -36,6 +36,8 @@ struct worker_cfg {
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check, settle_timeout_s;
     long max_memory_mb, max_pids, max_disk_mb, max_cpu_s;   /* operator caps (policy.h) */
     double max_timeout_s;
+    struct sf_strlist templates;      /* --template NAME=DIR (repeatable) */
+    char *template_store;             /* imported templates: STORE/NAME/rootfs */
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
     char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
@@ -89,6 +91,7 @@ struct worker {
     struct sf_broker *b;
     struct sf_sandbox_provider *prov;
     struct sf_exec_cfg ecfg;
+    struct sf_templates *templates;   /* ecfg and the E2B server point here */
     struct sf_policy policy;  /* the operator's caps; ecfg and the E2B server point here */
     struct sf_pool *pool;
     char id[128], host[64];

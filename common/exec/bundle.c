@@ -10,7 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-void sf_bundle_sandbox_opts(const struct sf_workflow *wf, struct sf_sandbox_opts *o)
+int sf_bundle_sandbox_opts(const struct sf_workflow *wf, const struct sf_templates *tpl,
+                           struct sf_sandbox_opts *o, char *err, size_t errlen)
 {
     memset(o, 0, sizeof(*o));
     for (size_t i = 0; i < wf->n_steps; i++) {
@@ -23,6 +24,14 @@ void sf_bundle_sandbox_opts(const struct sf_workflow *wf, struct sf_sandbox_opts
         if (l->nofile > o->limits.nofile) o->limits.nofile = l->nofile;
     }
     o->label = wf->name;
+    /* The workflow checked that every step names the same template. */
+    const char *name = wf->n_steps ? wf->steps[0].template_name : NULL;
+    if (!sf_templates_find(tpl, name, &o->rootfs)) {
+        sf_errf(err, errlen, "template '%s' is not known here (--template NAME=DIR, or "
+                "sandfleet-worker template import)", name);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* Every step against the caps, before the one sandbox is made for all. */
@@ -47,7 +56,7 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
 {
     struct sf_sandbox_opts opts;
     struct sf_sandbox *sb = NULL;
-    sf_bundle_sandbox_opts(wf, &opts);
+    if (sf_bundle_sandbox_opts(wf, cfg->templates, &opts, err, errlen) < 0) return NULL;
     sf_policy_fill(cfg->policy, &opts.limits, NULL);
     if (sf_sandbox_create(p, &opts, &sb, err, errlen) < 0) return NULL;
     struct sf_sched *s = sf_sched_new(wf, run_id, input);

@@ -13,7 +13,8 @@
 /* Sandbox options that fit every step of the workflow (the largest of each
  * limit; network when any step asks for it): the one sandbox of a
  * "shared" run. */
-void sf_bundle_sandbox_opts(const struct sf_workflow *wf, struct sf_sandbox_opts *o);
+int sf_bundle_sandbox_opts(const struct sf_workflow *wf, const struct sf_templates *tpl,
+                           struct sf_sandbox_opts *o, char *err, size_t errlen);
 
 /* Run 'wf' in one sandbox from 'p'. input: replaces the input of root steps
  * (may be NULL). Returns the result document (new reference); NULL with a

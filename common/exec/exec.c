@@ -102,8 +102,16 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     /* A shared sandbox was made under the caps already; its steps keep
      * what they ask for on top of it. */
     sf_policy_fill(cfg->policy, shared ? NULL : &limits, &timeout_s);
+    const char *rootfs = NULL;
+    if (!shared && !sf_templates_find(cfg->templates, t->template_name, &rootfs)) {
+        r = sf_result_for(t, SF_RESULT_REJECTED, cfg->worker, "template '%s' is not known to this "
+                          "worker (--template NAME=DIR, or sandfleet-worker template import)",
+                          t->template_name);
+        goto out;
+    }
     if (!sb) {
-        struct sf_sandbox_opts opts = { .network = t->network, .limits = limits, .label = t->id };
+        struct sf_sandbox_opts opts = { .network = t->network, .limits = limits, .label = t->id,
+                                        .rootfs = rootfs };
         int64_t c0 = sf_now_ms();
         rc = sf_sandbox_create(p, &opts, &sb, err, sizeof(err));
         if (create_ms) *create_ms = sf_now_ms() - c0;

@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "sandbox.h"
 #include "task.h"
+#include "template.h"
 
 #define SF_EXEC_NOT_JSON "output is not JSON"
 
@@ -26,6 +27,8 @@ struct sf_exec_cfg {
      * a `rejected` result naming it; what it leaves unset is filled under
      * the caps. */
     const struct sf_policy *policy;
+    /* The templates a task may name (template.h); NULL: only the default. */
+    const struct sf_templates *templates;
     sf_output_cb on_stderr; /* optional live stderr (e.g. logs) */
     void *cb_arg;
 };

@@ -264,6 +264,12 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
         goto fail;
     }
     t->network = v && json_is_true(v);
+    if (get_str(j, "template", false, &t->template_name, err, n) < 0) goto fail;
+    if (t->template_name && !sf_valid_name(t->template_name, SF_TEMPLATE_NAME_MAX)) {
+        sf_errf(err, n, "field 'template' must be letters, digits, '_', '-', '.' (at most %d)",
+                SF_TEMPLATE_NAME_MAX);
+        goto fail;
+    }
     v = json_object_get(j, "input");
     t->input = v ? json_incref(v) : json_null();
     return t;
@@ -298,6 +304,7 @@ json_t *sf_task_to_json(const struct sf_task *t)
     json_object_set_new(o, "limits", sf_limits_to_json(&t->limits));
     if (t->env) json_object_set(o, "env", t->env);
     json_object_set_new(o, "network", json_boolean(t->network));
+    if (t->template_name) json_object_set_new(o, "template", json_string(t->template_name));
     json_object_set_new(o, "created_at", json_integer(t->created_at));
     if (t->reply_to) json_object_set_new(o, "reply_to", json_string(t->reply_to));
     if (t->workflow) json_object_set(o, "workflow", t->workflow);
@@ -323,6 +330,7 @@ struct sf_task *sf_task_dup(const struct sf_task *t)
     d->step = sf_xstrdup(t->step);
     d->run = sf_xstrdup(t->run);
     d->reply_to = sf_xstrdup(t->reply_to);
+    d->template_name = sf_xstrdup(t->template_name);
     d->queue = sf_xstrdup(t->queue);
     d->callback = sf_callback_dup(t->callback);
     if (d->files) json_incref(d->files);
@@ -340,6 +348,7 @@ void sf_task_free(struct sf_task *t)
     free(t->step);
     free(t->run);
     free(t->reply_to);
+    free(t->template_name);
     free(t->queue);
     sf_callback_free(t->callback);
     json_decref(t->files);

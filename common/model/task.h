@@ -24,6 +24,8 @@
 
 #define SF_WIRE_VERSION 1
 
+#define SF_TEMPLATE_NAME_MAX 64
+
 struct sf_task {
     int v;
     char *id;             /* unique per (run, step, index); stable across attempts */
@@ -39,6 +41,8 @@ struct sf_task {
     struct sf_limits limits; /* 0 fields = worker defaults */
     json_t *env;          /* object of strings; may be NULL */
     bool network;
+    char *template_name;  /* optional: the root file system to run on, by name
+                             (a worker's --template / imported); NULL: default */
     int64_t created_at;   /* ms since the epoch */
     char *reply_to;       /* optional: stream/topic for the result (integrations) */
     struct sf_callback *callback; /* optional: POST the final result here (callback.h) */

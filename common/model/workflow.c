@@ -111,7 +111,7 @@ static bool known_key(const char *k, const char *const *keys)
 static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st)
 {
     static const char *const keys[] = { "id", "run", "files", "input", "needs", "map",
-        "timeout_s", "retries", "env", "network", "limits", NULL };
+        "timeout_s", "retries", "env", "network", "limits", "template", NULL };
     char label[160];
     const char *k;
     json_t *v;
@@ -136,7 +136,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
     json_object_foreach(js, k, v) {
         if (!known_key(k, keys))
             problem(c, label, "unknown field '%s' (known: id, run, files, input, needs, map, "
-                              "timeout_s, retries, env, network, limits)", k);
+                              "timeout_s, retries, env, network, limits, template)", k);
     }
     v = json_object_get(js, "run");
     if (json_is_string(v) && json_string_length(v) > 0)
@@ -211,6 +211,13 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
     if ((v = json_object_get(js, "network"))) {
         if (json_is_boolean(v)) st->network = json_is_true(v);
         else problem(c, label, "'network' must be true or false");
+    }
+    if ((v = json_object_get(js, "template"))) {
+        if (json_is_string(v) && sf_valid_name(json_string_value(v), SF_TEMPLATE_NAME_MAX))
+            st->template_name = sf_xstrdup(json_string_value(v));
+        else
+            problem(c, label, "'template' must be a template name (letters, digits, '_', '-', "
+                              "'.', at most %d)", SF_TEMPLATE_NAME_MAX);
     }
     if ((v = json_object_get(js, "limits"))) {
         char err[256];
@@ -313,6 +320,13 @@ int sf_workflow_parse(const char *data, size_t len, const char *name, const char
             if (wf->steps[j].id && !strcmp(wf->steps[j].id, wf->steps[i].id))
                 problem(&c, wf->steps[i].id, "duplicate step id (also step #%zu)", j + 1);
     }
+    /* One shared sandbox has one root file system. */
+    for (size_t i = 1; wf->sandbox == SF_SANDBOX_SHARED && i < wf->n_steps; i++) {
+        const char *a = wf->steps[0].template_name, *b = wf->steps[i].template_name;
+        if ((a || b) && (!a || !b || strcmp(a, b)))
+            problem(&c, wf->steps[i].id, "'template' differs from step #1's: with \"sandbox\": "
+                    "\"shared\" every step runs on the same root file system");
+    }
     for (size_t i = 0; i < wf->n_steps; i++)
         if (!wf->steps[i].id) goto done;     /* needs cannot be resolved without ids */
     resolve(&c, wf);
@@ -360,6 +374,7 @@ json_t *sf_workflow_to_json(const struct sf_workflow *wf)
         if (st->retries) json_object_set_new(o, "retries", json_integer(st->retries));
         if (st->env) json_object_set(o, "env", st->env);
         if (st->network) json_object_set_new(o, "network", json_true());
+        if (st->template_name) json_object_set_new(o, "template", json_string(st->template_name));
         json_t *lim = sf_limits_to_json(&st->limits);
         if (json_object_size(lim)) json_object_set(o, "limits", lim);
         json_decref(lim);
@@ -383,6 +398,7 @@ void sf_workflow_free(struct sf_workflow *wf)
         struct sf_step *st = &wf->steps[i];
         free(st->id);
         free(st->run);
+        free(st->template_name);
         json_decref(st->files);
         json_decref(st->input);
         for (size_t j = 0; j < st->n_needs; j++) free(st->needs[j]);

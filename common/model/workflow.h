@@ -35,6 +35,7 @@ struct sf_step {
     int retries;
     json_t *env;          /* object of strings, or NULL */
     bool network;
+    char *template_name;  /* "template": a root file system by name; NULL: default */
     struct sf_limits limits; /* 0 fields = defaults */
 };
 

@@ -9,6 +9,7 @@
 # E2B_API_URL; otherwise that part says "skipped".
 set -u
 . "$(dirname "$0")/../lib/testlib.sh"
+. "$(dirname "$0")/../lib/template.sh"
 W="$SF_BIN/sandfleet-worker"
 C="$SF_BIN/sandfleet-coordinator"
 CLOUD_KEY=${E2B_API_KEY:-}
@@ -17,17 +18,23 @@ unset E2B_API_KEY E2B_API_URL E2B_SANDBOX_URL E2B_DOMAIN
 
 # --- the SDK, in a venv cached in the build tree -----------------------------
 VENV=${SF_BUILD:-$SF_SRC/build}/e2b-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import e2b' 2>/dev/null; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q e2b >"$T_TMP/pip.log" 2>&1
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import e2b, e2b_code_interpreter' 2>/dev/null; then
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q e2b e2b-code-interpreter >"$T_TMP/pip.log" 2>&1
 fi
 "$VENV/bin/python" -c 'import e2b' 2>/dev/null
 check "the official e2b SDK is installed from PyPI ($("$VENV/bin/pip" show e2b 2>/dev/null | sed -n 's/^Version: //p'))" [ $? -eq 0 ]
 PY="$VENV/bin/python"
 
+# --- a template (debootstrap minbase, cached across runs) -------------------------
+t0=$(date +%s)
+TPL=$(sf_minbase_template)
+check "a template root file system (debootstrap minbase, cached; $(( $(date +%s) - t0 )) s this run)" [ -n "$TPL" ]
+
 # --- the server -----------------------------------------------------------------
 KEY=e2b_$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$W" --e2b-listen "127.0.0.1:$PORT" --e2b-api-key "$KEY" >"$T_TMP/worker.log" 2>&1 &
+"$W" --e2b-listen "127.0.0.1:$PORT" --e2b-api-key "$KEY" ${TPL:+--template "tmin=$TPL"} \
+  --template-store "$T_TMP/store" >"$T_TMP/worker.log" 2>&1 &
 WPID=$!
 t_cleanup_hooks+=("kill $WPID 2>/dev/null; wait $WPID 2>/dev/null")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
@@ -42,6 +49,21 @@ api() { curl -s -o "$T_TMP/body" -w '%{http_code}' -H "X-API-Key: $KEY" "$@"; }
 sed 's/^/    /' "$T_TMP/orch.out"
 check "SDK orchestrator: every check passed" [ $rc -eq 0 ]
 check "SDK orchestrator: ran its checks" [ "$(grep -c '^ok - ' "$T_TMP/orch.out")" -ge 30 ]
+
+# --- 1b. the SDK's whole public surface, sync and async ------------------------
+echo "host file the sandbox must not reach" > "$T_TMP/host-marker"
+SF_TEMPLATE=${TPL:+tmin} SF_HOST_MARKER="$T_TMP/host-marker" \
+  "$PY" "$SF_SRC/tests/integration/e2b_surface.py" >"$T_TMP/surface.out" 2>&1; rc=$?
+sed 's/^/    /' "$T_TMP/surface.out"
+check "SDK surface: every check passed" [ $rc -eq 0 ]
+check "SDK surface: ran its checks" [ "$(grep -c '^ok - ' "$T_TMP/surface.out")" -ge 85 ]
+check "the host file is untouched" [ "$(cat "$T_TMP/host-marker")" = "host file the sandbox must not reach" ]
+sed -n 's/^not served: //p' "$T_TMP/surface.out" | sort > "$T_TMP/not-served.test"
+sed -n '/<!-- not-served:begin -->/,/<!-- not-served:end -->/s/^- `\([^`]*\)`.*/\1/p' \
+  "$SF_SRC/docs/e2b.md" | sort > "$T_TMP/not-served.docs"
+echo "    not served (test):  $(tr '\n' ' ' < "$T_TMP/not-served.test")"
+check "what is not served is exactly what docs/e2b.md lists" \
+  bash -c "[ -s '$T_TMP/not-served.test' ] && diff '$T_TMP/not-served.test' '$T_TMP/not-served.docs'"
 
 # envd routing by Host ("49983-<id>.<domain>", E2B's direct URL form) and 502s
 code=$(api -X POST "$URL/v2/sandboxes" -H 'Content-Type: application/json' -d '{"templateID":"base"}')

@@ -43,7 +43,7 @@ static void full_task_round_trips(void **state)
     const char *m = TASK_OK ",\"index\":3,\"attempt\":2,\"max_attempts\":4,\"files\":{\"a.py\":\"x\","
                     "\"b\":{\"base64\":\"AAE=\"}},\"input\":[1,{\"k\":null}],\"timeout_s\":2.5,"
                     "\"limits\":{\"memory_mb\":64,\"pids\":10},\"env\":{\"K\":\"V\"},"
-                    "\"network\":true,\"created_at\":5,\"reply_to\":\"replies\"}";
+                    "\"network\":true,\"template\":\"debian-12\",\"created_at\":5,\"reply_to\":\"replies\"}";
     struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
     assert_non_null(t);
     char *enc = sf_task_encode(t);
@@ -56,6 +56,7 @@ static void full_task_round_trips(void **state)
     assert_int_equal(t2->limits.pids, 10);
     assert_true(t2->network);
     assert_string_equal(t2->reply_to, "replies");
+    assert_string_equal(t2->template_name, "debian-12");
     assert_true(json_equal(t->input, t2->input));
     assert_true(json_equal(t->files, t2->files));
     assert_true(t2->timeout_s > 2.4 && t2->timeout_s < 2.6);
@@ -83,6 +84,8 @@ static void bad_tasks_are_rejected_with_a_reason(void **state)
     expect_reject(TASK_OK ",\"limits\":{\"memory_mb\":-5}}", "limit 'memory_mb' must be a positive");
     expect_reject(TASK_OK ",\"limits\":{\"ram\":5}}", "unknown limit 'ram'");
     expect_reject(TASK_OK ",\"network\":\"yes\"}", "'network' must be a boolean");
+    expect_reject(TASK_OK ",\"template\":\"../etc\"}", "'template' must be letters");
+    expect_reject(TASK_OK ",\"template\":7}", "'template'");
     expect_reject("{\"v\":1,\"id\":\"\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}",
                   "field 'id' must be 1 to 256 letters, digits, '_', '-', '.', ':' (got \"\")");
 }

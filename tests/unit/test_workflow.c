@@ -73,6 +73,21 @@ static void all_problems_reported_at_once(void **state)
                   "'map' must be true or false", NULL);
 }
 
+static void templates_are_names_and_one_per_shared_sandbox(void **state)
+{
+    (void)state;
+    struct sf_workflow *wf = parse_ok("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"template\":\"tools\"},"
+                                      "{\"id\":\"b\",\"run\":\"x\",\"needs\":[\"a\"]}]}");
+    assert_string_equal(wf->steps[0].template_name, "tools");
+    assert_null(wf->steps[1].template_name);
+    sf_workflow_free(wf);
+    expect_errors("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"template\":\"a/b\"}]}",
+                  "step 'a': 'template' must be a template name", NULL);
+    expect_errors("{\"sandbox\":\"shared\",\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"template\":\"t1\"},"
+                  "{\"id\":\"b\",\"run\":\"x\"}]}",
+                  "step 'b': 'template' differs from step #1's", NULL);
+}
+
 static void unknown_needs_and_cycles(void **state)
 {
     (void)state;
@@ -198,6 +213,7 @@ int main(void)
         cmocka_unit_test(file_paths_must_stay_inside_workspace),
         cmocka_unit_test(missing_files_are_reported),
         cmocka_unit_test(dag_order_respects_needs),
+        cmocka_unit_test(templates_are_names_and_one_per_shared_sandbox),
         cmocka_unit_test(binary_file_content_becomes_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
  * refreshes. Error bodies are {"code":<int>,"message":...} as E2B's. */
 #include "e2b_server.h"
 #include "e2b_registry.h"
+#include "template.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -131,7 +132,7 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         return e2b_reply_error(rq, 400, "Timeout must be greater than 0");
     }
     const char *rootfs;
-    if (!e2b_template_root(rq->srv, json_string_value(tmpl), &rootfs)) {
+    if (!sf_templates_find(e2b_templates(rq->srv), json_string_value(tmpl), &rootfs)) {
         ret = e2b_reply_error(rq, 400, "template '%s' not found: this server knows 'base' and the "
                               "templates given with --template or imported", json_string_value(tmpl));
         json_decref(body);

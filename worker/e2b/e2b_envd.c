@@ -389,6 +389,12 @@ bool e2b_envd_admit(struct e2b_req *rq)
 {
     const struct e2b_sbx *s = rq->sbx;
     const char *port = e2b_header(rq, "E2b-Sandbox-Port");
+    if (port && strtol(port, NULL, 10) == 49999) {
+        /* e2b-code-interpreter's Jupyter server: say so, not "timed out". */
+        e2b_reply_error(rq, 501, "run_code (the Jupyter server of e2b-code-interpreter, port "
+                        "49999) is not supported by this server: see docs/e2b.md");
+        return false;
+    }
     if (port && strtol(port, NULL, 10) != 49983) {
         e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i,s:s}", "sandboxId", rq->sandbox_id,
                        "message", "The sandbox is running but port is not open", "code", 502,

@@ -4,6 +4,7 @@
  * e2b_server.h. */
 #include "e2b_server.h"
 #include "e2b_registry.h"
+#include "template.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,28 +24,12 @@ struct sf_e2b_server {
     char *api_key;
     const struct sf_policy *policy;
     uint16_t port;
-    struct sf_e2b_template *templates;   /* owned copies */
-    size_t ntemplates;
+    const struct sf_templates *templates;   /* borrowed */
 };
 
-bool e2b_template_root(const struct sf_e2b_server *s, const char *name, const char **rootfs)
+const struct sf_templates *e2b_templates(const struct sf_e2b_server *s)
 {
-    *rootfs = NULL;
-    for (size_t i = 0; i < s->ntemplates; i++)
-        if (!strcmp(s->templates[i].name, name)) {
-            *rootfs = s->templates[i].rootfs;
-            return true;
-        }
-    return !strcmp(name, "base");
-}
-
-static void e2b_templates_free(struct sf_e2b_server *s)
-{
-    for (size_t i = 0; i < s->ntemplates; i++) {
-        free((char *)s->templates[i].name);
-        free((char *)s->templates[i].rootfs);
-    }
-    free(s->templates);
+    return s->templates;
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -280,13 +265,9 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     s->lg = cfg->lg;
     s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
     s->policy = cfg->policy;
-    s->templates = sf_xcalloc(cfg->ntemplates + 1, sizeof(*s->templates));
-    for (size_t i = 0; i < cfg->ntemplates; i++)
-        s->templates[s->ntemplates++] = (struct sf_e2b_template){
-            sf_xstrdup(cfg->templates[i].name), sf_xstrdup(cfg->templates[i].rootfs) };
+    s->templates = cfg->templates;
     if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->lg))) {
         sf_errf(err, errlen, "cannot start the sandbox reaper thread");
-        e2b_templates_free(s);
         free(s->api_key);
         free(s);
         return -EAGAIN;
@@ -304,7 +285,6 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
         sf_errf(err, errlen, "--e2b-listen %s: cannot listen (address in use or not local?)",
                 cfg->listen);
         e2b_registry_free(s->reg);
-        e2b_templates_free(s);
         free(s->api_key);
         free(s);
         return -EADDRINUSE;
@@ -328,7 +308,6 @@ void sf_e2b_server_stop(struct sf_e2b_server *s)
     e2b_registry_kill_all(s->reg);
     sf_mhd_stop_daemon(s->d);
     e2b_registry_free(s->reg);
-    e2b_templates_free(s);
     free(s->api_key);
     free(s);
 }

@@ -23,12 +23,6 @@
 #include "sandbox.h"
 #include "util.h"
 
-/* A template: a name and the root file system its sandboxes get. */
-struct sf_e2b_template {
-    const char *name;
-    const char *rootfs;                  /* a directory */
-};
-
 struct sf_e2b_server_cfg {
     const char *listen;                  /* "HOST:PORT"; port 0 picks a free one */
     const char *api_key;                 /* X-API-Key to require; NULL: any key */
@@ -36,9 +30,7 @@ struct sf_e2b_server_cfg {
     const struct sf_log *lg;             /* borrowed */
     int max_sandboxes;                   /* running at once; 429 beyond */
     const struct sf_policy *policy;      /* the worker's caps (policy.h); NULL: none */
-    const struct sf_e2b_template *templates;   /* borrowed; "base" is the default image
-                                                  unless listed here */
-    size_t ntemplates;
+    const struct sf_templates *templates;  /* borrowed (template.h); NULL: only "base" */
 };
 
 struct sf_e2b_server;
@@ -106,9 +98,8 @@ int e2b_reply_connect_error(struct e2b_req *rq, const char *code, const char *fm
 const char *e2b_header(struct e2b_req *rq, const char *name);
 const char *e2b_query(struct e2b_req *rq, const char *name);
 
-/* The root of template 'name': NULL for the default image; false when
- * there is no such template. */
-bool e2b_template_root(const struct sf_e2b_server *s, const char *name, const char **rootfs);
+/* The worker's templates (template.h). */
+const struct sf_templates *e2b_templates(const struct sf_e2b_server *s);
 
 /* Handlers, called once the body is in. */
 int e2b_api_handle(struct e2b_req *rq);

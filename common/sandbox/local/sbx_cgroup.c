@@ -435,33 +435,31 @@ static int sf_sbx_cg_wait_for(const char *dir, const char *file, const char *wan
  * freezer cgroup. Returns how many were moved, or -errno. */
 static int sf_sbx_cg1_gather(const struct sf_sbx_cgroup *cg)
 {
-    char path[SF_SBX_CG_PATH + 32], *procs = NULL;
-    size_t n;
+    char path[SF_SBX_CG_PATH + 32], *procs = NULL, *in = NULL;
+    size_t n, m;
     int moved = 0;
     snprintf(path, sizeof(path), "%s/cgroup.procs", cg->mem);
     if (sf_read_file(path, 1 << 20, &procs, &n) < 0) return -EIO;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", cg->freezer);
+    if (sf_read_file(path, 1 << 20, &in, &m) < 0) {
+        free(procs);
+        return -EIO;
+    }
     for (char *line = procs, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
-        char self[64];
-        snprintf(self, sizeof(self), "/proc/%s/cgroup", line);
-        char *own = NULL;
-        size_t m;
-        bool in = false;
-        if (sf_read_file(self, 8192, &own, &m) == 0) {
-            char want[SF_SBX_CG_PATH];
-            const char *leaf = strrchr(cg->freezer, '/');
-            snprintf(want, sizeof(want), "%s\n", leaf ? leaf : "");
-            for (char *l = own; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-                if (strstr(l, ":freezer:") && strstr(l, want)) in = true;
-            free(own);
-        }
-        if (in) continue;
+        /* "\n<pid>\n" in "\n" + in: already there */
+        size_t k = strlen(line);
+        bool there = false;
+        for (char *p = in; !there && (p = strstr(p, line)); p += k)
+            there = (p == in || p[-1] == '\n') && (p[k] == '\n' || p[k] == '\0');
+        if (there) continue;
         char val[32];
         snprintf(val, sizeof(val), "%s\n", line);
         if (sf_sbx_cg_write(cg->freezer, "cgroup.procs", val) == 0) moved++;
     }
     free(procs);
+    free(in);
     return moved;
 }
 

@@ -14,6 +14,7 @@
 #include "sbx_mount.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -63,6 +64,7 @@ struct sf_sbx_plan_ctx {
     struct sf_sbx_mount_plan *plan;
     char mp[64];                    /* where the new root is built */
     char rw[64];                    /* where the writable tmpfs is mounted */
+    const char *tpl;                /* a template's root, or NULL (the host's /usr) */
 };
 
 /* Add an op whose dst is a path inside the sandbox ("/usr"). */
@@ -109,6 +111,69 @@ static void sf_sbx_mkparents(struct sf_sbx_plan_ctx *c, const char *inside)
         sf_sbx_in(c, SF_SBX_MOP_MKDIR, NULL, tmp, 0755);
         *s = '/';
     }
+}
+
+/* A template's top level: its directories bound read-only, its symlinks
+ * (usr-merged /bin -> usr/bin) copied as symlinks that resolve inside the
+ * sandbox; what the sandbox has of its own (/proc, /dev, /tmp, /home,
+ * /workspace, /run, /root, /mnt) is never taken from it. */
+static int sf_sbx_plan_template(struct sf_sbx_plan_ctx *c, char *errstr, size_t errlen)
+{
+    static const char *const own[] = { "proc", "dev", "sys", "tmp", "home", "workspace", "run",
+                                       "root", "mnt", "lost+found" };
+    char host[PATH_MAX], inside[PATH_MAX], target[PATH_MAX];
+    DIR *d = opendir(c->tpl);
+    if (!d) {
+        int rc = -errno;
+        sf_errf(errstr, errlen, "template root %s: %s", c->tpl, strerror(errno));
+        return rc;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        bool skip = e->d_name[0] == '.';
+        for (size_t i = 0; !skip && i < sizeof(own) / sizeof(own[0]); i++) skip = !strcmp(e->d_name, own[i]);
+        if (skip) continue;
+        struct stat st;
+        snprintf(host, sizeof(host), "%s/%s", c->tpl, e->d_name);
+        snprintf(inside, sizeof(inside), "/%s", e->d_name);
+        if (lstat(host, &st) < 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            sf_sbx_ro_bind(c, host, inside, true);
+        } else if (S_ISLNK(st.st_mode)) {
+            ssize_t n = readlink(host, target, sizeof(target) - 1);
+            if (n <= 0) continue;
+            target[n] = '\0';
+            sf_sbx_in(c, SF_SBX_MOP_SYMLINK, target, inside, 0);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+/* A generated /etc file: written into the root (host image), or written
+ * under /run and bound over the template's file (a template's /etc is a
+ * read-only bind; a file it lacks is skipped). */
+static void sf_sbx_etc(struct sf_sbx_plan_ctx *c, const char *inside, const char *content)
+{
+    char src[PATH_MAX];
+    if (!c->tpl) {
+        sf_sbx_write(c, inside, content);
+        return;
+    }
+    char run[64];
+    snprintf(run, sizeof(run), "/run/sf-%.40s", strrchr(inside, '/') + 1);
+    sf_sbx_write(c, run, content);
+    snprintf(src, sizeof(src), "%s%s", c->mp, run);
+    sf_sbx_in(c, SF_SBX_MOP_BIND, src, inside, 0)->optional = true;
+    sf_sbx_in(c, SF_SBX_MOP_RDONLY, NULL, inside, 0)->optional = true;
+}
+
+/* The host's file bound over a template's (when both exist). */
+static void sf_sbx_etc_host(struct sf_sbx_plan_ctx *c, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) return;
+    sf_sbx_in(c, SF_SBX_MOP_BIND, path, path, 0)->optional = true;
+    sf_sbx_in(c, SF_SBX_MOP_RDONLY, NULL, path, 0)->optional = true;
 }
 
 static bool sf_sbx_path_under(const char *path, const char *dir)
@@ -167,7 +232,7 @@ static bool sf_sbx_proc_has(size_t i)
 int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
                             int64_t disk_mb, bool user_mapped, char *errstr, size_t errlen)
 {
-    struct sf_sbx_plan_ctx c = { .plan = plan };
+    struct sf_sbx_plan_ctx c = { .plan = plan, .tpl = opts->rootfs };
     char (*real)[PATH_MAX] = NULL;
     char buf[PATH_MAX], opt[128];
     int rc = 0;
@@ -214,9 +279,11 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
                                        "/tmp", "/root", "/mnt", "/run" };
     for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
         sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, top[i], 0755);
-    sf_sbx_ro_bind(&c, "/usr", "/usr", true);
+    if (c.tpl) rc = sf_sbx_plan_template(&c, errstr, errlen);
+    else sf_sbx_ro_bind(&c, "/usr", "/usr", true);
+    if (rc < 0) goto cleanup;
     static const char *const links[] = { "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" };
-    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+    for (size_t i = 0; !c.tpl && i < sizeof(links) / sizeof(links[0]); i++) {
         struct stat st;
         if (lstat(links[i], &st) < 0) continue;
         if (S_ISLNK(st.st_mode)) {
@@ -229,14 +296,19 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
         }
     }
 
-    /* /etc: only what programs need to start; nothing about the host. */
-    sf_sbx_write(&c, "/etc/passwd",
+    /* /etc: only what programs need to start; nothing about the host (a
+     * template brings its own /etc; these four are the sandbox's anyway). */
+    sf_sbx_etc(&c, "/etc/passwd",
                  "root:x:0:0:root:/root:/bin/sh\n"
                  "user:x:1000:1000:user:/home/user:/bin/sh\n"
                  "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
-    sf_sbx_write(&c, "/etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n");
-    sf_sbx_write(&c, "/etc/hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n");
-    sf_sbx_write(&c, "/etc/hostname", "sandbox\n");
+    sf_sbx_etc(&c, "/etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n");
+    sf_sbx_etc(&c, "/etc/hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n");
+    sf_sbx_etc(&c, "/etc/hostname", "sandbox\n");
+    if (c.tpl) {
+        if (opts->network) sf_sbx_etc_host(&c, "/etc/resolv.conf");
+        goto writable;
+    }
     sf_sbx_ro_bind_if(&c, "/etc/ld.so.cache");
     sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf");
     sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf.d");
@@ -248,6 +320,7 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
         for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++) sf_sbx_ro_bind_if(&c, net[i]);
     }
 
+writable:
     /* One writable tmpfs: its size is the sandbox's disk limit. It is
      * mounted outside the new root, in the old one, so the detach of the
      * old root after pivot_root takes its mount point away too: every

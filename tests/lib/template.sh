@@ -1,0 +1,32 @@
+# tests/lib/template.sh: a template for tests — a Debian minbase root file
+# system made once with debootstrap and kept in a stable cache directory
+# ($SANDFLEET_CACHE, default /var/cache/sandfleet), so that only the first
+# run on a machine pays for it (~2.5 min and ~200 MB; then nothing).
+# Its /etc/sandfleet-test-template says "minbase", which the host image lacks.
+
+# sf_minbase_template: print the root's path; fail (with the reason on
+# stderr) when it cannot be made. Parallel callers wait for one build.
+sf_minbase_template() {
+  local cache=${SANDFLEET_CACHE:-/var/cache/sandfleet} suite=${SF_TEMPLATE_SUITE:-bookworm}
+  local dir=$cache/debootstrap-$suite-minbase
+  local mirror=${SF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+  if [ ! -f "$dir/etc/sandfleet-test-template" ]; then
+    command -v debootstrap >/dev/null || { echo "template: debootstrap is not installed (scripts/deps.sh test)" >&2; return 1; }
+    mkdir -p "$cache" || return 1
+    (
+      flock 9
+      [ -f "$dir/etc/sandfleet-test-template" ] && exit 0
+      tmp=$(mktemp -d "$cache/.minbase.XXXXXX") || exit 1
+      echo "template: debootstrap --variant=minbase $suite (once per machine, cached in $dir)" >&2
+      if debootstrap --variant=minbase "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
+        echo minbase > "$tmp/etc/sandfleet-test-template"
+        rm -rf "$dir" && mv "$tmp" "$dir"
+      else
+        echo "template: debootstrap failed, see $cache/debootstrap.log" >&2
+        rm -rf "$tmp"
+        exit 1
+      fi
+    ) 9>"$cache/.minbase.lock" || return 1
+  fi
+  echo "$dir"
+}
