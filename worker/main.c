@@ -65,6 +65,7 @@ static const struct sf_opt worker_opts[] = {
       "X-API-Key the E2B server requires (default: any key)", 0, 0, SF_OPT_SECRET },
     { "e2b-max-sandboxes", "SANDFLEET_E2B_MAX_SANDBOXES", SF_OPT_INT, O(e2b_max), "64", "N",
       "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
+    SF_HTTP_LIMIT_OPTS("e2b", "SANDFLEET_E2B", struct worker_cfg, e2b_limits, "16384"),
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
       "template of E2B sandboxes for --sandbox e2b", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), NULL, "HOST:PORT",
@@ -132,7 +133,8 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     }
     struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
-                                      .policy = &w->policy, .templates = w->templates };
+                                      .policy = &w->policy, .templates = w->templates,
+                                      .limits = cfg->e2b_limits };
     if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
         SF_LOGE(w->lg, "%s", err);
         return SF_EXIT_BROKEN;

@@ -40,6 +40,7 @@ struct worker_cfg {
     char *template_store;             /* imported templates: STORE/NAME/rootfs */
     char *e2b_listen, *e2b_api_key, *e2b_template;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max;
+    struct sf_http_limits e2b_limits;    /* --e2b-max-conns ... (http_guard.h) */
     char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
     struct sf_http_limits http_limits;   /* its bounds (http_guard.h) */
     long healthz_stale_s;

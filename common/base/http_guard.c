@@ -217,6 +217,15 @@ int sf_http_guard_body(struct sf_http_guard *g, struct sf_http_guard_req *rq, si
     return rc;
 }
 
+void sf_http_guard_stream(struct sf_http_guard *g, struct MHD_Connection *c,
+                          struct sf_http_guard_req *rq)
+{
+    rq->conn = conn_of(c);
+    rq->begun = 1;
+    rq->max = SIZE_MAX;
+    sf_http_guard_ready(g, rq);
+}
+
 void sf_http_guard_ready(struct sf_http_guard *g, struct sf_http_guard_req *rq)
 {
     if (!rq->conn) return;

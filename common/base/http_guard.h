@@ -116,6 +116,12 @@ int sf_http_guard_begin(struct sf_http_guard *g, struct MHD_Connection *c,
 /* n more body bytes are about to be kept: 0, or -EFBIG / -ENOSPC (cut the
  * connection: return MHD_NO). */
 int sf_http_guard_body(struct sf_http_guard *g, struct sf_http_guard_req *rq, size_t n);
+/* The head is in and the body will be streamed to where it goes, never
+ * kept (uploads written as they arrive, client streams): no reservation,
+ * no body limit or deadline here (the caller bounds it; the idle timeout
+ * still holds). Instead of begin; ready/end as usual. */
+void sf_http_guard_stream(struct sf_http_guard *g, struct MHD_Connection *c,
+                          struct sf_http_guard_req *rq);
 /* The body is complete: the request has no deadline while it is handled. */
 void sf_http_guard_ready(struct sf_http_guard *g, struct sf_http_guard_req *rq);
 /* The request is over (NOTIFY_COMPLETED): give its reservation back; a

@@ -128,12 +128,6 @@ static int64_t e2b_deadline(struct e2b_req *rq)
     return ms > 0 ? sf_now_ms() + ms : 0;
 }
 
-static int e2b_keepalive_s(struct e2b_req *rq)
-{
-    const char *k = e2b_header(rq, "Keepalive-Ping-Interval");
-    long v = k ? strtol(k, NULL, 10) : 0;
-    return v > 0 && v < 3600 ? (int)v : 90;
-}
 
 /* PTY.size of a Start or Update: rows and cols, both 1..1000. */
 static bool e2b_pty_size(json_t *pty, uint16_t *rows, uint16_t *cols)

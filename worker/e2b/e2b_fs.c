@@ -302,14 +302,13 @@ static int e2b_watch_dir(struct e2b_req *rq, struct e2b_sbx *s, uint32_t uid)
     }
     json_decref(body);
     struct e2b_watch_stream *ws = sf_xcalloc(1, sizeof(*ws));
-    const char *k = e2b_header(rq, "Keepalive-Ping-Interval"), *t = e2b_header(rq, "Connect-Timeout-Ms");
-    long ka = k ? strtol(k, NULL, 10) : 0;
+    const char *t = e2b_header(rq, "Connect-Timeout-Ms");
     long long tm = t ? strtoll(t, NULL, 10) : 0;
     ws->r = rq->reg;
     ws->s = s;
     e2b_registry_ref(rq->reg, s);
     ws->w = w;
-    ws->keepalive_ms = (ka > 0 && ka < 3600 ? (int)ka : 90) * 1000;
+    ws->keepalive_ms = e2b_keepalive_s(rq) * 1000;
     ws->last_ms = sf_now_ms();
     ws->deadline_ms = tm > 0 ? sf_now_ms() + tm : 0;
     sf_e2b_frame(&ws->pend, 0, "{\"start\":{}}", 12);

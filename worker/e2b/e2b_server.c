@@ -25,7 +25,17 @@ struct sf_e2b_server {
     const struct sf_policy *policy;
     uint16_t port;
     const struct sf_templates *templates;   /* borrowed */
+    struct sf_http_guard *guard;
+    long idle_s;
 };
+
+int e2b_keepalive_s(struct e2b_req *rq)
+{
+    const char *k = e2b_header(rq, "Keepalive-Ping-Interval");
+    long v = k ? strtol(k, NULL, 10) : 0, max = rq->srv->idle_s / 2 > 0 ? rq->srv->idle_s / 2 : 1;
+    if (v <= 0 || v >= 3600) v = 90;
+    return (int)(v < max ? v : max);
+}
 
 const struct sf_templates *e2b_templates(const struct sf_e2b_server *s)
 {
@@ -158,9 +168,24 @@ static void e2b_admit(struct e2b_req *rq)
             return;
         }
     }
-    const char *cl = e2b_header(rq, "Content-Length");
-    if (!rq->answered && cl && strtoull(cl, NULL, 10) > rq->body_max) {
-        e2b_reply_error(rq, 413, "request body too large (at most %zu bytes)", rq->body_max);
+}
+
+/* The listener's bounds (http_guard.h) once the head is admitted: a body
+ * that is kept is checked and reserved; a streamed one (uploads, client
+ * streams) is bounded by where it goes. */
+static void e2b_guard_begin(struct e2b_req *rq)
+{
+    struct sf_e2b_server *srv = rq->srv;
+    if (rq->answered) return;
+    if (rq->sink.data) {
+        sf_http_guard_stream(srv->guard, rq->conn, &rq->guard);
+        return;
+    }
+    int st = sf_http_guard_begin(srv->guard, rq->conn, &rq->guard, rq->body_max);
+    if (st) {
+        e2b_reply_error(rq, (unsigned)st, st == 413 ? "request body too large (at most %zu bytes)"
+                        : "the server is busy receiving other requests (at most %zu bytes each); "
+                        "try again", rq->body_max);
         rq->answered = true;
     }
 }
@@ -186,6 +211,7 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         e2b_classify(rq);
         *con_cls = rq;
         e2b_admit(rq);
+        e2b_guard_begin(rq);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -193,9 +219,9 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
             /* refused already: the rest is dropped unread into memory */
         } else if (rq->sink.data) {
             rq->sink.data(rq, upload, *upload_size);
-        } else if (rq->body.len + *upload_size > rq->body_max) {
-            rq->too_big = true;
-        } else if (!rq->too_big) {
+        } else if (sf_http_guard_body(srv->guard, &rq->guard, *upload_size) < 0) {
+            return MHD_NO;                   /* over the limits: cut */
+        } else {
             sf_buf_append(&rq->body, upload, *upload_size);
         }
         *upload_size = 0;
@@ -203,7 +229,7 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
     }
     if (rq->answered) return MHD_YES;
     rq->answered = true;
-    if (rq->too_big) return (enum MHD_Result)e2b_reply_error(rq, 413, "request body too large");
+    sf_http_guard_ready(srv->guard, &rq->guard);
     if (rq->sink.data) return (enum MHD_Result)rq->sink.end(rq);
     return (enum MHD_Result)(rq->envd ? e2b_envd_handle(rq) : e2b_api_handle(rq));
 }
@@ -211,9 +237,11 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
 static void e2b_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                           enum MHD_RequestTerminationCode toe)
 {
+    struct sf_e2b_server *srv = cls;
     struct e2b_req *rq = *con_cls;
-    (void)cls; (void)conn; (void)toe;
+    (void)toe;
     if (!rq) return;
+    sf_http_guard_end(srv->guard, conn, &rq->guard);
     if (rq->sink.free) rq->sink.free(rq->sink.state);
     if (rq->sbx) e2b_registry_put(rq->reg, rq->sbx);
     sf_buf_free(&rq->body);
@@ -266,33 +294,45 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
     s->policy = cfg->policy;
     s->templates = cfg->templates;
+    struct sf_http_limits lim = cfg->limits;
+    sf_http_limits_fill(&lim);
+    s->idle_s = lim.idle_timeout_s;
+    if (!(s->guard = sf_http_guard_new(&lim))) {
+        sf_errf(err, errlen, "--e2b-listen: cannot start the connection watchdog: %s", strerror(errno));
+        rc = -errno;
+        goto fail;
+    }
     if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->lg))) {
         sf_errf(err, errlen, "cannot start the sandbox reaper thread");
-        free(s->api_key);
-        free(s);
-        return -EAGAIN;
+        rc = -EAGAIN;
+        goto fail;
     }
-    const struct MHD_OptionItem opts[] = {
+    struct MHD_OptionItem opts[SF_HTTP_GUARD_NOPTS + 4] = {
         { MHD_OPTION_SOCK_ADDR, 0, &sa },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)e2b_completed, s },
-        { MHD_OPTION_CONNECTION_TIMEOUT, 900, NULL },
         { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
-        { MHD_OPTION_END, 0, NULL },
     };
+    size_t n = 3 + sf_http_guard_options(s->guard, opts + 3, SF_HTTP_GUARD_NOPTS);
+    opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    /* A thread per connection: a process stream blocks in its reader. */
     s->d = sf_mhd_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                MHD_USE_ERROR_LOG, 0, NULL, NULL, e2b_access, s, opts);
     if (!s->d) {
         sf_errf(err, errlen, "--e2b-listen %s: cannot listen (address in use or not local?)",
                 cfg->listen);
-        e2b_registry_free(s->reg);
-        free(s->api_key);
-        free(s);
-        return -EADDRINUSE;
+        rc = -EADDRINUSE;
+        goto fail;
     }
     const union MHD_DaemonInfo *di = sf_mhd_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
     *out = s;
     return 0;
+fail:
+    e2b_registry_free(s->reg);
+    sf_http_guard_free(s->guard);
+    free(s->api_key);
+    free(s);
+    return rc;
 }
 
 uint16_t sf_e2b_server_port(const struct sf_e2b_server *s)
@@ -308,6 +348,7 @@ void sf_e2b_server_stop(struct sf_e2b_server *s)
     e2b_registry_kill_all(s->reg);
     sf_mhd_stop_daemon(s->d);
     e2b_registry_free(s->reg);
+    sf_http_guard_free(s->guard);
     free(s->api_key);
     free(s);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "http_guard.h"
 #include "log.h"
 #include "policy.h"
 #include "sandbox.h"
@@ -31,6 +32,8 @@ struct sf_e2b_server_cfg {
     int max_sandboxes;                   /* running at once; 429 beyond */
     const struct sf_policy *policy;      /* the worker's caps (policy.h); NULL: none */
     const struct sf_templates *templates;  /* borrowed (template.h); NULL: only "base" */
+    struct sf_http_limits limits;        /* connections, deadlines, bodies (http_guard.h);
+                                            0 fields: defaults */
 };
 
 struct sf_e2b_server;
@@ -79,9 +82,9 @@ struct e2b_req {
     bool envd;
     struct e2b_sbx *sbx;                 /* envd: a reference, from the first callback */
     bool answered;                       /* a reply was queued before the body */
+    struct sf_http_guard_req guard;      /* its bounds (http_guard.h) */
     struct sf_buf body;
-    size_t body_max;
-    bool too_big, bad_body;
+    size_t body_max;                     /* a kept body's limit */
     struct e2b_sink sink;                /* .data set: the body is streamed */
 };
 
@@ -98,6 +101,10 @@ int e2b_reply_connect_error(struct e2b_req *rq, const char *code, const char *fm
 const char *e2b_header(struct e2b_req *rq, const char *name);
 const char *e2b_query(struct e2b_req *rq, const char *name);
 
+/* Seconds between keepalives of a stream: what the client asks (90 when
+ * it does not), at most half the idle timeout so that the connection is
+ * never idle long enough to be closed. */
+int e2b_keepalive_s(struct e2b_req *rq);
 /* The worker's templates (template.h). */
 const struct sf_templates *e2b_templates(const struct sf_e2b_server *s);
 
