@@ -330,7 +330,7 @@ static void resolved(struct xfer *x)
             conclude(x, SF_CALLBACK_GIVE_UP, why, 0);
             return;
         }
-        sf_callback_net_ntop(ai->ai_addr, ip, sizeof(ip));
+        sf_netaddr_ntop(ai->ai_addr, ip, sizeof(ip));
         if (strstr(list, ip)) continue;
         off += (size_t)snprintf(list + off, sizeof(list) - off, ai->ai_family == AF_INET6 ? "%s[%s]" : "%s%s",
                                 off ? "," : "", ip);

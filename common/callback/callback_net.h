@@ -2,7 +2,7 @@
  *
  * A worker must not become a request forger against its own network, so a
  * callback destination is checked on the addresses it resolves to, not on
- * the host name: loopback, private (RFC 1918, fc00::/7), link-local (which
+ * the host name (classes of netaddr.h): loopback, private (RFC 1918, fc00::/7), link-local (which
  * holds the cloud metadata endpoint 169.254.169.254), shared (100.64/10),
  * unspecified, multicast and reserved ranges are denied unless the host is
  * explicitly listed. The dispatcher resolves the name itself, checks every
@@ -24,23 +24,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-enum sf_callback_net_class {
-    SF_CALLBACK_NET_PUBLIC = 0,
-    SF_CALLBACK_NET_LOOPBACK,       /* 127/8, ::1 */
-    SF_CALLBACK_NET_PRIVATE,        /* 10/8, 172.16/12, 192.168/16, fc00::/7 */
-    SF_CALLBACK_NET_LINK_LOCAL,     /* 169.254/16 (metadata), fe80::/10 */
-    SF_CALLBACK_NET_SHARED,         /* 100.64/10 (carrier-grade NAT) */
-    SF_CALLBACK_NET_UNSPECIFIED,    /* 0/8, :: (connects to this host on Linux) */
-    SF_CALLBACK_NET_MULTICAST,      /* 224/4, ff00::/8 */
-    SF_CALLBACK_NET_RESERVED,       /* 240/4 incl. broadcast, 192.0.0/24, 198.18/15, 2001:db8::/32,
-                                       unknown families */
-};
-
-const char *sf_callback_net_class_name(enum sf_callback_net_class c);
-/* Class of an AF_INET or AF_INET6 address; IPv4-mapped (::ffff:a.b.c.d),
- * IPv4-compatible and NAT64 (64:ff9b::/96) addresses are classified by the
- * IPv4 address inside. */
-enum sf_callback_net_class sf_callback_net_classify(const struct sockaddr *sa);
+#include "netaddr.h"
 
 struct sf_callback_allow {
     char **hosts;       /* lower-case names, canonical IP literals */
@@ -61,8 +45,5 @@ bool sf_callback_net_listed(const struct sf_callback_allow *a, const char *host)
  * --callback-allow"). */
 int sf_callback_net_check(const struct sf_callback_allow *a, const char *host,
                           const struct sockaddr *sa, char *reason, size_t reasonlen);
-
-/* Numeric text of an address ("127.0.0.1", "::1") into buf. */
-const char *sf_callback_net_ntop(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif

@@ -17,6 +17,8 @@ int sf_bundle_sandbox_opts(const struct sf_workflow *wf, const struct sf_templat
     for (size_t i = 0; i < wf->n_steps; i++) {
         const struct sf_step *st = &wf->steps[i];
         const struct sf_limits *l = &st->limits;
+        /* The workflow checked that network steps agree (shared_network). */
+        if (st->network && !o->network) o->net_policy = st->net_policy;
         o->network |= st->network;
         if (l->memory_mb > o->limits.memory_mb) o->limits.memory_mb = l->memory_mb;
         if (l->pids > o->limits.pids) o->limits.pids = l->pids;

@@ -110,8 +110,8 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
         goto out;
     }
     if (!sb) {
-        struct sf_sandbox_opts opts = { .network = t->network, .limits = limits, .label = t->id,
-                                        .rootfs = rootfs };
+        struct sf_sandbox_opts opts = { .network = t->network, .net_policy = t->net_policy,
+                                        .limits = limits, .label = t->id, .rootfs = rootfs };
         int64_t c0 = sf_now_ms();
         rc = sf_sandbox_create(p, &opts, &sb, err, sizeof(err));
         if (create_ms) *create_ms = sf_now_ms() - c0;

@@ -258,12 +258,8 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
         t->env = json_incref(v);
     }
     if (sf_limits_from_json(json_object_get(j, "limits"), &t->limits, err, n) < 0) goto fail;
-    v = json_object_get(j, "network");
-    if (v && !json_is_boolean(v) && !json_is_null(v)) {
-        sf_errf(err, n, "field 'network' must be a boolean");
+    if (sf_netpolicy_step(json_object_get(j, "network"), &t->network, &t->net_policy, err, n) < 0)
         goto fail;
-    }
-    t->network = v && json_is_true(v);
     if (get_str(j, "template", false, &t->template_name, err, n) < 0) goto fail;
     if (t->template_name && !sf_valid_name(t->template_name, SF_TEMPLATE_NAME_MAX)) {
         sf_errf(err, n, "field 'template' must be letters, digits, '_', '-', '.' (at most %d)",
@@ -303,7 +299,8 @@ json_t *sf_task_to_json(const struct sf_task *t)
     if (t->timeout_s > 0) json_object_set_new(o, "timeout_s", json_real(t->timeout_s));
     json_object_set_new(o, "limits", sf_limits_to_json(&t->limits));
     if (t->env) json_object_set(o, "env", t->env);
-    json_object_set_new(o, "network", json_boolean(t->network));
+    json_object_set_new(o, "network", t->net_policy ? sf_netpolicy_to_json(t->net_policy)
+                                                    : json_boolean(t->network));
     if (t->template_name) json_object_set_new(o, "template", json_string(t->template_name));
     json_object_set_new(o, "created_at", json_integer(t->created_at));
     if (t->reply_to) json_object_set_new(o, "reply_to", json_string(t->reply_to));
@@ -333,6 +330,7 @@ struct sf_task *sf_task_dup(const struct sf_task *t)
     d->template_name = sf_xstrdup(t->template_name);
     d->queue = sf_xstrdup(t->queue);
     d->callback = sf_callback_dup(t->callback);
+    d->net_policy = sf_netpolicy_dup(t->net_policy);
     if (d->files) json_incref(d->files);
     if (d->env) json_incref(d->env);
     if (d->workflow) json_incref(d->workflow);
@@ -351,6 +349,7 @@ void sf_task_free(struct sf_task *t)
     free(t->template_name);
     free(t->queue);
     sf_callback_free(t->callback);
+    sf_netpolicy_free(t->net_policy);
     json_decref(t->files);
     json_decref(t->env);
     json_decref(t->workflow);

@@ -3,7 +3,7 @@
  *
  * Task:   {"v":1,"id","run_id","step","index","attempt","max_attempts","run",
  *          "files":{path: text | {"base64": ...}},"input","timeout_s",
- *          "limits":{...},"env":{...},"network","created_at","reply_to"?,
+ *          "limits":{...},"env":{...},"network":bool|{allow_out,deny_out},"created_at","reply_to"?,
  *          "callback":{"url","headers"?,"secret_ref"?}?}
  * Result: {"v":1,"task_id","run_id","step","index","attempt","status",
  *          "exit_code","output","stderr_tail","duration_ms","worker","error"?}
@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "callback.h"
+#include "netpolicy.h"
 #include "resources.h"
 
 #define SF_WIRE_VERSION 1
@@ -40,7 +41,8 @@ struct sf_task {
     double timeout_s;     /* 0 = none */
     struct sf_limits limits; /* 0 fields = worker defaults */
     json_t *env;          /* object of strings; may be NULL */
-    bool network;
+    bool network;         /* egress on ("network": true or an object) */
+    struct sf_netpolicy *net_policy; /* the object form, or NULL (default policy) */
     char *template_name;  /* optional: the root file system to run on, by name
                              (a worker's --template / imported); NULL: default */
     int64_t created_at;   /* ms since the epoch */

@@ -209,8 +209,9 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
         else problem(c, label, "'env' must be an object of NAME: \"string\"");
     }
     if ((v = json_object_get(js, "network"))) {
-        if (json_is_boolean(v)) st->network = json_is_true(v);
-        else problem(c, label, "'network' must be true or false");
+        char err[300];
+        if (sf_netpolicy_step(v, &st->network, &st->net_policy, err, sizeof(err)) < 0)
+            problem(c, label, "'network': %s", err);
     }
     if ((v = json_object_get(js, "template"))) {
         if (json_is_string(v) && sf_valid_name(json_string_value(v), SF_TEMPLATE_NAME_MAX))
@@ -223,6 +224,21 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
         char err[256];
         if (sf_limits_from_json(v, &st->limits, err, sizeof(err)) < 0)
             problem(c, label, "%s", err);
+    }
+}
+
+/* One sandbox has one network: the steps that ask for one must ask for the
+ * same (a shared sandbox cannot follow two sets of egress rules). */
+static void shared_network(struct ctx *c, const struct sf_workflow *wf)
+{
+    const struct sf_step *first = NULL;
+    for (size_t i = 0; i < wf->n_steps; i++) {
+        const struct sf_step *st = &wf->steps[i];
+        if (!st->network) continue;
+        if (!first) first = st;
+        else if (!sf_netpolicy_equal(first->net_policy, st->net_policy))
+            problem(c, st->id, "'network' differs from step '%s': the steps of a shared sandbox "
+                    "that use the network must ask for the same rules", first->id);
     }
 }
 
@@ -329,6 +345,7 @@ int sf_workflow_parse(const char *data, size_t len, const char *name, const char
     }
     for (size_t i = 0; i < wf->n_steps; i++)
         if (!wf->steps[i].id) goto done;     /* needs cannot be resolved without ids */
+    if (wf->sandbox == SF_SANDBOX_SHARED) shared_network(&c, wf);
     resolve(&c, wf);
 done:
     json_decref(root);
@@ -373,7 +390,8 @@ json_t *sf_workflow_to_json(const struct sf_workflow *wf)
         if (st->timeout_s > 0) json_object_set_new(o, "timeout_s", json_real(st->timeout_s));
         if (st->retries) json_object_set_new(o, "retries", json_integer(st->retries));
         if (st->env) json_object_set(o, "env", st->env);
-        if (st->network) json_object_set_new(o, "network", json_true());
+        if (st->net_policy) json_object_set_new(o, "network", sf_netpolicy_to_json(st->net_policy));
+        else if (st->network) json_object_set_new(o, "network", json_true());
         if (st->template_name) json_object_set_new(o, "template", json_string(st->template_name));
         json_t *lim = sf_limits_to_json(&st->limits);
         if (json_object_size(lim)) json_object_set(o, "limits", lim);
@@ -405,6 +423,7 @@ void sf_workflow_free(struct sf_workflow *wf)
         free(st->needs);
         free(st->need_idx);
         json_decref(st->env);
+        sf_netpolicy_free(st->net_policy);
     }
     free(wf->steps);
     free(wf->order);

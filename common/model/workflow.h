@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "netpolicy.h"
 #include "resources.h"
 #include "util.h"
 
@@ -34,7 +35,8 @@ struct sf_step {
     double timeout_s;     /* 0 = none */
     int retries;
     json_t *env;          /* object of strings, or NULL */
-    bool network;
+    bool network;         /* egress on: "network": true or an object */
+    struct sf_netpolicy *net_policy; /* the object form, or NULL */
     char *template_name;  /* "template": a root file system by name; NULL: default */
     struct sf_limits limits; /* 0 fields = defaults */
 };

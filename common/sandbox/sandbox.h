@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netpolicy.h"
 #include "resources.h"
 
 #define SF_ERRSTR_LEN 512
@@ -35,7 +36,9 @@ struct sf_bind {
 };
 
 struct sf_sandbox_opts {
-    bool network;             /* false: own net namespace with only lo */
+    bool network;             /* false: own net namespace with only lo; true: egress */
+    const struct sf_netpolicy *net_policy; /* with network: the step's rules (borrowed);
+                                              NULL: the provider's default policy */
     struct sf_limits limits;  /* 0 fields take the provider's defaults */
     const struct sf_bind *ro_binds; /* extra read-only binds (local only) */
     size_t n_ro_binds;

@@ -83,7 +83,9 @@ static void bad_tasks_are_rejected_with_a_reason(void **state)
     expect_reject(TASK_OK ",\"env\":{\"A=B\":\"x\"}}", "env 'A=B'");
     expect_reject(TASK_OK ",\"limits\":{\"memory_mb\":-5}}", "limit 'memory_mb' must be a positive");
     expect_reject(TASK_OK ",\"limits\":{\"ram\":5}}", "unknown limit 'ram'");
-    expect_reject(TASK_OK ",\"network\":\"yes\"}", "'network' must be a boolean");
+    expect_reject(TASK_OK ",\"network\":\"yes\"}", "network must be true, false or an object");
+    expect_reject(TASK_OK ",\"network\":{\"deny_out\":[\"example.com\"]}}",
+                  "network.deny_out[0]: 'example.com' is not an IP or CIDR block");
     expect_reject(TASK_OK ",\"template\":\"../etc\"}", "'template' must be letters");
     expect_reject(TASK_OK ",\"template\":7}", "'template'");
     expect_reject("{\"v\":1,\"id\":\"\",\"run_id\":\"r\",\"step\":\"a\",\"run\":\"x\"}",

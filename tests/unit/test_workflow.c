@@ -69,7 +69,7 @@ static void all_problems_reported_at_once(void **state)
                   "step 'a': 'timeout_s' must be a number of seconds > 0",
                   "step '#3': missing 'id'",
                   "step '#4': 'id' must be a string",
-                  "'network' must be true or false",
+                  "'network': network must be true, false or an object",
                   "'map' must be true or false", NULL);
 }
 

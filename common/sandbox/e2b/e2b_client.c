@@ -241,6 +241,7 @@ int sf_e2b_api_create(const struct sf_e2b_conn *c, const struct sf_e2b_create_re
                              "secure", req->secure, "allow_internet_access", req->allow_internet);
     json_object_set_new(body, "envVars", req->env_vars ? json_incref(req->env_vars) : json_object());
     json_object_set_new(body, "metadata", req->metadata ? json_incref(req->metadata) : json_object());
+    if (req->network) json_object_set_new(body, "network", json_incref(req->network));
     char *text = json_dumps(body, JSON_COMPACT);
     char *url = sf_xasprintf("%s/sandboxes", c->api_url);
     struct curl_slist *hl = e2b_api_headers(c, true);

@@ -74,6 +74,7 @@ struct sf_e2b_create_req {
     const char *template_id;   /* NULL: the conn's */
     int timeout_s;             /* sandbox lifetime before E2B kills it */
     json_t *env_vars, *metadata; /* borrowed, may be NULL */
+    json_t *network;           /* borrowed, may be NULL: E2B's "network" (allow_out, deny_out) */
     bool secure, allow_internet;
 };
 

@@ -261,10 +261,14 @@ static int e2b_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opt
     struct e2b_sandbox *es = sf_xcalloc(1, sizeof(*es));
     json_t *meta = json_pack("{s:s}", "created_by", "sandfleet");
     if (opts && opts->label) json_object_set_new(meta, "label", json_string(opts->label));
+    /* A step's egress rules are E2B's own "network" option. */
+    json_t *net = opts && opts->network && opts->net_policy ? sf_netpolicy_to_json(opts->net_policy)
+                                                           : NULL;
     struct sf_e2b_create_req req = { .timeout_s = E2B_LIFETIME_S, .metadata = meta, .secure = true,
-                                     .allow_internet = opts && opts->network };
+                                     .network = net, .allow_internet = opts && opts->network };
     int rc = sf_e2b_api_create(&ep->conn, &req, &es->info, errstr, errlen);
     json_decref(meta);
+    json_decref(net);
     if (rc < 0) {
         free(es);
         *out = NULL;
