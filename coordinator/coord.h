@@ -24,6 +24,8 @@ struct coord_cfg {
     char *sandbox;        /* local | process | e2b */
     struct sf_broker_flags bf;   /* --broker (NULL url: central), --queue, --kafka-config */
     char *e2b_template;   /* --sandbox e2b: template of the sandboxes */
+    struct sf_strlist egress_allow, egress_deny, egress_dns;   /* central: sandbox egress */
+    int no_network;       /* central: refuse workflows with network steps */
     char *run_id;
     char *log_format, *log_level;
     long output_cap;

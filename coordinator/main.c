@@ -44,6 +44,15 @@ static const struct sf_opt run_opts[] = {
       "sign run callbacks with the workers' SANDFLEET_SECRET_<NAME>", 0, 0 },
     { "callback-header", NULL, SF_OPT_LIST, O(callback_headers), NULL, "NAME:VALUE",
       "extra header on the run's callback (repeatable)", 0, 0, SF_OPT_SECRET },
+    { "egress-allow", "SANDFLEET_EGRESS_ALLOW", SF_OPT_LIST, O(egress_allow), NULL, "CIDR|HOST",
+      "central runs: sandboxes with network may also reach this block or host name; "
+      "repeatable or comma-separated", 0, 0 },
+    { "egress-deny", "SANDFLEET_EGRESS_DENY", SF_OPT_LIST, O(egress_deny), NULL, "CIDR",
+      "central runs: sandboxes with network may never reach this block; repeatable", 0, 0 },
+    { "egress-dns", "SANDFLEET_EGRESS_DNS", SF_OPT_LIST, O(egress_dns), NULL, "IP[:PORT]",
+      "central runs: resolver the sandboxes' DNS is forwarded to (default: /etc/resolv.conf)", 0, 0 },
+    { "no-network", "SANDFLEET_NO_NETWORK", SF_OPT_BOOL, O(no_network), "0", NULL,
+      "central runs: refuse a workflow with network steps", 0, 0 },
     { "progress", NULL, SF_OPT_BOOL, O(progress), "0", NULL, "draw the progress bar even when stderr is not a terminal", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
@@ -133,6 +142,12 @@ static int cmd_run(int argc, char **argv)
         fputs(errs.data ? errs.data : "invalid workflow\n", stderr);
         goto out;
     }
+    for (size_t i = 0; !cfg.bf.url && cfg.no_network && i < wf->n_steps; i++)
+        if (wf->steps[i].network) {
+            fprintf(stderr, "sandfleet-coordinator: step '%s' asks for network, which --no-network "
+                    "refuses\n", wf->steps[i].id);
+            goto out;
+        }
     if (cfg.input && !(input = read_input(cfg.input, err, sizeof(err)))) {
         fprintf(stderr, "sandfleet-coordinator: %s\n", err);
         goto out;

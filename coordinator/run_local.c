@@ -86,6 +86,10 @@ struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struc
     struct local_exec *le = sf_xcalloc(1, sizeof(*le));
     struct sf_provider_config pcfg = {0};
     pcfg.e2b_template = cfg->e2b_template;
+    pcfg.egress_allow = (const char *const *)cfg->egress_allow.v;
+    pcfg.egress_deny = (const char *const *)cfg->egress_deny.v;
+    pcfg.egress_dns = (const char *const *)cfg->egress_dns.v;
+    pcfg.log = lg;
     char host[64] = "localhost";
     size_t n = (size_t)cfg->concurrency;
 

@@ -12,6 +12,7 @@
 #      public images (deploy/test/docker-compose.offline.yml)
 #   3. Redis + 3 workers; examples/analyze-report, fanout and shared through
 #      Redis, outputs checked
+#      a network step: nettest-web reached by name, Redis not
 #   4. kill -9 of a worker container that holds tasks in the middle of a
 #      20-task run: every task still completes, the killed worker's tasks are
 #      finished by others (short lease: SANDFLEET_LEASE_MS)
@@ -57,7 +58,7 @@ cleanup() {
     return
   fi
   if [ -n "${DOCKER_HOST:-}" ]; then
-    dc --profile kafka --profile run down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
+    dc --profile kafka --profile run --profile nettest down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
       cat "$workdir/down.log" >&2
   fi
   rm -f "$here"/kafka/extra-ca/*.crt
@@ -108,8 +109,9 @@ fi
 command -v docker-compose >/dev/null || fail "docker-compose not found"
 export SANDFLEET_LEASE_MS=$lease_ms SANDFLEET_CONCURRENCY=2 SANDFLEET_WORKER_MEMORY=1g
 export SANDFLEET_GRACE_S=5
+export SANDFLEET_EGRESS_ALLOW=nettest-web    # phase "network"
 # Leftovers of an interrupted earlier run.
-dc --profile kafka --profile run down -v --remove-orphans >/dev/null 2>&1 || true
+dc --profile kafka --profile run --profile nettest down -v --remove-orphans >/dev/null 2>&1 || true
 
 # ---- 2. build -----------------------------------------------------------------
 phase build
@@ -227,6 +229,27 @@ run_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id
 nfan=$(redis_cli XRANGE "sf:run:$run_id:results" - + | grep -o '"worker":"[^"]*"' | sort -u | wc -l)
 [ "$nfan" -ge 2 ] || fail "fanout ran on $nfan worker(s) only"
 sf_log "fanout spread over $nfan workers"
+
+# A network step (docs/security.md, "Network"): the workers (NET_ADMIN) give
+# it the internet but not the compose network; the operator's allow-list
+# opens nettest-web by name, through Docker's/podman's own DNS; Redis, on
+# the same network, stays out of reach.
+phase network
+dc --profile nettest up -d nettest-web >"$workdir/up-nettest.log" 2>&1 ||
+  { cat "$workdir/up-nettest.log" >&2; fail "nettest-web up"; }
+run_wf network@redis /test-workflows/network/workflow.json -v "$here/test/workflows:/test-workflows:ro"
+python3 - "$workdir/network@redis.json" <<'PY' || { tail -20 "$workdir/network@redis.err" >&2; dc logs --tail 20 worker >&2; fail "network step"; }
+import json, sys
+doc = json.load(open(sys.argv[1]))
+step = doc["steps"]["probe"]
+assert doc["status"] == "succeeded", (doc["status"], step.get("error"), step.get("stderr_tail"))
+out = step["output"]
+assert out["web"] == "web", out            # allowed by name, resolved by the container's DNS
+assert out["redis"].startswith("err:"), out  # the compose network is the house
+assert out["resolv"] == "127.0.0.53", out
+print("network step: %s" % out)
+PY
+dc --profile nettest rm -sf nettest-web >/dev/null 2>&1
 
 # The no-privilege worker (non-root, no capabilities, read-only root) on its
 # own queue, with --sandbox process (e2b would need an E2B account).
@@ -356,7 +379,7 @@ fi
 
 # ---- 6. down ----------------------------------------------------------------------
 phase down
-dc --profile kafka --profile run down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
+dc --profile kafka --profile run --profile nettest down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
   { cat "$workdir/down.log" >&2; fail "down -v"; }
 left=$(engine ps -aq --filter "label=com.docker.compose.project=$project" | wc -l)
 [ "$left" = 0 ] || fail "$left container(s) left after down -v"

@@ -86,6 +86,15 @@ static const struct sf_opt worker_opts[] = {
       "first callback retry delay; x3 per attempt, jittered to 80-100 %", 1, 86400000 },
     { "callback-max-body", "SANDFLEET_CALLBACK_MAX_BODY", SF_OPT_INT, O(callback_max_body), "1048576", "BYTES",
       "largest document POSTed; larger ones are dead-lettered", 1024, 1L << 30 },
+    { "egress-allow", "SANDFLEET_EGRESS_ALLOW", SF_OPT_LIST, O(egress_allow), NULL, "CIDR|HOST",
+      "sandboxes with network may also reach this block or host name (e.g. an internal LLM "
+      "gateway); repeatable or comma-separated", 0, 0 },
+    { "egress-deny", "SANDFLEET_EGRESS_DENY", SF_OPT_LIST, O(egress_deny), NULL, "CIDR",
+      "sandboxes with network may never reach this block; repeatable or comma-separated", 0, 0 },
+    { "egress-dns", "SANDFLEET_EGRESS_DNS", SF_OPT_LIST, O(egress_dns), NULL, "IP[:PORT]",
+      "resolver the sandboxes' DNS is forwarded to (default: /etc/resolv.conf); repeatable", 0, 0 },
+    { "no-network", "SANDFLEET_NO_NETWORK", SF_OPT_BOOL, O(no_network), "0", NULL,
+      "refuse every task that asks for network (dead letter with the reason)", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0 },
@@ -208,6 +217,7 @@ int main(int argc, char **argv)
         .max = { .memory_mb = cfg.max_memory_mb, .pids = cfg.max_pids, .disk_mb = cfg.max_disk_mb,
                  .cpu_s = cfg.max_cpu_s },
         .max_timeout_s = cfg.max_timeout_s,
+        .no_network = cfg.no_network,
     };
     w.ecfg.policy = &w.policy;
     w.templates = sf_templates_new();
@@ -232,6 +242,10 @@ int main(int argc, char **argv)
     if (sfd < 0) { SF_LOGE(&lg, "signalfd: %s", strerror(errno)); code = SF_EXIT_BROKEN; goto out; }
 
     pcfg.e2b_template = cfg.e2b_template;
+    pcfg.egress_allow = (const char *const *)cfg.egress_allow.v;
+    pcfg.egress_deny = (const char *const *)cfg.egress_deny.v;
+    pcfg.egress_dns = (const char *const *)cfg.egress_dns.v;
+    pcfg.log = &lg;
     /* The E2B server runs beside the pull loop when --broker is given too. */
     if (cfg.e2b_listen) {
         if ((code = worker_e2b_start(&w, &pcfg, &e2b, sfd)) != 0 || !cfg.bf.url) goto out;

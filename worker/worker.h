@@ -45,6 +45,8 @@ struct worker_cfg {
     struct sf_http_limits http_limits;   /* its bounds (http_guard.h) */
     long healthz_stale_s;
     char *callback_allow;   /* --callback-allow HOST[,HOST...] (callbacks.c) */
+    struct sf_strlist egress_allow, egress_deny, egress_dns;   /* sandbox egress (sandbox.h) */
+    int no_network;         /* --no-network: refuse tasks that ask for network */
     long callback_timeout_ms, callback_concurrency, callback_attempts, callback_base_ms,
          callback_max_body;
     int help, version;

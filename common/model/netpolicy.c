@@ -259,3 +259,22 @@ bool sf_netpolicy_name(const struct sf_netpolicy *p, const char *name)
         if (sf_netname_match(&p->names[i], name)) return true;
     return false;
 }
+
+enum sf_netverdict sf_netpolicy_house(const struct sf_netpolicy *op, const struct sockaddr *sa,
+                                      bool host_local)
+{
+    if (op && in_list(op->deny, op->n_deny, sa)) return SF_NET_DENY;
+    if (op && in_list(op->allow, op->n_allow, sa)) return SF_NET_ALLOW;
+    enum sf_netaddr_class c = sf_netaddr_classify(sa);
+    if ((c == SF_NETADDR_PUBLIC || c == SF_NETADDR_DOCUMENTATION) && !host_local) return SF_NET_ALLOW;
+    return op && op->n_names ? SF_NET_BY_NAME : SF_NET_DENY;
+}
+
+bool sf_netpolicy_closed(const struct sf_netpolicy *p)
+{
+    if (!p) return false;
+    if (p->allow_set && !p->deny_set) return true;
+    for (size_t i = 0; i < p->n_deny; i++)
+        if (p->deny[i].bits == 0) return true;
+    return false;
+}

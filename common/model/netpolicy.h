@@ -81,6 +81,20 @@ enum sf_netverdict {
 /* The policy's verdict on a destination address (the worker's own default
  * policy is applied separately). */
 enum sf_netverdict sf_netpolicy_addr(const struct sf_netpolicy *p, const struct sockaddr *sa);
+/* The worker's own default policy, "internet, not the house": public and
+ * documentation addresses (RFC 5737/3849 stand for the internet in tests),
+ * unless they are the host's own ('host_local': the caller knows); never
+ * loopback, private, shared, link-local (cloud metadata), multicast,
+ * unspecified or reserved ones. The operator's rules ('op', may be NULL:
+ * --egress-deny as deny, --egress-allow as allow) come first: a deny
+ * match is final, an allowed block is allowed, an allowed name makes the
+ * rest SF_NET_BY_NAME. */
+enum sf_netverdict sf_netpolicy_house(const struct sf_netpolicy *op, const struct sockaddr *sa,
+                                      bool host_local);
+/* Does the policy close the internet (deny_out covering a whole family,
+ * or allow_out alone)? Its sandbox's resolver then answers only the
+ * allowed names. */
+bool sf_netpolicy_closed(const struct sf_netpolicy *p);
 /* Is 'name' one of the allowed names (case-insensitive, a trailing dot
  * ignored)? */
 bool sf_netpolicy_name(const struct sf_netpolicy *p, const char *name);

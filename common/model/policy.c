@@ -55,6 +55,11 @@ int sf_policy_check(const struct sf_policy *p, const struct sf_policy_ask *a, ch
         snprintf(cap, sizeof(cap), "%lld", (long long)max);
         return refuse(a, err, errlen, caps[i].name, asked, cap, caps[i].flag);
     }
+    if (p->no_network && a->network) {
+        sf_errf(err, errlen, "%s%sasks for network, which this worker refuses (--no-network)",
+                a->what ? a->what : "", a->what ? ": " : "the step ");
+        return -EPERM;
+    }
     if (p->max_timeout_s > 0 && a->timeout_s > p->max_timeout_s) {
         snprintf(asked, sizeof(asked), "%g", a->timeout_s);
         snprintf(cap, sizeof(cap), "%g", p->max_timeout_s);

@@ -9,9 +9,10 @@
  * the timeout cap, a default limit above a cap is lowered to the cap
  * (sf_policy_fill), so "no value" never means "more than the cap".
  *
- * Extension: the network rules (whether network steps are allowed and which
- * egress, issue 18) add their fields to struct sf_policy and their test to
- * sf_policy_check; struct sf_policy_ask already carries `network`.
+ * Network: whether network steps run at all is here (--no-network); which
+ * egress they get (--egress-allow/--egress-deny/--egress-dns) is enforced by
+ * the sandbox's egress path, so those lists are in the sandbox provider's
+ * configuration (sandbox.h) and nowhere else.
  * Thread: plain data set up at start; the functions are reentrant. */
 #ifndef SF_POLICY_H
 #define SF_POLICY_H
@@ -33,6 +34,7 @@ struct sf_policy {
      * flag: RLIMIT_NOFILE cannot exceed the worker's own hard limit anyway. */
     struct sf_limits max;
     double max_timeout_s;       /* wall clock per run; 0: no cap */
+    bool no_network;            /* --no-network: nothing that asks for network runs */
     /* The cap on agent stdout is the exec's output_cap (--output-cap): it is
      * not asked for by a task, only enforced while the agent runs. */
 };

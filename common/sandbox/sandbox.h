@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "netpolicy.h"
 #include "resources.h"
 
@@ -128,6 +129,16 @@ struct sf_sandbox_ops {
     int (*freeze)(struct sf_sandbox *sb, bool frozen);
     /* Optional (NULL: -ENOTSUP). */
     int (*stats)(struct sf_sandbox *sb, struct sf_sandbox_stats *st);
+    /* Optional (NULL: -ENOTSUP): replace the egress rules of a sandbox made
+     * with network on (E2B update_network); NULL rules: the default policy.
+     * New connections follow them. Thread-safe with the sandbox's use. */
+    int (*set_network)(struct sf_sandbox *sb, const struct sf_netpolicy *rules);
+    /* Optional (NULL: -ENOTSUP): a TCP connection from the worker to
+     * 127.0.0.1:port inside the sandbox's own network (E2B get_host),
+     * whatever its egress rules: *fd is a non-blocking socket whose connect
+     * has been started (wait for writability, then read SO_ERROR). 0 or
+     * -errno. Thread-safe with the sandbox's use. */
+    int (*connect_port)(struct sf_sandbox *sb, uint16_t port, int *fd);
 };
 
 /* Every backend's sandbox struct starts with this. */
@@ -153,6 +164,10 @@ static inline int sf_sandbox_stats(struct sf_sandbox *sb, struct sf_sandbox_stat
 /* NULL is a no-op. */
 static inline void sf_sandbox_destroy(struct sf_sandbox *sb)
 { if (sb) sb->ops->destroy(sb); }
+static inline int sf_sandbox_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *rules)
+{ return sb->ops->set_network ? sb->ops->set_network(sb, rules) : -ENOTSUP; }
+static inline int sf_sandbox_connect_port(struct sf_sandbox *sb, uint16_t port, int *fd)
+{ return sb->ops->connect_port ? sb->ops->connect_port(sb, port, fd) : -ENOTSUP; }
 
 /* --- providers ---------------------------------------------------------- */
 
@@ -166,6 +181,12 @@ struct sf_provider_config {
     const char *cgroup_parent;     /* NULL: "sandfleet" under our own cgroup */
     bool cgroups_optional;         /* true: run without memory/pids limits when
                                       cgroups are not writable (warns) */
+    /* local: the egress policy of sandboxes with network on (docs/security.md,
+     * "Network"); NULL-terminated lists, NULL for none */
+    const char *const *egress_allow; /* CIDRs and host names the default policy opens */
+    const char *const *egress_deny;  /* CIDRs it closes, even public ones */
+    const char *const *egress_dns;   /* upstream resolvers "IP[:PORT]"; NULL: /etc/resolv.conf */
+    const struct sf_log *log;        /* where egress notes go; NULL: nowhere */
     /* e2b */
     const char *e2b_api_key, *e2b_domain, *e2b_api_url, *e2b_sandbox_url;
     const char *e2b_template;

@@ -1,7 +1,7 @@
 /* Escape and abuse tests for the local sandbox. Each attack runs inside a
  * real sandbox through the public interface; a test FAILS if the attack
  * works. Where it is cheap, a control shows the probe itself can succeed
- * (e.g. the loopback connect works with "network": true), so a passing
+ * (e.g. the loopback connect works to a listener in the sandbox), so a passing
  * test is not just a broken probe. Needs root (host file owned by root,
  * cgroups) and user namespaces. */
 #include <arpa/inet.h>
@@ -347,10 +347,20 @@ static void host_loopback_is_unreachable(void **state)
     expect_out(sb, cmd, "refused\n");
     expect_out(sb, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", "lo\n");
     sf_sandbox_destroy(sb);
-    /* Control: with the documented opt-in the same probe does connect. */
+    /* With network on too: 127.0.0.1 stays the sandbox's own, and there is
+     * still no interface but lo (the way out is the worker, sbx_egress.h;
+     * test_sandbox_net.sh tests what it lets through). */
     struct sf_sandbox_opts o = { .network = true };
     sb = mk(&o);
-    expect_out(sb, cmd, "connected\n");
+    expect_out(sb, cmd, "refused\n");
+    expect_out(sb, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", "lo\n");
+    /* Control: the probe connects to a listener in the sandbox itself. */
+    char ctl[512];
+    snprintf(ctl, sizeof(ctl),
+             "python3 -c \"import socket; l = socket.socket(); l.bind(('127.0.0.1', %d)); l.listen()\n"
+             "s = socket.socket(); s.settimeout(3)\n"
+             "print('connected' if s.connect_ex(('127.0.0.1', %d)) == 0 else 'refused')\"", port, port);
+    expect_out(sb, ctl, "connected\n");
     sf_sandbox_destroy(sb);
     close(ls);
 }

@@ -1,5 +1,6 @@
-/* Egress rules: CIDR blocks, names, E2B's allow/deny semantics, and what a
- * bad rule is refused with. */
+/* Address classes (netaddr: shared by callbacks and egress), CIDR blocks,
+ * egress rules: names, E2B's allow/deny semantics, the worker's default
+ * policy, and what a bad rule is refused with. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -64,6 +65,41 @@ static void cidr_blocks_match_both_families(void **state)
     char buf[64];
     assert_int_equal(sf_cidr_parse("::ffff:10.0.0.0/104", &c), 0);
     assert_string_equal(sf_cidr_format(&c, buf, sizeof(buf)), "10.0.0.0/8");
+}
+
+static enum sf_netaddr_class cls_of(const char *ip)
+{
+    struct sockaddr_storage ss = addr(ip);
+    return sf_netaddr_classify((struct sockaddr *)&ss);
+}
+
+static void classifier_knows_the_ranges(void **state)
+{
+    (void)state;
+    static const struct { const char *ip; enum sf_netaddr_class c; } cases[] = {
+        { "127.0.0.1", SF_NETADDR_LOOPBACK }, { "127.255.255.254", SF_NETADDR_LOOPBACK },
+        { "10.0.0.1", SF_NETADDR_PRIVATE }, { "10.255.255.255", SF_NETADDR_PRIVATE },
+        { "172.16.0.1", SF_NETADDR_PRIVATE }, { "172.31.255.255", SF_NETADDR_PRIVATE },
+        { "172.15.255.255", SF_NETADDR_PUBLIC }, { "172.32.0.0", SF_NETADDR_PUBLIC },
+        { "192.168.1.1", SF_NETADDR_PRIVATE }, { "192.169.0.1", SF_NETADDR_PUBLIC },
+        { "169.254.169.254", SF_NETADDR_LINK_LOCAL }, { "100.64.0.1", SF_NETADDR_SHARED },
+        { "100.127.255.255", SF_NETADDR_SHARED }, { "100.128.0.0", SF_NETADDR_PUBLIC },
+        { "0.0.0.0", SF_NETADDR_UNSPECIFIED }, { "0.1.2.3", SF_NETADDR_UNSPECIFIED },
+        { "224.0.0.1", SF_NETADDR_MULTICAST }, { "255.255.255.255", SF_NETADDR_RESERVED },
+        { "8.8.8.8", SF_NETADDR_PUBLIC }, { "93.184.216.34", SF_NETADDR_PUBLIC },
+        { "::1", SF_NETADDR_LOOPBACK }, { "::", SF_NETADDR_UNSPECIFIED },
+        { "fc00::1", SF_NETADDR_PRIVATE }, { "fd12:3456::1", SF_NETADDR_PRIVATE },
+        { "fd00:ec2::254", SF_NETADDR_PRIVATE }, { "fe80::1", SF_NETADDR_LINK_LOCAL },
+        { "febf::1", SF_NETADDR_LINK_LOCAL }, { "ff02::1", SF_NETADDR_MULTICAST },
+        { "::ffff:127.0.0.1", SF_NETADDR_LOOPBACK }, { "::ffff:10.1.2.3", SF_NETADDR_PRIVATE },
+        { "::ffff:169.254.169.254", SF_NETADDR_LINK_LOCAL }, { "64:ff9b::a00:1", SF_NETADDR_PRIVATE },
+        { "::ffff:8.8.8.8", SF_NETADDR_PUBLIC }, { "2001:db8::1", SF_NETADDR_DOCUMENTATION },
+        { "2606:4700:4700::1111", SF_NETADDR_PUBLIC },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (cls_of(cases[i].ip) != cases[i].c)
+            fail_msg("%s: class %s, expected %s", cases[i].ip, sf_netaddr_class_name(cls_of(cases[i].ip)),
+                     sf_netaddr_class_name(cases[i].c));
 }
 
 static void documentation_ranges_have_their_own_class(void **state)
@@ -142,6 +178,52 @@ static void names_reopen_by_name_only(void **state)
     sf_netpolicy_free(p);
 }
 
+static void house_is_internet_not_the_house(void **state)
+{
+    (void)state;
+    static const struct { const char *ip; bool local; enum sf_netverdict v; } cases[] = {
+        { "8.8.8.8", false, SF_NET_ALLOW }, { "198.51.100.2", false, SF_NET_ALLOW },
+        { "2606:4700::1", false, SF_NET_ALLOW }, { "8.8.8.8", true, SF_NET_DENY },
+        { "127.0.0.1", false, SF_NET_DENY }, { "10.213.7.2", false, SF_NET_DENY },
+        { "172.16.0.1", false, SF_NET_DENY }, { "192.168.1.1", false, SF_NET_DENY },
+        { "100.64.0.1", false, SF_NET_DENY }, { "169.254.169.254", false, SF_NET_DENY },
+        { "224.0.0.1", false, SF_NET_DENY }, { "255.255.255.255", false, SF_NET_DENY },
+        { "::1", false, SF_NET_DENY }, { "fd00::1", false, SF_NET_DENY }, { "fe80::1", false, SF_NET_DENY },
+        { "::ffff:10.0.0.1", false, SF_NET_DENY }, { "0.0.0.0", false, SF_NET_DENY },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage ss = addr(cases[i].ip);
+        if (sf_netpolicy_house(NULL, (struct sockaddr *)&ss, cases[i].local) != cases[i].v)
+            fail_msg("%s (local %d): wrong verdict", cases[i].ip, cases[i].local);
+    }
+    /* The operator's rules: deny first, then allowed blocks, then names. */
+    struct sf_netpolicy *op = policy("{\"allow_out\":[\"10.1.0.0/16\",\"llm.corp\"],"
+                                     "\"deny_out\":[\"8.8.8.0/24\",\"10.1.2.0/24\"]}");
+    struct sockaddr_storage a = addr("10.1.5.5"), b = addr("10.1.2.3"), c = addr("8.8.8.8"),
+                            d = addr("10.9.9.9"), e = addr("1.1.1.1");
+    assert_int_equal(sf_netpolicy_house(op, (struct sockaddr *)&a, false), SF_NET_ALLOW);
+    assert_int_equal(sf_netpolicy_house(op, (struct sockaddr *)&b, false), SF_NET_DENY);
+    assert_int_equal(sf_netpolicy_house(op, (struct sockaddr *)&c, false), SF_NET_DENY);
+    assert_int_equal(sf_netpolicy_house(op, (struct sockaddr *)&d, false), SF_NET_BY_NAME);
+    assert_int_equal(sf_netpolicy_house(op, (struct sockaddr *)&e, false), SF_NET_ALLOW);
+    sf_netpolicy_free(op);
+}
+
+static void closed_rules_close_dns_too(void **state)
+{
+    (void)state;
+    struct sf_netpolicy *p = policy("{\"deny_out\":[\"0.0.0.0/0\"],\"allow_out\":[\"a.example\"]}");
+    assert_true(sf_netpolicy_closed(p));
+    sf_netpolicy_free(p);
+    p = policy("{\"allow_out\":[\"1.2.3.4\"]}");
+    assert_true(sf_netpolicy_closed(p));
+    sf_netpolicy_free(p);
+    p = policy("{\"deny_out\":[\"10.0.0.0/8\"]}");
+    assert_false(sf_netpolicy_closed(p));
+    sf_netpolicy_free(p);
+    assert_false(sf_netpolicy_closed(NULL));
+}
+
 static void bad_rules_are_refused_with_a_reason(void **state)
 {
     (void)state;
@@ -212,9 +294,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cidr_blocks_match_both_families),
+        cmocka_unit_test(classifier_knows_the_ranges),
         cmocka_unit_test(documentation_ranges_have_their_own_class),
         cmocka_unit_test(allow_out_wins_over_deny_out),
         cmocka_unit_test(names_reopen_by_name_only),
+        cmocka_unit_test(house_is_internet_not_the_house),
+        cmocka_unit_test(closed_rules_close_dns_too),
         cmocka_unit_test(bad_rules_are_refused_with_a_reason),
         cmocka_unit_test(task_and_workflow_carry_the_rules),
     };

@@ -15,6 +15,7 @@
 #include "sandbox_fs.h"
 #include "iopump.h"
 #include "sbx_cgroup.h"
+#include "sbx_egress.h"
 #include "sbx_exec.h"
 #include "sbx_files.h"
 #include "sbx_init.h"
@@ -38,11 +39,13 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define SF_LOCAL_SETUP_TIMEOUT_MS 10000
-#define SF_LOCAL_NETNS_POOL 4           /* fresh network namespaces kept ready */
+#define SF_LOCAL_NETNS_POOL 4           /* fresh network namespaces kept ready, per kind */
 
 struct local_provider {
     struct sf_sandbox_provider base;
@@ -52,7 +55,8 @@ struct local_provider {
     bool worker_is_root;
     struct sf_sbx_bpf bpf;
     struct sf_sbx_cgroup_base cgbase;   /* version 0: running without cgroups */
-    struct sf_sbx_netns_pool *netns;    /* NULL: each sandbox makes its own */
+    struct sf_sbx_netns_pool *netns;    /* plain ones; NULL: each sandbox makes its own */
+    struct sf_sbx_egress_kit egress;    /* the way out for network steps (sbx_egress.h) */
     int cap_last;
 };
 
@@ -63,6 +67,8 @@ struct local_sandbox {
     struct sf_sbx_cgroup cg;
     pid_t init_pid;                     /* 0 once reaped */
     int ctl, rootfd;
+    int netns;                          /* its network namespace, for connect_port; -1 */
+    struct sf_sbx_egress_att *egress;   /* network on: its egress; NULL otherwise */
     char dead[160];                     /* why the sandbox cannot run any more */
 };
 
@@ -396,6 +402,8 @@ static void local_destroy(struct sf_sandbox *sb)
     struct local_sandbox *ls = (struct local_sandbox *)sb;
     if (!ls) return;
     local_kill(ls, NULL);
+    sf_sbx_egress_detach(ls->egress);
+    if (ls->netns >= 0) close(ls->netns);
     if (ls->ctl >= 0) close(ls->ctl);
     if (ls->rootfd >= 0) close(ls->rootfd);
     char cgdir[SF_SBX_CG_PATH];
@@ -442,6 +450,34 @@ static int local_stats(struct sf_sandbox *sb, struct sf_sandbox_stats *st)
     return 0;
 }
 
+static int local_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *rules)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (!ls->egress) {
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s was made without network", sb->id);
+        return -ENOTSUP;
+    }
+    sf_sbx_egress_set_policy(ls->egress, rules);
+    return 0;
+}
+
+static int local_connect_port(struct sf_sandbox *sb, uint16_t port, int *fd)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (ls->netns < 0) return -ENOTSUP;
+    int s = sf_sbx_netns_socket(ls->netns, AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return s;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        int rc = -errno;
+        close(s);
+        return rc;
+    }
+    *fd = s;
+    return 0;
+}
+
 static const struct sf_sandbox_ops local_ops = {
     .write_file = local_write_file,
     .read_file = local_read_file,
@@ -451,6 +487,8 @@ static const struct sf_sandbox_ops local_ops = {
     .fs = &sf_sbx_fs_ops,
     .freeze = local_freeze,
     .stats = local_stats,
+    .set_network = local_set_network,
+    .connect_port = local_connect_port,
 };
 
 /* ---- create ----------------------------------------------------------------- */
@@ -463,6 +501,20 @@ static int local_clone_error(int err, char *errstr, size_t errlen)
             "seccomp profile that blocks clone), or choose --sandbox process (no isolation) or "
             "--sandbox e2b", strerror(err));
     return -err;
+}
+
+/* The network namespace for a new sandbox: a pooled one when there is one,
+ * else made now; for network off without the privilege to make one, none
+ * (ns->net -1: clone makes it). Network on never falls back to the host's
+ * network: without an egress path the step fails. */
+static int local_netns(struct local_provider *lp, const struct sf_sandbox_opts *opts,
+                       struct sf_sbx_ns *ns, char *errstr, size_t errlen)
+{
+    ns->net = -1;
+    for (int i = 0; i < SF_SBX_NS_NSOCK; i++) ns->sock[i] = -1;
+    if (opts->network) return sf_sbx_egress_kit_take(&lp->egress, ns, errstr, errlen);
+    if (sf_sbx_netns_pool_take(lp->netns, ns) < 0 && lp->netns) sf_sbx_ns_make(SF_SBX_NS_PLAIN, ns);
+    return 0;
 }
 
 /* Parent side of the handshake: ids, cgroup, GO, then READY or an error. */
@@ -525,7 +577,7 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
 
     ls->base.ops = &local_ops;
     ls->lp = lp;
-    ls->ctl = ls->rootfd = -1;
+    ls->ctl = ls->rootfd = ls->netns = -1;
     ls->limits = opts->limits;
     sf_limits_merge(&ls->limits, &lp->defaults);
     sf_random_hex(hex, sizeof(hex), 12);
@@ -554,28 +606,37 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf));
     struct sf_sbx_child_cfg cfg = {
-        .ctl_fd = sv[1], .drop_groups = lp->worker_is_root, .network = opts->network,
+        .ctl_fd = sv[1], .drop_groups = lp->worker_is_root,
         .plan = &plan, .filter = &lp->bpf, .cap_last = lp->cap_last,
         .cg_join = { cgj[0], cgj[1] },
     };
-    /* A pooled network namespace, entered by this thread only around
-     * clone() so that the child starts in it (sbx_netns.h). */
-    int netns = opts->network ? -1 : sf_sbx_netns_pool_take(lp->netns), prevns = -1;
-    if (netns >= 0 && (prevns = sf_sbx_netns_enter(netns)) < 0) {
-        close(netns);
-        netns = -1;
+    struct sf_sbx_ns ns;
+    if ((rc = local_netns(lp, opts, &ns, errstr, errlen)) < 0) goto cleanup;
+    /* The namespace is entered by this thread only around clone() so that
+     * the child starts in it (sbx_netns.h). */
+    int prevns = ns.net >= 0 ? sf_sbx_netns_enter(ns.net) : -1;
+    if (ns.net >= 0 && prevns < 0) {
+        rc = prevns;
+        sf_errf(errstr, errlen, "local sandbox: entering its network namespace: %s", strerror(-rc));
+        sf_sbx_ns_close(&ns);
+        goto cleanup;
     }
-    cfg.lo_ready = netns >= 0;
+    cfg.lo_ready = ns.net >= 0;
     long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                 (opts->network || netns >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+                 (ns.net >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
     /* fork-like raw clone: see sbx_init.h for what the child may call. */
     pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0) sf_sbx_init_main(&cfg);
     int clone_errno = errno;
-    if (netns >= 0) {
-        sf_sbx_netns_leave(prevns);
-        close(netns);                   /* the sandbox holds it now: used once */
+    if (ns.net >= 0) sf_sbx_netns_leave(prevns);
+    /* Kept for the worker's own connections into it (connect_port); the
+     * namespace serves this sandbox only and dies with it. */
+    ls->netns = ns.net;
+    ns.net = -1;
+    if (opts->network && pid > 0) {
+        sf_sbx_egress_attach(lp->egress.eg, &ns, opts->net_policy, ls->base.id, &ls->egress);
     }
+    sf_sbx_ns_close(&ns);
     local_close_pair(cgj);
     errno = clone_errno;
     if (pid < 0) {
@@ -608,6 +669,7 @@ static void local_free(struct sf_sandbox_provider *p)
     struct local_provider *lp = (struct local_provider *)p;
     if (!lp) return;
     sf_sbx_netns_pool_free(lp->netns);
+    sf_sbx_egress_kit_stop(&lp->egress);
     sf_sbx_seccomp_free(&lp->bpf);
     free(lp);
 }
@@ -692,7 +754,11 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
     /* Without the privilege to make network namespaces outside a user
      * namespace, every sandbox makes its own (slower, as safe). */
     int nserr;
-    lp->netns = sf_sbx_netns_pool_new(SF_LOCAL_NETNS_POOL, &nserr);
+    lp->netns = sf_sbx_netns_pool_new(SF_LOCAL_NETNS_POOL, SF_SBX_NS_PLAIN, &nserr);
+    if (sf_sbx_egress_kit_start(&lp->egress, SF_LOCAL_NETNS_POOL, cfg ? cfg->egress_allow : NULL,
+                                cfg ? cfg->egress_deny : NULL, cfg ? cfg->egress_dns : NULL,
+                                cfg ? cfg->log : NULL, errstr, errlen) < 0)
+        goto fail;
     return &lp->base;
 fail:
     local_free(&lp->base);

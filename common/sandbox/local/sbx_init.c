@@ -473,7 +473,7 @@ void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
     int rc = sf_sbx_mount_execute(cfg->plan, &failed);
     if (rc < 0) sf_sbx_setup_fail(ctl, SF_SBX_STEP_MOUNT, -rc, failed);
     if (sethostname("sandbox", 7) < 0) sf_sbx_setup_fail(ctl, SF_SBX_STEP_HOSTNAME, errno, 0);
-    if (!cfg->network && !cfg->lo_ready && (rc = sf_sbx_netns_lo_up()) < 0)
+    if (!cfg->lo_ready && (rc = sf_sbx_netns_lo_up()) < 0)
         sf_sbx_setup_fail(ctl, SF_SBX_STEP_LOOPBACK, -rc, 0);
     for (int c = 0; c <= cfg->cap_last; c++)
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)

@@ -83,8 +83,7 @@ struct sf_sbx_run_hdr {
 struct sf_sbx_child_cfg {
     int ctl_fd;                         /* child end of the socketpair */
     bool drop_groups;                   /* setgroups(0) is allowed (worker is root) */
-    bool network;                       /* host net namespace: leave lo alone */
-    bool lo_ready;                      /* a pooled net namespace, lo already up */
+    bool lo_ready;                      /* a namespace made by the worker, lo already up */
     int cg_join[2];                     /* v1 "tasks" fds to join by writing "0", or -1 */
     const struct sf_sbx_mount_plan *plan;
     const struct sf_sbx_bpf *filter;

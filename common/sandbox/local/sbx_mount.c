@@ -314,9 +314,13 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
     sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf.d");
     sf_sbx_ro_bind_if(&c, "/etc/alternatives");
     if (opts->network) {
-        static const char *const net[] = { "/etc/resolv.conf", "/etc/nsswitch.conf",
-                                           "/etc/gai.conf", "/etc/host.conf", "/etc/ssl",
-                                           "/etc/ca-certificates" };
+        /* The sandbox's resolver is the worker's egress path (sbx_egress.h);
+         * the host's resolver configuration stays out. */
+        sf_sbx_write(&c, "/etc/resolv.conf", "nameserver 127.0.0.53\noptions edns0\n");
+        sf_sbx_write(&c, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"
+                     "networks: files\nprotocols: files\nservices: files\n");
+        static const char *const net[] = { "/etc/gai.conf", "/etc/host.conf", "/etc/services",
+                                           "/etc/protocols", "/etc/ssl", "/etc/ca-certificates" };
         for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++) sf_sbx_ro_bind_if(&c, net[i]);
     }
 

@@ -9,8 +9,9 @@
  *   /usr         host, read-only; /bin /lib /lib64 /sbin mirror the host
  *                (symlinks stay symlinks, directories are read-only binds)
  *   /etc         generated passwd, group, hosts, hostname; host ld.so.cache,
- *                ld.so.conf(.d), alternatives; resolv.conf, nsswitch.conf,
- *                ssl, gai.conf only with network
+ *                ld.so.conf(.d), alternatives; with network a generated
+ *                resolv.conf (127.0.0.53) and nsswitch.conf, and the host's
+ *                ssl, ca-certificates, gai.conf, host.conf, services, protocols
  *   /proc        fresh procfs; kcore, keys, ... masked; sys, sysrq-trigger,
  *                irq, bus, fs read-only (as OCI runtimes do)
  *   /dev         tmpfs with null zero full random urandom tty, fd links,

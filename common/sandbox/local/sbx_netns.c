@@ -2,9 +2,10 @@
  *
  * Design: one helper thread per pool. It makes a namespace with
  * unshare(CLONE_NEWNET) on itself, brings lo up with the same ioctl the
- * sandbox child used, keeps an fd of /proc/thread-self/ns/net and goes back
- * to the namespace it started in, so it never sits in one it hands out.
- * The fds sit in slots taken with an atomic exchange, so create() never
+ * sandbox child used (an egress one also gets its route, its nftables table
+ * and its sockets, sbx_nl.h), keeps an fd of /proc/thread-self/ns/net and
+ * goes back to the namespace it started in, so it never sits in one it
+ * hands out. The namespaces sit in slots taken with an atomic exchange, so create() never
  * waits for the helper (with a mutex it did: a helper preempted while
  * holding it cost a take ~0.25 ms on a busy host); a take posts a
  * semaphore the helper sleeps on to refill. The helper runs SCHED_BATCH so
@@ -12,11 +13,14 @@
  * The helper blocks every signal: process-directed signals (SIGTERM for a
  * graceful worker stop) stay with the threads that wait for them. */
 #include "sbx_netns.h"
+#include "sbx_nl.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -39,7 +43,8 @@ struct sf_sbx_netns_pool {
     pthread_t thread;
     pid_t owner;                    /* a forked child must not use the pool */
     int size;
-    _Atomic int fds[SF_SBX_NETNS_MAX];   /* -1: empty */
+    enum sf_sbx_ns_kind kind;
+    _Atomic(struct sf_sbx_ns *) slots[SF_SBX_NETNS_MAX];   /* NULL: empty */
     int first_err;                  /* of the helper's first attempt */
     bool started;
     atomic_bool stop;
@@ -68,30 +73,116 @@ int sf_sbx_netns_lo_up(void)
     return rc;
 }
 
-/* A fresh namespace with lo up, as an fd; the thread ends up in 'home'. */
-static int sf_sbx_netns_make(int home)
+void sf_sbx_ns_close(struct sf_sbx_ns *ns)
 {
-    int fd = -1, rc;
+    if (ns->net >= 0) close(ns->net);
+    ns->net = -1;
+    for (int i = 0; i < SF_SBX_NS_NSOCK; i++) {
+        if (ns->sock[i] >= 0) close(ns->sock[i]);
+        ns->sock[i] = -1;
+    }
+}
+
+static void sf_sbx_ns_init(struct sf_sbx_ns *ns)
+{
+    ns->net = -1;
+    for (int i = 0; i < SF_SBX_NS_NSOCK; i++) ns->sock[i] = -1;
+}
+
+/* Let the sandbox bind any port, as root in an E2B sandbox may; ours are
+ * taken before it exists. */
+static int sf_sbx_ns_low_ports(void)
+{
+    int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = sf_write_all(fd, "0", 1);
+    close(fd);
+    return rc;
+}
+
+static int sf_sbx_ns_sock(int type, int proto, const char *ip, uint16_t port, bool transparent)
+{
+    int s = socket(AF_INET, type | SOCK_CLOEXEC | (proto == IPPROTO_RAW ? 0 : SOCK_NONBLOCK), proto);
+    if (s < 0) return -errno;
+    int one = 1;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    if (proto == IPPROTO_RAW) {
+        uint32_t mark = SF_SBX_EGRESS_MARK;
+        if (setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) goto fail;
+        return s;
+    }
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (transparent && setsockopt(s, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) ||
+        (transparent && type == SOCK_DGRAM &&
+         setsockopt(s, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one)) < 0) ||
+        bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        (type == SOCK_STREAM && listen(s, 1024) < 0))
+        goto fail;
+    return s;
+fail:;
+    int rc = -errno;
+    close(s);
+    return rc;
+}
+
+/* The egress part of a namespace the calling thread is in. */
+static int sf_sbx_ns_egress(struct sf_sbx_ns *ns)
+{
+    static const struct { int type, proto; const char *ip; uint16_t port; bool tp; } socks[] = {
+        [SF_SBX_NS_TCP] = { SOCK_STREAM, 0, "0.0.0.0", SF_SBX_EGRESS_PORT, true },
+        [SF_SBX_NS_UDP] = { SOCK_DGRAM, 0, "0.0.0.0", SF_SBX_EGRESS_PORT, true },
+        [SF_SBX_NS_RAW] = { SOCK_RAW, IPPROTO_RAW, NULL, 0, false },
+        [SF_SBX_NS_DNS_UDP] = { SOCK_DGRAM, 0, "127.0.0.53", 53, false },
+        [SF_SBX_NS_DNS_TCP] = { SOCK_STREAM, 0, "127.0.0.53", 53, false },
+    };
+    int rc;
+    if ((rc = sf_sbx_nl_route_local_all()) < 0) return rc;
+    if ((rc = sf_sbx_nl_egress_rules(SF_SBX_EGRESS_PORT, SF_SBX_EGRESS_MARK)) < 0) return rc;
+    for (int i = 0; i < SF_SBX_NS_NSOCK; i++)
+        if ((rc = ns->sock[i] = sf_sbx_ns_sock(socks[i].type, socks[i].proto, socks[i].ip,
+                                               socks[i].port, socks[i].tp)) < 0)
+            return rc;
+    return 0;
+}
+
+/* A fresh namespace of 'kind'; the thread ends up in 'home'. */
+static int sf_sbx_ns_make_from(int home, enum sf_sbx_ns_kind kind, struct sf_sbx_ns *ns)
+{
+    int rc;
+    sf_sbx_ns_init(ns);
     if (unshare(CLONE_NEWNET) < 0) return -errno;
     if ((rc = sf_sbx_netns_lo_up()) < 0) goto done;
-    if ((rc = fd = sf_sbx_netns_self()) < 0) goto done;
+    if ((rc = sf_sbx_ns_low_ports()) < 0) goto done;
+    if (kind == SF_SBX_NS_EGRESS && (rc = sf_sbx_ns_egress(ns)) < 0) goto done;
+    if ((rc = ns->net = sf_sbx_netns_self()) < 0) goto done;
     rc = 0;
 done:
     if (setns(home, CLONE_NEWNET) < 0) {
-        /* This thread makes no sockets of its own, but stay out of a
-         * namespace that may be handed out: stop making any. */
-        rc = -errno;
+        /* Never stay in a namespace that may be handed out. */
+        fprintf(stderr, "sandfleet: cannot return to the worker's network namespace: %s\n",
+                strerror(errno));
+        abort();
     }
-    if (rc < 0 && fd >= 0) close(fd);
-    return rc < 0 ? rc : fd;
+    if (rc < 0) sf_sbx_ns_close(ns);
+    return rc;
 }
 
-/* Put 'fd' in an empty slot; false when all are full. */
-static bool sf_sbx_netns_put(struct sf_sbx_netns_pool *p, int fd)
+int sf_sbx_ns_make(enum sf_sbx_ns_kind kind, struct sf_sbx_ns *out)
+{
+    int home = sf_sbx_netns_self();
+    if (home < 0) return home;
+    int rc = sf_sbx_ns_make_from(home, kind, out);
+    close(home);
+    return rc;
+}
+
+/* Put 'ns' in an empty slot; false when all are full. */
+static bool sf_sbx_netns_put(struct sf_sbx_netns_pool *p, struct sf_sbx_ns *ns)
 {
     for (int i = 0; i < p->size; i++) {
-        int empty = -1;
-        if (atomic_compare_exchange_strong(&p->fds[i], &empty, fd)) return true;
+        struct sf_sbx_ns *empty = NULL;
+        if (atomic_compare_exchange_strong(&p->slots[i], &empty, ns)) return true;
     }
     return false;
 }
@@ -111,20 +202,27 @@ static void *sf_sbx_netns_main(void *arg)
             while (sem_wait(&p->need) < 0 && errno == EINTR) {}
             if (atomic_load(&p->stop)) break;
         }
-        int fd = home < 0 ? home : sf_sbx_netns_make(home);
+        struct sf_sbx_ns *ns = sf_xmalloc(sizeof(*ns));
+        int rc = home < 0 ? home : sf_sbx_ns_make_from(home, p->kind, ns);
         if (first) {
             /* The first attempt is the probe sf_sbx_netns_pool_new waits for. */
             pthread_mutex_lock(&p->mu);
             p->started = true;
-            p->first_err = fd < 0 ? -fd : 0;
+            p->first_err = rc < 0 ? -rc : 0;
             pthread_cond_broadcast(&p->cv);
             pthread_mutex_unlock(&p->mu);
-        } else if (fd < 0) {
+        } else if (rc < 0) {
             fprintf(stderr, "sandfleet: network namespace pool stopped: %s; sandboxes make "
-                    "their own\n", strerror(-fd));
+                    "their own\n", strerror(-rc));
         }
-        if (fd < 0) break;
-        if (!sf_sbx_netns_put(p, fd)) close(fd);
+        if (rc < 0) {
+            free(ns);
+            break;
+        }
+        if (!sf_sbx_netns_put(p, ns)) {
+            sf_sbx_ns_close(ns);
+            free(ns);
+        }
     }
     if (home >= 0) close(home);
     return NULL;
@@ -133,8 +231,11 @@ static void *sf_sbx_netns_main(void *arg)
 static void sf_sbx_netns_release(struct sf_sbx_netns_pool *p)
 {
     for (int i = 0; i < SF_SBX_NETNS_MAX; i++) {
-        int fd = atomic_exchange(&p->fds[i], -1);
-        if (fd >= 0) close(fd);
+        struct sf_sbx_ns *ns = atomic_exchange(&p->slots[i], NULL);
+        if (ns) {
+            sf_sbx_ns_close(ns);
+            free(ns);
+        }
     }
     sem_destroy(&p->need);
     pthread_cond_destroy(&p->cv);
@@ -142,7 +243,7 @@ static void sf_sbx_netns_release(struct sf_sbx_netns_pool *p)
     free(p);
 }
 
-struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, int *err)
+struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, enum sf_sbx_ns_kind kind, int *err)
 {
     struct sf_sbx_netns_pool *p = sf_xcalloc(1, sizeof(*p));
     sigset_t all, old;
@@ -151,7 +252,8 @@ struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, int *err)
     pthread_cond_init(&p->cv, NULL);
     p->owner = getpid();
     p->size = size < 1 ? 1 : size > SF_SBX_NETNS_MAX ? SF_SBX_NETNS_MAX : size;
-    for (int i = 0; i < SF_SBX_NETNS_MAX; i++) atomic_init(&p->fds[i], -1);
+    p->kind = kind;
+    for (int i = 0; i < SF_SBX_NETNS_MAX; i++) atomic_init(&p->slots[i], NULL);
     atomic_init(&p->stop, false);
     sem_init(&p->need, 0, (unsigned)p->size - 1);    /* the first one is the probe */
     sigfillset(&all);
@@ -190,14 +292,16 @@ void sf_sbx_netns_pool_free(struct sf_sbx_netns_pool *p)
     sf_sbx_netns_release(p);
 }
 
-int sf_sbx_netns_pool_take(struct sf_sbx_netns_pool *p)
+int sf_sbx_netns_pool_take(struct sf_sbx_netns_pool *p, struct sf_sbx_ns *out)
 {
     if (!p || p->owner != getpid()) return -EAGAIN;
     for (int i = 0; i < p->size; i++) {
-        int fd = atomic_exchange(&p->fds[i], -1);
-        if (fd >= 0) {
+        struct sf_sbx_ns *ns = atomic_exchange(&p->slots[i], NULL);
+        if (ns) {
             sem_post(&p->need);
-            return fd;
+            *out = *ns;
+            free(ns);
+            return 0;
         }
     }
     return -EAGAIN;
@@ -223,4 +327,14 @@ void sf_sbx_netns_leave(int prev)
         abort();
     }
     close(prev);
+}
+
+int sf_sbx_netns_socket(int nsfd, int domain, int type, int protocol)
+{
+    int prev = sf_sbx_netns_enter(nsfd);
+    if (prev < 0) return prev;
+    int s = socket(domain, type, protocol);
+    int rc = s < 0 ? -errno : s;
+    sf_sbx_netns_leave(prev);
+    return rc;
 }
