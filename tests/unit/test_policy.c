@@ -54,6 +54,22 @@ static void each_cap_is_named_with_its_flag(void **state)
     assert_refused(&p, &a, "step 'b': timeout_s 3600.5 is over this worker's cap of 3600 (--max-timeout-s)");
 }
 
+static void no_network_refuses_what_asks_for_network(void **state)
+{
+    (void)state;
+    struct sf_policy p;
+    char err[256];
+    sf_policy_defaults(&p);
+    struct sf_policy_ask a = { .network = true };
+    assert_int_equal(sf_policy_check(&p, &a, err, sizeof(err)), 0);
+    p.no_network = true;
+    assert_refused(&p, &a, "the step asks for network, which this worker refuses (--no-network)");
+    a.what = "step 'b'";
+    assert_refused(&p, &a, "step 'b': asks for network");
+    a.network = false;
+    assert_int_equal(sf_policy_check(&p, &a, err, sizeof(err)), 0);
+}
+
 static void a_zero_cap_is_no_cap(void **state)
 {
     (void)state;
@@ -94,6 +110,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(requests_within_the_caps_fit),
         cmocka_unit_test(each_cap_is_named_with_its_flag),
+        cmocka_unit_test(no_network_refuses_what_asks_for_network),
         cmocka_unit_test(a_zero_cap_is_no_cap),
         cmocka_unit_test(unset_requests_are_filled_under_the_caps),
     };
