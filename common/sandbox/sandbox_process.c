@@ -191,8 +191,7 @@ static int proc_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         rc = -errno;
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        close(in[1]); close(out[0]); close(err[0]);
-        goto fail;
+        goto fail;                                 /* closes in[1], out[0], err[0] once */
     }
     struct sf_iopump pump;
     struct proc_wait w = { pid, 0 };
