@@ -7,6 +7,9 @@
  * wire, an agent's output in an error) is escaped (\n, \r, \t, \xHH);
  * JSON escapes them anyway. Text an agent wrote is logged only at debug
  * level and only through sf_log_excerpt (escaped and cut).
+ * Library code logs through the struct sf_log it was given (or returns an
+ * error message); the only direct writes to stderr are last words before
+ * abort() (out of memory, a thread stuck in a sandbox's network namespace).
  * Thread: sf_log_event may be called from any thread (one write(2) per line,
  * so lines do not interleave). The struct is set up once, before threads. */
 #ifndef SF_LOG_H

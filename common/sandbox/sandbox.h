@@ -175,6 +175,7 @@ static inline int sf_sandbox_connect_port(struct sf_sandbox *sb, uint16_t port, 
  * borrowed for the provider's lifetime. */
 struct sf_provider_config {
     struct sf_limits defaults;     /* 0 fields: built-in defaults */
+    const struct sf_log *log;      /* warnings and egress notes go here (borrowed; NULL: none) */
     /* local */
     uint32_t host_uid, host_gid;   /* ids sandbox root maps to; 0 = 65534 */
     uint32_t host_user_uid, host_user_gid; /* ids sandbox "user" (1000) maps to; 0 = 65533 */
@@ -186,7 +187,6 @@ struct sf_provider_config {
     const char *const *egress_allow; /* CIDRs and host names the default policy opens */
     const char *const *egress_deny;  /* CIDRs it closes, even public ones */
     const char *const *egress_dns;   /* upstream resolvers "IP[:PORT]"; NULL: /etc/resolv.conf */
-    const struct sf_log *log;        /* where egress notes go; NULL: nowhere */
     /* e2b */
     const char *e2b_api_key, *e2b_domain, *e2b_api_url, *e2b_sandbox_url;
     const char *e2b_template;

@@ -297,8 +297,7 @@ struct sf_sandbox_provider *sf_sandbox_process_new(const struct sf_provider_conf
         sf_limits_merge(&d, &pp->defaults);
         pp->defaults = d;
     }
-    fprintf(stderr, "sandfleet: WARNING: the 'process' sandbox backend runs agents as plain "
-                    "processes with NO isolation and no memory/pids limits; use it only for "
-                    "trusted agents\n");
+    SF_LOGW(cfg ? cfg->log : NULL, "the 'process' sandbox backend runs agents as plain processes "
+            "with NO isolation and no memory/pids limits; use it only for trusted agents");
     return &pp->base;
 }

@@ -29,6 +29,7 @@
 struct e2b_provider {
     struct sf_sandbox_provider base;
     struct sf_e2b_conn conn;
+    const struct sf_log *log;
 };
 
 struct e2b_sandbox {
@@ -241,7 +242,7 @@ static void e2b_destroy(struct sf_sandbox *sb)
      * DELETE of a gone sandbox is a harmless 404. */
     int rc = sf_e2b_api_kill(&es->ep->conn, es->info.id, err, sizeof(err));
     if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "sandfleet: e2b sandbox %s may still be running: %s\n", es->info.id, err);
+        SF_LOGW(es->ep->log, "e2b sandbox %s may still be running: %s", es->info.id, err);
     free(es);
 }
 
@@ -302,6 +303,7 @@ struct sf_sandbox_provider *sf_sandbox_e2b_new(const struct sf_provider_config *
 {
     struct e2b_provider *ep = sf_xcalloc(1, sizeof(*ep));
     ep->base.ops = &e2b_provider_ops;
+    ep->log = cfg ? cfg->log : NULL;
     /* Now, not at the first sandbox: a missing libcurl fails the start. */
     char why[512];
     if (sf_curl_load(why, sizeof(why)) < 0) {

@@ -58,6 +58,7 @@ struct local_provider {
     struct sf_sbx_netns_pool *netns;    /* plain ones; NULL: each sandbox makes its own */
     struct sf_sbx_egress_kit egress;    /* the way out for network steps (sbx_egress.h) */
     int cap_last;
+    const struct sf_log *log;
 };
 
 struct local_sandbox {
@@ -410,8 +411,7 @@ static void local_destroy(struct sf_sandbox *sb)
     sf_strlcpy(cgdir, ls->cg.mem, sizeof(cgdir));
     int rc = sf_sbx_cgroup_destroy(&ls->cg, 2000);
     if (rc < 0)
-        fprintf(stderr, "sandfleet: sandbox %s: cgroup %s not removed: %s\n", sb->id, cgdir,
-                strerror(-rc));
+        SF_LOGW(ls->lp->log, "sandbox %s: cgroup %s not removed: %s", sb->id, cgdir, strerror(-rc));
     free(ls);
 }
 
@@ -698,6 +698,7 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
     struct local_provider *lp = sf_xcalloc(1, sizeof(*lp));
     char cgerr[SF_ERRSTR_LEN];
     lp->base.ops = &local_provider_ops;
+    lp->log = cfg ? cfg->log : NULL;
     sf_limits_defaults(&lp->defaults);
     if (cfg) {
         struct sf_limits d = cfg->defaults;
@@ -743,8 +744,7 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
             goto fail;
         }
         memset(&lp->cgbase, 0, sizeof(lp->cgbase));
-        fprintf(stderr, "sandfleet: WARNING: local sandboxes run WITHOUT memory and pids limits: "
-                "%s\n", cgerr);
+        SF_LOGW(lp->log, "local sandboxes run WITHOUT memory and pids limits: %s", cgerr);
     } else {
         /* A worker killed with -9 never ran destroy(): its sandboxes died
          * with it (pid 1 exits when the control socket closes), their empty
@@ -754,7 +754,7 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
     /* Without the privilege to make network namespaces outside a user
      * namespace, every sandbox makes its own (slower, as safe). */
     int nserr;
-    lp->netns = sf_sbx_netns_pool_new(SF_LOCAL_NETNS_POOL, SF_SBX_NS_PLAIN, &nserr);
+    lp->netns = sf_sbx_netns_pool_new(SF_LOCAL_NETNS_POOL, SF_SBX_NS_PLAIN, lp->log, &nserr);
     if (sf_sbx_egress_kit_start(&lp->egress, SF_LOCAL_NETNS_POOL, cfg ? cfg->egress_allow : NULL,
                                 cfg ? cfg->egress_deny : NULL, cfg ? cfg->egress_dns : NULL,
                                 cfg ? cfg->log : NULL, errstr, errlen) < 0)

@@ -116,7 +116,7 @@ int sf_sbx_egress_kit_start(struct sf_sbx_egress_kit *k, int pool_size, const ch
     if (sf_sbx_egress_cfg_parse(allow, deny, dns, &ecfg, &op, errstr, errlen) < 0) return -EINVAL;
     ecfg.log = log;
     int err = 0;
-    k->pool = sf_sbx_netns_pool_new(pool_size, SF_SBX_NS_EGRESS, &err);
+    k->pool = sf_sbx_netns_pool_new(pool_size, SF_SBX_NS_EGRESS, log, &err);
     if (!k->pool) {
         sf_errf(k->why, sizeof(k->why), "making an egress network namespace failed (%s): it needs "
                 "root with CAP_SYS_ADMIN and CAP_NET_ADMIN (docs/deploy.md)", strerror(err));

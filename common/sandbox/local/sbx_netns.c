@@ -46,6 +46,7 @@ struct sf_sbx_netns_pool {
     enum sf_sbx_ns_kind kind;
     _Atomic(struct sf_sbx_ns *) slots[SF_SBX_NETNS_MAX];   /* NULL: empty */
     int first_err;                  /* of the helper's first attempt */
+    const struct sf_log *log;
     bool started;
     atomic_bool stop;
 };
@@ -212,8 +213,8 @@ static void *sf_sbx_netns_main(void *arg)
             pthread_cond_broadcast(&p->cv);
             pthread_mutex_unlock(&p->mu);
         } else if (rc < 0) {
-            fprintf(stderr, "sandfleet: network namespace pool stopped: %s; sandboxes make "
-                    "their own\n", strerror(-rc));
+            SF_LOGW(p->log, "network namespace pool stopped: %s; sandboxes make their own",
+                    strerror(-rc));
         }
         if (rc < 0) {
             free(ns);
@@ -243,7 +244,8 @@ static void sf_sbx_netns_release(struct sf_sbx_netns_pool *p)
     free(p);
 }
 
-struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, enum sf_sbx_ns_kind kind, int *err)
+struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, enum sf_sbx_ns_kind kind,
+                                                const struct sf_log *log, int *err)
 {
     struct sf_sbx_netns_pool *p = sf_xcalloc(1, sizeof(*p));
     sigset_t all, old;
@@ -253,6 +255,7 @@ struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, enum sf_sbx_ns_kind ki
     p->owner = getpid();
     p->size = size < 1 ? 1 : size > SF_SBX_NETNS_MAX ? SF_SBX_NETNS_MAX : size;
     p->kind = kind;
+    p->log = log;
     for (int i = 0; i < SF_SBX_NETNS_MAX; i++) atomic_init(&p->slots[i], NULL);
     atomic_init(&p->stop, false);
     sem_init(&p->need, 0, (unsigned)p->size - 1);    /* the first one is the probe */

@@ -27,6 +27,8 @@
 #ifndef SF_SBX_NETNS_H
 #define SF_SBX_NETNS_H
 
+#include "log.h"
+
 enum sf_sbx_ns_kind { SF_SBX_NS_PLAIN = 0, SF_SBX_NS_EGRESS };
 
 /* The sockets an egress namespace is made with, all made inside it. */
@@ -56,8 +58,10 @@ struct sf_sbx_netns_pool;
 
 /* Start a pool that keeps 'size' namespaces of 'kind' ready. Returns NULL
  * when this process may not make them (then it sets *err to the errno) or
- * cannot start the thread. Free with sf_sbx_netns_pool_free. */
-struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, enum sf_sbx_ns_kind kind, int *err);
+ * cannot start the thread. log: where the helper says it stopped. Free with
+ * sf_sbx_netns_pool_free. */
+struct sf_sbx_netns_pool *sf_sbx_netns_pool_new(int size, enum sf_sbx_ns_kind kind,
+                                                const struct sf_log *log, int *err);
 
 /* Free the pool: stops the helper, closes the unused namespaces. NULL ok. */
 void sf_sbx_netns_pool_free(struct sf_sbx_netns_pool *p);
