@@ -55,9 +55,17 @@ struct coord_exec {
 };
 
 /* run_local.c: NULL with a message in err when the sandbox backend cannot
- * work here. */
+ * work here. Not for "shared" workflows: */
 struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struct sf_workflow *wf,
                                         const struct sf_log *lg, char *err, size_t errlen);
+/* run_local.c: a "shared"-sandbox workflow centrally, through the bundle
+ * runner (bundle.h). Same contract as coord_run. */
+json_t *coord_run_local_shared(const struct coord_cfg *cfg, const struct sf_workflow *wf,
+                               const char *run_id, json_t *input, const struct sf_log *lg,
+                               char *err, size_t errlen);
+/* run.c: one task's result on the log (a failure at warn, without text the
+ * agent wrote; that at debug only). */
+void coord_log_result(const struct sf_log *lg, const struct sf_result *r);
 
 /* run.c: drive a workflow to the end through 'ex'. Returns the result
  * document (new reference), or NULL with a message when the executor broke. */

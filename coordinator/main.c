@@ -103,6 +103,23 @@ static int write_doc(const char *path, json_t *doc)
     return rc;
 }
 
+/* The run itself, by the executor that fits: centrally a pool of sandboxes
+ * or, for a "shared" workflow, one sandbox; through a broker the fleet or,
+ * for a "shared" workflow, one worker. *ex: the executor, when one is used. */
+static json_t *run_workflow(const struct coord_cfg *cfg, const struct sf_workflow *wf,
+                            const char *run_id, json_t *input, const struct sf_log *lg,
+                            struct coord_exec **ex, char *err, size_t errlen)
+{
+    bool shared = wf->sandbox == SF_SANDBOX_SHARED;
+    *ex = NULL;
+    if (!cfg->bf.url && shared) return coord_run_local_shared(cfg, wf, run_id, input, lg, err, errlen);
+    *ex = cfg->bf.url ? coord_exec_broker_new(cfg, wf, run_id, lg, err, errlen)
+                      : coord_exec_local_new(cfg, wf, lg, err, errlen);
+    if (!*ex) return NULL;
+    return shared ? coord_run_bundle(cfg, wf, run_id, input, *ex, lg, err, errlen)
+                  : coord_run(cfg, wf, run_id, input, *ex, lg, err, errlen);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct coord_cfg cfg = {0};
@@ -159,17 +176,7 @@ static int cmd_run(int argc, char **argv)
         sf_random_hex(rnd, sizeof(rnd), 8);
         snprintf(run_id, sizeof(run_id), "%llx-%s", (unsigned long long)(sf_wall_ms() / 1000), rnd);
     }
-    ex = cfg.bf.url ? coord_exec_broker_new(&cfg, wf, run_id, &lg, err, sizeof(err))
-                    : coord_exec_local_new(&cfg, wf, &lg, err, sizeof(err));
-    if (!ex) {
-        SF_LOGE(&lg, "%s", err);
-        code = SF_EXIT_BROKEN;
-        goto out;
-    }
-    doc = cfg.bf.url && wf->sandbox == SF_SANDBOX_SHARED
-              ? coord_run_bundle(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err))
-              : coord_run(&cfg, wf, run_id, input, ex, &lg, err, sizeof(err));
-    if (!doc) {
+    if (!(doc = run_workflow(&cfg, wf, run_id, input, &lg, &ex, err, sizeof(err)))) {
         SF_LOGE(&lg, "run %s: %s", run_id, err);
         code = SF_EXIT_BROKEN;
         goto out;

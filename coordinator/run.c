@@ -31,7 +31,7 @@ struct coord_runner {
     bool over;
 };
 
-static void log_result(const struct sf_log *lg, const struct sf_result *r)
+void coord_log_result(const struct sf_log *lg, const struct sf_result *r)
 {
     const char *e = r->error ? r->error : "";
     if (r->status == SF_RESULT_OK) {
@@ -81,7 +81,7 @@ int coord_runner_step(struct coord_runner *cr, int *timeout_ms, char *err, size_
 
     if (cr->over) return 1;
     while ((r = ex->take(ex))) {
-        log_result(cr->lg, r);
+        coord_log_result(cr->lg, r);
         sf_sched_complete(cr->s, r, sf_now_ms());
         sf_result_free(r);
     }

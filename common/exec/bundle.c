@@ -1,7 +1,6 @@
 /* common/exec/bundle.c: see bundle.h. The scheduler drives the run exactly as the
  * coordinator's loop does, with a single sandbox as the only "executor". */
 #include "bundle.h"
-#include "scheduler.h"
 #include "retry.h"
 #include "util.h"
 
@@ -54,7 +53,7 @@ static int check_steps(const struct sf_workflow *wf, const struct sf_policy *p, 
 
 json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *wf,
                       const char *run_id, json_t *input, const struct sf_exec_cfg *cfg,
-                      char *err, size_t errlen)
+                      const struct sf_bundle_opts *bo, char *err, size_t errlen)
 {
     struct sf_sandbox_opts opts;
     struct sf_sandbox *sb = NULL;
@@ -62,6 +61,7 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
     sf_policy_fill(cfg->policy, &opts.limits, NULL);
     if (sf_sandbox_create(p, &opts, &sb, err, errlen) < 0) return NULL;
     struct sf_sched *s = sf_sched_new(wf, run_id, input);
+    if (bo && bo->retry_base_ms > 0) sf_sched_set_retry_base_ms(s, bo->retry_base_ms);
     int64_t t0 = sf_now_ms();
     while (!sf_sched_done(s)) {
         int64_t now = sf_now_ms();
@@ -76,6 +76,7 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
         sf_sched_started(s, t, now);
         struct sf_result *r = sf_exec_task(p, sb, t, cfg, NULL);
         sf_sched_complete(s, r, sf_now_ms());
+        if (bo && bo->on_result) bo->on_result(bo->arg, s, r);
         sf_result_free(r);
         sf_task_free(t);
     }
@@ -105,7 +106,7 @@ struct sf_result *sf_bundle_exec(struct sf_sandbox_provider *p, const struct sf_
         goto out;
     }
     json_t *doc = sf_bundle_run(p, wf, t->run_id, json_is_null(t->input) ? NULL : t->input, cfg,
-                                err, sizeof(err));
+                                NULL, err, sizeof(err));
     if (!doc) {
         r = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "sandbox: %s", err);
         goto out;
