@@ -7,6 +7,7 @@
 #include "e2b_server.h"
 #include "exitcode.h"
 #include "template.h"
+#include "template_import.h"
 #include "util.h"
 
 #include <errno.h>
@@ -159,6 +160,36 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     }
 }
 
+/* sandfleet-worker template import NAME FILE | template list */
+static int worker_template_cmd(const struct worker_cfg *cfg, char **args, int n)
+{
+    char err[1024];
+    if (n == 3 && !strcmp(args[0], "import")) {
+        if (sf_template_import(cfg->template_store, args[1], args[2], err, sizeof(err)) < 0) {
+            fprintf(stderr, "sandfleet-worker: template import: %s\n", err);
+            return SF_EXIT_BROKEN;
+        }
+        printf("template %s imported into %s/%s/rootfs\n", args[1], cfg->template_store, args[1]);
+        return 0;
+    }
+    if (n == 1 && !strcmp(args[0], "list")) {
+        struct sf_templates *t = sf_templates_new();
+        int rc = sf_templates_load_store(t, cfg->template_store, err, sizeof(err));
+        for (size_t i = 0; i < sf_templates_count(t); i++) {
+            const char *root;
+            sf_templates_find(t, sf_templates_name(t, i), &root);
+            printf("%s\t%s\n", sf_templates_name(t, i), root);
+        }
+        sf_templates_free(t);
+        if (rc < 0) fprintf(stderr, "sandfleet-worker: %s\n", err);
+        return rc < 0 ? SF_EXIT_BROKEN : 0;
+    }
+    fprintf(stderr, "usage: sandfleet-worker template import NAME IMAGE.tar   (docker save / podman save)\n"
+                    "       sandfleet-worker template list\n"
+                    "       [--template-store DIR] (default %s)\n", SF_TEMPLATE_STORE_DEFAULT);
+    return SF_EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
     struct worker_cfg cfg = {0};
@@ -178,6 +209,10 @@ int main(int argc, char **argv)
     }
     if (cfg.help) { usage(stdout); code = 0; goto out; }
     if (cfg.version) { printf("sandfleet-worker %s\n", SF_VERSION); code = 0; goto out; }
+    if (npos && !strcmp(pos[0], "template")) {
+        code = worker_template_cmd(&cfg, pos + 1, npos - 1);
+        goto out;
+    }
     if (npos) { fprintf(stderr, "sandfleet-worker: unexpected argument '%s'\n", pos[0]); goto out; }
     if (sf_log_set_format(&lg, cfg.log_format) < 0 || sf_log_set_level(&lg, cfg.log_level) < 0) {
         fprintf(stderr, "sandfleet-worker: bad --log-format or --log-level\n");

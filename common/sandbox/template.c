@@ -72,6 +72,20 @@ int sf_templates_add(struct sf_templates *t, const char *name, const char *dir, 
         sf_errf(err, errlen, "template %s: the host's own / is not a template", name);
         return -EINVAL;
     }
+    /* The sandboxes bind it as their own unprivileged ids: every directory
+     * on the way must let others through. */
+    char walk[PATH_MAX];
+    sf_strlcpy(walk, real, sizeof(walk));
+    for (char *slash; (slash = strrchr(walk, '/')); *slash = '\0') {
+        struct stat ws;
+        if (stat(walk[0] ? walk : "/", &ws) == 0 && S_ISDIR(ws.st_mode) && !(ws.st_mode & S_IXOTH)) {
+            sf_errf(err, errlen, "template %s: %s (mode %04o) is not searchable by others, so the "
+                    "sandboxes' unprivileged ids cannot reach %s: chmod o+x it", name,
+                    walk[0] ? walk : "/", (unsigned)(ws.st_mode & 07777), real);
+            return -EINVAL;
+        }
+        if (slash == walk) break;
+    }
     if (!sf_tpl_has_shell(real)) {
         sf_errf(err, errlen, "template %s: %s has no bin/sh: it is not a root file system "
                 "(docs/e2b.md, Templates, says how to make one)", name, real);

@@ -1,5 +1,6 @@
 /* common/sandbox/local/sbx_files.c: see sbx_files.h. */
 #include "sbx_files.h"
+#include "fsat.h"
 #include "util.h"
 
 #include <errno.h>
@@ -30,40 +31,12 @@ void sf_sbx_fsids_leave(const struct sf_sbx_fsids *s)
 
 int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode)
 {
-    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = (uint64_t)mode,
-                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    for (;;) {
-        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-        if (fd >= 0) return (int)fd;
-        if (errno != EAGAIN && errno != EINTR) return -errno;
-    }
+    return sf_openat_in(dirfd, path, flags, mode);
 }
 
-/* mkdir -p of the absolute 'dir' inside the root. */
 int sf_sbx_mkdirs(int rootfd, const char *dir)
 {
-    char tmp[4096];
-    int fd = sf_sbx_openat2(rootfd, dir, O_PATH | O_DIRECTORY, 0);
-    if (fd >= 0) { close(fd); return 0; }
-    if (fd != -ENOENT) return fd;
-    sf_strlcpy(tmp, dir, sizeof(tmp));
-    for (char *s = tmp + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char save = *s;
-        *s = '\0';
-        /* tmp is one more component; create it in its parent. */
-        char *slash = strrchr(tmp, '/');
-        *slash = '\0';
-        int pfd = sf_sbx_openat2(rootfd, tmp[0] ? tmp : "/", O_PATH | O_DIRECTORY, 0);
-        *slash = '/';
-        if (pfd < 0) return pfd;
-        int rc = 0;
-        if (mkdirat(pfd, slash + 1, 0755) < 0 && errno != EEXIST) rc = -errno;
-        close(pfd);
-        if (rc < 0) return rc;
-        *s = save;
-        if (!save) return 0;
-    }
+    return sf_mkdirs_in(rootfd, dir, 0755);
 }
 
 static int sf_sbx_abs(const char *path, char *out, size_t size)

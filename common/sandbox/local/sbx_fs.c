@@ -13,6 +13,7 @@
  * "/proc/self/fd/N" of an O_PATH fd found that way: the watched inode is
  * the sandbox's own, whatever the path looks like on the host. */
 #include "sandbox_fs.h"
+#include "fsat.h"
 #include "sbx_files.h"
 #include "util.h"
 
@@ -175,37 +176,6 @@ out:
     return rc;
 }
 
-static int fs_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Names in dirfd, sorted (as envd's walk), without "." and "..". */
-static char **fs_names(int dirfd, size_t *n)
-{
-    int dup = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
-    char **v = NULL;
-    size_t cap = 0;
-    *n = 0;
-    if (!d) {
-        if (dup >= 0) close(dup);
-        return NULL;
-    }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 32;
-            v = sf_xrealloc(v, cap * sizeof(*v));
-        }
-        v[(*n)++] = sf_xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (*n) qsort(v, *n, sizeof(*v), fs_cmp);
-    return v;
-}
-
 struct fs_walk {
     const struct sf_sbx_files *f;
     int depth;
@@ -216,7 +186,7 @@ struct fs_walk {
 static int fs_walk(struct fs_walk *w, int dirfd, const char *prefix, int level)
 {
     size_t n;
-    char **names = fs_names(dirfd, &n);
+    char **names = sf_dir_names(dirfd, &n);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         struct stat st;
@@ -243,8 +213,7 @@ static int fs_walk(struct fs_walk *w, int dirfd, const char *prefix, int level)
         free(path);
         if (rc) break;
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    sf_dir_names_free(names, n);
     return rc;
 }
 
@@ -328,32 +297,6 @@ out:
     return rc;
 }
 
-/* rm -rf of everything in dirfd (not following symlinks). */
-static int fs_rm_tree(int dirfd)
-{
-    size_t n;
-    char **names = fs_names(dirfd, &n);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct stat st;
-        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0) {
-                int r = fs_rm_tree(sub);
-                close(sub);
-                if (r < 0 && !rc) rc = r;
-            }
-        }
-        if (unlinkat(dirfd, names[i], S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
-            errno != ENOENT && !rc)
-            rc = -errno;
-    }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return rc;
-}
-
 static int fs_remove(struct sf_sandbox *sb, uint32_t uid, const char *path)
 {
     struct sf_sbx_files f;
@@ -368,19 +311,7 @@ static int fs_remove(struct sf_sandbox *sb, uint32_t uid, const char *path)
         if (rc == -ENOENT) rc = 0;
         goto out;
     }
-    struct stat st;
-    if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        rc = errno == ENOENT ? 0 : -errno;
-        goto out;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        int sub = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub < 0) { rc = -errno; goto out; }
-        rc = fs_rm_tree(sub);
-        close(sub);
-        if (rc < 0) goto out;
-    }
-    rc = unlinkat(pfd, base, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT ? -errno : 0;
+    rc = sf_remove_at(pfd, base);
 out:
     if (pfd >= 0) close(pfd);
     sf_sbx_fsids_leave(&ids);
@@ -431,7 +362,7 @@ static int fs_watch_add(struct fs_watch *w, int fd, const char *rel)
     int rd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rd < 0) return 0;
     size_t n;
-    char **names = fs_names(rd, &n);
+    char **names = sf_dir_names(rd, &n);
     for (size_t i = 0; i < n; i++) {
         int sub = openat(rd, names[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub >= 0) {

@@ -259,7 +259,7 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
     for (size_t k = 0; k < sizeof(cands) / sizeof(cands[0]) && !c.rw[0]; k++) {
         struct stat st;
         if (lstat(cands[k], &st) < 0 || !S_ISDIR(st.st_mode)) continue;
-        bool clash = false;
+        bool clash = c.tpl && sf_sbx_path_under(c.tpl, cands[k]);
         for (size_t i = 0; i < opts->n_ro_binds; i++)
             if (sf_sbx_path_under(real[i], cands[k])) clash = true;
         if (clash) continue;
@@ -324,7 +324,7 @@ int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sand
         for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++) sf_sbx_ro_bind_if(&c, net[i]);
     }
 
-writable:
+writable:;
     /* One writable tmpfs: its size is the sandbox's disk limit. It is
      * mounted outside the new root, in the old one, so the detach of the
      * old root after pivot_root takes its mount point away too: every
