@@ -47,10 +47,10 @@ static int count_fds(void)
     return n;
 }
 
-/* Is there a process on the host whose argv is exactly 'a0 a1'? */
-static bool host_has_process(const char *a0, const char *a1)
+/* The host pid of a process whose argv is exactly 'a0 a1', or 0. */
+static pid_t host_process(const char *a0, const char *a1)
 {
-    bool found = false;
+    pid_t found = 0;
     DIR *d = opendir("/proc");
     for (struct dirent *e; d && !found && (e = readdir(d));) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
@@ -61,11 +61,14 @@ static bool host_has_process(const char *a0, const char *a1)
         size_t n = fread(buf, 1, sizeof(buf) - 1, f);
         fclose(f);
         buf[n] = '\0';
-        if (!strcmp(buf, a0) && strlen(a0) + 1 < n && !strcmp(buf + strlen(a0) + 1, a1)) found = true;
+        if (!strcmp(buf, a0) && strlen(a0) + 1 < n && !strcmp(buf + strlen(a0) + 1, a1))
+            found = (pid_t)atoi(e->d_name);
     }
     if (d) closedir(d);
     return found;
 }
+
+static bool host_has_process(const char *a0, const char *a1) { return host_process(a0, a1) != 0; }
 
 /* A background process may still be between fork and exec when the run
  * returns: give it up to 2 s to appear. */
@@ -78,27 +81,22 @@ static bool wait_for_process(const char *a0, const char *a1)
     return false;
 }
 
-/* The sandbox's memory cgroup dir on this host (cgroup v1 layout). */
-static void cgroup_dir(const struct sf_sandbox *sb, char *out, size_t size)
+/* The memory cgroup dir of host pid 'pid', as the kernel reports it (v1:
+ * the memory hierarchy's line; v2: the unified "0::" line). */
+static void cgroup_dir_of(pid_t pid, char *out, size_t size)
 {
-    char line[512], own[400] = "";
-    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[512], path[64], v1[400] = "", v2[400] = "";
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    FILE *f = fopen(path, "re");
     while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
         char *p = strstr(line, ":memory:");
-        if (p) { sf_strlcpy(own, p + 8, sizeof(own)); own[strcspn(own, "\n")] = '\0'; }
+        if (p) sf_strlcpy(v1, p + 8, sizeof(v1));
+        if (!strncmp(line, "0::", 3)) sf_strlcpy(v2, line + 3, sizeof(v2));
     }
     if (f) fclose(f);
-    if (own[0]) {
-        snprintf(out, size, "/sys/fs/cgroup/memory%s%ssandfleet/%s", own,
-                 own[strlen(own) - 1] == '/' ? "" : "/", sb->id);
-    } else {
-        FILE *g = fopen("/proc/self/cgroup", "re");
-        while (g && fgets(line, sizeof(line), g))
-            if (!strncmp(line, "0::", 3)) { sf_strlcpy(own, line + 3, sizeof(own)); own[strcspn(own, "\n")] = '\0'; }
-        if (g) fclose(g);
-        snprintf(out, size, "/sys/fs/cgroup%s%ssandfleet/%s", own,
-                 own[0] && own[strlen(own) - 1] == '/' ? "" : "/", sb->id);
-    }
+    if (v1[0]) snprintf(out, size, "/sys/fs/cgroup/memory%s", v1);
+    else snprintf(out, size, "/sys/fs/cgroup%s", v2);
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -286,10 +284,11 @@ static void destroy_leaves_no_cgroup_and_no_process(void **state)
     struct sf_sandbox *sb = mk(NULL);
     char dir[1024];
     struct stat st;
-    cgroup_dir(sb, dir, sizeof(dir));
-    assert_int_equal(stat(dir, &st), 0);
     expect_out(sb, "sleep 7351 > /dev/null 2>&1 & echo bg", "bg\n");
     assert_true(wait_for_process("sleep", "7351"));   /* the probe sees it while alive */
+    cgroup_dir_of(host_process("sleep", "7351"), dir, sizeof(dir));
+    if (!strstr(dir, sb->id)) fail_msg("the sandbox's process is in %s, not a cgroup of its own", dir);
+    assert_int_equal(stat(dir, &st), 0);
     sf_sandbox_destroy(sb);
     assert_int_equal(stat(dir, &st), -1);
     assert_int_equal(errno, ENOENT);

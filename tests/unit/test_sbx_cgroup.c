@@ -271,6 +271,41 @@ static void v2_delegation_limits_and_events(void **state)
     assert_false(exists("app/sandfleet/sb"));
 }
 
+/* A worker started from a process that an earlier worker moved into the
+ * leaf "<own>/worker" (ctest, a shell) puts its base beside that leaf - not
+ * one level deeper per worker; a cgroup merely named "worker" whose parent
+ * hands nothing down is an ordinary cgroup of our own. */
+static void v2_worker_leaf_of_an_earlier_worker(void **state)
+{
+    (void)state;
+    char err[256] = "", self[128];
+    put("cgroup.controllers", "cpu memory pids\n");
+    put("cgroup.subtree_control", "memory pids\n");
+    dir("svc");
+    put("svc/cgroup.subtree_control", "cpu memory pids\n");
+    dir("svc/worker");
+    put("svc/worker/cgroup.subtree_control", "");
+    dir("other");
+    put("other/cgroup.subtree_control", "");
+    dir("other/worker");
+    put("other/worker/cgroup.subtree_control", "");
+    dir("svc/sandfleet");   /* the kernel would create the control files */
+    put("svc/sandfleet/cgroup.subtree_control", "memory pids\n");
+    dir("other/worker/sandfleet");
+    put("other/worker/sandfleet/cgroup.subtree_control", "memory pids\n");
+    snprintf(self, sizeof(self), "%s/self", root);
+    struct sf_sbx_cgroup_base base;
+
+    put("self", "0::/svc/worker\n");
+    if (sf_sbx_cgroup_base_init(&base, root, self, NULL, err, sizeof(err)) != 0) fail_msg("%s", err);
+    assert_string_equal(base.mem + strlen(root), "/svc/sandfleet");
+    assert_string_equal(first_line("svc/worker/cgroup.subtree_control"), "");   /* untouched */
+
+    put("self", "0::/other/worker\n");
+    if (sf_sbx_cgroup_base_init(&base, root, self, NULL, err, sizeof(err)) != 0) fail_msg("%s", err);
+    assert_string_equal(base.mem + strlen(root), "/other/worker/sandfleet");
+}
+
 static void v2_without_memory_controller_is_an_error(void **state)
 {
     (void)state;
@@ -300,6 +335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(v1_parent_override_and_missing_file_error, setup, teardown),
         cmocka_unit_test_setup_teardown(sweep_removes_empty_leftovers_only, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_delegation_limits_and_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(v2_worker_leaf_of_an_earlier_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_without_memory_controller_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(no_hierarchy_is_an_error, setup, teardown),
     };

@@ -737,9 +737,9 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
                                 cfg ? cfg->cgroup_parent : NULL, cgerr, sizeof(cgerr)) < 0) {
         if (!cfg || !cfg->cgroups_optional) {
             sf_errf(errstr, errlen, "local sandbox: no usable cgroups for memory and pids limits "
-                    "(%s). Run the worker as root or give it a delegated cgroup subtree "
-                    "(systemd Delegate=yes; docker --cgroupns=host with a writable "
-                    "/sys/fs/cgroup), or set cgroups_optional to run without memory/pids limits",
+                    "(%s). Run the worker as root, or on cgroup v2 in a delegated cgroup of its "
+                    "own (a systemd service with Delegate=yes, or systemd-run --user --scope -p "
+                    "Delegate=yes sandfleet-worker ...); docs/security.md, \"Where it runs\"",
                     cgerr);
             goto fail;
         }

@@ -109,9 +109,31 @@ static bool sf_sbx_cg_has_token(const char *list, const char *tok)
     return false;
 }
 
+/* v2 "no internal processes": move every process of our cgroup 'own' into
+ * the leaf 'leaf' - ourselves and whoever shares the cgroup with us (the
+ * shell, ctest or `timeout` that started us, a test's redis-server) - so
+ * that 'own' may hand controllers down. They stay together in one cgroup
+ * under the same limits, as docker-in-docker's entrypoint does with its
+ * container's processes. Processes that exit meanwhile are skipped. */
+static int sf_sbx_cg2_evacuate(const char *own, const char *leaf)
+{
+    char path[SF_SBX_CG_PATH + 16], line[32];
+    int rc = 0;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", own);
+    FILE *f = fopen(path, "re");
+    if (!f) return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        int r = sf_sbx_cg_write(leaf, "cgroup.procs", line);
+        if (r < 0 && r != -ESRCH) rc = r;
+    }
+    fclose(f);
+    return rc;
+}
+
 /* v2: make sure 'dir' hands memory and pids down to its children. 'own'
  * is our own cgroup dir: when it holds processes the write fails with
- * EBUSY and we move ourselves into a leaf first. */
+ * EBUSY and they move into a leaf first (processes forked meanwhile land in
+ * 'own' too: a few rounds). */
 static int sf_sbx_cg2_delegate(const char *dir, const char *own, char *errstr, size_t errlen)
 {
     char cur[256];
@@ -125,16 +147,35 @@ static int sf_sbx_cg2_delegate(const char *dir, const char *own, char *errstr, s
     rc = sf_sbx_cg_write(dir, "cgroup.subtree_control", "+memory +pids");
     if (rc == -EBUSY && !strcmp(dir, own)) {
         char leaf[SF_SBX_CG_PATH];
-        if (snprintf(leaf, sizeof(leaf), "%s/worker", own) >= (int)sizeof(leaf)) rc = -ENAMETOOLONG;
-        else if ((rc = sf_mkdir_p(leaf, 0755)) == 0 &&
-            (rc = sf_sbx_cg_write(leaf, "cgroup.procs", "0")) == 0)
-            rc = sf_sbx_cg_write(dir, "cgroup.subtree_control", "+memory +pids");
+        if (snprintf(leaf, sizeof(leaf), "%s/" SF_SBX_CG_LEAF, own) >= (int)sizeof(leaf))
+            rc = -ENAMETOOLONG;
+        else if ((rc = sf_mkdir_p(leaf, 0755)) == 0) {
+            rc = -EBUSY;
+            for (int round = 0; round < 5 && rc == -EBUSY; round++)
+                if ((rc = sf_sbx_cg2_evacuate(own, leaf)) == 0)
+                    rc = sf_sbx_cg_write(dir, "cgroup.subtree_control", "+memory +pids");
+        }
     }
     if (rc < 0)
         sf_errf(errstr, errlen, "cgroup v2: enable memory and pids in %s/cgroup.subtree_control: "
                 "%s (the worker needs a delegated cgroup subtree, e.g. systemd Delegate=yes)",
                 dir, strerror(-rc));
     return rc;
+}
+
+/* A cgroup named SF_SBX_CG_LEAF whose parent already hands memory and pids
+ * down is the leaf an earlier worker moved its cgroup's processes into (we
+ * were started by one of them: a shell, ctest). Our base then goes beside
+ * it, in the parent, rather than one level deeper per worker started. */
+static void sf_sbx_cg2_skip_leaf(const char *root, char *own_rel)
+{
+    char *slash = strrchr(own_rel, '/'), up[SF_SBX_CG_PATH], cur[256];
+    if (!slash || strcmp(slash + 1, SF_SBX_CG_LEAF)) return;
+    *slash = '\0';
+    sf_sbx_cg_join(up, sizeof(up), root, own_rel, NULL);
+    if (sf_sbx_cg_read(up, "cgroup.subtree_control", cur, sizeof(cur)) < 0 ||
+        !sf_sbx_cg_has_token(cur, "memory") || !sf_sbx_cg_has_token(cur, "pids"))
+        *slash = '/';
 }
 
 static int sf_sbx_cg2_init(struct sf_sbx_cgroup_base *base, const char *root,
@@ -152,6 +193,7 @@ static int sf_sbx_cg2_init(struct sf_sbx_cgroup_base *base, const char *root,
         sf_errf(errstr, errlen, "cannot find our cgroup v2 path in %s", self_cgroup);
         return rc;
     }
+    if (!parent) sf_sbx_cg2_skip_leaf(root, own_rel);
     sf_sbx_cg_join(own, sizeof(own), root, own_rel, NULL);
     if (parent) sf_strlcpy(rel, parent, sizeof(rel));
     else sf_sbx_cg_join(rel, sizeof(rel), "", own_rel, "sandfleet");
@@ -217,22 +259,46 @@ static int sf_sbx_cg1_init(struct sf_sbx_cgroup_base *base, const char *root,
     return 0;
 }
 
+/* A base that exists already (made by an earlier worker, maybe as root)
+ * passes mkdir; whether this worker may create cgroups in it shows only
+ * here - better now than at the first sandbox. */
+static int sf_sbx_cg_writable(const struct sf_sbx_cgroup_base *base, char *errstr, size_t errlen)
+{
+    const char *dirs[2] = { base->mem, base->pids };
+    for (int i = 0; i < (base->version == 1 ? 2 : 1); i++) {
+        if (faccessat(AT_FDCWD, dirs[i], W_OK, AT_EACCESS) == 0) continue;
+        int rc = -errno;
+        sf_errf(errstr, errlen, "cgroup v%d: %s is not writable by uid %d: %s", base->version,
+                dirs[i], (int)geteuid(), strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 int sf_sbx_cgroup_base_init(struct sf_sbx_cgroup_base *base, const char *mount_root,
                             const char *self_cgroup, const char *parent,
                             char *errstr, size_t errlen)
 {
     char probe[SF_SBX_CG_PATH];
+    int rc;
     memset(base, 0, sizeof(*base));
-    if (sf_sbx_cg_exists(mount_root, "cgroup.controllers"))
-        return sf_sbx_cg2_init(base, mount_root, self_cgroup, parent, errstr, errlen);
-    snprintf(probe, sizeof(probe), "%s/memory", mount_root);
-    bool mem = sf_sbx_cg_exists(probe, "cgroup.procs");
-    snprintf(probe, sizeof(probe), "%s/pids", mount_root);
-    bool pids = sf_sbx_cg_exists(probe, "cgroup.procs");
-    if (mem && pids) return sf_sbx_cg1_init(base, mount_root, self_cgroup, parent, errstr, errlen);
-    sf_errf(errstr, errlen, "no cgroup v2 hierarchy and no v1 memory+pids controllers under %s",
-            mount_root);
-    return -ENOENT;
+    if (sf_sbx_cg_exists(mount_root, "cgroup.controllers")) {
+        rc = sf_sbx_cg2_init(base, mount_root, self_cgroup, parent, errstr, errlen);
+    } else {
+        snprintf(probe, sizeof(probe), "%s/memory", mount_root);
+        bool mem = sf_sbx_cg_exists(probe, "cgroup.procs");
+        snprintf(probe, sizeof(probe), "%s/pids", mount_root);
+        bool pids = sf_sbx_cg_exists(probe, "cgroup.procs");
+        if (!mem || !pids) {
+            sf_errf(errstr, errlen, "no cgroup v2 hierarchy and no v1 memory+pids controllers "
+                    "under %s", mount_root);
+            return -ENOENT;
+        }
+        rc = sf_sbx_cg1_init(base, mount_root, self_cgroup, parent, errstr, errlen);
+    }
+    if (rc == 0) rc = sf_sbx_cg_writable(base, errstr, errlen);
+    if (rc < 0) base->version = 0;
+    return rc;
 }
 
 static int sf_sbx_cg_put_limits(struct sf_sbx_cgroup *cg, int64_t memory_mb, int64_t pids_max,

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #define SF_SBX_CG_PATH 512
+#define SF_SBX_CG_LEAF "worker"      /* v2: where our cgroup's processes move */
 
 struct sf_sbx_cgroup_base {
     int version;                     /* 1 or 2 */
@@ -40,8 +41,10 @@ struct sf_sbx_cgroup {
  * /proc/self/cgroup-format file; 'parent' overrides the location (a path
  * relative to the hierarchy root, e.g. "sandfleet" or "/jobs/sf"), NULL for
  * "<own cgroup>/sandfleet". v2: enables +memory +pids down to the base; when
- * our own cgroup holds processes (EBUSY, "no internal processes") the worker
- * moves itself into a leaf "<own>/worker" first, as nsjail does.
+ * our own cgroup holds processes (EBUSY, "no internal processes") they all -
+ * the worker and whoever shares its cgroup - move into a leaf "<own>/worker"
+ * first. A worker started from such a leaf uses the leaf's parent as its own
+ * cgroup (its base: "<parent>/sandfleet").
  * Returns 0, or -errno with the reason in errstr. */
 int sf_sbx_cgroup_base_init(struct sf_sbx_cgroup_base *base, const char *mount_root,
                             const char *self_cgroup, const char *parent,
