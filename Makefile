@@ -7,7 +7,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all build deps demo test test-fast test-asan test-fuzz bench bench-quick clean
+.PHONY: all build deps demo test test-fast test-asan test-fuzz test-cgroup2 bench bench-quick clean
 
 all: build
 
@@ -50,6 +50,11 @@ bench:
 bench-quick:
 	@bash scripts/deps.sh bench
 	@bash bench/run.sh quick
+
+# The sandbox suites on a real cgroup v2 kernel (Debian's, under qemu), as
+# root and as an unprivileged user with a delegated cgroup: tests/vm/run.sh.
+test-cgroup2: build
+	@bash tests/vm/run.sh
 
 compose-test:   # docker-compose stack (Redis, 3 workers, kafka profile) on podman, end to end: docs/deploy.md
 	@bash deploy/compose-test.sh

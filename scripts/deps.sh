@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what sandfleet needs to build and test, from Debian's packages.
 # As root it runs apt-get; otherwise it prints the exact apt-get line and stops.
-# Usage: scripts/deps.sh [build|test|bench]   (test includes build)
+# Usage: scripts/deps.sh [build|test|bench|vm]   (test includes build; bench and vm
+# include test)
 set -euo pipefail
 what=${1:-test}
 
@@ -12,13 +13,15 @@ test_pkgs=(redis-server clang libclang-rt-14-dev python3 procps iproute2 util-li
            default-jre-headless maven kcat   # Kafka tests: deploy/local/kafka.sh
            debootstrap)                      # the E2B test's template (tests/lib/template.sh)
 bench_pkgs=(bubblewrap hyperfine python3-venv nodejs npm)
+vm_pkgs=(qemu-system-x86 kmod cpio)   # make test-cgroup2: tests/vm/run.sh
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
   build) ;;
   test) pkgs+=("${test_pkgs[@]}") ;;
   bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  vm) pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|vm]" >&2; exit 2 ;;
 esac
 
 # Python modules the tests use, for whichever python3 is first on PATH.
