@@ -1,5 +1,6 @@
 # sandfleet — thin wrapper over CMake. The two commands a newcomer needs:
-#   make demo   build, then run the example workflows centrally and through Redis
+#   make demo   install what it runs, build, then run the example workflows centrally
+#               and through Redis
 #   make test   build, then run every test (unit, integration, sanitizers, fuzz)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -19,6 +20,7 @@ build: deps
 	@cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
+	@bash scripts/deps.sh demo
 	@bash scripts/demo.sh $(BUILD)/bin
 
 # Every test: the normal build, the same tests under ASan+UBSan, and a short

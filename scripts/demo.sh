@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: run the example workflows centrally (the coordinator drives the
 # sandboxes itself) and then through Redis (a local redis-server, two
-# workers pulling tasks), and print both side by side.
+# workers pulling tasks), and print both side by side. Exits 1 when a run
+# fails or the two ways disagree.
 set -uo pipefail
 BIN=${1:-build/bin}
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ W=$BIN/sandfleet-worker
 SANDBOX=${SANDFLEET_SANDBOX:-local}
 tmp=$(mktemp -d /tmp/sandfleet-demo-XXXXXX)
 pids=()
+failed=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
@@ -32,7 +34,7 @@ examples=(analyze-report fanout shared)
 echo "== central run (sandbox: $SANDBOX) =="
 for ex in "${examples[@]}"; do
   "$C" run "examples/$ex/workflow.json" --sandbox "$SANDBOX" --output "$tmp/$ex.central.json" \
-      --log-level warn || true
+      --log-level warn || failed+=("$ex (central, exit $?)")
   printf '  %-16s %s\n' "$ex" "$(summary "$tmp/$ex.central.json")"
 done
 
@@ -41,7 +43,7 @@ if ! "$W" --help 2>/dev/null | grep -q -- '--broker'; then
   echo "== through Redis: the broker run is not built yet =="
   exit 0
 fi
-command -v redis-server >/dev/null || { echo "redis-server is missing: scripts/deps.sh test installs it"; exit 1; }
+command -v redis-server >/dev/null || { echo "redis-server is missing: scripts/deps.sh demo installs it"; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
     --logfile "$tmp/redis.log" --daemonize no & pids+=($!)
@@ -54,7 +56,7 @@ done
 echo "== through Redis ($url, 2 workers x 2 slots) =="
 for ex in "${examples[@]}"; do
   "$C" run "examples/$ex/workflow.json" --broker "$url" --output "$tmp/$ex.redis.json" \
-      --log-level warn || true
+      --log-level warn || failed+=("$ex (through Redis, exit $?)")
   printf '  %-16s %s\n' "$ex" "$(summary "$tmp/$ex.redis.json")"
 done
 
@@ -68,7 +70,15 @@ outs = lambda d: {k: (v["status"], v["output"]) for k, v in d["steps"].items()}
 print("yes" if outs(a) == outs(b) else "NO")
 PY
 )
+  [ "$same" = yes ] || failed+=("$ex (outputs differ)")
   printf '  %-16s central %6s ms   redis %6s ms   same outputs: %s\n' "$ex" \
     "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duration_ms"])' "$tmp/$ex.central.json")" \
     "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duration_ms"])' "$tmp/$ex.redis.json")" "$same"
 done
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'make demo: FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "make demo: every example succeeded, centrally and through Redis, with the same outputs"
