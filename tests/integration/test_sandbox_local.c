@@ -284,15 +284,19 @@ static void destroy_leaves_no_cgroup_and_no_process(void **state)
     struct sf_sandbox *sb = mk(NULL);
     char dir[1024];
     struct stat st;
-    expect_out(sb, "sleep 7351 > /dev/null 2>&1 & echo bg", "bg\n");
-    assert_true(wait_for_process("sleep", "7351"));   /* the probe sees it while alive */
-    cgroup_dir_of(host_process("sleep", "7351"), dir, sizeof(dir));
+    /* A duration of our own: other test processes run the same test. */
+    char secs[32], cmd[96];
+    snprintf(secs, sizeof(secs), "7351%d", (int)getpid());
+    snprintf(cmd, sizeof(cmd), "sleep %s > /dev/null 2>&1 & echo bg", secs);
+    expect_out(sb, cmd, "bg\n");
+    assert_true(wait_for_process("sleep", secs));   /* the probe sees it while alive */
+    cgroup_dir_of(host_process("sleep", secs), dir, sizeof(dir));
     if (!strstr(dir, sb->id)) fail_msg("the sandbox's process is in %s, not a cgroup of its own", dir);
     assert_int_equal(stat(dir, &st), 0);
     sf_sandbox_destroy(sb);
     assert_int_equal(stat(dir, &st), -1);
     assert_int_equal(errno, ENOENT);
-    assert_false(host_has_process("sleep", "7351"));
+    assert_false(host_has_process("sleep", secs));
 }
 
 static void fifty_sandboxes_leak_no_fds(void **state)
