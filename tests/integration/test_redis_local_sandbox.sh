@@ -5,7 +5,10 @@
 #     (the "shared"-sandbox one travels as one bundle task run by one worker);
 #  2. kill -9 of a worker mid-map: the map output is still exact and in order,
 #     one result per task, and the killed worker's sandboxes die with it (no
-#     sandbox-init process is left behind).
+#     sandbox-init process is left behind);
+#  3. a step's "template" runs on the worker's template of that name (a
+#     debootstrap minbase root, tests/lib/template.sh), a step without one on
+#     the default image, and an unknown name is rejected, never run.
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init localsb
@@ -49,4 +52,29 @@ left() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sandbox-init
 wait_for 10 '[ -z "$(left)" ]' || fail "orphaned sandbox-init processes: $(left)"
 echo "ok - no sandbox of the killed worker outlives it"
 worker_stop b || fail "worker b did not drain cleanly"
-echo "5 passed, 0 failed"
+
+source "$SF_SRC/tests/lib/template.sh"
+TPL=$(sf_minbase_template) || fail "no template root (debootstrap)"
+worker_start c --concurrency 2 --template "tmin=$TPL"
+cat >"$T/tpl.json" <<'JSON'
+{ "name": "templates", "steps": [
+  { "id": "on", "template": "tmin", "run": "printf '\"%s\"' \"$(cat /etc/sandfleet-test-template)\"" },
+  { "id": "off", "run": "if [ -e /etc/sandfleet-test-template ]; then echo '\"yes\"'; else echo '\"no\"'; fi" } ] }
+JSON
+coord "$T/tpl.json" --output "$T/tpl.out" 2>>"$T/coord.log" || fail "the template workflow failed"
+python3 - "$T/tpl.out" <<'PY' || fail "template steps: $(cat "$T/tpl.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["steps"]["on"]["output"] == "minbase", d["steps"]["on"]
+assert d["steps"]["off"]["output"] == "no", d["steps"]["off"]
+PY
+echo "ok - a step with \"template\" runs on it; a step without does not see it"
+cat >"$T/notpl.json" <<'JSON'
+{ "name": "notpl", "steps": [ { "id": "x", "template": "no-such-template", "run": "echo 1" } ] }
+JSON
+coord "$T/notpl.json" --output "$T/notpl.out" 2>>"$T/coord.log" && fail "an unknown template ran"
+grep -q "template 'no-such-template' is not known to this worker" "$T/notpl.out" \
+    || fail "unknown template: $(cat "$T/notpl.out")"
+echo "ok - an unknown template is rejected with its name"
+worker_stop c || fail "worker c did not drain cleanly"
+echo "7 passed, 0 failed"
