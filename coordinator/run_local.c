@@ -7,6 +7,7 @@
 #include "coord.h"
 #include "bundle.h"
 #include "pool.h"
+#include "warm.h"
 #include "util.h"
 
 #include <errno.h>
@@ -47,11 +48,13 @@ static int local_fd(struct coord_exec *ex) { return sf_pool_fd(((struct local_ex
 
 static struct sf_result *local_take(struct coord_exec *ex)
 {
-    struct job *j = sf_pool_take_done(((struct local_exec *)ex)->pool);
+    struct local_exec *le = (struct local_exec *)ex;
+    struct job *j = sf_pool_take_done(le->pool);
     if (!j) return NULL;
     struct sf_result *r = j->r;
     sf_task_free(j->t);
     free(j);
+    sf_warm_pool_sweep(le->ecfg.warm, sf_now_ms());
     return r;
 }
 
@@ -75,6 +78,7 @@ static void local_free(struct coord_exec *ex)
     struct local_exec *le = (struct local_exec *)ex;
     if (!le) return;
     sf_pool_free(le->pool, drop_job);
+    sf_warm_pool_free(le->ecfg.warm);
     sf_sandbox_provider_free(le->prov);
     free(le);
 }
@@ -116,6 +120,7 @@ struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struc
         n = cpus > 0 ? (size_t)cpus : 1;
     }
     le->base.max_inflight = n;
+    le->ecfg.warm = sf_warm_pool_new(n, 0);     /* "serve": "lines" steps (warm.h) */
     le->pool = sf_pool_new(n, work, le);
     if (!le->pool) {
         sf_errf(err, errlen, "cannot start %zu threads: %s", n, strerror(errno));

@@ -167,6 +167,7 @@ static void duties(struct loop *lp, int64_t now)
     }
     if (now >= lp->next_hb) {
         heartbeat(lp, false);
+        if (w->ecfg.warm) sf_warm_pool_sweep(w->ecfg.warm, now);   /* idle warm agents */
         int64_t every = lease / 3 < 5000 ? lease / 3 : 5000;
         lp->next_hb = now + (every > 500 ? every : 500);
     }

@@ -31,6 +31,8 @@ static const struct sf_opt worker_opts[] = {
       "name in the consumer group and in results (default host-pid-random)", 0, 0 },
     { "lease-ms", "SANDFLEET_LEASE_MS", SF_OPT_INT, O(lease_ms), "30000", "MS",
       "a task whose worker stops renewing for this long is taken over", 100, 86400000 },
+    { "warm-idle-s", "SANDFLEET_WARM_IDLE_S", SF_OPT_INT, O(warm_idle_s), "60", "S",
+      "a warm agent (a step with \"serve\": \"lines\") idle this long is stopped", 1, 86400 },
     { "grace-s", "SANDFLEET_GRACE_S", SF_OPT_INT, O(grace_s), "30", "S",
       "on SIGTERM, time for in-flight tasks to finish", 0, 86400 },
     { "retry-base-ms", "SANDFLEET_RETRY_BASE_MS", SF_OPT_INT, O(retry_base_ms), "500", "MS",
@@ -264,6 +266,8 @@ int main(int argc, char **argv)
     if (sf_templates_load_store(w.templates, cfg.template_store, err, sizeof(err)) < 0)
         fprintf(stderr, "sandfleet-worker: warning: %s\n", err);
     w.ecfg.templates = w.templates;
+    /* At most one warm agent per slot (warm.h). */
+    w.ecfg.warm = sf_warm_pool_new((size_t)cfg.concurrency, cfg.warm_idle_s * 1000);
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
     worker_obs_init(&w.obs, cfg.bf.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 
@@ -336,6 +340,7 @@ int main(int argc, char **argv)
 out:
     sf_e2b_server_stop(e2b);
     sf_pool_free(w.pool, NULL);
+    sf_warm_pool_free(w.ecfg.warm);
     sf_sandbox_provider_free(w.prov);
     worker_callbacks_stop(&w);
     sf_broker_free(w.b);

@@ -25,6 +25,7 @@
 #include "pool.h"
 #include "sandbox.h"
 #include "util.h"
+#include "warm.h"
 #include "secrets.h"
 
 struct worker_cfg {
@@ -34,6 +35,7 @@ struct worker_cfg {
     char *log_format, *log_level;
     long concurrency;       /* slots (sandboxes at once) */
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check, settle_timeout_s;
+    long warm_idle_s;       /* --warm-idle-s (warm.h) */
     long max_memory_mb, max_pids, max_disk_mb, max_cpu_s;   /* operator caps (policy.h) */
     double max_timeout_s;
     struct sf_strlist templates;      /* --template NAME=DIR (repeatable) */

@@ -1,6 +1,7 @@
 /* common/exec/exec.c: the agent contract (see exec.h). */
 #include "exec.h"
 #include "log.h"
+#include "warm.h"
 #include "util.h"
 
 #include <errno.h>
@@ -21,8 +22,7 @@ json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t e
     return NULL;
 }
 
-/* Write each entry of t->files under /workspace. */
-static int write_files(struct sf_sandbox *sb, const struct sf_task *t, char *err, size_t n)
+int sf_exec_write_files(struct sf_sandbox *sb, const struct sf_task *t, char *err, size_t n)
 {
     const char *path;
     json_t *v;
@@ -58,7 +58,7 @@ static int write_files(struct sf_sandbox *sb, const struct sf_task *t, char *err
     return 0;
 }
 
-static char **build_env(const struct sf_task *t)
+char **sf_exec_env(const struct sf_task *t, bool per_task)
 {
     size_t n = t->env ? json_object_size(t->env) : 0, k = 0;
     char **env = sf_xcalloc(n + 5, sizeof(char *));
@@ -66,16 +66,21 @@ static char **build_env(const struct sf_task *t)
     json_t *v;
     env[k++] = sf_xasprintf("SF_RUN_ID=%s", t->run_id);
     env[k++] = sf_xasprintf("SF_STEP=%s", t->step);
-    env[k++] = sf_xasprintf("SF_TASK_ID=%s", t->id);
-    env[k++] = sf_xasprintf("SF_ATTEMPT=%d", t->attempt);
+    if (per_task) {
+        env[k++] = sf_xasprintf("SF_TASK_ID=%s", t->id);
+        env[k++] = sf_xasprintf("SF_ATTEMPT=%d", t->attempt);
+    } else {
+        env[k++] = sf_xstrdup("SF_SERVE=lines");
+    }
     if (t->env)
         json_object_foreach(t->env, key, v) env[k++] = sf_xasprintf("%s=%s", key, json_string_value(v));
     env[k] = NULL;
     return env;
 }
 
-static void free_env(char **env)
+void sf_exec_env_free(char **env)
 {
+    if (!env) return;
     for (char **e = env; *e; e++) free(*e);
     free(env);
 }
@@ -88,7 +93,7 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     struct sf_result *r = NULL;
     struct sf_run_result rr = {0};
     char err[SF_ERRSTR_LEN];
-    char *input = NULL, **env = NULL;
+    char *input = NULL, *line = NULL, **env = NULL;
     int64_t t0 = sf_now_ms();
     struct sf_limits limits = t->limits;
     double timeout_s = t->timeout_s;
@@ -109,6 +114,9 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
                           t->template_name);
         goto out;
     }
+    if (t->serve && !shared && cfg->warm &&
+        (r = sf_warm_exec(cfg->warm, p, t, &limits, rootfs, timeout_s, cfg, create_ms)))
+        goto out;
     if (!sb) {
         struct sf_sandbox_opts opts = { .network = t->network, .net_policy = t->net_policy,
                                         .limits = limits, .label = t->id, .rootfs = rootfs };
@@ -120,7 +128,7 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
             goto out;
         }
     }
-    if (write_files(sb, t, err, sizeof(err)) < 0) {
+    if (sf_exec_write_files(sb, t, err, sizeof(err)) < 0) {
         r = sf_result_for(t, SF_RESULT_ERROR, cfg->worker, "%s", err);
         goto out;
     }
@@ -131,13 +139,16 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
                           sb->errstr);
         goto out;
     }
-    env = build_env(t);
+    env = sf_exec_env(t, true);
+    /* A serving agent run cold (a shared sandbox, a backend that cannot
+     * keep it running) reads its one line, then end of file. */
+    if (t->serve) line = sf_xasprintf("%s\n", input);
     struct sf_run_spec spec = {
         .cmd = t->run,
         .cwd = "/workspace",
         .env = (const char *const *)env,
-        .stdin_data = input,
-        .stdin_len = strlen(input),
+        .stdin_data = line ? line : input,
+        .stdin_len = strlen(line ? line : input),
         .timeout_s = timeout_s,
         .limits = &limits,
         .stdout_cap = cfg->output_cap ? cfg->output_cap : SF_DEFAULT_OUTPUT_CAP,
@@ -186,6 +197,7 @@ out:
     if (sb != shared) sf_sandbox_destroy(sb);
     sf_run_result_clear(&rr);
     free(input);
-    if (env) free_env(env);
+    free(line);
+    sf_exec_env_free(env);
     return r;
 }

@@ -7,7 +7,8 @@
  * 0 with JSON on stdout is success. Non-JSON stdout fails with "output is not
  * JSON: <first 200 bytes, escaped>" (SF_EXEC_NOT_JSON: an error that quotes the
  * agent, so logs show it at debug level only), stdout over the cap fails with
- * a message naming the cap. Never a crash.
+ * a message naming the cap. Never a crash. A "serve": "lines" task goes to
+ * a warm agent instead when cfg->warm is set (warm.h).
  * Thread: any; a shared sandbox must not be used by two threads at once.
  */
 #ifndef SF_EXEC_H
@@ -20,6 +21,7 @@
 
 #define SF_EXEC_NOT_JSON "output is not JSON"
 
+struct sf_warm_pool;
 struct sf_exec_cfg {
     const char *worker;     /* name put in results */
     size_t output_cap;      /* stdout bytes; 0 = 16 MiB */
@@ -31,6 +33,9 @@ struct sf_exec_cfg {
     const struct sf_templates *templates;
     sf_output_cb on_stderr; /* optional live stderr (e.g. logs) */
     void *cb_arg;
+    /* Warm agents for "serve": "lines" tasks (warm.h); NULL: such a task
+     * runs cold, its input as one line followed by end of file. */
+    struct sf_warm_pool *warm;
 };
 
 /* Run 't'. With 'shared' NULL a sandbox is created from 'p' and destroyed
@@ -41,6 +46,15 @@ struct sf_exec_cfg {
 struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox *shared,
                                const struct sf_task *t, const struct sf_exec_cfg *cfg,
                                int64_t *sandbox_create_ms);
+
+/* Helpers shared with warm.c. Write each entry of t->files under
+ * /workspace: 0, or -errno with the reason in err. */
+int sf_exec_write_files(struct sf_sandbox *sb, const struct sf_task *t, char *err, size_t n);
+/* The agent's environment ("K=V", NULL-terminated, owned): SF_RUN_ID,
+ * SF_STEP, then SF_TASK_ID and SF_ATTEMPT (per_task) or SF_SERVE=lines,
+ * then t->env. Free with sf_exec_env_free (NULL ok). */
+char **sf_exec_env(const struct sf_task *t, bool per_task);
+void sf_exec_env_free(char **env);
 
 /* Parse agent stdout as one JSON document; NULL with a message otherwise. */
 json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t errlen);

@@ -215,6 +215,7 @@ static struct sf_task *make_task(struct sf_sched *s, size_t i, int64_t index, in
     t->network = def->network;
     t->template_name = sf_xstrdup(def->template_name);
     t->net_policy = sf_netpolicy_dup(def->net_policy);
+    t->serve = def->serve;
     t->created_at = sf_wall_ms();
     sr->el[index].attempt = (uint16_t)attempt;
     return t;

@@ -266,6 +266,14 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
                 SF_TEMPLATE_NAME_MAX);
         goto fail;
     }
+    if ((v = json_object_get(j, "serve")) && !json_is_null(v)) {
+        int s = json_is_string(v) ? sf_serve_parse(json_string_value(v)) : -1;
+        if (s < 0) {
+            sf_errf(err, n, "field 'serve' must be \"lines\"");
+            goto fail;
+        }
+        t->serve = (enum sf_serve)s;
+    }
     v = json_object_get(j, "input");
     t->input = v ? json_incref(v) : json_null();
     return t;
@@ -304,6 +312,7 @@ json_t *sf_task_to_json(const struct sf_task *t)
     if (t->template_name) json_object_set_new(o, "template", json_string(t->template_name));
     json_object_set_new(o, "created_at", json_integer(t->created_at));
     if (t->reply_to) json_object_set_new(o, "reply_to", json_string(t->reply_to));
+    if (t->serve) json_object_set_new(o, "serve", json_string(sf_serve_name(t->serve)));
     if (t->workflow) json_object_set(o, "workflow", t->workflow);
     if (t->callback) json_object_set_new(o, "callback", sf_callback_to_json(t->callback));
     return o;

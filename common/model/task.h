@@ -3,7 +3,7 @@
  *
  * Task:   {"v":1,"id","run_id","step","index","attempt","max_attempts","run",
  *          "files":{path: text | {"base64": ...}},"input","timeout_s",
- *          "limits":{...},"env":{...},"network":bool|{allow_out,deny_out},"created_at","reply_to"?,
+ *          "limits":{...},"env":{...},"network":bool|{allow_out,deny_out},"created_at","reply_to"?,"serve"?,
  *          "callback":{"url","headers"?,"secret_ref"?}?}
  * Result: {"v":1,"task_id","run_id","step","index","attempt","status",
  *          "exit_code","output","stderr_tail","duration_ms","worker","error"?}
@@ -22,6 +22,7 @@
 #include "callback.h"
 #include "netpolicy.h"
 #include "resources.h"
+#include "serve_mode.h"
 
 #define SF_WIRE_VERSION 1
 
@@ -50,6 +51,7 @@ struct sf_task {
     struct sf_callback *callback; /* optional: POST the final result here (callback.h) */
     json_t *workflow;     /* optional: a whole workflow run in one sandbox by one
                              worker (bundle.h); `run` may then be omitted */
+    enum sf_serve serve;  /* optional "serve": "lines": a warm agent takes it (serve_mode.h) */
     char *queue;          /* not on the wire: set by the broker that delivered it */
 };
 

@@ -111,7 +111,7 @@ static bool known_key(const char *k, const char *const *keys)
 static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st)
 {
     static const char *const keys[] = { "id", "run", "files", "input", "needs", "map",
-        "timeout_s", "retries", "env", "network", "limits", "template", NULL };
+        "timeout_s", "retries", "env", "network", "limits", "template", "serve", NULL };
     char label[160];
     const char *k;
     json_t *v;
@@ -136,7 +136,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
     json_object_foreach(js, k, v) {
         if (!known_key(k, keys))
             problem(c, label, "unknown field '%s' (known: id, run, files, input, needs, map, "
-                              "timeout_s, retries, env, network, limits, template)", k);
+                              "timeout_s, retries, env, network, limits, template, serve)", k);
     }
     v = json_object_get(js, "run");
     if (json_is_string(v) && json_string_length(v) > 0)
@@ -224,6 +224,12 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
         char err[256];
         if (sf_limits_from_json(v, &st->limits, err, sizeof(err)) < 0)
             problem(c, label, "%s", err);
+    }
+    if ((v = json_object_get(js, "serve"))) {
+        int s = json_is_string(v) ? sf_serve_parse(json_string_value(v)) : -1;
+        if (s < 0) problem(c, label, "'serve' must be \"lines\" (one JSON input per line on stdin, "
+                                     "one JSON output per line on stdout)");
+        else st->serve = (enum sf_serve)s;
     }
 }
 
@@ -393,6 +399,7 @@ json_t *sf_workflow_to_json(const struct sf_workflow *wf)
         if (st->net_policy) json_object_set_new(o, "network", sf_netpolicy_to_json(st->net_policy));
         else if (st->network) json_object_set_new(o, "network", json_true());
         if (st->template_name) json_object_set_new(o, "template", json_string(st->template_name));
+        if (st->serve) json_object_set_new(o, "serve", json_string(sf_serve_name(st->serve)));
         json_t *lim = sf_limits_to_json(&st->limits);
         if (json_object_size(lim)) json_object_set(o, "limits", lim);
         json_decref(lim);

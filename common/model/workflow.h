@@ -16,6 +16,7 @@
 
 #include "netpolicy.h"
 #include "resources.h"
+#include "serve_mode.h"
 #include "util.h"
 
 enum sf_sandbox_mode {
@@ -39,6 +40,7 @@ struct sf_step {
     struct sf_netpolicy *net_policy; /* the object form, or NULL */
     char *template_name;  /* "template": a root file system by name; NULL: default */
     struct sf_limits limits; /* 0 fields = defaults */
+    enum sf_serve serve;  /* how the agent takes its inputs (serve_mode.h) */
 };
 
 struct sf_workflow {

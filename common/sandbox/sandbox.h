@@ -100,6 +100,17 @@ struct sf_sandbox_stats {
     int cpus;                   /* CPUs it may use */
 };
 
+/* A command left running by sf_sandbox_start (warm agents, and callers that
+ * drive many commands from one event loop): the caller owns the three pipe
+ * ends (O_NONBLOCK | O_CLOEXEC; -1 once closed), feeds stdin, reads stdout
+ * and stderr, keeps time, and learns of the exit through wait_fd. */
+struct sf_sandbox_cmd {
+    int pid;                    /* the sandbox's view */
+    int in_fd, out_fd, err_fd;
+    int wait_fd;                /* borrowed from the sandbox: readable when
+                                   sf_sandbox_reap may have news */
+};
+
 struct sf_sandbox;
 struct sf_proc_host;
 struct sf_fs_ops;
@@ -139,6 +150,18 @@ struct sf_sandbox_ops {
      * has been started (wait for writability, then read SO_ERROR). 0 or
      * -errno. Thread-safe with the sandbox's use. */
     int (*connect_port)(struct sf_sandbox *sb, uint16_t port, int *fd);
+    /* Optional (NULL: -ENOTSUP): start spec->cmd and leave it running (its
+     * stdin_data, timeout_s and callbacks are not used). One started command
+     * per sandbox at a time, never together with run(). Returns 0 with cmd
+     * filled; 1 when the command could not start, with res filled as run()
+     * would (SF_RUN_EXEC_FAILED); -errno when the sandbox broke (errstr). */
+    int (*start)(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                 struct sf_sandbox_cmd *cmd, struct sf_run_result *res);
+    /* Has the started command exited? Never blocks. 1: yes, res has its
+     * status, exit_code, term_signal and error (SF_RUN_EXITED, _SIGNALED or
+     * _OOM; out and err_tail are the caller's); 0: not yet; -errno: the
+     * sandbox broke (errstr). After 1 the sandbox may start another. */
+    int (*reap)(struct sf_sandbox *sb, struct sf_sandbox_cmd *cmd, struct sf_run_result *res);
 };
 
 /* Every backend's sandbox struct starts with this. */
@@ -161,6 +184,12 @@ static inline int sf_sandbox_freeze(struct sf_sandbox *sb, bool frozen)
 { return sb->ops->freeze ? sb->ops->freeze(sb, frozen) : -ENOTSUP; }
 static inline int sf_sandbox_stats(struct sf_sandbox *sb, struct sf_sandbox_stats *st)
 { return sb->ops->stats ? sb->ops->stats(sb, st) : -ENOTSUP; }
+static inline int sf_sandbox_start(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                                   struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
+{ return sb->ops->start ? sb->ops->start(sb, spec, cmd, res) : -ENOTSUP; }
+static inline int sf_sandbox_reap(struct sf_sandbox *sb, struct sf_sandbox_cmd *cmd,
+                                  struct sf_run_result *res)
+{ return sb->ops->reap ? sb->ops->reap(sb, cmd, res) : -ENOTSUP; }
 /* NULL is a no-op. */
 static inline void sf_sandbox_destroy(struct sf_sandbox *sb)
 { if (sb) sb->ops->destroy(sb); }

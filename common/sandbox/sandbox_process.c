@@ -31,6 +31,8 @@ struct proc_sandbox {
     struct sf_sandbox base;
     char root[256];
     struct sf_limits limits;
+    pid_t pid;                  /* the running command, 0: none */
+    int pidfd;
 };
 
 /* Map a sandbox path to the host. Rejects ".." so a path cannot leave root. */
@@ -102,12 +104,14 @@ static int on_pidfd(void *arg)
     return 0;
 }
 
-static int proc_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
-                    struct sf_run_result *res)
+/* Fork and exec spec->cmd with its pipes: 0 with cmd filled (wait_fd a
+ * pidfd, owned by ps); 1 when it could not start (res filled); -errno. */
+static int proc_spawn(struct proc_sandbox *ps, const struct sf_run_spec *spec,
+                      struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
 {
-    struct proc_sandbox *ps = (struct proc_sandbox *)sb;
+    struct sf_sandbox *sb = &ps->base;
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ex[2] = {-1, -1};
-    int pidfd = -1, rc = 0;
+    int rc = 0;
     char cwd[4096], home[512], tmpdir[512], rootenv[512];
     struct sf_limits lim = ps->limits;
     if (spec->limits) {
@@ -115,9 +119,6 @@ static int proc_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         sf_limits_merge(&o, &lim);
         lim = o;
     }
-    memset(res, 0, sizeof(*res));
-    int64_t t0 = sf_now_ms();
-
     if ((rc = host_path(ps, spec->cwd ? spec->cwd : "/workspace", cwd, sizeof(cwd))) < 0) {
         sf_errf(sb->errstr, sizeof(sb->errstr), "bad cwd");
         return rc;
@@ -183,40 +184,25 @@ static int proc_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         close(in[1]); close(out[0]); close(err[0]);
         res->out = sf_xcalloc(1, 1);
         res->err_tail = sf_xcalloc(1, 1);
-        goto done;
+        free(envp);
+        return 1;
     }
-
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) {
         rc = -errno;
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         goto fail;                                 /* closes in[1], out[0], err[0] once */
     }
-    struct sf_iopump pump;
-    struct proc_wait w = { pid, 0 };
-    sf_iopump_init(&pump, spec, in[1], out[0], err[0]);
-    int64_t deadline = spec->timeout_s > 0 ? t0 + (int64_t)(spec->timeout_s * 1000) : 0;
-    int pr = sf_iopump_run(&pump, pidfd, on_pidfd, &w, deadline);
-    /* Whatever the outcome, nothing of the run's process group survives it. */
-    kill(-pid, SIGKILL);
-    if (pr != 1) waitpid(pid, &w.status, 0);
-    sf_iopump_finish(&pump, res);
-    close(pidfd);
-    if (pr == 0) {
-        res->status = SF_RUN_TIMEOUT;
-        res->exit_code = 128 + SIGKILL;
-        sf_errf(res->error, sizeof(res->error), "timed out after %gs", spec->timeout_s);
-    } else if (pr < 0) {
-        sf_errf(sb->errstr, sizeof(sb->errstr), "waiting for the command: %s", strerror(-pr));
-        rc = pr;
-    } else {
-        sf_run_result_from_wait(res, w.status);
-    }
-done:
-    res->duration_ms = sf_now_ms() - t0;
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    *cmd = (struct sf_sandbox_cmd){ .pid = pid, .in_fd = in[1], .out_fd = out[0],
+                                    .err_fd = err[0], .wait_fd = pidfd };
+    ps->pid = pid;
+    ps->pidfd = pidfd;
     free(envp);
-    return rc;
+    return 0;
 fail:
     sf_errf(sb->errstr, sizeof(sb->errstr), "spawn: %s", strerror(-rc));
     for (int i = 0; i < 2; i++) {
@@ -229,6 +215,70 @@ fail:
     return rc;
 }
 
+/* The command is over (or given up on): nothing of its process group
+ * survives it, and it is reaped. */
+static void proc_end(struct proc_sandbox *ps, bool reaped, int *status)
+{
+    if (ps->pid <= 0) return;
+    kill(-ps->pid, SIGKILL);
+    if (!reaped) while (waitpid(ps->pid, status, 0) < 0 && errno == EINTR) {}
+    close(ps->pidfd);
+    ps->pid = 0;
+    ps->pidfd = -1;
+}
+
+static int proc_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                    struct sf_run_result *res)
+{
+    struct proc_sandbox *ps = (struct proc_sandbox *)sb;
+    struct sf_sandbox_cmd cmd;
+    memset(res, 0, sizeof(*res));
+    int64_t t0 = sf_now_ms();
+    int rc = proc_spawn(ps, spec, &cmd, res);
+    if (rc != 0) {
+        res->duration_ms = sf_now_ms() - t0;
+        return rc < 0 ? rc : 0;
+    }
+    struct sf_iopump pump;
+    struct proc_wait w = { cmd.pid, 0 };
+    sf_iopump_init(&pump, spec, cmd.in_fd, cmd.out_fd, cmd.err_fd);
+    int64_t deadline = spec->timeout_s > 0 ? t0 + (int64_t)(spec->timeout_s * 1000) : 0;
+    int pr = sf_iopump_run(&pump, cmd.wait_fd, on_pidfd, &w, deadline);
+    proc_end(ps, pr == 1, &w.status);
+    sf_iopump_finish(&pump, res);
+    if (pr == 0) {
+        res->status = SF_RUN_TIMEOUT;
+        res->exit_code = 128 + SIGKILL;
+        sf_errf(res->error, sizeof(res->error), "timed out after %gs", spec->timeout_s);
+    } else if (pr < 0) {
+        sf_errf(sb->errstr, sizeof(sb->errstr), "waiting for the command: %s", strerror(-pr));
+        rc = pr;
+    } else {
+        sf_run_result_from_wait(res, w.status);
+    }
+    res->duration_ms = sf_now_ms() - t0;
+    return rc;
+}
+
+static int proc_start(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                      struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    return proc_spawn((struct proc_sandbox *)sb, spec, cmd, res);
+}
+
+static int proc_reap(struct sf_sandbox *sb, struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
+{
+    struct proc_sandbox *ps = (struct proc_sandbox *)sb;
+    struct proc_wait w = { cmd->pid, 0 };
+    if (ps->pid <= 0 || cmd->pid != ps->pid) return -ESRCH;
+    int rc = on_pidfd(&w);
+    if (rc <= 0) return rc;
+    proc_end(ps, true, NULL);
+    sf_run_result_from_wait(res, w.status);
+    return 1;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st; (void)flag; (void)ftw;
@@ -239,6 +289,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void proc_destroy(struct sf_sandbox *sb)
 {
     struct proc_sandbox *ps = (struct proc_sandbox *)sb;
+    proc_end(ps, false, NULL);
     nftw(ps->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(ps);
 }
@@ -248,6 +299,8 @@ static const struct sf_sandbox_ops proc_ops = {
     .read_file = proc_read_file,
     .run = proc_run,
     .destroy = proc_destroy,
+    .start = proc_start,
+    .reap = proc_reap,
 };
 
 static int proc_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
@@ -270,6 +323,7 @@ static int proc_create(struct sf_sandbox_provider *p, const struct sf_sandbox_op
         sf_mkdir_p(d, 0755);
     }
     ps->base.ops = &proc_ops;
+    ps->pidfd = -1;
     snprintf(ps->base.id, sizeof(ps->base.id), "proc-%s", strrchr(ps->root, '-') + 1);
     ps->limits = opts->limits;
     sf_limits_merge(&ps->limits, &pp->defaults);

@@ -120,6 +120,33 @@ static void hostile_ids_are_rejected_at_decode(void **state)
     assert_non_null(strstr(err, "field 'task_id' must be"));
 }
 
+static void serve_lines_round_trips_and_nothing_else_is_accepted(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *m = TASK_OK ",\"serve\":\"lines\"}";
+    struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    assert_non_null(t);
+    assert_int_equal(t->serve, SF_SERVE_LINES);
+    char *enc = sf_task_encode(t);
+    assert_non_null(strstr(enc, "\"serve\":\"lines\""));
+    struct sf_task *t2 = sf_task_decode(enc, strlen(enc), err, sizeof(err));
+    assert_int_equal(t2->serve, SF_SERVE_LINES);
+    free(enc);
+    sf_task_free(t2);
+    sf_task_free(t);
+    /* absent or null: a cold task, and nothing on the wire */
+    m = TASK_OK ",\"serve\":null}";
+    t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    assert_int_equal(t->serve, SF_SERVE_NONE);
+    enc = sf_task_encode(t);
+    assert_null(strstr(enc, "serve"));
+    free(enc);
+    sf_task_free(t);
+    expect_reject(TASK_OK ",\"serve\":\"json\"}", "field 'serve' must be \"lines\"");
+    expect_reject(TASK_OK ",\"serve\":true}", "field 'serve' must be \"lines\"");
+}
+
 static void result_round_trips_and_rejects_unknown_status(void **state)
 {
     (void)state;
@@ -186,6 +213,7 @@ int main(void)
         cmocka_unit_test(full_task_round_trips),
         cmocka_unit_test(bad_tasks_are_rejected_with_a_reason),
         cmocka_unit_test(hostile_ids_are_rejected_at_decode),
+        cmocka_unit_test(serve_lines_round_trips_and_nothing_else_is_accepted),
         cmocka_unit_test(result_round_trips_and_rejects_unknown_status),
         cmocka_unit_test(result_for_carries_task_identity),
         cmocka_unit_test(bundle_task_carries_a_workflow_instead_of_run),

@@ -201,6 +201,26 @@ static void binary_file_content_becomes_base64(void **state)
     json_decref(b);
 }
 
+static void serve_is_lines_or_absent(void **state)
+{
+    (void)state;
+    struct sf_workflow *wf = parse_ok("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"serve\":\"lines\"},"
+                                      "{\"id\":\"b\",\"run\":\"y\"}]}");
+    assert_int_equal(wf->steps[0].serve, SF_SERVE_LINES);
+    assert_int_equal(wf->steps[1].serve, SF_SERVE_NONE);
+    /* it travels with the workflow (bundle tasks) */
+    json_t *j = sf_workflow_to_json(wf);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "steps"), 0),
+                                                          "serve")), "lines");
+    assert_null(json_object_get(json_array_get(json_object_get(j, "steps"), 1), "serve"));
+    json_decref(j);
+    sf_workflow_free(wf);
+    expect_errors("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"serve\":\"stream\"}]}",
+                  "step 'a': 'serve' must be \"lines\"", NULL);
+    expect_errors("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"serve\":1}]}",
+                  "step 'a': 'serve' must be \"lines\"", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +235,7 @@ int main(void)
         cmocka_unit_test(dag_order_respects_needs),
         cmocka_unit_test(templates_are_names_and_one_per_shared_sandbox),
         cmocka_unit_test(binary_file_content_becomes_base64),
+        cmocka_unit_test(serve_is_lines_or_absent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,9 @@ struct local_sandbox {
     int ctl, rootfd;
     int netns;                          /* its network namespace, for connect_port; -1 */
     struct sf_sbx_egress_att *egress;   /* network on: its egress; NULL otherwise */
+    pid_t run_pid;                      /* the command of run()/start(), 0: none */
+    uint64_t oom0;                      /* OOM kills counted when it started */
+    int64_t run_mem_mb;                 /* its memory limit, for the OOM message */
     char dead[160];                     /* why the sandbox cannot run any more */
 };
 
@@ -200,63 +203,6 @@ static int local_on_ctl(void *arg)
     return 0;
 }
 
-static bool local_env_has(const char *const *env, const char *key)
-{
-    size_t k = strlen(key);
-    for (size_t i = 0; env && env[i]; i++)
-        if (!strncmp(env[i], key, k) && env[i][k] == '=') return true;
-    return false;
-}
-
-/* Header + cwd + cmd (+ its words when it needs no shell) + env into one
- * buffer. Returns its length, or 0 when it does not fit in one request. */
-static size_t local_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
-                         int64_t fsize, struct sf_buf *b)
-{
-    static const char *const defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user" };
-    struct sf_sbx_run_hdr h = { .type = SF_SBX_MSG_RUN, .cpu_s = lim->cpu_s, .nofile = lim->nofile,
-                                .fsize_bytes = fsize };
-    const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace";
-    size_t nuser = 0;
-    while (spec->env && spec->env[nuser]) nuser++;
-    const char **env = sf_xcalloc(nuser + 3, sizeof(*env));
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        char key[16];
-        size_t k = (size_t)(strchr(defaults[i], '=') - defaults[i]);
-        snprintf(key, sizeof(key), "%.*s", (int)k, defaults[i]);
-        if (!local_env_has(spec->env, key)) env[h.nenv++] = defaults[i];
-    }
-    for (size_t i = 0; i < nuser; i++) env[h.nenv++] = spec->env[i];
-    sf_buf_append(b, &h, sizeof(h));
-    sf_buf_append(b, cwd, strlen(cwd) + 1);
-    sf_buf_append(b, spec->cmd, strlen(spec->cmd) + 1);
-    h.argc = (uint32_t)sf_sbx_exec_split(spec->cmd, env, h.nenv, b);
-    for (size_t i = 0; i < h.nenv; i++) sf_buf_append(b, env[i], strlen(env[i]) + 1);
-    free(env);
-    h.strings_len = (uint32_t)(b->len - sizeof(h));
-    memcpy(b->data, &h, sizeof(h));
-    if (b->len > SF_SBX_RUN_MAX || h.nenv > SF_SBX_ENV_MAX) return 0;
-    return b->len;
-}
-
-static int local_send_run(int ctl, const struct sf_buf *b, const int fds[3])
-{
-    struct iovec iov = { b->data, b->len };
-    union { char buf[CMSG_SPACE(3 * sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-                         .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
-    for (;;) {
-        if (sendmsg(ctl, &mh, MSG_NOSIGNAL) >= 0) return 0;
-        if (errno != EINTR) return -errno;
-    }
-}
-
 static void local_close_pair(int p[2])
 {
     for (int i = 0; i < 2; i++)
@@ -270,19 +216,13 @@ static void local_result_empty(struct sf_run_result *res)
     if (!res->err_tail) res->err_tail = sf_xcalloc(1, 1);
 }
 
-static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
-                     struct sf_run_result *res)
+/* What every command needs first: a live sandbox, the limits of this run
+ * written to the cgroup, the OOM count to compare with. 0 or -errno. */
+static int local_begin(struct local_sandbox *ls, const struct sf_run_spec *spec,
+                       struct sf_limits *lim)
 {
-    struct local_sandbox *ls = (struct local_sandbox *)sb;
-    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-    struct sf_buf req = { 0 };
-    struct sf_limits lim = ls->limits;
-    uint64_t oom0 = 0, oom1 = 0;
-    int rc = 0;
-
-    memset(res, 0, sizeof(*res));
-    int64_t t0 = sf_now_ms();
-    int64_t deadline = spec->timeout_s > 0 ? t0 + (int64_t)(spec->timeout_s * 1000.0 + 0.5) : 0;
+    struct sf_sandbox *sb = &ls->base;
+    *lim = ls->limits;
     if (ls->dead[0] || ls->init_pid <= 0) {
         sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s cannot run commands: %s", sb->id,
                 ls->dead[0] ? ls->dead : "it is not running");
@@ -295,21 +235,37 @@ static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
     if (spec->limits) {
         struct sf_limits o = *spec->limits;
         sf_limits_merge(&o, &ls->limits);
-        lim = o;
+        *lim = o;
     }
-    if ((rc = sf_sbx_cgroup_set_limits(&ls->cg, lim.memory_mb, lim.pids, sb->errstr,
-                                       sizeof(sb->errstr))) < 0)
-        return rc;
-    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &oom0);
+    int rc = sf_sbx_cgroup_set_limits(&ls->cg, lim->memory_mb, lim->pids, sb->errstr,
+                                      sizeof(sb->errstr));
+    if (rc < 0) return rc;
+    ls->oom0 = 0;
+    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &ls->oom0);
+    ls->run_mem_mb = lim->memory_mb;
+    return 0;
+}
+
+/* Send RUN and wait for STARTED until 'deadline' (<= 0: none). 0 with the
+ * command's pipes in cmd; 1 when it could not start (res filled);
+ * -ETIMEDOUT; -ESRCH when the sandbox broke (errstr, sandbox killed). */
+static int local_start_cmd(struct local_sandbox *ls, const struct sf_run_spec *spec,
+                           const struct sf_limits *lim, int64_t deadline,
+                           struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
+{
+    struct sf_sandbox *sb = &ls->base;
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, rc = 0;
+    struct sf_buf req = { 0 };
     /* The tmpfs enforces the sandbox's disk size; a smaller per-run value
      * can only be a per-file limit. */
-    int64_t fsize = lim.disk_mb < ls->limits.disk_mb ? lim.disk_mb * 1024 * 1024 : 0;
-    if (!local_pack(spec, &lim, fsize, &req)) {
+    int64_t fsize = lim->disk_mb < ls->limits.disk_mb ? lim->disk_mb * 1024 * 1024 : 0;
+    if (!sf_sbx_exec_pack(spec, lim, fsize, &req)) {
         res->status = SF_RUN_EXEC_FAILED;
         res->exit_code = 127;
         sf_errf(res->error, sizeof(res->error), "command and environment too large: %zu bytes "
                 "(at most %d)", req.len, SF_SBX_RUN_MAX);
-        goto done;
+        rc = 1;
+        goto cleanup;
     }
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
         rc = -errno;
@@ -317,7 +273,7 @@ static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         goto cleanup;
     }
     int child_fds[3] = { in[0], out[1], err[1] };
-    rc = local_send_run(ls->ctl, &req, child_fds);
+    rc = sf_sbx_exec_send(ls->ctl, &req, child_fds);
     close(in[0]); close(out[1]); close(err[1]);
     in[0] = out[1] = err[1] = -1;
     if (rc < 0) {
@@ -327,10 +283,9 @@ static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         rc = -ESRCH;
         goto cleanup;
     }
-
     struct sf_sbx_msg m;
     ssize_t n = local_recv(ls->ctl, &m, NULL, deadline);
-    if (n == -ETIMEDOUT) goto timeout;
+    if (n == -ETIMEDOUT) { rc = -ETIMEDOUT; goto cleanup; }
     if (n <= 0 || (m.type != SF_SBX_MSG_STARTED && m.type != SF_SBX_MSG_EXEC_FAILED)) {
         local_kill(ls, "its init process died");
         sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: no answer from its init: %s", sb->id,
@@ -347,37 +302,80 @@ static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
         else
             sf_errf(res->error, sizeof(res->error), "cannot start command: %s: %s",
                     sf_sbx_step_name(m.step), strerror(m.err));
-        goto done;
+        rc = 1;
+        goto cleanup;
     }
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    *cmd = (struct sf_sandbox_cmd){ .pid = m.pid, .in_fd = in[1], .out_fd = out[0],
+                                    .err_fd = err[0], .wait_fd = ls->ctl };
+    ls->run_pid = m.pid;
+    in[1] = out[0] = err[0] = -1;
+cleanup:
+    local_close_pair(in);
+    local_close_pair(out);
+    local_close_pair(err);
+    sf_buf_free(&req);
+    return rc;
+}
+
+/* The command ended with wait 'status', or (init_died) pid 1 died under
+ * it. Fills res; -ESRCH when the sandbox broke for another reason than
+ * the OOM killer. */
+static int local_outcome(struct local_sandbox *ls, int status, bool init_died,
+                         struct sf_run_result *res)
+{
+    struct sf_sandbox *sb = &ls->base;
+    uint64_t oom1 = 0;
+    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &oom1);
+    bool oom = oom1 > ls->oom0;
+    ls->run_pid = 0;
+    if (init_died) {
+        /* pid 1 died under the command: the OOM killer, or a kill from outside. */
+        local_kill(ls, oom ? "it was killed by the OOM killer" : "its init process died");
+        if (!oom) {
+            sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: init died during the run", sb->id);
+            return -ESRCH;
+        }
+        status = SIGKILL;                       /* as a wait status: killed by SIGKILL */
+    }
+    if (oom) {
+        res->status = SF_RUN_OOM;
+        res->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + res->term_signal;
+        sf_errf(res->error, sizeof(res->error), "out of memory: the memory limit of %" PRId64
+                " MiB was reached and the kernel's OOM killer ended a process", ls->run_mem_mb);
+    } else {
+        sf_run_result_from_wait(res, status);
+    }
+    return 0;
+}
+
+static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                     struct sf_run_result *res)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    struct sf_limits lim;
+    struct sf_sandbox_cmd cmd;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    int64_t t0 = sf_now_ms();
+    int64_t deadline = spec->timeout_s > 0 ? t0 + (int64_t)(spec->timeout_s * 1000.0 + 0.5) : 0;
+    if ((rc = local_begin(ls, spec, &lim)) < 0) return rc;
+    rc = local_start_cmd(ls, spec, &lim, deadline, &cmd, res);
+    if (rc == 1) goto done;
+    if (rc == -ETIMEDOUT) goto timeout;
+    if (rc < 0) return rc;
 
     struct sf_iopump pump;
-    struct local_wait w = { ls, m.pid, 0 };
-    sf_iopump_init(&pump, spec, in[1], out[0], err[0]);
-    in[1] = out[0] = err[0] = -1;
+    struct local_wait w = { ls, cmd.pid, 0 };
+    sf_iopump_init(&pump, spec, cmd.in_fd, cmd.out_fd, cmd.err_fd);
     int pr = sf_iopump_run(&pump, ls->ctl, local_on_ctl, &w, deadline);
     sf_iopump_finish(&pump, res);
     if (pr == 0) goto timeout;
-    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &oom1);
-    if (pr < 0) {
-        /* pid 1 died under the command: the OOM killer, or a kill from outside. */
-        local_kill(ls, oom1 > oom0 ? "it was killed by the OOM killer" : "its init process died");
-        if (oom1 <= oom0) {
-            sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: init died during the run: %s",
-                    sb->id, strerror(-pr));
-            rc = -ESRCH;
-            goto cleanup;
-        }
-        w.status = SIGKILL;                     /* as a wait status: killed by SIGKILL */
-    }
-    if (oom1 > oom0) {
-        res->status = SF_RUN_OOM;
-        res->term_signal = WIFSIGNALED(w.status) ? WTERMSIG(w.status) : 0;
-        res->exit_code = WIFEXITED(w.status) ? WEXITSTATUS(w.status) : 128 + res->term_signal;
-        sf_errf(res->error, sizeof(res->error), "out of memory: the memory limit of %" PRId64
-                " MiB was reached and the kernel's OOM killer ended a process", lim.memory_mb);
-    } else {
-        sf_run_result_from_wait(res, w.status);
-    }
+    if ((rc = local_outcome(ls, w.status, pr < 0, res)) < 0) return rc;
     goto done;
 timeout:
     local_kill(ls, "sandbox was killed by a timeout");
@@ -389,13 +387,45 @@ timeout:
 done:
     local_result_empty(res);
     res->duration_ms = sf_now_ms() - t0;
-    rc = 0;
-cleanup:
-    local_close_pair(in);
-    local_close_pair(out);
-    local_close_pair(err);
-    sf_buf_free(&req);
+    return 0;
+}
+
+static int local_start(struct sf_sandbox *sb, const struct sf_run_spec *spec,
+                       struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    struct sf_limits lim;
+    memset(res, 0, sizeof(*res));
+    int rc = local_begin(ls, spec, &lim);
+    if (rc < 0) return rc;
+    rc = local_start_cmd(ls, spec, &lim, sf_now_ms() + SF_LOCAL_SETUP_TIMEOUT_MS, cmd, res);
+    if (rc == -ETIMEDOUT) {
+        local_kill(ls, "its init did not answer");
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: its init did not start the command "
+                "within %d s", sb->id, SF_LOCAL_SETUP_TIMEOUT_MS / 1000);
+        rc = -ESRCH;
+    }
+    if (rc == 1) local_result_empty(res);
     return rc;
+}
+
+static int local_reap(struct sf_sandbox *sb, struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (ls->init_pid <= 0 || ls->ctl < 0) {
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: %s", sb->id,
+                ls->dead[0] ? ls->dead : "it is not running");
+        return -ESRCH;
+    }
+    for (;;) {
+        struct pollfd pfd = { ls->ctl, POLLIN, 0 };
+        if (poll(&pfd, 1, 0) <= 0) return 0;
+        struct local_wait w = { ls, cmd->pid, 0 };
+        int done = local_on_ctl(&w);
+        if (done == 0) continue;
+        int rc = local_outcome(ls, w.status, done < 0, res);
+        return rc < 0 ? rc : 1;
+    }
 }
 
 static void local_destroy(struct sf_sandbox *sb)
@@ -489,6 +519,8 @@ static const struct sf_sandbox_ops local_ops = {
     .stats = local_stats,
     .set_network = local_set_network,
     .connect_port = local_connect_port,
+    .start = local_start,
+    .reap = local_reap,
 };
 
 /* ---- create ----------------------------------------------------------------- */

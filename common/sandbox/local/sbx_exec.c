@@ -10,13 +10,73 @@
  * the sandbox's grandchild after seccomp, so only syscalls: no malloc, no
  * stdio, no strerror (it may load locale data); strerrordesc_np is a table. */
 #include "sbx_exec.h"
+#include "sbx_init.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- worker side ---------------------------------------------------------- */
+
+static bool sf_sbx_env_has(const char *const *env, const char *key)
+{
+    size_t k = strlen(key);
+    for (size_t i = 0; env && env[i]; i++)
+        if (!strncmp(env[i], key, k) && env[i][k] == '=') return true;
+    return false;
+}
+
+size_t sf_sbx_exec_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
+                        int64_t fsize, struct sf_buf *b)
+{
+    static const char *const defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user" };
+    struct sf_sbx_run_hdr h = { .type = SF_SBX_MSG_RUN, .cpu_s = lim->cpu_s, .nofile = lim->nofile,
+                                .fsize_bytes = fsize };
+    const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace";
+    size_t nuser = 0;
+    while (spec->env && spec->env[nuser]) nuser++;
+    const char **env = sf_xcalloc(nuser + 3, sizeof(*env));
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        char key[16];
+        size_t k = (size_t)(strchr(defaults[i], '=') - defaults[i]);
+        snprintf(key, sizeof(key), "%.*s", (int)k, defaults[i]);
+        if (!sf_sbx_env_has(spec->env, key)) env[h.nenv++] = defaults[i];
+    }
+    for (size_t i = 0; i < nuser; i++) env[h.nenv++] = spec->env[i];
+    sf_buf_append(b, &h, sizeof(h));
+    sf_buf_append(b, cwd, strlen(cwd) + 1);
+    sf_buf_append(b, spec->cmd, strlen(spec->cmd) + 1);
+    h.argc = (uint32_t)sf_sbx_exec_split(spec->cmd, env, h.nenv, b);
+    for (size_t i = 0; i < h.nenv; i++) sf_buf_append(b, env[i], strlen(env[i]) + 1);
+    free(env);
+    h.strings_len = (uint32_t)(b->len - sizeof(h));
+    memcpy(b->data, &h, sizeof(h));
+    if (b->len > SF_SBX_RUN_MAX || h.nenv > SF_SBX_ENV_MAX) return 0;
+    return b->len;
+}
+
+int sf_sbx_exec_send(int ctl, const struct sf_buf *b, const int fds[3])
+{
+    struct iovec iov = { b->data, b->len };
+    union { char buf[CMSG_SPACE(3 * sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+    for (;;) {
+        if (sendmsg(ctl, &mh, MSG_NOSIGNAL) >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
 
 /* Builtins and reserved words of dash and bash: as a first word the shell
  * would not exec a file of that name (or not the same way). */

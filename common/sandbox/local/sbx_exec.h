@@ -9,15 +9,27 @@
  * $, globs, redirections, ;, &, |, backslashes, newlines, a builtin or
  * keyword as the first word, an assignment — still goes to /bin/sh -c.
  *
- * Thread: sf_sbx_exec_split any thread (allocates); sf_sbx_exec_pwd and
+ * Thread: sf_sbx_exec_pack/send/split any thread (allocate); sf_sbx_exec_pwd and
  * sf_sbx_exec_direct only in the sandbox's grandchild (syscalls only). */
 #ifndef SF_SBX_EXEC_H
 #define SF_SBX_EXEC_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include "resources.h"
+#include "sandbox.h"
 #include "util.h"
 
 #define SF_SBX_ARGV_MAX 256         /* more words: run through the shell */
+
+/* The RUN request for 'spec' (sbx_init.h): header with lim's cpu_s and
+ * nofile and fsize (bytes, 0: none), then cwd, cmd, its words when it
+ * needs no shell (below) and the environment with PATH and HOME defaulted.
+ * Returns its length, or 0 when it does not fit in one request. */
+size_t sf_sbx_exec_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
+                        int64_t fsize, struct sf_buf *b);
+/* Send a packed request with the command's stdin, stdout, stderr. 0 or -errno. */
+int sf_sbx_exec_send(int ctl, const struct sf_buf *b, const int fds[3]);
 
 /* Split 'cmd' into words when the shell would run it as one plain command
  * and 'env' (the command's whole environment, n entries) is one dash
