@@ -24,6 +24,7 @@ sections=(
   "scale.sh:5. 100,000-element map"
   "e2b_roundtrip.sh:6. E2B-compatible API round trip"
   "concurrency.sh:7. throughput against concurrency"
+  "priority.sh:8. what priorities cost the task path"
 )
 status=0
 for s in "${sections[@]}"; do

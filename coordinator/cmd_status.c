@@ -108,6 +108,13 @@ static void print_text(json_t *d, FILE *f)
         fprintf(f, "  %-28.28s %-16.16s %5lld %5lld %10s %8lld %8lld%s\n", js(v, "id"), js(v, "host"),
                 ji(v, "concurrency"), ji(v, "busy"), age, ji(v, "done"), ji(v, "failed"),
                 json_is_true(json_object_get(v, "live")) ? "" : "  (not live)");
+        json_t *sec = json_object_get(v, "secrets"), *name;
+        size_t k;
+        if (json_array_size(sec)) {
+            fprintf(f, "  %-28s secrets:", "");
+            json_array_foreach(sec, k, name) fprintf(f, " %s", json_string_value(name));
+            fputc('\n', f);
+        }
     }
     fprintf(f, "\nruns in progress: %zu\n", json_array_size(json_object_get(d, "runs")));
     if (json_array_size(json_object_get(d, "runs")))

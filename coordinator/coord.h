@@ -32,6 +32,8 @@ struct coord_cfg {
     long retry_base_ms;
     long max_inflight;    /* broker mode: tasks published and not yet finished */
     int progress;         /* force the progress bar even without a tty */
+    long priority;        /* --priority: of the steps without their own (0..9) */
+    char *secrets_dir;    /* --secrets-dir (central runs): DIR/NAME (secrets.h) */
     char *callback_url, *callback_secret_ref;   /* a run's callback (callbacks.h) */
     struct sf_strlist callback_headers;         /* --callback-header NAME:VALUE */
     int help, version;
@@ -51,6 +53,10 @@ struct coord_exec {
     void (*free)(struct coord_exec *ex);
     size_t max_inflight;
     bool external_retries;   /* it retries failed tasks itself (scheduler.h) */
+    /* Central runs: concurrency keys and rate limits within this process
+     * (gate.h), consulted by the scheduler; NULL through a broker, where
+     * the fleet enforces them. Owned by the executor. */
+    struct sf_gate *gate;
     char errstr[512];
 };
 
@@ -91,6 +97,9 @@ struct coord_runner *coord_runner_new(const struct coord_cfg *cfg, const struct 
                                       const struct sf_log *lg, bool progress_bar);
 int coord_runner_step(struct coord_runner *cr, int *timeout_ms, char *err, size_t errlen);
 const struct sf_sched *coord_runner_sched(const struct coord_runner *cr);
+/* The run's priority (0..9) for its steps without their own: call before
+ * the first step (serve: the submission's "priority"). */
+void coord_runner_set_priority(struct coord_runner *cr, int priority);
 /* The result document (new reference); meaningful once step() returned 1. */
 json_t *coord_runner_doc(const struct coord_runner *cr);
 void coord_runner_free(struct coord_runner *cr);

@@ -6,6 +6,7 @@
 #include "callbacks.h"
 #include "coord.h"
 #include "run_broker.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <errno.h>
@@ -53,6 +54,10 @@ static const struct sf_opt run_opts[] = {
       "central runs: resolver the sandboxes' DNS is forwarded to (default: /etc/resolv.conf)", 0, 0 },
     { "no-network", "SANDFLEET_NO_NETWORK", SF_OPT_BOOL, O(no_network), "0", NULL,
       "central runs: refuse a workflow with network steps", 0, 0 },
+    { "priority", "SANDFLEET_PRIORITY", SF_OPT_INT, O(priority), "0", "N",
+      "priority of the run's steps without their own, 0..9, higher first (docs/workflows.md)", 0, 9 },
+    { "secrets-dir", "SANDFLEET_SECRETS_DIR", SF_OPT_STR, O(secrets_dir), NULL, "DIR",
+      "central runs: secrets by name from DIR/NAME (besides SANDFLEET_SECRET_<NAME>)", 0, 0 },
     { "progress", NULL, SF_OPT_BOOL, O(progress), "0", NULL, "draw the progress bar even when stderr is not a terminal", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
     { "version", NULL, SF_OPT_BOOL, O(version), "0", NULL, "show the version", 0, 0 },
@@ -120,6 +125,30 @@ static json_t *run_workflow(const struct coord_cfg *cfg, const struct sf_workflo
                   : coord_run(cfg, wf, run_id, input, *ex, lg, err, errlen);
 }
 
+/* Central runs resolve secrets here: every name must be set before anything
+ * runs (a missing one is a usage error, not a failure after hours). */
+static int check_secrets(const struct coord_cfg *cfg, const struct sf_workflow *wf)
+{
+    struct sf_secrets src = { .dir = cfg->secrets_dir };
+    struct sf_secret_values sv;
+    const char *missing = NULL;
+    char err[512];
+    int bad = 0;
+    if (cfg->secrets_dir && sf_secrets_check_dir(cfg->secrets_dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sandfleet-coordinator: --secrets-dir: %s\n", err);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < wf->n_steps; i++) {
+        if (sf_secrets_resolve(&src, wf->steps[i].secrets, &sv, &missing, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s: step '%s': %s\n", wf->path, wf->steps[i].id, err);
+            bad = 1;
+        } else {
+            sf_secret_values_clear(&sv);
+        }
+    }
+    return bad ? -ENOENT : 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct coord_cfg cfg = {0};
@@ -165,6 +194,7 @@ static int cmd_run(int argc, char **argv)
                     "refuses\n", wf->steps[i].id);
             goto out;
         }
+    if (!cfg.bf.url && check_secrets(&cfg, wf) < 0) goto out;
     if (cfg.input && !(input = read_input(cfg.input, err, sizeof(err)))) {
         fprintf(stderr, "sandfleet-coordinator: %s\n", err);
         goto out;

@@ -66,6 +66,8 @@ struct coord_runner *coord_runner_new(const struct coord_cfg *cfg, const struct 
     cr->t0 = cr->last_tick = sf_now_ms();
     if (cfg->retry_base_ms > 0) sf_sched_set_retry_base_ms(cr->s, cfg->retry_base_ms);
     sf_sched_set_external_retries(cr->s, ex->external_retries);
+    if (cfg->priority > 0) sf_sched_set_priority(cr->s, (int)cfg->priority);
+    if (ex->gate) sf_sched_set_gate(cr->s, ex->gate);
     SF_LOG(lg, SF_LOG_INFO, run_id, NULL, "workflow '%s': %zu steps, sandbox %s, %zu at once",
            wf->name, wf->n_steps, wf->sandbox == SF_SANDBOX_SHARED ? "shared" : "per-step",
            ex->max_inflight);
@@ -127,6 +129,11 @@ int coord_runner_step(struct coord_runner *cr, int *timeout_ms, char *err, size_
 }
 
 const struct sf_sched *coord_runner_sched(const struct coord_runner *cr) { return cr->s; }
+
+void coord_runner_set_priority(struct coord_runner *cr, int priority)
+{
+    sf_sched_set_priority(cr->s, priority);
+}
 
 json_t *coord_runner_doc(const struct coord_runner *cr)
 {

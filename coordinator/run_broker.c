@@ -292,6 +292,9 @@ struct coord_exec *coord_exec_broker_new(const struct coord_cfg *cfg, const stru
     be->inflight = json_object();
     sf_strlcpy(be->run_id, run_id, sizeof(be->run_id));
     if (sf_broker_open(&cfg->bf, &bcfg, 30000, NULL, NULL, &be->b, err, errlen) < 0) goto fail;
+    /* Before any state is written: a backend that cannot honour concurrency,
+     * rate or priority refuses the run rather than ignore them. */
+    if (sf_broker_workflow_supported(be->b, wf, (int)cfg->priority, err, errlen) < 0) goto fail;
     if (be->b->ops->state_get(be->b, run_id, "workflow", &prev, err, errlen) < 0) goto fail;
     if (prev && strcmp(prev, wf->name)) {
         sf_errf(err, errlen, "run '%s' belongs to workflow '%s', not '%s'", run_id, prev, wf->name);

@@ -33,7 +33,6 @@ json_t *coord_run_bundle(const struct coord_cfg *cfg, const struct sf_workflow *
                          json_t *input, struct coord_exec *ex, const struct sf_log *lg,
                          char *err, size_t errlen)
 {
-    (void)cfg;
     int64_t t0 = sf_now_ms();
     struct sf_task *t = sf_xcalloc(1, sizeof(*t));
     t->v = SF_WIRE_VERSION;
@@ -41,6 +40,7 @@ json_t *coord_run_bundle(const struct coord_cfg *cfg, const struct sf_workflow *
     t->run_id = sf_xstrdup(run_id);
     t->step = sf_xstrdup(BUNDLE_STEP);
     t->attempt = t->max_attempts = 1;
+    t->priority = (int)cfg->priority;
     t->workflow = sf_workflow_to_json(wf);
     t->input = input ? json_incref(input) : json_null();
     t->created_at = sf_wall_ms();

@@ -6,6 +6,7 @@
  * sandbox, so agents can hand files to each other through /tmp/shared. */
 #include "coord.h"
 #include "bundle.h"
+#include "gate.h"
 #include "pool.h"
 #include "warm.h"
 #include "util.h"
@@ -25,6 +26,7 @@ struct local_exec {
     struct sf_sandbox_provider *prov;
     struct sf_pool *pool;
     struct sf_exec_cfg ecfg;
+    struct sf_secrets secrets;
     char worker[128];
 };
 
@@ -79,14 +81,16 @@ static void local_free(struct coord_exec *ex)
     if (!le) return;
     sf_pool_free(le->pool, drop_job);
     sf_warm_pool_free(le->ecfg.warm);
+    sf_gate_free(le->base.gate);
     sf_sandbox_provider_free(le->prov);
     free(le);
 }
 
-/* The provider and the exec settings both central modes use. */
+/* The provider and the exec settings both central modes use; ecfg points
+ * at *secrets (the caller keeps both alive). */
 static struct sf_sandbox_provider *central_setup(const struct coord_cfg *cfg, const struct sf_log *lg,
-                                                 struct sf_exec_cfg *ecfg, char *worker, size_t wlen,
-                                                 char *err, size_t errlen)
+                                                 struct sf_exec_cfg *ecfg, struct sf_secrets *secrets,
+                                                 char *worker, size_t wlen, char *err, size_t errlen)
 {
     struct sf_provider_config pcfg = {
         .e2b_template = cfg->e2b_template, .log = lg,
@@ -97,7 +101,9 @@ static struct sf_sandbox_provider *central_setup(const struct coord_cfg *cfg, co
     char host[64] = "localhost";
     gethostname(host, sizeof(host) - 1);
     snprintf(worker, wlen, "coordinator@%s", host);
-    *ecfg = (struct sf_exec_cfg){ .worker = worker, .output_cap = (size_t)cfg->output_cap };
+    secrets->dir = cfg->secrets_dir;
+    *ecfg = (struct sf_exec_cfg){ .worker = worker, .output_cap = (size_t)cfg->output_cap,
+                                  .secrets = secrets };
     return sf_sandbox_provider_new(cfg->sandbox, &pcfg, err, errlen);
 }
 
@@ -113,7 +119,8 @@ struct coord_exec *coord_exec_local_new(const struct coord_cfg *cfg, const struc
     le->base.inflight = local_inflight;
     le->base.tick = local_tick;
     le->base.free = local_free;
-    le->prov = central_setup(cfg, lg, &le->ecfg, le->worker, sizeof(le->worker), err, errlen);
+    le->prov = central_setup(cfg, lg, &le->ecfg, &le->secrets, le->worker, sizeof(le->worker), err, errlen);
+    le->base.gate = sf_gate_new();
     if (!le->prov) goto fail;
     if (n == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -159,12 +166,14 @@ json_t *coord_run_local_shared(const struct coord_cfg *cfg, const struct sf_work
                                char *err, size_t errlen)
 {
     struct sf_exec_cfg ecfg;
+    struct sf_secrets secrets;
     char worker[128];
-    struct sf_sandbox_provider *prov = central_setup(cfg, lg, &ecfg, worker, sizeof(worker), err, errlen);
+    struct sf_sandbox_provider *prov = central_setup(cfg, lg, &ecfg, &secrets, worker, sizeof(worker),
+                                                     err, errlen);
     if (!prov) return NULL;
     struct shared_watch sw = { .lg = lg, .pg = coord_progress_new(cfg->progress || isatty(2), 2) };
-    struct sf_bundle_opts bo = { .retry_base_ms = cfg->retry_base_ms, .on_result = shared_result,
-                                 .arg = &sw };
+    struct sf_bundle_opts bo = { .retry_base_ms = cfg->retry_base_ms, .priority = (int)cfg->priority,
+                                 .on_result = shared_result, .arg = &sw };
     SF_LOG(lg, SF_LOG_INFO, run_id, NULL, "workflow '%s': %zu steps, all in one shared sandbox",
            wf->name, wf->n_steps);
     json_t *doc = sf_bundle_run(prov, wf, run_id, input, &ecfg, &bo, err, errlen);

@@ -117,9 +117,11 @@ static void heartbeat(struct loop *lp, bool leaving)
         .id = w->id, .host = w->host, .sandbox = w->cfg->sandbox, .pid = (int)getpid(),
         .concurrency = (int)w->cfg->concurrency, .busy = (int)w->n_inflight,
         .started_ms = w->started_ms, .done = atomic_load(&w->done), .failed = atomic_load(&w->failed),
+        .secrets = sf_secrets_names(&w->secrets),     /* names only */
     };
     if (w->b->ops->heartbeat(w->b, &wi, leaving, err, sizeof(err)) < 0)
         log_broker_error(lp, "heartbeat", err);
+    json_decref(wi.secrets);
 }
 
 static void renew(struct loop *lp)

@@ -44,6 +44,8 @@ static const struct sf_opt worker_opts[] = {
       "inputs/outputs larger than this travel as blob references", 1024, 1L << 30 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
       "largest agent stdout accepted", 1, 1L << 31 },
+    { "priority-aging-s", "SANDFLEET_PRIORITY_AGING_S", SF_OPT_INT, O(priority_aging_s), "60", "S",
+      "a waiting task counts as one priority level higher per S seconds it waits (no starvation)", 1, 86400 },
     { "secrets-dir", "SANDFLEET_SECRETS_DIR", SF_OPT_STR, O(secrets_dir), NULL, "DIR",
       "secrets by name: DIR/NAME (besides SANDFLEET_SECRET_<NAME>); docs/operations.md", 0, 0 },
     { "max-memory-mb", "SANDFLEET_MAX_MEMORY_MB", SF_OPT_INT, O(max_memory_mb), "4096", "MB",
@@ -268,6 +270,7 @@ int main(int argc, char **argv)
     w.ecfg.templates = w.templates;
     /* At most one warm agent per slot (warm.h). */
     w.ecfg.warm = sf_warm_pool_new((size_t)cfg.concurrency, cfg.warm_idle_s * 1000);
+    w.ecfg.secrets = &w.secrets;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
     worker_obs_init(&w.obs, cfg.bf.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 
@@ -303,6 +306,7 @@ int main(int argc, char **argv)
     struct sf_broker_cfg bcfg = {
         .consumer = w.id, .lease_ms = cfg.lease_ms,
         .claim_check_bytes = (size_t)cfg.claim_check, .log = &lg,
+        .priority_aging_ms = cfg.priority_aging_s * 1000,
         .on_reconnect = worker_obs_reconnected, .on_reconnect_arg = &w.obs,
     };
     /* The broker not up yet is normal in a fleet (containers start in any

@@ -18,7 +18,9 @@ void worker_obs_init(struct worker_obs *o, const char *queue, const char *sandbo
     struct sf_metrics *m = sf_metrics_new();
     static const char tasks_help[] =
         "Task attempts started and how they ended (succeeded, failed, timed_out), "
-        "messages dead-lettered and attempts scheduled for a retry, per queue.";
+        "messages dead-lettered, attempts scheduled for a retry and deliveries handed on "
+        "unrun (waiting at a gate, moved to their priority band, or left for a worker with "
+        "their secrets), per queue.";
     o->m = m;
     o->http = NULL;
     sf_health_init(&o->health, stale_ms);
@@ -31,6 +33,7 @@ void worker_obs_init(struct worker_obs *o, const char *queue, const char *sandbo
     TASKS(timed_out, "timed_out");
     TASKS(dead_lettered, "dead_lettered");
     TASKS(retried, "retried");
+    TASKS(handed_on, "handed_on");
 #undef TASKS
     snprintf(l, sizeof(l), "queue=\"%s\"", queue);
     o->task_s = sf_metrics_hist(m, "sandfleet_task_duration_seconds",

@@ -18,8 +18,10 @@ struct worker_obs {
     struct sf_http *http;               /* NULL without --http */
     /* sandfleet_tasks_total{queue,status}: attempts started and how each
      * ended (succeeded / failed / timed_out), plus messages dead-lettered
-     * and attempts sent back for a retry. */
-    struct sf_counter *started, *succeeded, *failed, *timed_out, *dead_lettered, *retried;
+     * and attempts sent back for a retry, and deliveries handed on unrun
+     * (admit.c). */
+    struct sf_counter *started, *succeeded, *failed, *timed_out, *dead_lettered, *retried,
+                      *handed_on;
     struct sf_counter *renewals, *leases_lost, *reclaimed, *reconnects;
     struct sf_hist *task_s, *create_s;
     struct sf_gauge *inflight, *slots;

@@ -28,8 +28,7 @@ static bool stopping_hard(void *arg)
     return atomic_load(&((struct worker *)arg)->hard_stop) != 0;
 }
 
-/* The retry loop of one settling call: --settle-timeout-s, then give up. */
-static struct sf_retry settle_retry(struct worker *w, struct wjob *j, const char *what)
+struct sf_retry worker_retry(struct worker *w, struct wjob *j, const char *what, bool settling)
 {
     struct sf_retry rt = SF_RETRY(w->lg, what, w->cfg->settle_timeout_s * 1000);
     rt.stop = stopping_hard;
@@ -38,11 +37,17 @@ static struct sf_retry settle_retry(struct worker *w, struct wjob *j, const char
         rt.run_id = j->run_id;
         rt.task_id = j->task_id;
     }
-    atomic_store(&j->phase, WJOB_SETTLING);
+    if (settling) atomic_store(&j->phase, WJOB_SETTLING);
     return rt;
 }
 
-static void settle_failed(struct worker *w, struct wjob *j, int rc, const char *what, const char *err)
+/* The retry loop of one settling call: --settle-timeout-s, then give up. */
+static struct sf_retry settle_retry(struct worker *w, struct wjob *j, const char *what)
+{
+    return worker_retry(w, j, what, true);
+}
+
+void worker_settle_failed(struct worker *w, struct wjob *j, int rc, const char *what, const char *err)
 {
     bool ids = atomic_load_explicit(&j->ids_ready, memory_order_relaxed);
     SF_LOG(w->lg, SF_LOG_ERROR, ids ? j->run_id : NULL, ids ? j->task_id : NULL,
@@ -60,11 +65,34 @@ static void dead_letter(struct worker *w, struct wjob *j, const char *reason)
            sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
     j->outcome = rc < 0 ? WJOB_ABANDONED : WJOB_DEAD;
     if (rc < 0) {
-        settle_failed(w, j, rc, "dead-letter", err);
+        worker_settle_failed(w, j, rc, "dead-letter", err);
         return;
     }
     sf_counter_inc(w->obs.dead_lettered);
     SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL, "dead-lettered message %s: %s", j->d.handle, reason);
+}
+
+int worker_requeue(struct worker *w, struct wjob *j, const struct sf_task *next, int64_t delay_ms,
+                   const char *what, char *err, size_t errlen)
+{
+    json_t *js = sf_task_to_json(next);
+    char *s = NULL;
+    struct sf_retry rt = settle_retry(w, j, what);
+    int rc;
+    while ((rc = sf_broker_claim_check(w->b, js, "input", err, errlen)) < 0 &&
+           sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
+    if (rc >= 0) {
+        s = json_dumps(js, JSON_COMPACT);
+        while ((rc = w->b->ops->retry(w->b, j->d.handle, s, strlen(s), delay_ms, err, errlen)) < 0 &&
+               sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
+        if (rc == 1)
+            SF_LOG(w->lg, SF_LOG_WARN, next->run_id, next->id,
+                   "lease lost before the task was stored for later; the new owner decides");
+    }
+    if (rc < 0) worker_settle_failed(w, j, rc, what, err);
+    free(s);
+    json_decref(js);
+    return rc;
 }
 
 static int schedule_retry(struct worker *w, struct wjob *j, const struct sf_task *t,
@@ -72,35 +100,18 @@ static int schedule_retry(struct worker *w, struct wjob *j, const struct sf_task
 {
     struct sf_task *next = sf_task_dup(t);
     next->attempt = t->attempt + 1;
-    json_t *js = sf_task_to_json(next);
-    char *s = NULL;
-    struct sf_retry rt = settle_retry(w, j, "scheduling a retry");
-    int rc;
-    while ((rc = sf_broker_claim_check(w->b, js, "input", err, errlen)) < 0 &&
-           sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
-    if (rc >= 0) {
-        s = json_dumps(js, JSON_COMPACT);
-        int64_t wait = sf_retry_delay_ms(w->cfg->retry_base_ms, t->attempt, 30000);
-        while ((rc = w->b->ops->retry(w->b, j->d.handle, s, strlen(s), wait, err, errlen)) < 0 &&
-               sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
-        if (rc == 0) {
-            sf_counter_inc(w->obs.retried);
-            SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "attempt %d failed; attempt %d in %lld ms",
-                   t->attempt, next->attempt, (long long)wait);
-        } else if (rc == 1) {
-            SF_LOG(w->lg, SF_LOG_WARN, t->run_id, t->id,
-                   "lease lost before the retry was stored; the new owner decides");
-        }
+    int64_t wait = sf_retry_delay_ms(w->cfg->retry_base_ms, t->attempt, 30000);
+    int rc = worker_requeue(w, j, next, wait, "scheduling a retry", err, errlen);
+    if (rc == 0) {
+        sf_counter_inc(w->obs.retried);
+        SF_LOG(w->lg, SF_LOG_INFO, t->run_id, t->id, "attempt %d failed; attempt %d in %lld ms",
+               t->attempt, next->attempt, (long long)wait);
     }
-    if (rc < 0) settle_failed(w, j, rc, "scheduling a retry", err);
-    free(s);
-    json_decref(js);
     sf_task_free(next);
     return rc;
 }
 
-/* Final: the result (and, when it failed, the dead letter) in one step. */
-static void complete(struct worker *w, struct wjob *j, const struct sf_task *t,
+void worker_complete(struct worker *w, struct wjob *j, const struct sf_task *t,
                      const struct sf_result *r)
 {
     char err[1024], reason[1200];
@@ -114,7 +125,7 @@ static void complete(struct worker *w, struct wjob *j, const struct sf_task *t,
                                          ok ? NULL : reason, err, sizeof(err))) < 0 &&
            sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
     if (rc < 0) {
-        settle_failed(w, j, rc, "storing a result", err);
+        worker_settle_failed(w, j, rc, "storing a result", err);
         j->outcome = WJOB_ABANDONED;
         return;
     }
@@ -158,6 +169,10 @@ static void run_task(struct worker *w, struct wjob *j)
     sf_strlcpy(j->run_id, t->run_id, sizeof(j->run_id));
     j->attempt = t->attempt;
     atomic_store_explicit(&j->ids_ready, true, memory_order_release);
+    if (worker_admit(w, j, t) != 0) {        /* handed on, or finished unrun */
+        sf_task_free(t);
+        return;
+    }
     SF_LOG(w->lg, SF_LOG_DEBUG, t->run_id, t->id, "start attempt %d/%d%s", t->attempt,
            t->max_attempts, j->d.reclaimed ? " (reclaimed from a dead worker)" : "");
     sf_counter_inc(w->obs.started);
@@ -171,7 +186,8 @@ static void run_task(struct worker *w, struct wjob *j)
     if (worker_should_retry(t, r))
         j->outcome = schedule_retry(w, j, t, err, sizeof(err)) < 0 ? WJOB_ABANDONED : WJOB_RETRY;
     else
-        complete(w, j, t, r);
+        worker_complete(w, j, t, r);
+    worker_leave(w, j, t);
     sf_result_free(r);
     sf_task_free(t);
 }

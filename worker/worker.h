@@ -3,6 +3,8 @@
  *   loop.c   the one loop thread: signals, fetch, leases, heartbeats, drain
  *   slots.c  what a pool thread does with one delivery: decode, run in a
  *            sandbox, then complete / retry later / dead-letter
+ *   admit.c  before a task runs: backend support, priority band, secrets,
+ *            concurrency and rate gates (issue 15; docs/protocol.md §9)
  * Threads: the loop thread owns struct worker and the in-flight table; pool
  * threads only touch their own struct wjob, the broker (thread-safe), the
  * provider (thread-safe create) and the atomic counters. A job is shared
@@ -23,6 +25,7 @@
 #include "log.h"
 #include "obs.h"
 #include "pool.h"
+#include "retry.h"
 #include "sandbox.h"
 #include "util.h"
 #include "warm.h"
@@ -36,6 +39,7 @@ struct worker_cfg {
     long concurrency;       /* slots (sandboxes at once) */
     long lease_ms, grace_s, output_cap, retry_base_ms, claim_check, settle_timeout_s;
     long warm_idle_s;       /* --warm-idle-s (warm.h) */
+    long priority_aging_s;  /* --priority-aging-s (docs/protocol.md §9) */
     long max_memory_mb, max_pids, max_disk_mb, max_cpu_s;   /* operator caps (policy.h) */
     double max_timeout_s;
     struct sf_strlist templates;      /* --template NAME=DIR (repeatable) */
@@ -61,6 +65,8 @@ enum wjob_outcome {
     WJOB_RETRY,        /* next attempt scheduled, acked */
     WJOB_DEAD,         /* undecodable: dead-lettered, acked */
     WJOB_ABANDONED,    /* broker unusable until stop: left to the lease */
+    WJOB_HANDED_ON,    /* not run here: waits at a gate, moved to its band, or left
+                          for a worker that holds its secrets (admit.c) */
 };
 
 struct worker;
@@ -88,6 +94,7 @@ struct wjob {
     char task_id[SF_TASK_ID_MAX + 1];
     char run_id[SF_RUN_ID_MAX + 1];   /* with task_id: on every log line about the job */
     int attempt;
+    bool gated;               /* pool thread: holds a concurrency slot (admit.c) */
 };
 
 struct worker {
@@ -115,6 +122,27 @@ struct worker {
 void worker_slot_work(void *job, void *ctx);
 /* Whether a failed attempt is retried (rejected never is, nor the last). */
 bool worker_should_retry(const struct sf_task *t, const struct sf_result *r);
+/* For pool threads, around broker calls about job j: the retry loop of
+ * retry.h with --settle-timeout-s, stopped by a hard stop; settling moves
+ * the job to WJOB_SETTLING. */
+struct sf_retry worker_retry(struct worker *w, struct wjob *j, const char *what, bool settling);
+/* A settling call of job j that failed for good (logged with 'what'). */
+void worker_settle_failed(struct worker *w, struct wjob *j, int rc, const char *what, const char *err);
+/* Store 'next' (encoded, input claim-checked) to be queued again after
+ * delay_ms and ack j's delivery: 0 stored, 1 the delivery was no longer
+ * ours, -errno (given up). */
+int worker_requeue(struct worker *w, struct wjob *j, const struct sf_task *next, int64_t delay_ms,
+                   const char *what, char *err, size_t errlen);
+/* The final result r of t (a dead letter with it when it failed); sets
+ * j->outcome. */
+void worker_complete(struct worker *w, struct wjob *j, const struct sf_task *t,
+                     const struct sf_result *r);
+
+/* admit.c: 0 when task t of job j may run now; 1 when it was handed on or
+ * finished without running (j->outcome says how). Pool threads. */
+int worker_admit(struct worker *w, struct wjob *j, const struct sf_task *t);
+/* After t was settled: give back the concurrency slot admit took. */
+void worker_leave(struct worker *w, struct wjob *j, const struct sf_task *t);
 
 /* loop.c: run until drained or stopped. sfd: signalfd for SIGTERM/SIGINT.
  * Returns 0 after a clean drain, 1 when tasks were left to their leases. */

@@ -59,6 +59,48 @@ void sf_broker_free(struct sf_broker *b)
     b->ops->free(b);
 }
 
+static const char *unsupported_fields(const struct sf_concurrency *c, const struct sf_rate *r,
+                                      int priority)
+{
+    if (c->key[0]) return "concurrency";
+    if (r->key[0]) return "rate";
+    if (priority > 0) return "priority";
+    return NULL;
+}
+
+int sf_broker_task_supported(const struct sf_broker *b, const struct sf_task *t, char *err,
+                             size_t errlen)
+{
+    const char *f = b->ops->gate_enter ? NULL : unsupported_fields(&t->concurrency, &t->rate, t->priority);
+    if (!f) return 0;
+    sf_errf(err, errlen, "'%s' is not supported by the %s backend (concurrency, rate and priority "
+            "need Redis: docs/kafka.md); refused rather than ignored", f, b->ops->scheme);
+    return -ENOTSUP;
+}
+
+int sf_broker_workflow_supported(const struct sf_broker *b, const struct sf_workflow *wf,
+                                 int priority, char *err, size_t errlen)
+{
+    static const struct sf_concurrency none_c;
+    static const struct sf_rate none_r;
+    const char *f;
+    if (b->ops->gate_enter) return 0;
+    if ((f = unsupported_fields(&none_c, &none_r, priority))) {
+        sf_errf(err, errlen, "run priority %d is not supported by the %s backend (concurrency, rate "
+                "and priority need Redis: docs/kafka.md)", priority, b->ops->scheme);
+        return -ENOTSUP;
+    }
+    for (size_t i = 0; i < wf->n_steps; i++) {
+        const struct sf_step *st = &wf->steps[i];
+        if (!(f = unsupported_fields(&st->concurrency, &st->rate, st->priority))) continue;
+        sf_errf(err, errlen, "step '%s': '%s' is not supported by the %s backend (concurrency, rate "
+                "and priority need Redis: docs/kafka.md); nothing was published", st->id, f,
+                b->ops->scheme);
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
 int sf_broker_check(struct sf_broker *b, int64_t wait_ms, bool (*stop)(void *), void *stop_arg,
                     char *err, size_t errlen)
 {
@@ -163,12 +205,15 @@ int sf_broker_claim_resolve(struct sf_broker *b, json_t *obj, const char *field,
 
 int sf_broker_publish_task(struct sf_broker *b, const struct sf_task *t, char *err, size_t errlen)
 {
-    json_t *j = sf_task_to_json(t);
+    json_t *j;
     char *s = NULL;
-    int rc = sf_broker_claim_check(b, j, "input", err, errlen);
+    int rc = sf_broker_task_supported(b, t, err, errlen);
+    if (rc < 0) return rc;
+    j = sf_task_to_json(t);
+    rc = sf_broker_claim_check(b, j, "input", err, errlen);
     if (rc < 0) goto out;
     s = json_dumps(j, JSON_COMPACT);
-    rc = b->ops->publish(b, t->run_id, t->id, s, strlen(s), err, errlen);
+    rc = b->ops->publish(b, t->run_id, t->id, t->priority, s, strlen(s), err, errlen);
 out:
     free(s);
     json_decref(j);

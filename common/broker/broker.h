@@ -49,6 +49,7 @@
 #include "config.h"
 #include "log.h"
 #include "task.h"
+#include "workflow.h"
 
 #define SF_BROKER_DEFAULT_LEASE_MS 30000
 #define SF_BROKER_DEFAULT_CLAIM_CHECK (512u << 10)
@@ -61,6 +62,9 @@ struct sf_broker_cfg {
     size_t claim_check_bytes;   /* 0 = 512 KiB: larger inputs/outputs go to blobs */
     int64_t ttl_s;              /* 0 = 7 days: blobs, results and run state expire */
     int connect_timeout_ms;     /* 0 = 2000 */
+    int64_t priority_aging_ms;  /* 0 = 60 s: a task is passed only by tasks one
+                                   priority higher queued less than this after it
+                                   (per level; docs/protocol.md §9) */
     const struct sf_log *log;   /* may be NULL; used for reconnect notices */
     /* Kafka only: "key=value" client settings (--kafka-config), handed to
      * librdkafka after SANDFLEET_KAFKA_* variables; "sandfleet.*" keys are
@@ -85,6 +89,8 @@ struct sf_delivery {
     bool reclaimed;             /* taken over from a worker whose lease ran out */
     char problem[160];          /* non-empty: the envelope itself is bad (e.g. no
                                    'task' field); dead-letter 'data' with this */
+    int band;                   /* priority band it came from (0 = the default
+                                   stream; always 0 on a backend without bands) */
 };
 void sf_delivery_clear(struct sf_delivery *d);
 
@@ -134,6 +140,7 @@ struct sf_worker_info {
     int concurrency, busy;
     int64_t started_ms;         /* wall clock */
     int64_t done, failed;       /* tasks finished since start */
+    json_t *secrets;            /* names of the secrets it holds (never values); may be NULL */
 };
 
 struct sf_broker;
@@ -171,12 +178,30 @@ struct sf_broker_ops {
     /* Register / refresh this worker; leaving = deregister on a clean exit. */
     int (*heartbeat)(struct sf_broker *b, const struct sf_worker_info *wi, bool leaving,
                      char *err, size_t errlen);
-    /* Housekeeping any worker may run: queue due retries. Returns how many. */
+    /* Housekeeping any worker may run: queue due retries (and, with gates,
+     * hand free slots and tokens to waiting tasks). Returns how many. */
     int (*maintain)(struct sf_broker *b, char *err, size_t errlen);
+    /* --- gates and priorities (docs/protocol.md §9). NULL on a backend that
+     * has neither (Kafka): sf_broker_task_supported refuses such tasks. --- */
+    /* Before running a delivered task with a concurrency or rate key: 0 it
+     * may start (its slot and token are taken), 1 it waits (moved to the
+     * gate's waiting list and acked: forget the delivery; it comes back as a
+     * new delivery when it may start), 2 the delivery is no longer ours.
+     * raw: the message as delivered (what waits is exactly that). */
+    int (*gate_enter)(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                      const char *raw, size_t len, char *err, size_t errlen);
+    /* After a task that entered was settled (complete/retry/dead): its
+     * concurrency slot goes back and waiting tasks are handed the free ones. */
+    int (*gate_leave)(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                      char *err, size_t errlen);
+    /* A task delivered from band 0 that asks for a priority: move the raw
+     * message to its band (acked here). 0 moved, 1 the delivery was not ours. */
+    int (*route)(struct sf_broker *b, const char *handle, int priority, const char *raw,
+                 size_t len, char *err, size_t errlen);
     /* --- coordinator side ----------------------------------------------- */
-    /* Publish an encoded task once per (run_id, task_id): 0 published, 1 it
-     * was published before (a resumed run). */
-    int (*publish)(struct sf_broker *b, const char *run_id, const char *task_id,
+    /* Publish an encoded task once per (run_id, task_id), in the band of
+     * its priority: 0 published, 1 it was published before (a resumed run). */
+    int (*publish)(struct sf_broker *b, const char *run_id, const char *task_id, int priority,
                    const char *data, size_t len, char *err, size_t errlen);
     /* Encoded results of run_id after 'cursor' (opaque text, "" = from the
      * start; updated in place, cursor_len >= 64). Up to 'max' into out[] /
@@ -330,6 +355,17 @@ struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cf
  * every place that uses a reply_to calls it. Thread-safe. */
 int sf_broker_reply_to_check(const struct sf_broker *b, const char *reply_to, char *err,
                              size_t errlen);
+/* 0 when the backend can honour every field of 't'; -ENOTSUP with a message
+ * naming the fields when it has no gates/priorities (Kafka) and the task
+ * uses concurrency, rate or priority. Producers refuse such a task before
+ * publishing it; a worker that receives one rejects it (result + dead
+ * letter) rather than ignoring the fields. */
+int sf_broker_task_supported(const struct sf_broker *b, const struct sf_task *t, char *err,
+                             size_t errlen);
+/* The same question for a whole workflow about to be published (every step,
+ * and 'priority' for the run): 0, or -ENOTSUP naming the first step. */
+int sf_broker_workflow_supported(const struct sf_broker *b, const struct sf_workflow *wf,
+                                 int priority, char *err, size_t errlen);
 
 /* True for errors worth retrying after a pause (broker down or restarting). */
 bool sf_broker_transient(int rc);

@@ -62,6 +62,7 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
     if (sf_sandbox_create(p, &opts, &sb, err, errlen) < 0) return NULL;
     struct sf_sched *s = sf_sched_new(wf, run_id, input);
     if (bo && bo->retry_base_ms > 0) sf_sched_set_retry_base_ms(s, bo->retry_base_ms);
+    if (bo && bo->priority > 0) sf_sched_set_priority(s, bo->priority);
     int64_t t0 = sf_now_ms();
     while (!sf_sched_done(s)) {
         int64_t now = sf_now_ms();
@@ -105,8 +106,9 @@ struct sf_result *sf_bundle_exec(struct sf_sandbox_provider *p, const struct sf_
         r = sf_result_for(t, SF_RESULT_REJECTED, cfg->worker, "%s", err);
         goto out;
     }
+    struct sf_bundle_opts bo = { .priority = t->priority };
     json_t *doc = sf_bundle_run(p, wf, t->run_id, json_is_null(t->input) ? NULL : t->input, cfg,
-                                NULL, err, sizeof(err));
+                                &bo, err, sizeof(err));
     if (!doc) {
         r = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "sandbox: %s", err);
         goto out;

@@ -20,6 +20,7 @@ int sf_bundle_sandbox_opts(const struct sf_workflow *wf, const struct sf_templat
 /* What a caller may add to a run (all optional). */
 struct sf_bundle_opts {
     int64_t retry_base_ms;      /* 0: the scheduler's default */
+    int priority;               /* the run's, for steps without their own (0..9) */
     /* After each task's result, on the running thread: for logs and progress. */
     void (*on_result)(void *arg, const struct sf_sched *s, const struct sf_result *r);
     void *arg;

@@ -58,9 +58,9 @@ int sf_exec_write_files(struct sf_sandbox *sb, const struct sf_task *t, char *er
     return 0;
 }
 
-char **sf_exec_env(const struct sf_task *t, bool per_task)
+char **sf_exec_env(const struct sf_task *t, bool per_task, const struct sf_secret_values *sv)
 {
-    size_t n = t->env ? json_object_size(t->env) : 0, k = 0;
+    size_t n = (t->env ? json_object_size(t->env) : 0) + (sv ? sv->n : 0), k = 0;
     char **env = sf_xcalloc(n + 5, sizeof(char *));
     const char *key;
     json_t *v;
@@ -74,6 +74,7 @@ char **sf_exec_env(const struct sf_task *t, bool per_task)
     }
     if (t->env)
         json_object_foreach(t->env, key, v) env[k++] = sf_xasprintf("%s=%s", key, json_string_value(v));
+    for (size_t i = 0; sv && i < sv->n; i++) env[k++] = sf_xasprintf("%s=%s", sv->v[i].name, sv->v[i].value);
     env[k] = NULL;
     return env;
 }
@@ -81,8 +82,76 @@ char **sf_exec_env(const struct sf_task *t, bool per_task)
 void sf_exec_env_free(char **env)
 {
     if (!env) return;
-    for (char **e = env; *e; e++) free(*e);
+    for (char **e = env; *e; e++) {
+        explicit_bzero(*e, strlen(*e));          /* may hold a secret */
+        free(*e);
+    }
     free(env);
+}
+
+/* A copy of j with every secret value masked in strings and object keys;
+ * NULL when nothing needed masking. */
+static json_t *mask_json(const struct sf_secret_values *sv, json_t *j)
+{
+    size_t n, i;
+    char *m;
+    const char *k;
+    json_t *v, *out = NULL;
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        m = sf_secrets_mask(sv, json_string_value(j), json_string_length(j), &n);
+        if (!m) return NULL;
+        out = json_stringn_nocheck(m, n);
+        free(m);
+        return out;
+    case JSON_ARRAY:
+        json_array_foreach(j, i, v) {
+            json_t *mv = mask_json(sv, v);
+            if (!mv) continue;
+            if (!out) out = json_copy(j);
+            json_array_set_new(out, i, mv);
+        }
+        return out;
+    case JSON_OBJECT: {
+        bool changed = false;
+        json_t *o = json_object();
+        json_object_foreach(j, k, v) {
+            json_t *mv = mask_json(sv, v);
+            char *mk = sf_secrets_mask(sv, k, strlen(k), &n);
+            changed = changed || mv || mk;
+            json_object_set_nocheck(o, mk ? mk : k, mv ? mv : v);
+            json_decref(mv);
+            free(mk);
+        }
+        if (changed) return o;
+        json_decref(o);
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+static void mask_str(const struct sf_secret_values *sv, char **s)
+{
+    size_t n;
+    char *m = *s ? sf_secrets_mask(sv, *s, strlen(*s), &n) : NULL;
+    if (!m) return;
+    free(*s);
+    *s = m;
+}
+
+/* Whatever the agent printed may contain a secret it was given. */
+static void mask_result(const struct sf_secret_values *sv, struct sf_result *r)
+{
+    if (!sv->n) return;
+    mask_str(sv, &r->stderr_tail);
+    mask_str(sv, &r->error);
+    json_t *m = r->output ? mask_json(sv, r->output) : NULL;
+    if (m) {
+        json_decref(r->output);
+        r->output = m;
+    }
 }
 
 struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox *shared,
@@ -92,8 +161,10 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     struct sf_sandbox *sb = shared;
     struct sf_result *r = NULL;
     struct sf_run_result rr = {0};
+    struct sf_secret_values sv = {0};
     char err[SF_ERRSTR_LEN];
     char *input = NULL, *line = NULL, **env = NULL;
+    const char *missing = NULL;
     int64_t t0 = sf_now_ms();
     struct sf_limits limits = t->limits;
     double timeout_s = t->timeout_s;
@@ -112,6 +183,11 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
         r = sf_result_for(t, SF_RESULT_REJECTED, cfg->worker, "template '%s' is not known to this "
                           "worker (--template NAME=DIR, or sandfleet-worker template import)",
                           t->template_name);
+        goto out;
+    }
+    if (t->secrets && sf_secrets_resolve(cfg->secrets, t->secrets, &sv, &missing, err, sizeof(err)) < 0) {
+        r = sf_result_for(t, SF_RESULT_ERROR, cfg->worker, "secret '%s' is not available on %s: %s",
+                          missing ? missing : "?", cfg->worker ? cfg->worker : "this worker", err);
         goto out;
     }
     if (t->serve && !shared && cfg->warm &&
@@ -139,7 +215,7 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
                           sb->errstr);
         goto out;
     }
-    env = sf_exec_env(t, true);
+    env = sf_exec_env(t, true, &sv);
     /* A serving agent run cold (a shared sandbox, a backend that cannot
      * keep it running) reads its one line, then end of file. */
     if (t->serve) line = sf_xasprintf("%s\n", input);
@@ -194,6 +270,8 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     }
 out:
     if (r) r->duration_ms = sf_now_ms() - t0;
+    if (r) mask_result(&sv, r);
+    sf_secret_values_clear(&sv);
     if (sb != shared) sf_sandbox_destroy(sb);
     sf_run_result_clear(&rr);
     free(input);

@@ -9,6 +9,12 @@
  * agent, so logs show it at debug level only), stdout over the cap fails with
  * a message naming the cap. Never a crash. A "serve": "lines" task goes to
  * a warm agent instead when cfg->warm is set (warm.h).
+ * Secrets: the task's `secrets` are resolved here (cfg->secrets), set in the
+ * agent's environment only (a warm agent's too), and every value is masked
+ * ("***") wherever the agent may have echoed it into the result (output
+ * strings and keys, stderr_tail, error). A secret that cannot be resolved
+ * fails the task before a sandbox is made (status error, naming the secret
+ * and the worker).
  * Thread: any; a shared sandbox must not be used by two threads at once.
  */
 #ifndef SF_EXEC_H
@@ -16,6 +22,7 @@
 
 #include "policy.h"
 #include "sandbox.h"
+#include "secrets.h"
 #include "task.h"
 #include "template.h"
 
@@ -36,6 +43,8 @@ struct sf_exec_cfg {
     /* Warm agents for "serve": "lines" tasks (warm.h); NULL: such a task
      * runs cold, its input as one line followed by end of file. */
     struct sf_warm_pool *warm;
+    const struct sf_secrets *secrets;  /* where a task's `secrets` come from; NULL =
+                                          the environment only (secrets.h) */
 };
 
 /* Run 't'. With 'shared' NULL a sandbox is created from 'p' and destroyed
@@ -52,8 +61,9 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
 int sf_exec_write_files(struct sf_sandbox *sb, const struct sf_task *t, char *err, size_t n);
 /* The agent's environment ("K=V", NULL-terminated, owned): SF_RUN_ID,
  * SF_STEP, then SF_TASK_ID and SF_ATTEMPT (per_task) or SF_SERVE=lines,
- * then t->env. Free with sf_exec_env_free (NULL ok). */
-char **sf_exec_env(const struct sf_task *t, bool per_task);
+ * then t->env, then the resolved secrets sv (may be NULL) as NAME=value. Free
+ * with sf_exec_env_free (NULL ok; it wipes the strings). */
+char **sf_exec_env(const struct sf_task *t, bool per_task, const struct sf_secret_values *sv);
 void sf_exec_env_free(char **env);
 
 /* Parse agent stdout as one JSON document; NULL with a message otherwise. */

@@ -205,7 +205,15 @@ static int agent_start(struct sf_sandbox_provider *p, const struct sf_task *t,
     /* cpu_s would count every input the agent serves: timeout_s bounds each. */
     struct sf_limits lim = *limits;
     lim.cpu_s = 0;
-    env = sf_exec_env(t, false);
+    /* The agent's secrets (sf_exec_task checked they resolve; masking of
+     * what it prints happens there too). */
+    struct sf_secret_values sv = { 0 };
+    if (sf_secrets_resolve(cfg->secrets, t->secrets, &sv, NULL, err, sizeof(err)) < 0) {
+        *res = sf_result_for(t, SF_RESULT_ERROR, cfg->worker, "%s", err);
+        goto fail;
+    }
+    env = sf_exec_env(t, false, &sv);
+    sf_secret_values_clear(&sv);
     struct sf_run_spec spec = { .cmd = t->run, .cwd = "/workspace",
                                 .env = (const char *const *)env, .limits = &lim };
     rc = sf_sandbox_start(a->sb, &spec, &a->cmd, &rr);

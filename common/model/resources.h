@@ -17,6 +17,23 @@ struct sf_limits {
     int64_t nofile;    /* RLIMIT_NOFILE */
 };
 
+/* Fleet-wide gates on task starts (docs/protocol.md §9, docs/workflows.md):
+ * at most `limit` tasks with a concurrency key run at once, and a token
+ * bucket of `burst` refilled at `per_s` per second starts tasks with a rate
+ * key. key[0] == '\0': no gate. Plain values, copied by assignment. */
+#define SF_GATE_KEY_MAX 100
+struct sf_concurrency {
+    char key[SF_GATE_KEY_MAX + 1];
+    int64_t limit;     /* 1 .. 1,000,000 */
+};
+struct sf_rate {
+    char key[SF_GATE_KEY_MAX + 1];
+    double per_s;      /* > 0, at most 1,000,000 */
+    int64_t burst;     /* 1 .. 1,000,000; default: per_s rounded up */
+};
+/* Priorities: 0 (the default, lowest) .. 9, higher first. */
+#define SF_PRIORITY_MAX 9
+
 /* Defaults: memory 512 MiB, pids 256, disk 256 MiB, CPU unlimited, 1024 fds. */
 void sf_limits_defaults(struct sf_limits *l);
 /* Fill every 0 field of 'l' from 'defaults'. */

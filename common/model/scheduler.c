@@ -7,6 +7,7 @@
  * assembled array is in input order whatever order results arrive in. */
 #include "scheduler.h"
 #include "retry.h"
+#include "gate.h"
 #include "util.h"
 
 #include <errno.h>
@@ -51,9 +52,43 @@ struct sf_sched {
     int64_t retry_base_ms;
     int64_t n_retried;
     bool external_retries;   /* the executor retries (workers): every failure is final */
+    int priority;         /* of steps without their own */
+    size_t *prio_order;   /* step indexes by priority, then topological order */
+    struct sf_gate *gate; /* central runs: in-process gates (borrowed), or NULL */
+    int64_t gate_wake;    /* earliest time a held-back task may pass its gate, or -1 */
 };
 
 static bool terminal(enum step_state s) { return s >= ST_SUCCEEDED; }
+
+static int step_priority(const struct sf_sched *s, size_t i)
+{
+    int p = s->wf->steps[i].priority;
+    return p >= 0 ? p : s->priority;
+}
+
+/* Steps by priority (higher first), in topological order within one. */
+static void order_by_priority(struct sf_sched *s)
+{
+    size_t n = s->wf->n_steps, k = 0;
+    if (!s->prio_order) s->prio_order = sf_xcalloc(n ? n : 1, sizeof(size_t));
+    for (int p = SF_PRIORITY_MAX; p >= 0; p--)
+        for (size_t j = 0; j < n; j++)
+            if (step_priority(s, s->wf->order[j]) == p) s->prio_order[k++] = s->wf->order[j];
+}
+
+/* May a task of step i start now (central runs: the in-process gate)?
+ * Remembers the earliest time a token comes for next_wakeup. */
+static bool admit(struct sf_sched *s, size_t i, int64_t index, int64_t now)
+{
+    const struct sf_step *def = &s->wf->steps[i];
+    int64_t at;
+    if (!s->gate || (!def->concurrency.key[0] && !def->rate.key[0])) return true;
+    char *id = sf_xasprintf("%s:%s:%lld", s->run_id, def->id, (long long)index);
+    bool ok = sf_gate_admit(s->gate, &def->concurrency, &def->rate, id, now, &at);
+    free(id);
+    if (!ok && at >= 0 && (s->gate_wake < 0 || at < s->gate_wake)) s->gate_wake = at;
+    return ok;
+}
 
 struct sf_sched *sf_sched_new(const struct sf_workflow *wf, const char *run_id,
                               json_t *input_override)
@@ -64,6 +99,8 @@ struct sf_sched *sf_sched_new(const struct sf_workflow *wf, const char *run_id,
     s->input_override = input_override;
     s->st = sf_xcalloc(wf->n_steps, sizeof(struct step_run));
     s->retry_base_ms = 500;
+    s->gate_wake = -1;
+    order_by_priority(s);
     return s;
 }
 
@@ -81,12 +118,20 @@ void sf_sched_free(struct sf_sched *s)
     }
     free(s->st);
     free(s->retries);
+    free(s->prio_order);
     free(s->run_id);
     free(s);
 }
 
 void sf_sched_set_retry_base_ms(struct sf_sched *s, int64_t ms) { s->retry_base_ms = ms; }
 void sf_sched_set_external_retries(struct sf_sched *s, bool on) { s->external_retries = on; }
+void sf_sched_set_priority(struct sf_sched *s, int priority)
+{
+    s->priority = priority;
+    order_by_priority(s);
+}
+
+void sf_sched_set_gate(struct sf_sched *s, struct sf_gate *g) { s->gate = g; }
 const char *sf_sched_run_id(const struct sf_sched *s) { return s->run_id; }
 
 static void finish_step(struct sf_sched *s, size_t i, enum step_state state, int64_t now)
@@ -216,6 +261,10 @@ static struct sf_task *make_task(struct sf_sched *s, size_t i, int64_t index, in
     t->template_name = sf_xstrdup(def->template_name);
     t->net_policy = sf_netpolicy_dup(def->net_policy);
     t->serve = def->serve;
+    t->secrets = def->secrets ? json_incref(def->secrets) : NULL;
+    t->concurrency = def->concurrency;
+    t->rate = def->rate;
+    t->priority = def->priority >= 0 ? def->priority : s->priority;
     t->created_at = sf_wall_ms();
     sr->el[index].attempt = (uint16_t)attempt;
     return t;
@@ -224,28 +273,37 @@ static struct sf_task *make_task(struct sf_sched *s, size_t i, int64_t index, in
 struct sf_task *sf_sched_next(struct sf_sched *s, int64_t now)
 {
     advance(s, now);
-    /* Due retries first: they have waited longest. */
-    for (size_t r = 0; r < s->n_retries; r++) {
-        struct retry rt = s->retries[r];
-        if (rt.ready_at > now) continue;
-        s->retries[r] = s->retries[--s->n_retries];
-        struct step_run *sr = &s->st[rt.step];
-        if (sr->state != ST_READY || sr->el[rt.index].done) { r--; continue; }
-        return make_task(s, rt.step, rt.index, rt.attempt);
+    s->gate_wake = -1;
+    for (size_t r = 0; r < s->n_retries; r++) {        /* drop stale retries */
+        struct step_run *sr = &s->st[s->retries[r].step];
+        if (sr->state != ST_READY || sr->el[s->retries[r].index].done)
+            s->retries[r--] = s->retries[--s->n_retries];
     }
-    for (size_t k = 0; k < s->wf->n_steps; k++) {
-        size_t i = s->wf->order[k];
-        struct step_run *sr = &s->st[i];
-        if (sr->state != ST_READY) continue;
-        while (sr->cursor < sr->n && sr->el[sr->cursor].attempt) sr->cursor++;
-        if (sr->cursor < sr->n) return make_task(s, i, sr->cursor++, 1);
+    /* Highest priority first; within one, due retries before fresh tasks
+     * (they have waited longest), fresh ones in topological order. A task
+     * its gate holds back is passed over: other keys go on. */
+    for (int p = SF_PRIORITY_MAX; p >= 0; p--) {
+        for (size_t r = 0; r < s->n_retries; r++) {
+            struct retry rt = s->retries[r];
+            if (rt.ready_at > now || step_priority(s, rt.step) != p) continue;
+            if (!admit(s, rt.step, rt.index, now)) continue;
+            s->retries[r] = s->retries[--s->n_retries];
+            return make_task(s, rt.step, rt.index, rt.attempt);
+        }
+        for (size_t k = 0; k < s->wf->n_steps; k++) {
+            size_t i = s->prio_order[k];
+            struct step_run *sr = &s->st[i];
+            if (sr->state != ST_READY || step_priority(s, i) != p) continue;
+            while (sr->cursor < sr->n && sr->el[sr->cursor].attempt) sr->cursor++;
+            if (sr->cursor < sr->n && admit(s, i, sr->cursor, now)) return make_task(s, i, sr->cursor++, 1);
+        }
     }
     return NULL;
 }
 
 int64_t sf_sched_next_wakeup(const struct sf_sched *s)
 {
-    int64_t w = -1;
+    int64_t w = s->gate_wake;
     for (size_t r = 0; r < s->n_retries; r++)
         if (w < 0 || s->retries[r].ready_at < w) w = s->retries[r].ready_at;
     return w;
@@ -265,6 +323,7 @@ static enum step_state fail_state(enum sf_result_status st)
 int sf_sched_complete(struct sf_sched *s, const struct sf_result *r, int64_t now)
 {
     if (!r->run_id || strcmp(r->run_id, s->run_id) || !r->step) return 1;
+    if (s->gate) sf_gate_release(s->gate, r->task_id);   /* whatever becomes of the result */
     long i = sf_workflow_find(s->wf, r->step);
     if (i < 0) return 1;
     const struct sf_step *def = &s->wf->steps[i];

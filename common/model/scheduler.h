@@ -41,11 +41,23 @@ void sf_sched_set_retry_base_ms(struct sf_sched *s, int64_t ms);
  * as final (the result document's "attempts" is that attempt). */
 void sf_sched_set_external_retries(struct sf_sched *s, bool on);
 
+/* The run's priority (0..9, default 0): of every step without its own
+ * `priority` (a submission's or `run --priority`). */
+void sf_sched_set_priority(struct sf_sched *s, int priority);
+
+/* Central runs: tasks with a concurrency or rate key start only when this
+ * in-process gate admits them (gate.h); a held-back task does not block the
+ * others. Borrowed; NULL (the default) = no gating (through a broker the
+ * fleet gates). */
+struct sf_gate;
+void sf_sched_set_gate(struct sf_sched *s, struct sf_gate *g);
+
 /* The next task ready at 'now_ms' (CLOCK_MONOTONIC), owned by the caller, or
  * NULL when none is ready now. */
 struct sf_task *sf_sched_next(struct sf_sched *s, int64_t now_ms);
 
-/* The earliest time a delayed retry becomes ready, or -1 when none waits. */
+/* The earliest time a delayed retry becomes ready or a task held back by a
+ * rate gate may pass (as of the last sf_sched_next), or -1 when none. */
 int64_t sf_sched_next_wakeup(const struct sf_sched *s);
 
 /* Take a result. Returns 0 when it changed the state, 1 when it was ignored

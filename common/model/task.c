@@ -4,6 +4,7 @@
  * producers may add their own metadata. */
 #include "task.h"
 #include "log.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <errno.h>
@@ -182,6 +183,158 @@ json_t *sf_limits_to_json(const struct sf_limits *l)
     return o;
 }
 
+/* A gate key: 1..100 letters, digits, '_', '-', '.' (it becomes part of a
+ * Redis key name). */
+static int get_gate_key(json_t *j, const char *what, char *key, char *err, size_t n)
+{
+    json_t *k = json_object_get(j, "key");
+    if (!json_is_string(k) || !sf_valid_name(json_string_value(k), SF_GATE_KEY_MAX)) {
+        sf_errf(err, n, "'%s' needs a \"key\" of 1..%d letters, digits, '_', '-', '.'", what,
+                SF_GATE_KEY_MAX);
+        return -EINVAL;
+    }
+    sf_strlcpy(key, json_string_value(k), SF_GATE_KEY_MAX + 1);
+    return 0;
+}
+
+static bool only_keys(json_t *j, const char *const *keys)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) {
+        const char *const *p = keys;
+        while (*p && strcmp(*p, k)) p++;
+        if (!*p) return false;
+    }
+    return true;
+}
+
+int sf_concurrency_from_json(json_t *j, struct sf_concurrency *c, char *err, size_t n)
+{
+    static const char *const keys[] = { "key", "limit", NULL };
+    if (!j || json_is_null(j)) return 0;
+    if (!json_is_object(j) || !only_keys(j, keys)) {
+        sf_errf(err, n, "'concurrency' must be {\"key\": NAME, \"limit\": N}");
+        return -EINVAL;
+    }
+    if (get_gate_key(j, "concurrency", c->key, err, n) < 0) return -EINVAL;
+    json_t *l = json_object_get(j, "limit");
+    if (!json_is_integer(l) || json_integer_value(l) < 1 || json_integer_value(l) > 1000000) {
+        sf_errf(err, n, "'concurrency' needs a \"limit\": an integer from 1 to 1000000");
+        c->key[0] = '\0';
+        return -EINVAL;
+    }
+    c->limit = json_integer_value(l);
+    return 0;
+}
+
+json_t *sf_concurrency_to_json(const struct sf_concurrency *c)
+{
+    return json_pack("{s:s, s:I}", "key", c->key, "limit", (json_int_t)c->limit);
+}
+
+int sf_rate_from_json(json_t *j, struct sf_rate *r, char *err, size_t n)
+{
+    static const char *const keys[] = { "key", "per_s", "burst", NULL };
+    if (!j || json_is_null(j)) return 0;
+    if (!json_is_object(j) || !only_keys(j, keys)) {
+        sf_errf(err, n, "'rate' must be {\"key\": NAME, \"per_s\": N, \"burst\"?: N}");
+        return -EINVAL;
+    }
+    if (get_gate_key(j, "rate", r->key, err, n) < 0) return -EINVAL;
+    json_t *p = json_object_get(j, "per_s"), *b = json_object_get(j, "burst");
+    if (!json_is_number(p) || !(json_number_value(p) > 0) || json_number_value(p) > 1e6) {
+        sf_errf(err, n, "'rate' needs \"per_s\": a number of task starts per second, > 0 and at most 1000000");
+        r->key[0] = '\0';
+        return -EINVAL;
+    }
+    r->per_s = json_number_value(p);
+    r->burst = (int64_t)ceil(r->per_s);
+    if (b && !json_is_null(b)) {
+        if (!json_is_integer(b) || json_integer_value(b) < 1 || json_integer_value(b) > 1000000) {
+            sf_errf(err, n, "'rate': \"burst\" must be an integer from 1 to 1000000");
+            r->key[0] = '\0';
+            return -EINVAL;
+        }
+        r->burst = json_integer_value(b);
+    }
+    return 0;
+}
+
+json_t *sf_rate_to_json(const struct sf_rate *r)
+{
+    return json_pack("{s:s, s:f, s:I}", "key", r->key, "per_s", r->per_s, "burst",
+                     (json_int_t)r->burst);
+}
+
+int sf_priority_from_json(json_t *j, int *priority, char *err, size_t n)
+{
+    if (!j || json_is_null(j)) return 0;
+    if (!json_is_integer(j) || json_integer_value(j) < 0 || json_integer_value(j) > SF_PRIORITY_MAX) {
+        sf_errf(err, n, "'priority' must be an integer from 0 to %d (higher first)", SF_PRIORITY_MAX);
+        return -EINVAL;
+    }
+    *priority = (int)json_integer_value(j);
+    return 0;
+}
+
+int sf_secret_names_check(json_t *names, json_t *env, char *err, size_t n)
+{
+    size_t i;
+    json_t *e;
+    if (!json_is_array(names) || json_array_size(names) > 64) {
+        sf_errf(err, n, "'secrets' must be an array of at most 64 secret NAMEs");
+        return -EINVAL;
+    }
+    json_array_foreach(names, i, e) {
+        const char *name = json_string_value(e);
+        if (!name || !sf_secret_name_ok(name)) {
+            sf_errf(err, n, "'secrets' must hold NAMEs of A-Z, 0-9 and _ starting with a letter "
+                            "(at most %d)", SF_SECRET_NAME_MAX);
+            return -EINVAL;
+        }
+        if (!strncmp(name, "SF_", 3)) {
+            sf_errf(err, n, "secret '%s': names starting with SF_ are sandfleet's own variables", name);
+            return -EINVAL;
+        }
+        if (env && json_object_get(env, name)) {
+            sf_errf(err, n, "secret '%s' is also set in 'env'", name);
+            return -EINVAL;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(name, json_string_value(json_array_get(names, k)))) {
+                sf_errf(err, n, "'secrets' lists '%s' twice", name);
+                return -EINVAL;
+            }
+    }
+    return 0;
+}
+
+static void add_names(json_t *out, json_t *names)
+{
+    size_t i, k;
+    json_t *e, *o;
+    json_array_foreach(names, i, e) {
+        bool seen = false;
+        if (!json_is_string(e)) continue;
+        json_array_foreach(out, k, o) seen = seen || json_equal(o, e);
+        if (!seen) json_array_append(out, e);
+    }
+}
+
+json_t *sf_task_secret_names(const struct sf_task *t)
+{
+    json_t *out = json_array(), *steps, *st;
+    size_t i;
+    if (json_is_array(t->secrets)) add_names(out, t->secrets);
+    if (t->workflow && json_is_array(steps = json_object_get(t->workflow, "steps")))
+        json_array_foreach(steps, i, st) {
+            json_t *names = json_object_get(st, "secrets");
+            if (json_is_array(names)) add_names(out, names);
+        }
+    return out;
+}
+
 static json_t *parse(const char *data, size_t len, char *err, size_t n)
 {
     json_error_t je;
@@ -258,6 +411,17 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
         t->env = json_incref(v);
     }
     if (sf_limits_from_json(json_object_get(j, "limits"), &t->limits, err, n) < 0) goto fail;
+    if ((v = json_object_get(j, "secrets")) && !json_is_null(v)) {
+        if (sf_secret_names_check(v, t->env, err, n) < 0) goto fail;
+        t->secrets = json_incref(v);
+    }
+    i64 = 0;
+    if (get_int(j, "secret_misses", false, 0, &i64, err, n) < 0) goto fail;
+    t->secret_misses = (int)(i64 > 1000000 ? 1000000 : i64);
+    if (sf_concurrency_from_json(json_object_get(j, "concurrency"), &t->concurrency, err, n) < 0 ||
+        sf_rate_from_json(json_object_get(j, "rate"), &t->rate, err, n) < 0 ||
+        sf_priority_from_json(json_object_get(j, "priority"), &t->priority, err, n) < 0)
+        goto fail;
     if (sf_netpolicy_step(json_object_get(j, "network"), &t->network, &t->net_policy, err, n) < 0)
         goto fail;
     if (get_str(j, "template", false, &t->template_name, err, n) < 0) goto fail;
@@ -315,6 +479,13 @@ json_t *sf_task_to_json(const struct sf_task *t)
     if (t->serve) json_object_set_new(o, "serve", json_string(sf_serve_name(t->serve)));
     if (t->workflow) json_object_set(o, "workflow", t->workflow);
     if (t->callback) json_object_set_new(o, "callback", sf_callback_to_json(t->callback));
+    /* The gates only when set: a task without them is byte for byte what it
+     * was before they existed. */
+    if (t->secrets) json_object_set(o, "secrets", t->secrets);
+    if (t->secret_misses) json_object_set_new(o, "secret_misses", json_integer(t->secret_misses));
+    if (t->concurrency.key[0]) json_object_set_new(o, "concurrency", sf_concurrency_to_json(&t->concurrency));
+    if (t->rate.key[0]) json_object_set_new(o, "rate", sf_rate_to_json(&t->rate));
+    if (t->priority) json_object_set_new(o, "priority", json_integer(t->priority));
     return o;
 }
 
@@ -344,6 +515,7 @@ struct sf_task *sf_task_dup(const struct sf_task *t)
     if (d->env) json_incref(d->env);
     if (d->workflow) json_incref(d->workflow);
     if (d->input) json_incref(d->input);
+    if (d->secrets) json_incref(d->secrets);
     return d;
 }
 
@@ -363,6 +535,7 @@ void sf_task_free(struct sf_task *t)
     json_decref(t->env);
     json_decref(t->workflow);
     json_decref(t->input);
+    json_decref(t->secrets);
     free(t);
 }
 

@@ -4,7 +4,9 @@
  * Task:   {"v":1,"id","run_id","step","index","attempt","max_attempts","run",
  *          "files":{path: text | {"base64": ...}},"input","timeout_s",
  *          "limits":{...},"env":{...},"network":bool|{allow_out,deny_out},"created_at","reply_to"?,"serve"?,
- *          "callback":{"url","headers"?,"secret_ref"?}?}
+ *          "callback":{"url","headers"?,"secret_ref"?}?, "secrets":[NAME...]?,
+ *          "concurrency":{"key","limit"}?, "rate":{"key","per_s","burst"}?,
+ *          "priority"?, "secret_misses"?}
  * Result: {"v":1,"task_id","run_id","step","index","attempt","status",
  *          "exit_code","output","stderr_tail","duration_ms","worker","error"?}
  *
@@ -52,6 +54,13 @@ struct sf_task {
     json_t *workflow;     /* optional: a whole workflow run in one sandbox by one
                              worker (bundle.h); `run` may then be omitted */
     enum sf_serve serve;  /* optional "serve": "lines": a warm agent takes it (serve_mode.h) */
+    json_t *secrets;      /* optional array of secret NAMEs (secrets.h): only names
+                             travel; whoever runs the task resolves them into the
+                             agent's environment */
+    int secret_misses;    /* times a worker lacking one of them handed the task on */
+    struct sf_concurrency concurrency;   /* fleet-wide gates (resources.h) */
+    struct sf_rate rate;
+    int priority;         /* 0..SF_PRIORITY_MAX, higher first */
     char *queue;          /* not on the wire: set by the broker that delivered it */
 };
 
@@ -102,6 +111,21 @@ void sf_result_free(struct sf_result *r);
 struct sf_result *sf_result_for(const struct sf_task *t, enum sf_result_status st,
                                 const char *worker, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The step/task fields of issue-15 gates, shared by the task decoder and the
+ * workflow parser. from_json: NULL or null leaves the output unset and
+ * returns 0; otherwise it validates and returns -EINVAL with a message. */
+int sf_concurrency_from_json(json_t *j, struct sf_concurrency *c, char *errstr, size_t errlen);
+json_t *sf_concurrency_to_json(const struct sf_concurrency *c);
+int sf_rate_from_json(json_t *j, struct sf_rate *r, char *errstr, size_t errlen);
+json_t *sf_rate_to_json(const struct sf_rate *r);
+int sf_priority_from_json(json_t *j, int *priority, char *errstr, size_t errlen);
+/* `secrets`: an array of at most 64 distinct NAMEs, none starting with SF_
+ * (sandfleet's own variables) and none also set in env (may be NULL). */
+int sf_secret_names_check(json_t *names, json_t *env, char *errstr, size_t errlen);
+/* Every secret name the task needs: its own, and for a bundle task those of
+ * every step of its workflow. New reference (an array; empty when none). */
+json_t *sf_task_secret_names(const struct sf_task *t);
 
 /* Limits <-> JSON ({"memory_mb":..}); from_json validates (positive integers,
  * known keys) and returns -EINVAL with a message. */

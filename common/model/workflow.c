@@ -108,10 +108,29 @@ static bool known_key(const char *k, const char *const *keys)
     return false;
 }
 
+/* secrets, concurrency, rate, priority: the same rules as the task fields. */
+static void parse_gates(struct ctx *c, json_t *js, const char *label, struct sf_step *st)
+{
+    char err[256];
+    json_t *v;
+    st->priority = -1;
+    if ((v = json_object_get(js, "secrets"))) {
+        if (sf_secret_names_check(v, st->env, err, sizeof(err)) < 0) problem(c, label, "%s", err);
+        else st->secrets = json_incref(v);
+    }
+    if (sf_concurrency_from_json(json_object_get(js, "concurrency"), &st->concurrency, err, sizeof(err)) < 0)
+        problem(c, label, "%s", err);
+    if (sf_rate_from_json(json_object_get(js, "rate"), &st->rate, err, sizeof(err)) < 0)
+        problem(c, label, "%s", err);
+    if (sf_priority_from_json(json_object_get(js, "priority"), &st->priority, err, sizeof(err)) < 0)
+        problem(c, label, "%s", err);
+}
+
 static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st)
 {
     static const char *const keys[] = { "id", "run", "files", "input", "needs", "map",
-        "timeout_s", "retries", "env", "network", "limits", "template", "serve", NULL };
+        "timeout_s", "retries", "env", "network", "limits", "template", "serve", "secrets",
+        "concurrency", "rate", "priority", NULL };
     char label[160];
     const char *k;
     json_t *v;
@@ -136,7 +155,8 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
     json_object_foreach(js, k, v) {
         if (!known_key(k, keys))
             problem(c, label, "unknown field '%s' (known: id, run, files, input, needs, map, "
-                              "timeout_s, retries, env, network, limits, template, serve)", k);
+                              "timeout_s, retries, env, network, limits, template, serve, "
+                              "secrets, concurrency, rate, priority)", k);
     }
     v = json_object_get(js, "run");
     if (json_is_string(v) && json_string_length(v) > 0)
@@ -231,6 +251,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
                                      "one JSON output per line on stdout)");
         else st->serve = (enum sf_serve)s;
     }
+    parse_gates(c, js, label, st);
 }
 
 /* One sandbox has one network: the steps that ask for one must ask for the
@@ -349,6 +370,10 @@ int sf_workflow_parse(const char *data, size_t len, const char *name, const char
             problem(&c, wf->steps[i].id, "'template' differs from step #1's: with \"sandbox\": "
                     "\"shared\" every step runs on the same root file system");
     }
+    for (size_t i = 0; wf->sandbox == SF_SANDBOX_SHARED && i < wf->n_steps; i++)
+        if (wf->steps[i].concurrency.key[0] || wf->steps[i].rate.key[0])
+            problem(&c, wf->steps[i].id, "'concurrency' and 'rate' cannot be used with \"sandbox\": "
+                    "\"shared\" (the run holds its one sandbox while its steps run one at a time)");
     for (size_t i = 0; i < wf->n_steps; i++)
         if (!wf->steps[i].id) goto done;     /* needs cannot be resolved without ids */
     if (wf->sandbox == SF_SANDBOX_SHARED) shared_network(&c, wf);
@@ -403,6 +428,10 @@ json_t *sf_workflow_to_json(const struct sf_workflow *wf)
         json_t *lim = sf_limits_to_json(&st->limits);
         if (json_object_size(lim)) json_object_set(o, "limits", lim);
         json_decref(lim);
+        if (st->secrets) json_object_set(o, "secrets", st->secrets);
+        if (st->concurrency.key[0]) json_object_set_new(o, "concurrency", sf_concurrency_to_json(&st->concurrency));
+        if (st->rate.key[0]) json_object_set_new(o, "rate", sf_rate_to_json(&st->rate));
+        if (st->priority >= 0) json_object_set_new(o, "priority", json_integer(st->priority));
         json_array_append_new(steps, o);
     }
     return json_pack("{s:s, s:s, s:o}", "name", wf->name,
@@ -431,6 +460,7 @@ void sf_workflow_free(struct sf_workflow *wf)
         free(st->need_idx);
         json_decref(st->env);
         sf_netpolicy_free(st->net_policy);
+        json_decref(st->secrets);
     }
     free(wf->steps);
     free(wf->order);

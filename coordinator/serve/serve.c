@@ -276,6 +276,7 @@ static void start_run(struct serve *sv, struct serve_pending *p)
         return;
     }
     r->cr = coord_runner_new(&sv->ccfg, r->sub.wf, r->run_id, r->sub.input, r->ex, sv->lg, false);
+    if (r->sub.priority) coord_runner_set_priority(r->cr, r->sub.priority);
     r->next = sv->runs;
     sv->runs = r;
     atomic_fetch_add(&sv->active, 1);

@@ -31,13 +31,14 @@
 /* A submission is either a workflow document whose steps carry their
  * `files` inline (path -> content), or
  *   {"workflow": {...} | "<json text>", "files": {"<name>": "<content>"},
- *    "input": any, "run_id": "...", "reply_to": "<stream>"}
+ *    "input": any, "run_id": "...", "reply_to": "<stream>", "priority": 0..9}
  * where each step's `files` value names an entry of the top-level "files"
  * (so an unchanged workflow.json travels with the files it refers to). */
 struct serve_submission {
     struct sf_workflow *wf;
     json_t *input;          /* NULL = the workflow's own inputs */
     char *run_id, *reply_to;
+    int priority;           /* of the steps without their own (docs/workflows.md) */
 };
 /* 0, or -EINVAL with one line per problem in errs. */
 int serve_submission_parse(const char *data, size_t len, struct serve_submission *out,

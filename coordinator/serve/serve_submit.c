@@ -93,6 +93,11 @@ int serve_submission_parse(const char *data, size_t len, struct serve_submission
             sf_buf_appendf(errs, "submission: \"run_id\" must be letters, digits, '_', '-', '.'\n");
             bad = 1;
         }
+        char perr[128];
+        if (sf_priority_from_json(json_object_get(doc, "priority"), &out->priority, perr, sizeof(perr)) < 0) {
+            sf_buf_appendf(errs, "submission: %s\n", perr);
+            bad = 1;
+        }
     }
     text = json_dumps(wf, JSON_COMPACT);
     if (sf_workflow_parse(text, strlen(text), "submission", NULL, &out->wf, errs) < 0) bad = 1;

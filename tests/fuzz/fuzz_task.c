@@ -17,7 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *enc = sf_task_encode(t);
         struct sf_task *t2 = sf_task_decode(enc, strlen(enc), err, sizeof(err));
         if (!t2 || strcmp(t2->id, t->id) || t2->attempt != t->attempt ||
-            !json_equal(t2->input, t->input))
+            !json_equal(t2->input, t->input) || t2->priority != t->priority ||
+            t2->secret_misses != t->secret_misses || strcmp(t2->concurrency.key, t->concurrency.key) ||
+            t2->concurrency.limit != t->concurrency.limit || strcmp(t2->rate.key, t->rate.key) ||
+            t2->rate.per_s != t->rate.per_s || t2->rate.burst != t->rate.burst ||
+            !(t->secrets ? t2->secrets && json_equal(t2->secrets, t->secrets) : !t2->secrets))
             abort();
         char *enc2 = sf_task_encode(t2);
         if (strcmp(enc, enc2)) abort();

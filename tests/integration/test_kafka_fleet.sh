@@ -4,7 +4,8 @@
 # and unknown-version messages are dead-lettered with a reason and the worker
 # keeps going; retries with backoff through the retry topic, then a dead
 # letter; a 10 MiB output; a task longer than max.poll.interval.ms; SIGTERM
-# drain; a coordinator killed and resumed with --run-id.
+# drain; a coordinator killed and resumed with --run-id; concurrency, rate and
+# priority refused (exit 3 / rejected result + dead letter), never ignored.
 set -u
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$SF_SRC/tests/lib/kafka.sh"
@@ -69,6 +70,24 @@ check "two retries went through the retry topic with a due time" \
 check "backoff waited (>= 250+500 ms jittered down to half: $ms ms)" [ "$ms" -ge 700 ]
 dead_reason() { ktopic_dump sandfleet.tasks.dlq | grep -q 'reason=error after 3 attempts'; }
 check "final failure dead-lettered with its reason" dead_reason
+
+# --- concurrency, rate and priority need Redis: refused, never ignored ----------------
+cat >"$W/gated.json" <<'J'
+{"name": "gated", "steps": [
+  {"id": "a", "run": "cat", "input": 1, "concurrency": {"key": "k", "limit": 1}}
+]}
+J
+kcoord "$W/gated.json" --run-id gated-kafka >"$T/gated.out" 2>"$T/gated.log"; rc=$?
+check "a workflow with 'concurrency' on Kafka exits 3" [ $rc -eq 3 ]
+check "…naming the step and the field" grep -q "step 'a': 'concurrency' is not supported by the kafka backend" "$T/gated.log"
+check "…before writing any run state" bash -c "! kcat -b 127.0.0.1:$KAFKA_PORT -C -t sandfleet.runs -o beginning -e -q -f '%k\n' | grep -q '^gated-kafka/'"
+kcoord "$SF_SRC/examples/analyze-report/workflow.json" --priority 3 >/dev/null 2>"$T/prio-run.log"; rc=$?
+check "run --priority on Kafka exits 3 naming it" bash -c "[ $rc -eq 3 ] && grep -q 'run priority 3 is not supported by the kafka backend' '$T/prio-run.log'"
+echo "prio-1:$(task_json prio-1 rprio 'echo {}' '{"priority": 5}')" | kcat_ -P -t sandfleet.tasks -K: 2>/dev/null
+prio_refused() { ktopic_dump sandfleet.tasks.dlq | grep -q "reason=rejected after 1 attempt: 'priority' is not supported by the kafka backend"; }
+wait_for 30 prio_refused
+check "a task produced with 'priority' is dead-lettered with the reason" prio_refused
+check "…and answered with a rejected result" bash -c "ktopic_dump sandfleet.results | grep -q '\"task_id\":\"prio-1\".*\"status\":\"rejected\"'"
 
 # --- a 10 MiB output (claim-check through the blobs topic) --------------------------
 cat >"$W/big.json" <<'J'

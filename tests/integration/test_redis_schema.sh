@@ -9,7 +9,8 @@ fleet_init schema
 
 cat >"$T/wf.json" <<'JSON'
 { "name": "schema", "steps": [
-  { "id": "list", "run": "python3 -c 'print([1, 2])'", "timeout_s": 10, "limits": {"memory_mb": 256} },
+  { "id": "list", "run": "python3 -c 'print([1, 2])'", "timeout_s": 10, "limits": {"memory_mb": 256},
+    "secrets": ["S_KEY"], "concurrency": {"key": "schema", "limit": 2}, "rate": {"key": "schema", "per_s": 100} },
   { "id": "each", "needs": ["list"], "map": true, "run": "cat", "env": {"A": "b"} },
   { "id": "big", "needs": ["each"], "run": "python3 -c 'import json; print(json.dumps(\"z\" * 4000))'" },
   { "id": "bad", "needs": ["big"], "run": "exit 4", "retries": 1 } ] }
@@ -27,7 +28,7 @@ with open(sys.argv[2], "w") as f:
         if line == "task":
             f.write(out[i + 1] + "\n")
 PY
-worker_start w1 --concurrency 2 --retry-base-ms 50 --claim-check-bytes 1024
+SANDFLEET_SECRET_S_KEY=x-schema worker_start w1 --concurrency 2 --retry-base-ms 50 --claim-check-bytes 1024
 wait "$CPID"; CPID=
 python3 - "$REDIS_PORT" "$T/results.jsonl" <<'PY' || fail "cannot read results"
 import subprocess, sys

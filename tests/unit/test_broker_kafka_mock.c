@@ -108,8 +108,8 @@ static void failed_result_is_not_committed(void **state)
     char err[512];
     struct sf_delivery d = {0}, d2 = {0};
     struct sf_broker *co = open_broker(m, NULL);
-    assert_int_equal(co->ops->publish(co, "r1", "r1:s:0", task, strlen(task), err, sizeof(err)), 0);
-    assert_int_equal(co->ops->publish(co, "r1", "r1:s:0", task, strlen(task), err, sizeof(err)), 1);
+    assert_int_equal(co->ops->publish(co, "r1", "r1:s:0", 0, task, strlen(task), err, sizeof(err)), 0);
+    assert_int_equal(co->ops->publish(co, "r1", "r1:s:0", 0, task, strlen(task), err, sizeof(err)), 1);
 
     struct sf_broker *w1 = open_broker(m, "w1");
     assert_true(fetch_one(w1, &d));
@@ -150,7 +150,7 @@ static void retriable_produce_errors_are_retried(void **state)
     struct sf_delivery d = {0};
     const char *t2 = "{\"v\":1,\"id\":\"r2:s:0\",\"run_id\":\"r2\",\"step\":\"s\",\"run\":\"cat\"}";
     struct sf_broker *co = open_broker(m, NULL);
-    assert_int_equal(co->ops->publish(co, "r2", "r2:s:0", t2, strlen(t2), err, sizeof(err)), 0);
+    assert_int_equal(co->ops->publish(co, "r2", "r2:s:0", 0, t2, strlen(t2), err, sizeof(err)), 0);
     struct sf_broker *w = open_broker(m, "w4");
     assert_true(fetch_one(w, &d));
     rd_kafka_mock_push_request_errors(m->mc, API_PRODUCE, 3,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "gate.h"
 #include "scheduler.h"
 
 static struct sf_workflow *wf_of(const char *doc)
@@ -354,9 +355,78 @@ static void large_map_is_produced_lazily(void **state)
     sf_workflow_free(wf);
 }
 
+static void higher_priority_first(void **state)
+{
+    (void)state;
+    struct sf_workflow *wf = wf_of("{\"name\":\"p\",\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"priority\":0},"
+                                   "{\"id\":\"b\",\"run\":\"x\",\"priority\":9},{\"id\":\"c\",\"run\":\"x\"}]}");
+    struct sf_sched *s = sf_sched_new(wf, "r", NULL);
+    sf_sched_set_priority(s, 5);                   /* c has none of its own */
+    struct sf_task *t1 = sf_sched_next(s, 0), *t2 = sf_sched_next(s, 0), *t3 = sf_sched_next(s, 0);
+    assert_string_equal(t1->step, "b");
+    assert_int_equal(t1->priority, 9);
+    assert_string_equal(t2->step, "c");
+    assert_int_equal(t2->priority, 5);
+    assert_string_equal(t3->step, "a");
+    assert_int_equal(t3->priority, 0);
+    sf_task_free(t1);
+    sf_task_free(t2);
+    sf_task_free(t3);
+    sf_sched_free(s);
+    sf_workflow_free(wf);
+}
+
+static void gates_hold_back_without_blocking_others(void **state)
+{
+    (void)state;
+    struct sf_workflow *wf = wf_of("{\"name\":\"g\",\"steps\":["
+        "{\"id\":\"m\",\"run\":\"x\",\"map\":true,\"input\":[1,2,3,4],\"concurrency\":{\"key\":\"k\",\"limit\":2}},"
+        "{\"id\":\"r\",\"run\":\"x\",\"map\":true,\"input\":[1,2],\"rate\":{\"key\":\"q\",\"per_s\":10,\"burst\":1}},"
+        "{\"id\":\"free\",\"run\":\"x\"}]}");
+    struct sf_gate *g = sf_gate_new();
+    struct sf_sched *s = sf_sched_new(wf, "r", NULL);
+    sf_sched_set_gate(s, g);
+    struct sf_task *t[8];
+    size_t n = 0;
+    while (n < 8 && (t[n] = sf_sched_next(s, 0))) n++;
+    /* two of m (limit 2), one of r (burst 1), and free: the gates hold back the rest */
+    assert_int_equal(n, 4);
+    size_t ms = 0, rs = 0;
+    for (size_t i = 0; i < n; i++) {
+        ms += !strcmp(t[i]->step, "m");
+        rs += !strcmp(t[i]->step, "r");
+    }
+    assert_int_equal(ms, 2);
+    assert_int_equal(rs, 1);
+    assert_int_equal(sf_gate_running(g, "k"), 2);
+    assert_int_equal(sf_sched_next_wakeup(s), 100);   /* the next token */
+    struct sf_task *r2 = sf_sched_next(s, 100);
+    assert_non_null(r2);
+    assert_string_equal(r2->step, "r");
+    /* a finished m frees its slot: the next m may start */
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(t[i]->step, "m")) {
+            complete(s, t[i], SF_RESULT_OK, "1");
+            break;
+        }
+    assert_int_equal(sf_gate_running(g, "k"), 1);
+    struct sf_task *m3 = sf_sched_next(s, 100);
+    assert_non_null(m3);
+    assert_string_equal(m3->step, "m");
+    assert_null(sf_sched_next(s, 100));
+    for (size_t i = 0; i < n; i++) sf_task_free(t[i]);
+    sf_task_free(r2);
+    sf_task_free(m3);
+    sf_sched_free(s);
+    sf_gate_free(g);
+    sf_workflow_free(wf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(higher_priority_first),
+        cmocka_unit_test(gates_hold_back_without_blocking_others),
         cmocka_unit_test(chain_passes_output_to_input),
         cmocka_unit_test(several_needs_give_an_object),
         cmocka_unit_test(map_assembles_outputs_in_input_order),

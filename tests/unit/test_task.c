@@ -206,6 +206,66 @@ static void bundle_task_carries_a_workflow_instead_of_run(void **state)
                   "field 'workflow' must be an object");
 }
 
+static void gates_secrets_and_priority_round_trip(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *m = TASK_OK ",\"secrets\":[\"OPENAI_API_KEY\",\"B\"],\"secret_misses\":2,"
+                    "\"concurrency\":{\"key\":\"openai\",\"limit\":10},"
+                    "\"rate\":{\"key\":\"openai\",\"per_s\":0.5},\"priority\":7}";
+    struct sf_task *t = sf_task_decode(m, strlen(m), err, sizeof(err));
+    if (!t) fail_msg("%s", err);
+    assert_int_equal(json_array_size(t->secrets), 2);
+    assert_int_equal(t->secret_misses, 2);
+    assert_string_equal(t->concurrency.key, "openai");
+    assert_int_equal(t->concurrency.limit, 10);
+    assert_string_equal(t->rate.key, "openai");
+    assert_true(t->rate.per_s == 0.5);
+    assert_int_equal(t->rate.burst, 1);            /* default: per_s rounded up */
+    assert_int_equal(t->priority, 7);
+    char *enc = sf_task_encode(t);
+    struct sf_task *t2 = sf_task_decode(enc, strlen(enc), err, sizeof(err));
+    assert_non_null(t2);
+    assert_true(json_equal(t->secrets, t2->secrets));
+    assert_int_equal(t2->concurrency.limit, 10);
+    assert_true(t2->rate.per_s == 0.5);
+    assert_int_equal(t2->priority, 7);
+    assert_int_equal(t2->secret_misses, 2);
+    json_t *names = sf_task_secret_names(t2);
+    assert_int_equal(json_array_size(names), 2);
+    json_decref(names);
+    free(enc);
+    sf_task_free(t2);
+    /* none of them: the message has none of the fields */
+    struct sf_task *plain = sf_task_decode(TASK_OK "}", strlen(TASK_OK) + 1, err, sizeof(err));
+    enc = sf_task_encode(plain);
+    assert_null(strstr(enc, "priority"));
+    assert_null(strstr(enc, "concurrency"));
+    assert_null(strstr(enc, "secrets"));
+    free(enc);
+    sf_task_free(plain);
+    sf_task_free(t);
+}
+
+static void bad_gates_are_rejected_with_a_reason(void **state)
+{
+    (void)state;
+    expect_reject(TASK_OK ",\"secrets\":\"A\"}", "'secrets' must be an array");
+    expect_reject(TASK_OK ",\"secrets\":[\"lower\"]}", "'secrets' must hold NAMEs");
+    expect_reject(TASK_OK ",\"secrets\":[\"SF_RUN_ID\"]}", "sandfleet's own");
+    expect_reject(TASK_OK ",\"secrets\":[\"A\",\"A\"]}", "lists 'A' twice");
+    expect_reject(TASK_OK ",\"env\":{\"A\":\"x\"},\"secrets\":[\"A\"]}", "also set in 'env'");
+    expect_reject(TASK_OK ",\"concurrency\":{\"key\":\"k\"}}", "\"limit\"");
+    expect_reject(TASK_OK ",\"concurrency\":{\"key\":\"k\",\"limit\":0}}", "\"limit\"");
+    expect_reject(TASK_OK ",\"concurrency\":{\"key\":\"a b\",\"limit\":1}}", "needs a \"key\"");
+    expect_reject(TASK_OK ",\"concurrency\":{\"key\":\"k\",\"limit\":1,\"x\":1}}", "must be {");
+    expect_reject(TASK_OK ",\"rate\":{\"key\":\"k\",\"per_s\":0}}", "\"per_s\"");
+    expect_reject(TASK_OK ",\"rate\":{\"key\":\"k\",\"per_s\":1,\"burst\":0}}", "\"burst\"");
+    expect_reject(TASK_OK ",\"priority\":10}", "'priority' must be an integer from 0 to 9");
+    expect_reject(TASK_OK ",\"priority\":\"high\"}", "'priority'");
+    expect_reject(TASK_OK ",\"secret_misses\":-1}", "secret_misses");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +277,8 @@ int main(void)
         cmocka_unit_test(result_round_trips_and_rejects_unknown_status),
         cmocka_unit_test(result_for_carries_task_identity),
         cmocka_unit_test(bundle_task_carries_a_workflow_instead_of_run),
+        cmocka_unit_test(gates_secrets_and_priority_round_trip),
+        cmocka_unit_test(bad_gates_are_rejected_with_a_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,37 @@ static void bad_limits_and_env(void **state)
                   "step 'a': 'env' must be an object", NULL);
 }
 
+static void gates_secrets_and_priority(void **state)
+{
+    (void)state;
+    struct sf_workflow *wf = parse_ok("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"secrets\":[\"K\"],"
+        "\"concurrency\":{\"key\":\"openai\",\"limit\":2},\"rate\":{\"key\":\"openai\",\"per_s\":5,"
+        "\"burst\":5},\"priority\":3},{\"id\":\"b\",\"run\":\"x\"}]}");
+    assert_int_equal(wf->steps[0].priority, 3);
+    assert_int_equal(wf->steps[1].priority, -1);  /* the run's */
+    assert_int_equal(wf->steps[0].concurrency.limit, 2);
+    assert_int_equal(wf->steps[0].rate.burst, 5);
+    assert_string_equal(json_string_value(json_array_get(wf->steps[0].secrets, 0)), "K");
+    /* the bundle form keeps them */
+    json_t *j = sf_workflow_to_json(wf);
+    json_t *st = json_array_get(json_object_get(j, "steps"), 0);
+    assert_int_equal(json_integer_value(json_object_get(st, "priority")), 3);
+    assert_non_null(json_object_get(st, "concurrency"));
+    assert_non_null(json_object_get(st, "rate"));
+    assert_non_null(json_object_get(st, "secrets"));
+    json_decref(j);
+    sf_workflow_free(wf);
+    expect_errors("{\"steps\":[{\"id\":\"a\",\"run\":\"x\",\"priority\":12,\"secrets\":[\"a-b\"],"
+                  "\"concurrency\":{\"limit\":2},\"rate\":{\"key\":\"k\"}}]}",
+                  "step 'a': 'priority' must be an integer from 0 to 9",
+                  "step 'a': 'secrets' must hold NAMEs",
+                  "step 'a': 'concurrency' needs a \"key\"",
+                  "step 'a': 'rate' needs \"per_s\"", NULL);
+    expect_errors("{\"sandbox\":\"shared\",\"steps\":[{\"id\":\"a\",\"run\":\"x\","
+                  "\"concurrency\":{\"key\":\"k\",\"limit\":1}}]}",
+                  "step 'a': 'concurrency' and 'rate' cannot be used with \"sandbox\": \"shared\"", NULL);
+}
+
 static void file_paths_must_stay_inside_workspace(void **state)
 {
     (void)state;
@@ -231,6 +262,7 @@ int main(void)
         cmocka_unit_test(map_input_must_be_an_array),
         cmocka_unit_test(bad_limits_and_env),
         cmocka_unit_test(file_paths_must_stay_inside_workspace),
+        cmocka_unit_test(gates_secrets_and_priority),
         cmocka_unit_test(missing_files_are_reported),
         cmocka_unit_test(dag_order_respects_needs),
         cmocka_unit_test(templates_are_names_and_one_per_shared_sandbox),

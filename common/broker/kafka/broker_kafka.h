@@ -211,7 +211,7 @@ void sf_kafka_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                               rd_kafka_topic_partition_list_t *parts, void *opaque);
 
 /* broker_kafka_coord.c (the ops) */
-int sf_kafka_publish(struct sf_broker *b, const char *run_id, const char *task_id,
+int sf_kafka_publish(struct sf_broker *b, const char *run_id, const char *task_id, int priority,
                      const char *data, size_t len, char *err, size_t errlen);
 int sf_kafka_results(struct sf_broker *b, const char *run_id, char *cursor, size_t cursor_len,
                      char **out, size_t *lens, size_t max, int block_ms, size_t *n,

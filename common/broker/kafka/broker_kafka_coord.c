@@ -168,9 +168,10 @@ void sf_kafka_publish_report(struct kafka_broker *kb, struct kafka_ticket *tk)
     free(key);
 }
 
-int sf_kafka_publish(struct sf_broker *b, const char *run_id, const char *task_id,
+int sf_kafka_publish(struct sf_broker *b, const char *run_id, const char *task_id, int priority,
                      const char *data, size_t len, char *err, size_t errlen)
 {
+    (void)priority;             /* never > 0 here: sf_broker_task_supported refuses it */
     struct kafka_broker *kb = KB(b);
     struct kafka_run *r;
     int rc = get_run(kb, run_id, &r, err, errlen);

@@ -60,8 +60,8 @@ static int rcall(struct redis_broker *rb, redisReply **out, char *err, size_t er
 
 /* EVAL script with keys then args; lens may be NULL (all C strings) or give
  * the length of each of keys+args. */
-static int eval(struct redis_broker *rb, redisReply **out, char *err, size_t errlen,
-                const char *script, int nkeys, int nargs, const char **ka, const size_t *lens)
+int sf_redis_eval(struct redis_broker *rb, redisReply **out, char *err, size_t errlen,
+                  const char *script, int nkeys, int nargs, const char **ka, const size_t *lens)
 {
     const char **argv = sf_xcalloc((size_t)(nkeys + nargs + 3), sizeof(char *));
     size_t *alen = sf_xcalloc((size_t)(nkeys + nargs + 3), sizeof(size_t));
@@ -90,12 +90,31 @@ static int int_reply(redisReply *r)
 
 /* --- worker side ---------------------------------------------------------------- */
 
-static void entry_to_delivery(const redisReply *e, struct sf_delivery *d, bool reclaimed)
+const char *sf_redis_handle_stream(const struct redis_broker *rb, const char *handle,
+                                   const char **id)
+{
+    const char *slash;
+    *id = handle;
+    if (handle[0] != 'p' || !(slash = strchr(handle, '/'))) return rb->k_tasks;
+    int band = atoi(handle + 1);
+    if (band < 1 || band >= SF_REDIS_BANDS) return rb->k_tasks;
+    *id = slash + 1;
+    return rb->k_band[band];
+}
+
+void sf_redis_handle_make(char *dst, size_t n, int band, const char *id)
+{
+    if (band > 0) snprintf(dst, n, "p%d/%s", band, id);
+    else sf_strlcpy(dst, id, n);
+}
+
+void sf_redis_entry_to_delivery(const redisReply *id, const redisReply *f, struct sf_delivery *d,
+                                bool reclaimed, int band)
 {
     memset(d, 0, sizeof(*d));
     d->reclaimed = reclaimed;
-    sf_strlcpy(d->handle, e->element[0]->str, sizeof(d->handle));
-    const redisReply *f = e->element[1];
+    d->band = band;
+    sf_redis_handle_make(d->handle, sizeof(d->handle), band, id->str);
     if (f && f->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i + 1 < f->elements; i += 2) {
             if (!strcmp(f->element[i]->str, "task") && f->element[i + 1]->type == REDIS_REPLY_STRING) {
@@ -114,7 +133,7 @@ static void entry_to_delivery(const redisReply *e, struct sf_delivery *d, bool r
     snprintf(d->problem, sizeof(d->problem), "stream entry has no 'task' field");
 }
 
-static bool is_entry(const redisReply *e)
+bool sf_redis_is_entry(const redisReply *e)
 {
     return e && e->type == REDIS_REPLY_ARRAY && e->elements >= 2 &&
            e->element[0]->type == REDIS_REPLY_STRING;
@@ -127,8 +146,10 @@ static void mark_poison(struct redis_broker *rb, struct sf_delivery *d)
 {
     redisReply *r;
     char err[128];
+    const char *id;
     if (d->problem[0]) return;
-    const char *argv[] = { "XPENDING", rb->k_tasks, "workers", d->handle, d->handle, "1" };
+    const char *stream = sf_redis_handle_stream(rb, d->handle, &id);
+    const char *argv[] = { "XPENDING", stream, "workers", id, id, "1" };
     if (rcall(rb, &r, err, sizeof(err), NELEM(argv), argv, NULL) < 0) return;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
         r->element[0]->elements == 4 && r->element[0]->element[3]->type == REDIS_REPLY_INTEGER) {
@@ -141,15 +162,24 @@ static void mark_poison(struct redis_broker *rb, struct sf_delivery *d)
     freeReplyObject(r);
 }
 
+/* One XAUTOCLAIM step over band 0 and the bands in use, one stream at a
+ * time: a full scan of a stream moves on to the next; after the last the
+ * next round waits for the interval. */
 static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max, size_t *n,
                    char *err, size_t errlen)
 {
     char idle[24], count[24];
     redisReply *r;
+    unsigned bands = atomic_load(&rb->bands);
+    int band = rb->reclaim_band;
+    if (band > 0 && !(bands & (1u << band))) {            /* that band went idle */
+        band = 0;
+        rb->reclaim_cursor[0] = '\0';
+    }
     snprintf(idle, sizeof(idle), "%lld", (long long)rb->lease_ms);
     snprintf(count, sizeof(count), "%zu", max);
     if (!rb->reclaim_cursor[0]) strcpy(rb->reclaim_cursor, "0-0");
-    const char *argv[] = { "XAUTOCLAIM", rb->k_tasks, "workers", consumer(rb), idle,
+    const char *argv[] = { "XAUTOCLAIM", rb->k_band[band], "workers", consumer(rb), idle,
                            rb->reclaim_cursor, "COUNT", count };
     int rc = rcall(rb, &r, err, errlen, NELEM(argv), argv, NULL);
     if (rc < 0) return rc;
@@ -158,15 +188,22 @@ static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max,
             sf_strlcpy(rb->reclaim_cursor, r->element[0]->str, sizeof(rb->reclaim_cursor));
         const redisReply *es = r->element[1];
         for (size_t i = 0; es->type == REDIS_REPLY_ARRAY && i < es->elements && *n < max; i++)
-            if (is_entry(es->element[i])) entry_to_delivery(es->element[i], &out[(*n)++], true);
+            if (sf_redis_is_entry(es->element[i])) sf_redis_entry_to_delivery(es->element[i]->element[0], es->element[i]->element[1], &out[(*n)++], true, band);
     }
     freeReplyObject(r);
     for (size_t i = 0; i < *n; i++) mark_poison(rb, &out[i]);
-    /* A full scan done: wait for the next interval; otherwise continue the
-     * scan on the next fetch. */
-    int64_t every = rb->lease_ms / 2 < 5000 ? rb->lease_ms / 2 : 5000;
-    rb->next_reclaim_ms = !strcmp(rb->reclaim_cursor, "0-0") ? sf_now_ms() + (every > 50 ? every : 50)
-                                                             : 0;
+    /* A full scan done: the next band in use, or wait for the next interval;
+     * otherwise continue the scan on the next fetch. */
+    rb->next_reclaim_ms = 0;
+    if (!strcmp(rb->reclaim_cursor, "0-0")) {
+        rb->reclaim_cursor[0] = '\0';
+        do band++; while (band < SF_REDIS_BANDS && !(bands & (1u << band)));
+        rb->reclaim_band = band < SF_REDIS_BANDS ? band : 0;
+        if (!rb->reclaim_band) {
+            int64_t every = rb->lease_ms / 2 < 5000 ? rb->lease_ms / 2 : 5000;
+            rb->next_reclaim_ms = sf_now_ms() + (every > 50 ? every : 50);
+        }
+    }
     return 0;
 }
 
@@ -182,6 +219,22 @@ static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int
     if (sf_now_ms() >= rb->next_reclaim_ms && (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
         return rc;
     if (*n == max) return 0;
+    /* Something will be due for maintain() before the block ends (a retry,
+     * a token for a waiting task): come back then, not a block later. */
+    int64_t due = atomic_load(&rb->due_at);
+    if (due && block_ms > 0) {
+        int64_t in = due - sf_now_ms();
+        if (in < 25) in = 25;                 /* maintain runs at most every 250 ms */
+        if (in < block_ms) block_ms = (int)in;
+    }
+    /* Priorities in use: the band fetch. Otherwise exactly the plain read of
+     * band 0 below: priorities cost nothing while unused. */
+    if (atomic_load(&rb->bands)) {
+        size_t got = 0;
+        rc = sf_redis_band_fetch(rb, out + *n, max - *n, *n ? 0 : block_ms, &got, err, errlen);
+        *n += got;
+        return rc < 0 && !*n ? rc : 0;
+    }
     snprintf(count, sizeof(count), "%zu", max - *n);
     snprintf(block, sizeof(block), "%d", block_ms > 0 ? block_ms : 1);
     const char *argv[] = { "XREADGROUP", "GROUP", "workers", consumer(rb), "COUNT", count,
@@ -200,7 +253,7 @@ static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int
         const redisReply *s = r->element[0];
         const redisReply *es = s->type == REDIS_REPLY_ARRAY && s->elements == 2 ? s->element[1] : NULL;
         for (size_t i = 0; es && es->type == REDIS_REPLY_ARRAY && i < es->elements && *n < max; i++)
-            if (is_entry(es->element[i])) entry_to_delivery(es->element[i], &out[(*n)++], false);
+            if (sf_redis_is_entry(es->element[i])) sf_redis_entry_to_delivery(es->element[i]->element[0], es->element[i]->element[1], &out[(*n)++], false, 0);
     }
     freeReplyObject(r);
     return 0;
@@ -210,16 +263,22 @@ static int r_renew(struct sf_broker *b, const char *const *handles, size_t n, bo
                    char *err, size_t errlen)
 {
     struct redis_broker *rb = RB(b);
-    const char **ka = sf_xcalloc(n + 2, sizeof(char *));
+    const char **ka = sf_xcalloc(3 * n + 4, sizeof(char *));
+    char lease[24], *prefix = sf_xasprintf("%s/", b->cfg.queue);
     redisReply *r;
-    ka[0] = rb->k_tasks;
-    ka[1] = consumer(rb);
+    snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
+    ka[0] = rb->k_held;
+    ka[n + 1] = consumer(rb);
+    ka[n + 2] = lease;
+    ka[n + 3] = prefix;
     for (size_t i = 0; i < n; i++) {
-        ka[2 + i] = handles[i];
+        ka[1 + i] = sf_redis_handle_stream(rb, handles[i], &ka[n + 4 + n + i]);
+        ka[n + 4 + i] = handles[i];
         lost[i] = false;
     }
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_renew, 1, (int)n + 1, ka, NULL);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_renew, (int)n + 1, 2 * (int)n + 3, ka, NULL);
     free(ka);
+    free(prefix);
     if (rc < 0) return rc;
     for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j++)
         for (size_t i = 0; i < n; i++)
@@ -237,9 +296,11 @@ static int r_complete(struct sf_broker *b, const char *handle, const struct sf_c
     char *k_cb = sf_xasprintf("sf:%s:callbacks", b->cfg.queue);
     char *k_cbdue = sf_xasprintf("sf:%s:callbacks:due", b->cfg.queue);
     redisReply *r;
-    const char *ka[] = { rb->k_tasks, k_res, k_done, rb->k_dead, c->reply_to ? c->reply_to : k_res,
+    const char *id = "";
+    const char *stream = handle ? sf_redis_handle_stream(rb, handle, &id) : rb->k_tasks;
+    const char *ka[] = { stream, k_res, k_done, rb->k_dead, c->reply_to ? c->reply_to : k_res,
                          k_cb, k_cbdue,
-                         handle ? handle : "", c->task_id, c->result, rb->ttl_str,
+                         id, c->task_id, c->result, rb->ttl_str,
                          c->reply_to ? "1" : "0", c->dead_raw ? c->dead_raw : "",
                          c->dead_reason ? c->dead_reason : "",
                          c->callback ? c->callback_id : "", c->callback ? c->callback : "" };
@@ -248,7 +309,7 @@ static int r_complete(struct sf_broker *b, const char *handle, const struct sf_c
     lens[9] = c->result_len;
     if (c->dead_raw) lens[12] = c->dead_len;
     if (c->callback) lens[15] = c->callback_len;
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 9, ka, lens);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 9, ka, lens);
     free(k_res);
     free(k_done);
     free(k_cb);
@@ -264,9 +325,11 @@ static int r_retry(struct sf_broker *b, const char *handle, const char *task, si
     char delay[24];
     redisReply *r;
     snprintf(delay, sizeof(delay), "%lld", (long long)(delay_ms > 0 ? delay_ms : 0));
-    const char *ka[] = { rb->k_tasks, rb->k_delayed, handle, consumer(rb), delay, task };
+    const char *id;
+    const char *stream = sf_redis_handle_stream(rb, handle, &id);
+    const char *ka[] = { stream, rb->k_delayed, id, consumer(rb), delay, task };
     size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(ka[2]), strlen(ka[3]), strlen(ka[4]), len };
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_retry, 2, 4, ka, lens);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_retry, 2, 4, ka, lens);
     if (rc < 0) return rc;
     return int_reply(r) == 1 ? 0 : 1;
 }
@@ -276,9 +339,11 @@ static int r_dead(struct sf_broker *b, const char *handle, const char *raw, size
 {
     struct redis_broker *rb = RB(b);
     redisReply *r;
-    const char *ka[] = { rb->k_tasks, rb->k_dead, handle, raw, reason };
-    size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(handle), len, strlen(reason) };
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_dead, 2, 3, ka, lens);
+    const char *id;
+    const char *stream = sf_redis_handle_stream(rb, handle, &id);
+    const char *ka[] = { stream, rb->k_dead, id, raw, reason };
+    size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(id), len, strlen(reason) };
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_dead, 2, 3, ka, lens);
     if (rc == 0) freeReplyObject(r);
     return rc;
 }
@@ -292,10 +357,11 @@ static int r_heartbeat(struct sf_broker *b, const struct sf_worker_info *wi, boo
                           "sandbox", wi->sandbox ? wi->sandbox : "", "concurrency", wi->concurrency,
                           "busy", wi->busy, "started_ms", (json_int_t)wi->started_ms,
                           "done", (json_int_t)wi->done, "failed", (json_int_t)wi->failed);
+    if (wi->secrets) json_object_set(j, "secrets", wi->secrets);
     char *info = json_dumps(j, JSON_COMPACT);
     redisReply *r;
     const char *ka[] = { rb->k_workers, rb->k_winfo, rb->k_tasks, wi->id, info, leaving ? "1" : "0" };
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_heartbeat, 3, 3, ka, NULL);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_heartbeat, 3, 3, ka, NULL);
     if (rc == 0) freeReplyObject(r);
     free(info);
     json_decref(j);
@@ -306,22 +372,35 @@ static int r_maintain(struct sf_broker *b, char *err, size_t errlen)
 {
     struct redis_broker *rb = RB(b);
     redisReply *r;
-    const char *ka[] = { rb->k_delayed, rb->k_tasks, "100" };
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_promote, 2, 1, ka, NULL);
-    return rc < 0 ? rc : int_reply(r);
+    char lease[24];
+    int moved = 0;
+    snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
+    const char *ka[] = { rb->k_delayed, rb->k_tasks, "sf:gates:waiting", "100", lease };
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_promote, 3, 2, ka, NULL);
+    if (rc < 0) return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER) {
+        moved = (int)r->element[0]->integer;
+        atomic_store(&rb->bands, (unsigned)r->element[1]->integer);
+        long long in = r->element[2]->integer;
+        atomic_store(&rb->due_at, in < 0 ? 0 : sf_now_ms() + in);
+    }
+    freeReplyObject(r);
+    return moved;
 }
 
 /* --- coordinator side ----------------------------------------------------------- */
 
-static int r_publish(struct sf_broker *b, const char *run_id, const char *task_id,
+static int r_publish(struct sf_broker *b, const char *run_id, const char *task_id, int priority,
                      const char *data, size_t len, char *err, size_t errlen)
 {
     struct redis_broker *rb = RB(b);
     char *k_pub = sf_xasprintf("sf:run:%s:published", run_id);
     redisReply *r;
-    const char *ka[] = { k_pub, rb->k_tasks, task_id, data, rb->ttl_str };
-    size_t lens[] = { strlen(k_pub), strlen(rb->k_tasks), strlen(task_id), len, strlen(rb->ttl_str) };
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_publish, 2, 3, ka, lens);
+    int band = priority > 0 && priority < SF_REDIS_BANDS ? priority : 0;
+    const char *ka[] = { k_pub, rb->k_band[band], task_id, data, rb->ttl_str, band ? "1" : "0" };
+    size_t lens[] = { strlen(k_pub), strlen(ka[1]), strlen(task_id), len, strlen(rb->ttl_str), 1 };
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_publish, 2, 4, ka, lens);
+    if (rc == 0 && band) atomic_fetch_or(&rb->bands, 1u << band);
     free(k_pub);
     if (rc < 0) return rc;
     return int_reply(r) == 1 ? 0 : 1;
@@ -348,7 +427,7 @@ static int r_results(struct sf_broker *b, const char *run_id, char *cursor, size
         const redisReply *es = s->type == REDIS_REPLY_ARRAY && s->elements == 2 ? s->element[1] : NULL;
         for (size_t i = 0; es && es->type == REDIS_REPLY_ARRAY && i < es->elements; i++) {
             const redisReply *e = es->element[i];
-            if (!is_entry(e)) continue;
+            if (!sf_redis_is_entry(e)) continue;
             sf_strlcpy(cursor, e->element[0]->str, cursor_len);
             const redisReply *f = e->element[1];
             for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
@@ -402,7 +481,7 @@ static int r_stats(struct sf_broker *b, struct sf_queue_stats *st, char *err, si
     redisReply *r;
     snprintf(window, sizeof(window), "%lld", (long long)(3 * rb->lease_ms));
     const char *ka[] = { rb->k_tasks, rb->k_delayed, rb->k_dead, rb->k_workers, window };
-    int rc = eval(rb, &r, err, errlen, sf_redis_lua_stats, 4, 1, ka, NULL);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_stats, 4, 1, ka, NULL);
     if (rc < 0) return rc;
     memset(st, 0, sizeof(*st));
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 5) {
@@ -470,6 +549,8 @@ static void r_free(struct sf_broker *b)
     free(rb->k_delayed);
     free(rb->k_workers);
     free(rb->k_winfo);
+    free(rb->k_held);
+    for (int p = 1; p < SF_REDIS_BANDS; p++) free(rb->k_band[p]);
     free((char *)b->cfg.queue);
     free((char *)b->cfg.consumer);
     free(b->url_redacted);
@@ -490,6 +571,9 @@ static const struct sf_broker_ops redis_ops = {
     .dead = r_dead,
     .heartbeat = r_heartbeat,
     .maintain = r_maintain,
+    .gate_enter = sf_redis_gate_enter,
+    .gate_leave = sf_redis_gate_leave,
+    .route = sf_redis_route,
     .publish = r_publish,
     .results = r_results,
     .state_get = r_state_get,
@@ -535,6 +619,10 @@ struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cf
     rb->k_delayed = sf_xasprintf("sf:%s:delayed", q);
     rb->k_workers = sf_xasprintf("sf:%s:workers", q);
     rb->k_winfo = sf_xasprintf("sf:%s:workers:info", q);
+    rb->k_held = sf_xasprintf("sf:%s:held", q);
+    rb->k_band[0] = rb->k_tasks;
+    for (int p = 1; p < SF_REDIS_BANDS; p++) rb->k_band[p] = sf_xasprintf("sf:%s:tasks:p%d", q, p);
+    rb->aging_ms = cfg->priority_aging_ms > 0 ? cfg->priority_aging_ms : 60000;
     rb->pool = sf_redis_pool_new(&u, cfg->connect_timeout_ms, cfg->log);
     if (cfg->on_reconnect) sf_redis_pool_set_reconnect_hook(rb->pool, cfg->on_reconnect, cfg->on_reconnect_arg);
     sf_redis_url_clear(&u);

@@ -6,11 +6,15 @@
  *   broker_redis.c       the sf_broker_ops over those two
  *   broker_redis_admin.c the operations ops: workers, runs, dead letters,
  *                        and serve's submissions and run documents
+ *   broker_redis_gate.c  concurrency keys, rate limits (gate_enter/leave) and
+ *                        priority bands (route, the band fetch)
  */
 #ifndef SF_BROKER_REDIS_H
 #define SF_BROKER_REDIS_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "broker.h"
@@ -48,17 +52,40 @@ void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *
 int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                  int argc, const char **argv, const size_t *lens);
 
+/* Priorities 0..9 are bands: band 0 is sf:Q:tasks, band p the stream
+ * sf:Q:tasks:p<p>, each with the group "workers" (docs/protocol.md §9). */
+#define SF_REDIS_BANDS (SF_PRIORITY_MAX + 1)
+
 struct redis_broker {
     struct sf_broker base;
     struct sf_redis_pool *pool;
-    char *k_tasks, *k_dead, *k_delayed, *k_workers, *k_winfo;
-    int64_t lease_ms, ttl_s;
+    char *k_tasks, *k_dead, *k_delayed, *k_workers, *k_winfo, *k_held;
+    char *k_band[SF_REDIS_BANDS];   /* [0] is k_tasks */
+    int64_t lease_ms, ttl_s, aging_ms;
     char ttl_str[24];
+    /* Bit p set: the stream of band p >= 1 existed when last looked at
+     * (maintain, the band fetch, a publish or route). 0: fetch reads band 0
+     * alone, exactly as without priorities. Band streams stay once made
+     * (they are the wake-up channel of idle workers), so a queue that used
+     * priorities once fetches by band until an operator deletes them. Any
+     * thread writes, the fetch thread reads. */
+    atomic_uint bands;
+    /* When maintain() will next have something to move (CLOCK_MONOTONIC ms;
+     * 0 = nothing known): fetch blocks no longer than that. */
+    atomic_llong due_at;
     /* fetch thread only */
     int64_t next_reclaim_ms;
+    int reclaim_band;               /* band whose XAUTOCLAIM scan is under way */
     char reclaim_cursor[64];
 };
 #define RB(b) ((struct redis_broker *)(b))
+
+/* A delivery's handle is its entry id in band 0 and "p<band>/<entry id>" in
+ * the others. The stream a handle belongs to, with *id set to the entry id
+ * inside it. */
+const char *sf_redis_handle_stream(const struct redis_broker *rb, const char *handle,
+                                   const char **id);
+void sf_redis_handle_make(char *dst, size_t n, int band, const char *id);
 
 /* broker_redis_admin.c: the optional ops of broker.h (same contracts). */
 int sf_redis_admin_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
@@ -95,6 +122,27 @@ int sf_redis_cb_requeue(struct sf_broker *b, const char *id, const char *rec, si
 int sf_redis_cb_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
                       char *err, size_t errlen);
 
+/* broker_redis_gate.c: gates and bands (broker.h contracts). */
+int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                        const char *raw, size_t len, char *err, size_t errlen);
+int sf_redis_gate_leave(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                        char *err, size_t errlen);
+int sf_redis_route(struct sf_broker *b, const char *handle, int priority, const char *raw,
+                   size_t len, char *err, size_t errlen);
+/* The fetch when some band p >= 1 is in use: up to max deliveries in
+ * priority order with aging, then (when none and block_ms > 0) a blocking
+ * wait for any band. */
+int sf_redis_band_fetch(struct redis_broker *rb, struct sf_delivery *out, size_t max,
+                        int block_ms, size_t *n, char *err, size_t errlen);
+
+/* broker_redis.c: EVAL with keys then args (lens NULL: all C strings), a
+ * missing group recreated once; a stream entry (id, fields) as a delivery. */
+int sf_redis_eval(struct redis_broker *rb, redisReply **out, char *err, size_t errlen,
+                  const char *script, int nkeys, int nargs, const char **ka, const size_t *lens);
+void sf_redis_entry_to_delivery(const redisReply *id, const redisReply *fields, struct sf_delivery *d,
+                                bool reclaimed, int band);
+bool sf_redis_is_entry(const redisReply *e);
+
 /* Lua sources (broker_redis_lua.c); see there for KEYS/ARGV. */
 extern const char sf_redis_lua_publish[];
 extern const char sf_redis_lua_complete[];
@@ -104,5 +152,9 @@ extern const char sf_redis_lua_renew[];
 extern const char sf_redis_lua_promote[];
 extern const char sf_redis_lua_heartbeat[];
 extern const char sf_redis_lua_stats[];
+extern const char sf_redis_lua_gate_enter[];
+extern const char sf_redis_lua_gate_leave[];
+extern const char sf_redis_lua_route[];
+extern const char sf_redis_lua_band_fetch[];
 
 #endif

@@ -7,11 +7,80 @@
  * task stream only holds work not yet done. */
 #include "broker_redis.h"
 
-/* KEYS: run's published set, tasks stream. ARGV: task id, task json, ttl s.
+/* Lua shared by several scripts (prepended as text, so each script stays one
+ * EVAL): Redis' clock, and handing free gate capacity to waiting tasks. */
+#define LUA_NOW \
+    "local t = redis.call('TIME')\n" \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+/* Gates (docs/protocol.md §9). Global, not per queue: one provider limit
+ * serves every queue. sf:gates holds each key's last limit ("conc:<key>" ->
+ * limit, "rate:<key>" -> "<per_s> <burst>"); sf:gates:waiting names the
+ * gates with waiting tasks. A waiting member is "<stream>\n<task id>\n<raw
+ * task>"; waking it XADDs the raw task back to its stream and reserves the
+ * capacity for that task id ("r:<task id>", expiring after a lease), so a
+ * task arriving meanwhile cannot take it. */
+#define LUA_GATES \
+    "local function sf_wake(m, lease, reskey)\n" \
+    "  local a = string.find(m, '\\n', 1, true)\n" \
+    "  local b = string.find(m, '\\n', a + 1, true)\n" \
+    "  local stream = string.sub(m, 1, a - 1)\n" \
+    "  pcall(redis.call, 'XGROUP', 'CREATE', stream, 'workers', '0', 'MKSTREAM')\n" \
+    "  redis.call('XADD', stream, '*', 'task', string.sub(m, b + 1))\n" \
+    "  redis.call('ZADD', reskey, now + lease, 'r:' .. string.sub(m, a + 1, b - 1))\n" \
+    "  redis.call('EXPIRE', reskey, 86400)\n" \
+    "end\n" \
+    "local function sf_bucket(h, per_s, burst)\n" \
+    "  local b = redis.call('HMGET', h, 'tokens', 'at')\n" \
+    "  local tokens, at = tonumber(b[1]), tonumber(b[2])\n" \
+    "  if not tokens or not at then tokens, at = burst, now end\n" \
+    "  tokens = math.min(burst, tokens + math.max(0, now - at) * per_s / 1000)\n" \
+    "  redis.call('HSET', h, 'tokens', tostring(tokens), 'at', now)\n" \
+    "  redis.call('EXPIRE', h, 86400)\n" \
+    "  return tokens\n" \
+    "end\n" \
+    "local function sf_wake_n(gate, wk, free, lease, reskey)\n" \
+    "  local n = 0\n" \
+    "  while free > 0 do\n" \
+    "    local w = redis.call('ZPOPMIN', wk)\n" \
+    "    if #w == 0 then break end\n" \
+    "    sf_wake(w[1], lease, reskey)\n" \
+    "    free = free - 1\n" \
+    "    n = n + 1\n" \
+    "  end\n" \
+    "  if redis.call('ZCARD', wk) == 0 then redis.call('SREM', 'sf:gates:waiting', gate) end\n" \
+    "  return n\n" \
+    "end\n" \
+    "local function sf_promote(gate, lease)\n" \
+    "  local kind, k = string.match(gate, '^(%a+):(.*)$')\n" \
+    "  local spec = redis.call('HGET', 'sf:gates', gate)\n" \
+    "  if not spec then redis.call('SREM', 'sf:gates:waiting', gate) return 0, -1 end\n" \
+    "  if kind == 'conc' then\n" \
+    "    local hk = 'sf:gate:conc:' .. k\n" \
+    "    redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)\n" \
+    "    local free = tonumber(spec) - redis.call('ZCARD', hk)\n" \
+    "    local n = sf_wake_n(gate, hk .. ':wait', free, lease, hk)\n" \
+    "    local first = redis.call('ZRANGE', hk, 0, 0, 'WITHSCORES')\n" \
+    "    if #first < 2 or redis.call('ZCARD', hk .. ':wait') == 0 then return n, -1 end\n" \
+    "    return n, math.max(0, tonumber(first[2]) - now)\n" \
+    "  end\n" \
+    "  local per_s, burst = string.match(spec, '^(%S+) (%S+)$')\n" \
+    "  local rk = 'sf:gate:rate:' .. k\n" \
+    "  local tokens = sf_bucket(rk, tonumber(per_s), tonumber(burst))\n" \
+    "  redis.call('ZREMRANGEBYSCORE', rk .. ':res', '-inf', now)\n" \
+    "  local held = redis.call('ZCARD', rk .. ':res')\n" \
+    "  local n = sf_wake_n(gate, rk .. ':wait', math.floor(tokens) - held, lease, rk .. ':res')\n" \
+    "  if redis.call('ZCARD', rk .. ':wait') == 0 then return n, -1 end\n" \
+    "  return n, math.max(0, math.ceil((held + n + 1 - tokens) * 1000 / tonumber(per_s)))\n" \
+    "end\n"
+
+/* KEYS: run's published set, tasks stream (of the task's band). ARGV: task
+ * id, task json, ttl s, '1' when the band stream may need its group.
  * Returns 1 published, 0 already published by an earlier coordinator. */
 const char sf_redis_lua_publish[] =
     "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "if ARGV[4] == '1' then pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], 'workers', '0', 'MKSTREAM') end\n"
     "redis.call('XADD', KEYS[2], '*', 'task', ARGV[2])\n"
     "return 1\n";
 
@@ -64,47 +133,80 @@ const char sf_redis_lua_dead[] =
     "redis.call('XDEL', KEYS[1], ARGV[1])\n"
     "return 1\n";
 
-/* KEYS: tasks. ARGV: consumer, entry ids... Resets the idle time of each
- * entry this consumer still owns (XCLAIM to itself, JUSTID: the delivery
- * count is not bumped); returns the ids it no longer owns. A plain XCLAIM
- * would steal back an entry another worker has rightfully reclaimed. */
+/* KEYS: held hash, then the stream of each delivery. ARGV: consumer, lease
+ * ms, holder prefix ("<queue>/"), the n handles, the n entry ids. Resets the
+ * idle time of each entry this consumer still owns (XCLAIM to itself,
+ * JUSTID: the delivery count is not bumped) and extends the concurrency slot
+ * it holds, if any (the held hash names its key); returns the handles it no
+ * longer owns. A plain XCLAIM would steal back an entry another worker has
+ * rightfully reclaimed. */
 const char sf_redis_lua_renew[] =
+    LUA_NOW
+    "local n = #KEYS - 1\n"
     "local lost = {}\n"
-    "for i = 2, #ARGV do\n"
-    "  local p = redis.call('XPENDING', KEYS[1], 'workers', ARGV[i], ARGV[i], 1)\n"
+    "for i = 1, n do\n"
+    "  local s, h, id = KEYS[i + 1], ARGV[3 + i], ARGV[3 + n + i]\n"
+    "  local p = redis.call('XPENDING', s, 'workers', id, id, 1)\n"
     "  if #p == 1 and p[1][2] == ARGV[1] then\n"
-    "    redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'JUSTID')\n"
+    "    redis.call('XCLAIM', s, 'workers', ARGV[1], 0, id, 'JUSTID')\n"
+    "    local k = redis.call('HGET', KEYS[1], h)\n"
+    "    if k then\n"
+    "      redis.call('ZADD', 'sf:gate:conc:' .. k, 'XX', now + tonumber(ARGV[2]), ARGV[3] .. h)\n"
+    "    end\n"
     "  else\n"
-    "    lost[#lost + 1] = ARGV[i]\n"
+    "    lost[#lost + 1] = h\n"
     "  end\n"
     "end\n"
     "return lost\n";
 
-/* KEYS: delayed zset, tasks. ARGV: max to move. Due retries back to the queue. */
+/* KEYS: delayed zset, tasks, sf:gates:waiting. ARGV: max to move, lease ms.
+ * Due retries back to the queue; free gate capacity to waiting tasks (a few
+ * gates per call); which bands p >= 1 exist; in how many ms something will
+ * be due to move (the next retry, token or expiring slot; -1 none), so an
+ * idle worker comes back in time instead of at the end of its block.
+ * Returns {moved, bands bitmask, due in ms}. Unused gates and bands cost one
+ * SCARD and nine EXISTS here, in the call every worker makes anyway. */
 const char sf_redis_lua_promote[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    LUA_NOW LUA_GATES
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
     "for _, m in ipairs(due) do\n"
     "  redis.call('XADD', KEYS[2], '*', 'task', m)\n"
     "  redis.call('ZREM', KEYS[1], m)\n"
     "end\n"
-    "return #due\n";
+    "local moved, next_ms = #due, -1\n"
+    "local function sooner(ms) if ms >= 0 and (next_ms < 0 or ms < next_ms) then next_ms = ms end end\n"
+    "local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "if #first == 2 then sooner(math.max(0, tonumber(first[2]) - now)) end\n"
+    "if redis.call('SCARD', KEYS[3]) > 0 then\n"
+    "  for _, g in ipairs(redis.call('SRANDMEMBER', KEYS[3], 16)) do\n"
+    "    local n, ms = sf_promote(g, tonumber(ARGV[2]))\n"
+    "    moved = moved + n\n"
+    "    sooner(ms)\n"
+    "  end\n"
+    "end\n"
+    "local bands = 0\n"
+    "for p = 1, 9 do\n"
+    "  if redis.call('EXISTS', KEYS[2] .. ':p' .. p) == 1 then bands = bands + 2 ^ p end\n"
+    "end\n"
+    "return {moved, bands, next_ms}\n";
 
 /* KEYS: workers zset, workers info hash, tasks. ARGV: worker id, info json,
  * leaving '0'/'1'. A leaving worker with nothing pending is also removed from
  * the consumer group (with pending entries it stays: they must be reclaimed).
  * Workers silent for an hour are pruned from the registry. */
 const char sf_redis_lua_heartbeat[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    LUA_NOW
     "if ARGV[3] == '1' then\n"
     "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
     "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "  if redis.call('EXISTS', KEYS[3]) == 1 then\n"
-    "    local ok, p = pcall(redis.call, 'XPENDING', KEYS[3], 'workers', '-', '+', 1, ARGV[1])\n"
-    "    if ok and #p == 0 then\n"
-    "      pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[3], 'workers', ARGV[1])\n"
+    "  for p = 0, 9 do\n"
+    "    local s = KEYS[3]\n"
+    "    if p > 0 then s = s .. ':p' .. p end\n"
+    "    if redis.call('EXISTS', s) == 1 then\n"
+    "      local ok, pe = pcall(redis.call, 'XPENDING', s, 'workers', '-', '+', 1, ARGV[1])\n"
+    "      if ok and #pe == 0 then\n"
+    "        pcall(redis.call, 'XGROUP', 'DELCONSUMER', s, 'workers', ARGV[1])\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  return 0\n"
@@ -119,17 +221,164 @@ const char sf_redis_lua_heartbeat[] =
     "return 1\n";
 
 /* KEYS: tasks, delayed, dead, workers. ARGV: live window ms.
- * Returns {depth, pending, delayed, dead, live workers}. */
+ * Returns {depth, pending, delayed, dead, live workers}; depth and pending
+ * count every priority band. */
 const char sf_redis_lua_stats[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    LUA_NOW
     "local depth, pending = 0, 0\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  depth = redis.call('XLEN', KEYS[1])\n"
-    "  local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], 'workers')\n"
-    "  if ok then pending = p[1] end\n"
+    "for p = 0, 9 do\n"
+    "  local s = KEYS[1]\n"
+    "  if p > 0 then s = s .. ':p' .. p end\n"
+    "  if redis.call('EXISTS', s) == 1 then\n"
+    "    depth = depth + redis.call('XLEN', s)\n"
+    "    local ok, pe = pcall(redis.call, 'XPENDING', s, 'workers')\n"
+    "    if ok then pending = pending + pe[1] end\n"
+    "  end\n"
     "end\n"
     "local dead = 0\n"
     "if redis.call('EXISTS', KEYS[3]) == 1 then dead = redis.call('XLEN', KEYS[3]) end\n"
     "return {depth, pending, redis.call('ZCARD', KEYS[2]), dead,\n"
     "        redis.call('ZCOUNT', KEYS[4], now - tonumber(ARGV[1]), '+inf')}\n";
+
+/* KEYS: stream, conc holders, conc waiting, rate bucket, rate reservations,
+ * rate waiting, sf:gates, sf:gates:waiting, held hash.
+ * ARGV: entry id, consumer, holder id ("<queue>/<handle>"), task id, conc
+ * key ('' = none), limit, rate key ('' = none), per_s, burst, lease ms, raw
+ * task, waiting score, handle.
+ * Fenced like retry (only the delivery's owner). A task may start when its
+ * concurrency key has a free slot and its rate key a token; a task that
+ * arrives while others wait for the same gate waits behind them (a slot that
+ * frees goes to the oldest waiter, not to whoever asks first), unless it was
+ * woken for it (its reservation "r:<task id>"). Otherwise it waits: the raw
+ * task goes to the gate's waiting set, the entry is acked and deleted, and
+ * its reservations go back. Returns 0 start, 1 waiting, 2 not ours. */
+const char sf_redis_lua_gate_enter[] =
+    LUA_NOW LUA_GATES
+    "local p = redis.call('XPENDING', KEYS[1], 'workers', ARGV[1], ARGV[1], 1)\n"
+    "if #p == 0 or p[1][2] ~= ARGV[2] then return 2 end\n"
+    "local lease = tonumber(ARGV[10])\n"
+    "local res = 'r:' .. ARGV[4]\n"
+    "local conc, rate = ARGV[5] ~= '', ARGV[7] ~= ''\n"
+    "local function wait(wk, gate)\n"
+    "  if conc then redis.call('ZREM', KEYS[2], res) end\n"
+    "  if rate then redis.call('ZREM', KEYS[5], res) end\n"
+    "  redis.call('ZADD', wk, ARGV[12], KEYS[1] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[11])\n"
+    "  redis.call('EXPIRE', wk, 604800)\n"
+    "  redis.call('SADD', KEYS[8], gate)\n"
+    "  redis.call('XACK', KEYS[1], 'workers', ARGV[1])\n"
+    "  redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "  return 1\n"
+    "end\n"
+    "if conc then\n"
+    "  redis.call('HSET', KEYS[7], 'conc:' .. ARGV[5], ARGV[6])\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+    "  local mine = redis.call('ZSCORE', KEYS[2], ARGV[3]) or redis.call('ZSCORE', KEYS[2], res)\n"
+    "  if not mine and (redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) or\n"
+    "                   redis.call('ZCARD', KEYS[3]) > 0) then\n"
+    "    return wait(KEYS[3], 'conc:' .. ARGV[5])\n"
+    "  end\n"
+    "end\n"
+    "if rate then\n"
+    "  redis.call('HSET', KEYS[7], 'rate:' .. ARGV[7], ARGV[8] .. ' ' .. ARGV[9])\n"
+    "  local tokens = sf_bucket(KEYS[4], tonumber(ARGV[8]), tonumber(ARGV[9]))\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)\n"
+    "  local mine = redis.call('ZSCORE', KEYS[5], res)\n"
+    "  local others = redis.call('ZCARD', KEYS[5]) - (mine and 1 or 0)\n"
+    "  if tokens - others < 1 or (not mine and redis.call('ZCARD', KEYS[6]) > 0) then\n"
+    "    return wait(KEYS[6], 'rate:' .. ARGV[7])\n"
+    "  end\n"
+    "  redis.call('ZREM', KEYS[5], res)\n"
+    "  redis.call('HSET', KEYS[4], 'tokens', tostring(tokens - 1))\n"
+    "end\n"
+    "if conc then\n"
+    "  redis.call('ZREM', KEYS[2], res)\n"
+    "  redis.call('ZADD', KEYS[2], now + lease, ARGV[3])\n"
+    "  redis.call('EXPIRE', KEYS[2], 86400)\n"
+    "  redis.call('HSET', KEYS[9], ARGV[13], ARGV[5])\n"
+    "end\n"
+    "return 0\n";
+
+/* KEYS: conc holders, held hash. ARGV: holder id, handle, gate
+ * ("conc:<key>"), lease ms. The slot goes back; free slots go to the
+ * oldest waiters at once. Returns how many were woken. */
+const char sf_redis_lua_gate_leave[] =
+    LUA_NOW LUA_GATES
+    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "redis.call('HDEL', KEYS[2], ARGV[2])\n"
+    "if redis.call('SISMEMBER', 'sf:gates:waiting', ARGV[3]) == 0 then return 0 end\n"
+    "return sf_promote(ARGV[3], tonumber(ARGV[4]))\n";
+
+/* KEYS: the stream it came from (band 0), its band's stream. ARGV: entry
+ * id, consumer, raw task. Fenced. 1 moved, 0 not ours. */
+const char sf_redis_lua_route[] =
+    "local p = redis.call('XPENDING', KEYS[1], 'workers', ARGV[1], ARGV[1], 1)\n"
+    "if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end\n"
+    "pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], 'workers', '0', 'MKSTREAM')\n"
+    "redis.call('XADD', KEYS[2], '*', 'task', ARGV[3])\n"
+    "redis.call('XACK', KEYS[1], 'workers', ARGV[1])\n"
+    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "return 1\n";
+
+/* KEYS: the ten band streams, 0..9. ARGV: consumer, max, aging ms.
+ * Delivers up to max entries, one at a time from the band whose next
+ * undelivered entry has the lowest "entry time - band x aging" (linear
+ * aging: a band-0 task is passed only by band-p tasks queued less than
+ * p x aging after it; ties go to the higher band). The next undelivered
+ * entry of a band is the first after its group's last-delivered-id.
+ * Returns {{band, entry id, fields}..., bands bitmask (p >= 1 that exist),
+ * {last-delivered-id per band}} - the ids let the caller block
+ * with XREAD for anything newer without taking it. */
+const char sf_redis_lua_band_fetch[] =
+    "local aging, want = tonumber(ARGV[3]), tonumber(ARGV[2])\n"
+    "local heads, lasts, bands = {}, {}, 0\n"
+    "local function after(key, id)\n"
+    "  local e = redis.call('XRANGE', key, '(' .. id, '+', 'COUNT', 1)\n"
+    "  if #e == 0 then return false end\n"
+    "  return e[1][1]\n"
+    "end\n"
+    "for i = 1, 10 do\n"
+    "  lasts[i] = ''\n"
+    "  heads[i] = false\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 1 then\n"
+    "    if i > 1 then bands = bands + 2 ^ (i - 1) end\n"
+    "    local ldi = nil\n"
+    "    local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])\n"
+    "    if ok then\n"
+    "      for _, g in ipairs(groups) do\n"
+    "        local name, last = nil, nil\n"
+    "        for j = 1, #g - 1, 2 do\n"
+    "          if g[j] == 'name' then name = g[j + 1] end\n"
+    "          if g[j] == 'last-delivered-id' then last = g[j + 1] end\n"
+    "        end\n"
+    "        if name == 'workers' then ldi = last end\n"
+    "      end\n"
+    "    end\n"
+    "    if not ldi then\n"
+    "      pcall(redis.call, 'XGROUP', 'CREATE', KEYS[i], 'workers', '0')\n"
+    "      ldi = '0-0'\n"
+    "    end\n"
+    "    lasts[i] = ldi\n"
+    "    heads[i] = after(KEYS[i], ldi)\n"
+    "  end\n"
+    "end\n"
+    "local out = {}\n"
+    "while #out < want do\n"
+    "  local best, bscore = nil, nil\n"
+    "  for i = 1, 10 do\n"
+    "    if heads[i] then\n"
+    "      local score = tonumber(string.match(heads[i], '^(%d+)')) - (i - 1) * aging\n"
+    "      if not best or score <= bscore then best, bscore = i, score end\n"
+    "    end\n"
+    "  end\n"
+    "  if not best then break end\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best], '>')\n"
+    "  if r and r[1] and #r[1][2] > 0 then\n"
+    "    local e = r[1][2][1]\n"
+    "    out[#out + 1] = {best - 1, e[1], e[2]}\n"
+    "    lasts[best] = e[1]\n"
+    "    heads[best] = after(KEYS[best], e[1])\n"
+    "  else\n"
+    "    heads[best] = false\n"
+    "  end\n"
+    "end\n"
+    "return {out, bands, lasts}\n";

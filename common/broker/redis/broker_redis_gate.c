@@ -1,0 +1,192 @@
+/* common/broker/redis/broker_redis_gate.c: concurrency keys, rate limits and
+ * priority bands on Redis (docs/protocol.md §9 has the layout and the
+ * trade-offs).
+ *
+ * DESIGN.
+ * - Gates are checked by the worker that holds the delivery, just before
+ *   it would start the task, in one script (sf_redis_lua_gate_enter): slot
+ *   and token are taken together, or the task WAITS — it leaves the stream
+ *   for the gate's waiting set, so it holds no worker slot and blocks no
+ *   other key. When capacity frees (a slot given back by gate_leave, an
+ *   expired slot, a new token), the oldest waiters go back to their stream
+ *   with a reservation for exactly that task (maintain does it for expiry
+ *   and tokens every 250 ms). Slots are leases: a holder renews with its
+ *   delivery (the renew script), a worker killed -9 stops renewing and its
+ *   slot expires with its lease.
+ * - Priorities are bands, one stream each (band 0 = sf:Q:tasks). While no
+ *   band p >= 1 holds entries (the worker learns it from the maintain call
+ *   it makes anyway) fetch is the plain XREADGROUP BLOCK of band 0: unused
+ *   priorities cost no round trip. Otherwise one script delivers in priority
+ *   order with linear aging, and when nothing is undelivered anywhere the
+ *   worker blocks in XREAD on every band from the groups' last-delivered
+ *   ids: woken by anything new, without taking it.
+ * - A task XADDed to band 0 with a priority (an integration, a retry, a
+ *   replayed dead letter) is moved to its band by the worker that gets it
+ *   (route), then delivered by priority like any other.
+ */
+#include "broker.h"
+#include "broker_redis.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static int int_reply(redisReply *r)
+{
+    int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                        const char *raw, size_t len, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    const struct sf_concurrency *c = &t->concurrency;
+    const struct sf_rate *r = &t->rate;
+    const char *id;
+    const char *stream = sf_redis_handle_stream(rb, handle, &id);
+    char *k_conc = sf_xasprintf("sf:gate:conc:%s", c->key);
+    char *k_cwait = sf_xasprintf("sf:gate:conc:%s:wait", c->key);
+    char *k_rate = sf_xasprintf("sf:gate:rate:%s", r->key);
+    char *k_res = sf_xasprintf("sf:gate:rate:%s:res", r->key);
+    char *k_rwait = sf_xasprintf("sf:gate:rate:%s:wait", r->key);
+    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, handle);
+    char limit[24], per_s[40], burst[24], lease[24], score[32];
+    /* Waiting order: older first, a priority level worth aging_ms of age
+     * (the rule the band fetch applies too). */
+    int64_t created = t->created_at > 0 ? t->created_at : sf_wall_ms();
+    snprintf(limit, sizeof(limit), "%lld", (long long)c->limit);
+    snprintf(per_s, sizeof(per_s), "%.17g", r->per_s);
+    snprintf(burst, sizeof(burst), "%lld", (long long)r->burst);
+    snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
+    snprintf(score, sizeof(score), "%lld", (long long)(created - (int64_t)t->priority * rb->aging_ms));
+    const char *ka[] = { stream, k_conc, k_cwait, k_rate, k_res, k_rwait, "sf:gates", "sf:gates:waiting",
+                         rb->k_held,
+                         id, b->cfg.consumer ? b->cfg.consumer : "", holder, t->id, c->key, limit,
+                         r->key, per_s, burst, lease, raw, score, handle };
+    size_t lens[NELEM(ka)];
+    for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
+    lens[19] = len;
+    redisReply *rep;
+    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_enter, 9, 13, ka, lens);
+    if (rc == 0) rc = int_reply(rep);
+    if (rc > 2) rc = -EPROTO;
+    free(k_conc);
+    free(k_cwait);
+    free(k_rate);
+    free(k_res);
+    free(k_rwait);
+    free(holder);
+    return rc;
+}
+
+int sf_redis_gate_leave(struct sf_broker *b, const char *handle, const struct sf_task *t,
+                        char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    redisReply *rep;
+    char lease[24];
+    if (!t->concurrency.key[0]) return 0;            /* a token is spent, nothing to give back */
+    char *k_conc = sf_xasprintf("sf:gate:conc:%s", t->concurrency.key);
+    char *gate = sf_xasprintf("conc:%s", t->concurrency.key);
+    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, handle);
+    snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
+    const char *ka[] = { k_conc, rb->k_held, holder, handle, gate, lease };
+    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_leave, 2, 4, ka, NULL);
+    if (rc == 0) freeReplyObject(rep);
+    free(k_conc);
+    free(gate);
+    free(holder);
+    return rc;
+}
+
+int sf_redis_route(struct sf_broker *b, const char *handle, int priority, const char *raw,
+                   size_t len, char *err, size_t errlen)
+{
+    struct redis_broker *rb = RB(b);
+    const char *id;
+    const char *stream = sf_redis_handle_stream(rb, handle, &id);
+    redisReply *rep;
+    if (priority < 1 || priority >= SF_REDIS_BANDS) {
+        sf_errf(err, errlen, "priority %d has no band", priority);
+        return -EINVAL;
+    }
+    const char *ka[] = { stream, rb->k_band[priority], id, b->cfg.consumer ? b->cfg.consumer : "", raw };
+    size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(id), strlen(ka[3]), len };
+    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_route, 2, 3, ka, lens);
+    if (rc < 0) return rc;
+    rc = int_reply(rep);
+    if (rc == 1) atomic_fetch_or(&rb->bands, 1u << priority);
+    return rc == 1 ? 0 : 1;
+}
+
+/* One run of the band fetch script. lasts[b] gets band b's last-delivered
+ * id ("" when the stream does not exist). */
+static int band_fetch_once(struct redis_broker *rb, struct sf_delivery *out, size_t max, size_t *n,
+                           char lasts[SF_REDIS_BANDS][64], char *err, size_t errlen)
+{
+    char count[24], aging[24];
+    const char *ka[SF_REDIS_BANDS + 3];
+    redisReply *r;
+    snprintf(count, sizeof(count), "%zu", max);
+    snprintf(aging, sizeof(aging), "%lld", (long long)rb->aging_ms);
+    for (int p = 0; p < SF_REDIS_BANDS; p++) ka[p] = rb->k_band[p];
+    ka[SF_REDIS_BANDS] = rb->base.cfg.consumer ? rb->base.cfg.consumer : "coordinator";
+    ka[SF_REDIS_BANDS + 1] = count;
+    ka[SF_REDIS_BANDS + 2] = aging;
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_band_fetch, SF_REDIS_BANDS, 3, ka, NULL);
+    if (rc < 0) return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+        const redisReply *es = r->element[0], *ls = r->element[2];
+        for (size_t i = 0; es->type == REDIS_REPLY_ARRAY && i < es->elements && *n < max; i++) {
+            const redisReply *e = es->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 || e->element[1]->type != REDIS_REPLY_STRING)
+                continue;
+            sf_redis_entry_to_delivery(e->element[1], e->element[2], &out[(*n)++], false,
+                                       (int)e->element[0]->integer);
+        }
+        if (r->element[1]->type == REDIS_REPLY_INTEGER) atomic_store(&rb->bands, (unsigned)r->element[1]->integer);
+        for (size_t p = 0; p < SF_REDIS_BANDS; p++)
+            sf_strlcpy(lasts[p], ls->type == REDIS_REPLY_ARRAY && p < ls->elements &&
+                                 ls->element[p]->type == REDIS_REPLY_STRING ? ls->element[p]->str : "",
+                       sizeof(lasts[p]));
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int sf_redis_band_fetch(struct redis_broker *rb, struct sf_delivery *out, size_t max,
+                        int block_ms, size_t *n, char *err, size_t errlen)
+{
+    char lasts[SF_REDIS_BANDS][64], block[24];
+    const char *argv[6 + 2 * SF_REDIS_BANDS];
+    int argc = 0, streams = 0;
+    redisReply *r;
+    *n = 0;
+    int rc = band_fetch_once(rb, out, max, n, lasts, err, errlen);
+    if (rc < 0 || *n || block_ms <= 0) return rc;
+    /* Nothing undelivered in any band: block until any band gets an entry
+     * newer than what its group has delivered (XREAD takes nothing), then
+     * deliver by priority. */
+    snprintf(block, sizeof(block), "%d", block_ms);
+    argv[argc++] = "XREAD";
+    argv[argc++] = "COUNT";
+    argv[argc++] = "1";
+    argv[argc++] = "BLOCK";
+    argv[argc++] = block;
+    argv[argc++] = "STREAMS";
+    for (int p = 0; p < SF_REDIS_BANDS; p++)
+        if (lasts[p][0]) argv[argc + streams++] = rb->k_band[p];
+    for (int p = 0, k = 0; p < SF_REDIS_BANDS; p++)
+        if (lasts[p][0]) argv[argc + streams + k++] = lasts[p];
+    if (!streams) return 0;
+    rc = sf_redis_cmd(rb->pool, &r, err, errlen, argc + 2 * streams, argv, NULL);
+    if (rc < 0) return rc;
+    bool woken = r->type == REDIS_REPLY_ARRAY;
+    freeReplyObject(r);
+    return woken ? band_fetch_once(rb, out, max, n, lasts, err, errlen) : 0;
+}
