@@ -87,7 +87,8 @@ echo "prio-1:$(task_json prio-1 rprio 'echo {}' '{"priority": 5}')" | kcat_ -P -
 prio_refused() { ktopic_dump sandfleet.tasks.dlq | grep -q "reason=rejected after 1 attempt: 'priority' is not supported by the kafka backend"; }
 wait_for 30 prio_refused
 check "a task produced with 'priority' is dead-lettered with the reason" prio_refused
-check "…and answered with a rejected result" bash -c "ktopic_dump sandfleet.results | grep -q '\"task_id\":\"prio-1\".*\"status\":\"rejected\"'"
+prio_result() { ktopic_dump sandfleet.results | grep -q '"task_id":"prio-1".*"status":"rejected"'; }
+check "…and answered with a rejected result" prio_result
 
 # --- a 10 MiB output (claim-check through the blobs topic) --------------------------
 cat >"$W/big.json" <<'J'

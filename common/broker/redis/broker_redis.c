@@ -303,19 +303,29 @@ static int r_complete(struct sf_broker *b, const char *handle, const struct sf_c
                          id, c->task_id, c->result, rb->ttl_str,
                          c->reply_to ? "1" : "0", c->dead_raw ? c->dead_raw : "",
                          c->dead_reason ? c->dead_reason : "",
-                         c->callback ? c->callback_id : "", c->callback ? c->callback : "" };
+                         c->callback ? c->callback_id : "", c->callback ? c->callback : "",
+                         rb->k_tasks };
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
     lens[9] = c->result_len;
     if (c->dead_raw) lens[12] = c->dead_len;
     if (c->callback) lens[15] = c->callback_len;
-    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 9, ka, lens);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 10, ka, lens);
     free(k_res);
     free(k_done);
     free(k_cb);
     free(k_cbdue);
     if (rc < 0) return rc;
-    return int_reply(r) == 1 ? 0 : 1;
+    int fresh = -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        fresh = (int)r->element[0]->integer;
+        /* A band stream appeared: fetch by band now (the band script then
+         * learns which); none: the plain fetch. */
+        if (r->element[1]->integer > 0 && !atomic_load(&rb->bands)) atomic_fetch_or(&rb->bands, SF_REDIS_BANDS_UNKNOWN);
+        if (r->element[1]->integer == 0) atomic_store(&rb->bands, 0);
+    }
+    freeReplyObject(r);
+    return fresh == 1 ? 0 : 1;
 }
 
 static int r_retry(struct sf_broker *b, const char *handle, const char *task, size_t len,

@@ -55,6 +55,9 @@ int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t er
 /* Priorities 0..9 are bands: band 0 is sf:Q:tasks, band p the stream
  * sf:Q:tasks:p<p>, each with the group "workers" (docs/protocol.md §9). */
 #define SF_REDIS_BANDS (SF_PRIORITY_MAX + 1)
+/* In redis_broker.bands: some band stream exists, which ones is not known
+ * yet (the next band fetch finds out). */
+#define SF_REDIS_BANDS_UNKNOWN (1u << 31)
 
 struct redis_broker {
     struct sf_broker base;

@@ -84,13 +84,17 @@ const char sf_redis_lua_publish[] =
     "redis.call('XADD', KEYS[2], '*', 'task', ARGV[2])\n"
     "return 1\n";
 
-/* KEYS: tasks, run results stream, run done hash, dead stream, reply_to,
- * callbacks hash, callbacks due zset.
+/* KEYS: tasks (the delivery's band stream), run results stream, run done
+ * hash, dead stream, reply_to, callbacks hash, callbacks due zset.
  * ARGV: entry id ('' = none), task id, result json, ttl s, has reply_to
  * '0'/'1', raw task to dead-letter, dead reason ('' = none), callback id
- * ('' = none), callback record (due now: workers deliver it).
+ * ('' = none), callback record (due now: workers deliver it), the band-0
+ * stream name.
  * The done hash keeps one result per task id: a second completion of the
- * same task (a reclaimed duplicate) only acks. Returns 1 stored, 0 dup. */
+ * same task (a reclaimed duplicate) only acks. Returns {1 stored / 0 dup,
+ * how many band streams p >= 1 exist} - so a worker whose slot just freed
+ * knows whether to fetch by band before its next fetch, not a housekeeping
+ * later (one EXISTS of nine keys). */
 const char sf_redis_lua_complete[] =
     "local fresh = redis.call('HSETNX', KEYS[3], ARGV[2], '1')\n"
     "if fresh == 1 then\n"
@@ -111,7 +115,9 @@ const char sf_redis_lua_complete[] =
     "  redis.call('XACK', KEYS[1], 'workers', ARGV[1])\n"
     "  redis.call('XDEL', KEYS[1], ARGV[1])\n"
     "end\n"
-    "return fresh\n";
+    "local b = ARGV[10]\n"
+    "return {fresh, redis.call('EXISTS', b .. ':p1', b .. ':p2', b .. ':p3', b .. ':p4', b .. ':p5',\n"
+    "                          b .. ':p6', b .. ':p7', b .. ':p8', b .. ':p9')}\n";
 
 /* KEYS: tasks, delayed zset. ARGV: entry id, consumer, delay ms, next task.
  * Fenced: only the delivery's current owner may schedule its retry, so a
