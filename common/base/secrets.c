@@ -202,7 +202,7 @@ json_t *sf_secrets_names(const struct sf_secrets *s)
             add_name(&v, &n, &cap, de->d_name, strlen(de->d_name));
     }
     if (d) closedir(d);
-    qsort(v, n, sizeof(char *), cmp_str);
+    if (n) qsort(v, n, sizeof(char *), cmp_str);
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(a, json_string(v[i]));
