@@ -100,8 +100,8 @@ PY
 "$SF_BIN/sandfleet-coordinator" status --broker "$REDIS_URL" --lease-ms $LEASE >"$T/status.txt" || fail "status failed"
 grep -q 'T_KEY' "$T/status.txt" || fail "status text does not list secret names"
 # a secret nobody holds: one final result naming it and the worker, and a dead letter
-rcli XADD sf:default:tasks '*' task "$(task_json nosecret-1 nosecret cat '{"secrets":["NOBODY_HAS"],"reply_to":"itest:nosecret"}')" >/dev/null
-reply=$(rcli XREAD BLOCK 15000 STREAMS itest:nosecret 0-0)
+rcli XADD sf:default:tasks '*' task "$(task_json nosecret-1 nosecret cat '{"secrets":["NOBODY_HAS"],"reply_to":"sf:reply:itest-nosecret"}')" >/dev/null
+reply=$(rcli XREAD BLOCK 15000 STREAMS sf:reply:itest-nosecret 0-0)
 echo "$reply" | grep -q "secret 'NOBODY_HAS' is not available on worker w[12]" || fail "no clear error for a missing secret: $reply"
 echo "$reply" | grep -q "no live worker of queue 'default' holds it" || fail "the error does not say nobody holds it: $reply"
 rcli XRANGE sf:default:dead - + | grep -q "NOBODY_HAS" || fail "no dead letter for the missing secret"
@@ -127,10 +127,10 @@ done
 worker_start wp --queue prio --concurrency 1 --lease-ms $LEASE --priority-aging-s 1
 wait_for 10 '[ "$(rcli ZCARD sf:prio:workers)" = 1 ]' || fail "worker wp did not register"
 # occupy wp's only slot until we say so
-rcli XADD sf:prio:tasks '*' task "$(task_json block prio-block "touch $T/blocking; while [ ! -e $T/go ]; do sleep 0.05; done; echo {}" '{"reply_to":"itest:prio"}')" >/dev/null
+rcli XADD sf:prio:tasks '*' task "$(task_json block prio-block "touch $T/blocking; while [ ! -e $T/go ]; do sleep 0.05; done; echo {}" '{"reply_to":"sf:reply:itest-prio"}')" >/dev/null
 wait_for 10 '[ -e $T/blocking ]' || fail "the blocker did not start"
 # an old priority-0 task: 3 s of age is worth 3 levels with --priority-aging-s 1
-rcli XADD sf:prio:tasks '*' task "$(task_json old0 prio-old "echo old0 >>$T/order; echo {}" '{"reply_to":"itest:prio"}')" >/dev/null
+rcli XADD sf:prio:tasks '*' task "$(task_json old0 prio-old "echo old0 >>$T/order; echo {}" '{"reply_to":"sf:reply:itest-prio"}')" >/dev/null
 sleep 3
 cat >"$T/prio.json" <<JSON
 { "name": "prio", "steps": [
@@ -150,22 +150,22 @@ wait_for 10 '[ "$(wc -l <"$T/order")" = 5 ]' || fail "not every priority task ra
 order=$(tr '\n' ' ' <"$T/order")
 [ "$order" = "p9 p5 old0 p2 p0 " ] || fail "priority order: got '$order', expected 'p9 p5 old0 p2 p0 '"
 # a task XADDed by hand to band 0 with a priority: moved to band 4, then run
-rcli XADD sf:prio:tasks '*' task "$(task_json hand4 prio-hand cat '{"priority":4,"reply_to":"itest:hand"}')" >/dev/null
-reply=$(rcli XREAD BLOCK 10000 STREAMS itest:hand 0-0)
+rcli XADD sf:prio:tasks '*' task "$(task_json hand4 prio-hand cat '{"priority":4,"reply_to":"sf:reply:itest-hand"}')" >/dev/null
+reply=$(rcli XREAD BLOCK 10000 STREAMS sf:reply:itest-hand 0-0)
 echo "$reply" | grep -q '"status":"ok"' || fail "the hand-queued priority task did not run: $reply"
 [ "$(rcli EXISTS sf:prio:tasks:p4)" = 1 ] || fail "the hand-queued priority task did not go through band 4"
 
 # --- 5. kill -9 while holding the only slot ------------------------------------------------------
-rcli XADD sf:default:tasks '*' task "$(task_json k1 kill "touch $T/k1.started; sleep 60; echo {}" '{"concurrency":{"key":"itest-solo","limit":1},"reply_to":"itest:kill"}')" >/dev/null
+rcli XADD sf:default:tasks '*' task "$(task_json k1 kill "touch $T/k1.started; sleep 60; echo {}" '{"concurrency":{"key":"itest-solo","limit":1},"reply_to":"sf:reply:itest-kill"}')" >/dev/null
 wait_for 10 '[ -e $T/k1.started ]' || fail "k1 did not start"
 holder=$(rcli XPENDING sf:default:tasks workers - + 10 | sed -n 2p)
 case $holder in w1|w2) ;; *) fail "cannot tell who holds k1 ('$holder')" ;; esac
-rcli XADD sf:default:tasks '*' task "$(task_json k2 kill 'echo "{\"k2\": 1}"' '{"concurrency":{"key":"itest-solo","limit":1},"reply_to":"itest:kill"}')" >/dev/null
+rcli XADD sf:default:tasks '*' task "$(task_json k2 kill 'echo "{\"k2\": 1}"' '{"concurrency":{"key":"itest-solo","limit":1},"reply_to":"sf:reply:itest-kill"}')" >/dev/null
 wait_for 10 '[ "$(rcli ZCARD sf:gate:conc:itest-solo:wait)" = 1 ]' || fail "k2 did not wait for the slot"
 t0=$(date +%s%N)
 kill -9 "${WPID[$holder]}"
 unset "WPID[$holder]"
-reply=$(rcli XREAD BLOCK 20000 STREAMS itest:kill 0-0)
+reply=$(rcli XREAD BLOCK 20000 STREAMS sf:reply:itest-kill 0-0)
 t1=$(date +%s%N)
 echo "$reply" | grep -q '"task_id":"k2"' || fail "k2 never ran after the holder was killed: $reply"
 waited=$(( (t1 - t0) / 1000000 ))
