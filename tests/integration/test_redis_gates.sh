@@ -8,8 +8,9 @@
 #  3. secrets: the value reaches the agent (it reports a hash) and is found
 #     nowhere: not in any Redis key of any type, the AOF, the result
 #     document or any log; what the agent echoed is masked; status shows
-#     which worker holds which name; a secret nobody holds fails the task
-#     naming the secret and the worker, with a dead letter;
+#     which worker holds which name; a worker without it hands the task on
+#     to one that has it; a secret nobody holds fails the task naming the
+#     secret and the worker, with a dead letter;
 #  4. priorities: with the worker busy, tasks of priorities 9, 5, 2, 0 and
 #     an older 0 start in priority order, the older one where linear aging
 #     (--priority-aging-s 1) puts it; a priority task XADDed to band 0 by
@@ -105,7 +106,24 @@ reply=$(rcli XREAD BLOCK 15000 STREAMS sf:reply:itest-nosecret 0-0)
 echo "$reply" | grep -q "secret 'NOBODY_HAS' is not available on worker w[12]" || fail "no clear error for a missing secret: $reply"
 echo "$reply" | grep -q "no live worker of queue 'default' holds it" || fail "the error does not say nobody holds it: $reply"
 rcli XRANGE sf:default:dead - + | grep -q "NOBODY_HAS" || fail "no dead letter for the missing secret"
-# the value, anywhere? every key of every type, the AOF, the documents, the logs
+# a worker lacking the secret hands the task on (the registry shows a live
+# holder) until the holder, busy meanwhile, is free to take it
+SANDFLEET_SECRET_T_KEY=$SECRET worker_start wh --queue sec --concurrency 1 --lease-ms $LEASE
+wait_for 10 '[ "$(rcli ZCARD sf:sec:workers)" = 1 ]' || fail "worker wh did not register"
+rcli XADD sf:sec:tasks '*' task "$(task_json sec-block sec-block "touch $T/sec-blocking; while [ ! -e $T/sec-go ]; do sleep 0.05; done; echo {}" '{"reply_to":"sf:reply:itest-sec-block"}')" >/dev/null
+wait_for 10 '[ -e $T/sec-blocking ]' || fail "the blocker on wh did not start"
+worker_start wl --queue sec --concurrency 1 --lease-ms $LEASE
+wait_for 10 '[ "$(rcli ZCARD sf:sec:workers)" = 2 ]' || fail "worker wl did not register"
+rcli XADD sf:sec:tasks '*' task "$(task_json sec-1 sec-run 'python3 -c "import os; print(len(os.environ[\"T_KEY\"]))"' '{"secrets":["T_KEY"],"reply_to":"sf:reply:itest-sec"}')" >/dev/null
+wait_for 15 'grep -q "needs secret .T_KEY., which this worker does not have; handed on" $T/wl.log' \
+    || fail "wl did not hand the task on"
+touch "$T/sec-go"
+reply=$(rcli XREAD BLOCK 30000 STREAMS sf:reply:itest-sec 0-0)
+echo "$reply" | grep -q '"status":"ok"' || fail "the handed-on task did not succeed: $reply"
+echo "$reply" | grep -q '"worker":"wh"' || fail "the handed-on task did not run on the holder: $reply"
+echo "$reply" | grep -q "\"output\":${#SECRET}" || fail "the holder's agent did not get the secret: $reply"
+
+
 for k in $(rcli --scan); do
     case $(rcli TYPE "$k") in
         string) rcli GET "$k" ;;
