@@ -261,6 +261,11 @@ def sync_suite():
               "a sandbox without the template does not see it")
     check(raises(lambda: Sandbox.create(template="no-such-template"), "400", "not found") is not None,
           "an unknown template is 400")
+    other = Sandbox.create()
+    Sandbox.set_timeout(other.sandbox_id, 60)
+    check(len(Sandbox.get_metrics(other.sandbox_id)) >= 1, "Sandbox.set_timeout / get_metrics (class)")
+    check(Sandbox.kill(other.sandbox_id) is True and Sandbox.kill(other.sandbox_id) is False,
+          "Sandbox.kill (class): True, then False when gone")
     check(sb.kill() is True and not sb.is_running(), "kill")
     check(raises(lambda: sb.create_snapshot(), "not supported by this server") is not None,
           "a call not served says so even for a killed sandbox")
@@ -319,7 +324,53 @@ async def async_suite():
             check(ok, f"{name}: a clear 'not supported by this server' error")
             if ok:
                 NOT_SERVED.add(name)
-    check(await sb.kill(), "async kill")
+    # the rest of the async surface, call for call with the sync one
+    await f.write_files([WriteEntry(path="/tmp/aw1", data="1"), WriteEntry(path="/tmp/aw2", data=b"2")])
+    check(await f.read("/tmp/aw1") + (await f.read("/tmp/aw2", format="bytes")).decode() == "12",
+          "async write_files / read bytes")
+    chunks = [c async for c in await f.read("/tmp/aw1", format="stream")]
+    check(b"".join(chunks) == b"1", "async read stream")
+    await sb2.set_timeout(200)
+    check((await AsyncSandbox.get_info(sb.sandbox_id)).state == SandboxState.RUNNING, "async set_timeout, get_info (class)")
+    page = AsyncSandbox.list(query=SandboxQuery(metadata={"suite": "async"}))
+    check([x.sandbox_id for x in await page.next_items()] == [sb.sandbox_id], "async list")
+    long = await sb2.commands.run("sleep 30", background=True)
+    again = await sb2.commands.connect(long.pid)
+    await again.disconnect()
+    check(any(p.pid == long.pid for p in await sb2.commands.list()), "async commands.list / connect")
+    check(await sb2.commands.kill(long.pid), "async commands.kill")
+    bg = await sb2.commands.run("cat > /tmp/asi", background=True, stdin=True)
+    h_in = sb2.commands.stream_input(bg.pid)
+    await h_in.send(b"async ")
+    seen_early = False
+    async def text_of(path):
+        return await f.read(path) if await f.exists(path) else ""
+    for _ in range(100):
+        if await text_of("/tmp/asi") == "async ":
+            seen_early = True
+            break
+        await asyncio.sleep(0.05)
+    await h_in.send("stream")
+    await h_in.close()
+    await sb2.commands.close_stdin(bg.pid)
+    await bg.wait()
+    check(seen_early and await f.read("/tmp/asi") == "async stream",
+          "async stream_input: each message reaches the process while the stream is open")
+    out2 = []
+    p2 = await sb2.pty.create(PtySize(rows=10, cols=30), on_data=out2.append)
+    await sb2.pty.resize(p2.pid, PtySize(rows=11, cols=31))
+    await sb2.pty.send_stdin(p2.pid, b"stty size; sleep 30\n")
+    for _ in range(60):
+        if b"11 31" in b"".join(out2):
+            break
+        await asyncio.sleep(0.05)
+    check(b"11 31" in b"".join(out2), "async pty.resize")
+    await (await sb2.pty.connect(p2.pid, on_data=lambda d: None)).disconnect()
+    check(await sb2.pty.kill(p2.pid), "async pty.connect / kill")
+    check(len(await AsyncSandbox.get_metrics(sb.sandbox_id)) >= 1, "async get_metrics (class)")
+    check(await AsyncSandbox.pause(sb.sandbox_id) is True, "async pause (class)")
+    check(await AsyncSandbox.kill(sb.sandbox_id), "async kill (class) of a paused sandbox")
+    check(not await sb.is_running(), "async is_running after kill")
 
 
 def code_interpreter():
