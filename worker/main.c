@@ -109,6 +109,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "usage: sandfleet-worker --broker redis://host:port [options]\n"
+        "       sandfleet-worker --e2b-listen HOST:PORT [options]   (docs/e2b.md)\n"
+        "       sandfleet-worker template import NAME IMAGE.tar | template list\n"
         "\n"
         "Pulls tasks from the broker, runs each agent in its own sandbox and posts\n"
         "the result. SIGTERM/SIGINT: stop pulling, finish in-flight tasks, exit 0;\n"

@@ -266,9 +266,69 @@ static void v2_delegation_limits_and_events(void **state)
     put("app/sandfleet/sb/memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
     assert_int_equal(sf_sbx_cgroup_oom_kills(&cg, &n), 0);
     assert_int_equal(n, 2);
+    /* pause: cgroup.freeze, done once cgroup.events says so (the kernel
+     * would write it; here it already does) */
+    put("app/sandfleet/sb/cgroup.freeze", "0\n");
+    put("app/sandfleet/sb/cgroup.events", "populated 1\nfrozen 1\n");
+    assert_int_equal(sf_sbx_cgroup_freeze(&cg, true), 0);
+    assert_string_equal(first_line("app/sandfleet/sb/cgroup.freeze"), "1");
+    put("app/sandfleet/sb/cgroup.events", "populated 1\nfrozen 0\n");
+    assert_int_equal(sf_sbx_cgroup_freeze(&cg, false), 0);
+    assert_string_equal(first_line("app/sandfleet/sb/cgroup.freeze"), "0");
+    /* metrics: cpu.stat usage_usec and memory.current */
+    put("app/sandfleet/sb/cpu.stat", "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n");
+    put("app/sandfleet/sb/memory.current", "7340032\n");
+    int64_t cpu = 0, mem = 0;
+    assert_int_equal(sf_sbx_cgroup_usage(&cg, &cpu, &mem), 0);
+    assert_int_equal(cpu, 1234567);
+    assert_int_equal(mem, 7340032);
+    static const char *const more[] = { "cgroup.freeze", "cgroup.events", "cpu.stat",
+                                        "memory.current", NULL };
+    kernel_rmdir_files("app/sandfleet/sb", more);
     kernel_rmdir_files("app/sandfleet/sb", files);
     assert_int_equal(sf_sbx_cgroup_destroy(&cg, 0), 0);
     assert_false(exists("app/sandfleet/sb"));
+}
+
+/* v1 has no cgroup.freeze: the processes move into a freezer cgroup made
+ * at the first pause, which is then FROZEN; without a freezer hierarchy
+ * pause says it cannot. */
+static void v1_freezer_made_at_first_pause(void **state)
+{
+    (void)state;
+    char err[256] = "", self[128];
+    static const char *const ctl[] = { "memory", "pids", "freezer" };
+    for (size_t i = 0; i < 3; i++) {
+        char p[64];
+        dir(ctl[i]);
+        snprintf(p, sizeof(p), "%s/cgroup.procs", ctl[i]);
+        put(p, "");
+    }
+    put("self", "6:freezer:/\n4:memory:/\n8:pids:/\n");
+    snprintf(self, sizeof(self), "%s/self", root);
+    struct sf_sbx_cgroup_base base;
+    assert_int_equal(sf_sbx_cgroup_base_init(&base, root, self, NULL, err, sizeof(err)), 0);
+    assert_int_equal(base.version, 1);
+    assert_true(exists("freezer/sandfleet"));
+    dir("memory/sandfleet/sb");
+    dir("pids/sandfleet/sb");
+    put("memory/sandfleet/sb/memory.limit_in_bytes", "");
+    put("pids/sandfleet/sb/pids.max", "");
+    struct sf_sbx_cgroup cg;
+    if (sf_sbx_cgroup_create(&base, "sb", 64, 16, &cg, err, sizeof(err)) != 0) fail_msg("%s", err);
+    assert_false(exists("freezer/sandfleet/sb"));           /* nothing until a pause */
+    /* The kernel would create these on mkdir; the test plays it. */
+    dir("freezer/sandfleet/sb");
+    put("freezer/sandfleet/sb/cgroup.procs", "");
+    put("freezer/sandfleet/sb/freezer.state", "THAWED\n");
+    put("memory/sandfleet/sb/cgroup.procs", "");
+    assert_int_equal(sf_sbx_cgroup_freeze(&cg, true), 0);
+    assert_string_equal(first_line("freezer/sandfleet/sb/freezer.state"), "FROZEN");
+    assert_int_equal(sf_sbx_cgroup_freeze(&cg, false), 0);
+    assert_string_equal(first_line("freezer/sandfleet/sb/freezer.state"), "THAWED");
+    struct sf_sbx_cgroup none = cg;
+    none.freezer[0] = '\0';
+    assert_int_equal(sf_sbx_cgroup_freeze(&none, true), -ENOTSUP);
 }
 
 /* A worker started from a process that an earlier worker moved into the
@@ -336,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sweep_removes_empty_leftovers_only, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_delegation_limits_and_events, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_worker_leaf_of_an_earlier_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(v1_freezer_made_at_first_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(v2_without_memory_controller_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(no_hierarchy_is_an_error, setup, teardown),
     };
