@@ -244,6 +244,13 @@ def sync_suite():
     check(sb.files.read("/tmp/ul.txt") == "uploaded", "upload_url: a signed URL accepts an upload")
     bad = url.replace("signature=v1_", "signature=v1_X")
     check(raises(lambda: urllib.request.urlopen(bad), "401") is not None, "a tampered signature is 401")
+    timed = sb.download_url("/tmp/dl.txt", use_signature_expiration=60)
+    check(urllib.request.urlopen(timed).read() == b"signed", "a signed URL with an expiry, before it")
+    from e2b.sandbox.signature import get_signature
+    old = get_signature("/tmp/dl.txt", "read", None, sb._envd_access_token, -10)
+    late = sb._file_url("/tmp/dl.txt", None, old["signature"], old["expiration"])
+    check(raises(lambda: urllib.request.urlopen(late), "401") is not None,
+          "a correctly signed URL past its expiry is 401")
     sync_pause(sb)
     not_served("Sandbox.create_snapshot", lambda: sb.create_snapshot())
     not_served("Sandbox.list_snapshots", lambda: sb.list_snapshots().next_items())
