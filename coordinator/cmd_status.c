@@ -36,7 +36,7 @@ int coord_status_collect(struct sf_broker *b, int64_t lease_ms, size_t n_recent_
                          json_t **out, char *err, size_t errlen)
 {
     struct sf_queue_stats st;
-    json_t *doc = NULL, *workers = NULL, *runs = NULL, *dead = NULL, *live_runs, *v;
+    json_t *doc = NULL, *workers = NULL, *runs = NULL, *dead = NULL, *gates = NULL, *live_runs, *v;
     size_t i;
     int rc;
     *out = NULL;
@@ -44,6 +44,7 @@ int coord_status_collect(struct sf_broker *b, int64_t lease_ms, size_t n_recent_
     if ((rc = sf_broker_workers(b, &workers, err, errlen)) < 0) goto out;
     if ((rc = sf_broker_runs(b, &runs, err, errlen)) < 0) goto out;
     if ((rc = sf_broker_dead_list(b, n_recent_dead, &dead, err, errlen)) < 0) goto out;
+    if ((rc = sf_broker_gates(b, &gates, err, errlen)) < 0) goto out;
     json_array_foreach(workers, i, v) {
         json_int_t age = json_integer_value(json_object_get(v, "heartbeat_age_ms"));
         json_object_set_new(v, "live", json_boolean(age < 3 * lease_ms));
@@ -53,17 +54,18 @@ int coord_status_collect(struct sf_broker *b, int64_t lease_ms, size_t n_recent_
     json_array_foreach(runs, i, v)
         if (!strcmp(json_string_value(json_object_get(v, "status")) ?: "", "running"))
             json_array_append(live_runs, v);
-    doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:{s:I, s:O}, s:O, s:o}",
+    doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:{s:I, s:O}, s:O, s:o, s:O}",
                     "broker", b->url_redacted, "queue", b->cfg.queue,
                     "depth", (json_int_t)st.depth, "waiting", (json_int_t)(st.depth - st.pending),
                     "in_flight", (json_int_t)st.pending, "delayed", (json_int_t)st.delayed,
                     "dead", "count", (json_int_t)st.dead, "recent", dead,
-                    "workers", workers, "runs", live_runs);
+                    "workers", workers, "runs", live_runs, "gates", gates);
     *out = doc;
 out:
     json_decref(workers);
     json_decref(runs);
     json_decref(dead);
+    json_decref(gates);
     return rc;
 }
 
@@ -114,6 +116,19 @@ static void print_text(json_t *d, FILE *f)
             fprintf(f, "  %-28s secrets:", "");
             json_array_foreach(sec, k, name) fprintf(f, " %s", json_string_value(name));
             fputc('\n', f);
+        }
+    }
+    json_t *gates = json_object_get(d, "gates");
+    if (json_array_size(gates)) {
+        fprintf(f, "\ngates (every queue):\n");
+        json_array_foreach(gates, i, v) {
+            if (json_object_get(v, "limit"))
+                fprintf(f, "  %-32.32s running %lld of %lld, %lld waiting\n", js(v, "gate"), ji(v, "running"),
+                        ji(v, "limit"), ji(v, "waiting"));
+            else
+                fprintf(f, "  %-32.32s %g/s, burst %lld, %.1f tokens, %lld waiting\n", js(v, "gate"),
+                        json_number_value(json_object_get(v, "per_s")), ji(v, "burst"),
+                        json_number_value(json_object_get(v, "tokens")), ji(v, "waiting"));
         }
     }
     fprintf(f, "\nruns in progress: %zu\n", json_array_size(json_object_get(d, "runs")));

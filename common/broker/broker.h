@@ -226,6 +226,8 @@ struct sf_broker_ops {
      * a backend may leave them NULL, the wrappers then say it is not
      * supported). JSON shapes are documented at the wrappers. ------------ */
     int (*workers)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+    /* The concurrency and rate gates in use (docs/protocol.md §9). */
+    int (*gates)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
     int (*runs)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
     int (*dead_list)(struct sf_broker *b, size_t max, json_t **out, char *err, size_t errlen);
     /* Move dead letter 'id' back to the task queue as 'task' (already
@@ -404,6 +406,10 @@ int sf_broker_claim_resolve(struct sf_broker *b, json_t *obj, const char *field,
 /* [{"id","host","pid","sandbox","concurrency","busy","started_ms","done",
  *   "failed","heartbeat_age_ms"}, ...] by id. */
 int sf_broker_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+/* The gates in use, by name: [{"gate":"conc:<key>","limit","running",
+ * "waiting"} | {"gate":"rate:<key>","per_s","burst","tokens","waiting"}, ...]
+ * (at most 100). An empty array on a backend without gates. */
+int sf_broker_gates(struct sf_broker *b, json_t **out, char *err, size_t errlen);
 /* [{"run_id","workflow","status","started_at","updated_at"}, ...], newest
  * update first (at most 200). */
 int sf_broker_runs(struct sf_broker *b, json_t **out, char *err, size_t errlen);

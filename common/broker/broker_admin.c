@@ -22,6 +22,16 @@ int sf_broker_workers(struct sf_broker *b, json_t **out, char *err, size_t errle
     return b->ops->workers(b, out, err, errlen);
 }
 
+int sf_broker_gates(struct sf_broker *b, json_t **out, char *err, size_t errlen)
+{
+    if (!b->ops->gates) {
+        *out = json_array();
+        return 0;
+    }
+    *out = NULL;
+    return b->ops->gates(b, out, err, errlen);
+}
+
 #define SF_BROKER_RUNS_MAX 200
 
 static json_int_t run_time(json_t *run)

@@ -180,6 +180,17 @@ holder=$(rcli XPENDING sf:default:tasks workers - + 10 | sed -n 2p)
 case $holder in w1|w2) ;; *) fail "cannot tell who holds k1 ('$holder')" ;; esac
 rcli XADD sf:default:tasks '*' task "$(task_json k2 kill 'echo "{\"k2\": 1}"' '{"concurrency":{"key":"itest-solo","limit":1},"reply_to":"sf:reply:itest-kill"}')" >/dev/null
 wait_for 10 '[ "$(rcli ZCARD sf:gate:conc:itest-solo:wait)" = 1 ]' || fail "k2 did not wait for the slot"
+"$SF_BIN/sandfleet-coordinator" status --broker "$REDIS_URL" --lease-ms $LEASE --json >"$T/status-gates.json" \
+    || fail "status failed"
+python3 - "$T/status-gates.json" <<'PY' || fail "status does not show the gates"
+import json, sys
+g = {x["gate"]: x for x in json.load(open(sys.argv[1]))["gates"]}
+assert g["conc:itest-solo"] == {"gate": "conc:itest-solo", "limit": 1, "running": 1, "waiting": 1}, g
+assert g["rate:itest-rate"]["per_s"] == 5 and g["rate:itest-rate"]["burst"] == 5, g
+assert g["conc:itest-conc"]["running"] == 0 and g["conc:itest-conc"]["waiting"] == 0, g
+PY
+"$SF_BIN/sandfleet-coordinator" status --broker "$REDIS_URL" --lease-ms $LEASE | grep -q 'conc:itest-solo .*running 1 of 1, 1 waiting' \
+    || fail "status text does not show the gates"
 t0=$(date +%s%N)
 kill -9 "${WPID[$holder]}"
 unset "WPID[$holder]"

@@ -584,6 +584,7 @@ static const struct sf_broker_ops redis_ops = {
     .gate_enter = sf_redis_gate_enter,
     .gate_leave = sf_redis_gate_leave,
     .route = sf_redis_route,
+    .gates = sf_redis_gates,
     .publish = r_publish,
     .results = r_results,
     .state_get = r_state_get,

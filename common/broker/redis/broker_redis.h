@@ -130,6 +130,7 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
                         const char *raw, size_t len, char *err, size_t errlen);
 int sf_redis_gate_leave(struct sf_broker *b, const char *handle, const struct sf_task *t,
                         char *err, size_t errlen);
+int sf_redis_gates(struct sf_broker *b, json_t **out, char *err, size_t errlen);
 int sf_redis_route(struct sf_broker *b, const char *handle, int priority, const char *raw,
                    size_t len, char *err, size_t errlen);
 /* The fetch when some band p >= 1 is in use: up to max deliveries in
@@ -159,5 +160,6 @@ extern const char sf_redis_lua_gate_enter[];
 extern const char sf_redis_lua_gate_leave[];
 extern const char sf_redis_lua_route[];
 extern const char sf_redis_lua_band_fetch[];
+extern const char sf_redis_lua_gates[];
 
 #endif

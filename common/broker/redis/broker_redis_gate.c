@@ -29,6 +29,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,38 @@ int sf_redis_route(struct sf_broker *b, const char *handle, int priority, const 
     rc = int_reply(rep);
     if (rc == 1) atomic_fetch_or(&rb->bands, 1u << priority);
     return rc == 1 ? 0 : 1;
+}
+
+int sf_redis_gates(struct sf_broker *b, json_t **out, char *err, size_t errlen)
+{
+    redisReply *r;
+    const char *ka[] = { "100" };
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, sf_redis_lua_gates, 0, 1, ka, NULL);
+    if (rc < 0) return rc;
+    json_t *a = json_array();
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *g = r->element[i];
+        if (g->type != REDIS_REPLY_ARRAY || g->elements != 4 || g->element[0]->type != REDIS_REPLY_STRING ||
+            g->element[1]->type != REDIS_REPLY_STRING)
+            continue;
+        const char *name = g->element[0]->str, *spec = g->element[1]->str;
+        long long v = g->element[2]->integer, waiting = g->element[3]->integer;
+        if (!strncmp(name, "conc:", 5)) {
+            json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I}", "gate", name, "limit",
+                                               (json_int_t)atoll(spec), "running", (json_int_t)v,
+                                               "waiting", (json_int_t)waiting));
+        } else {
+            double per_s = 0;
+            long long burst = 0;
+            if (sscanf(spec, "%lf %lld", &per_s, &burst) != 2) continue;
+            json_array_append_new(a, json_pack("{s:s, s:f, s:I, s:f, s:I}", "gate", name, "per_s", per_s,
+                                               "burst", (json_int_t)burst, "tokens", (double)v / 1000.0,
+                                               "waiting", (json_int_t)waiting));
+        }
+    }
+    freeReplyObject(r);
+    *out = a;
+    return 0;
 }
 
 /* One run of the band fetch script. lasts[b] gets band b's last-delivered

@@ -388,3 +388,33 @@ const char sf_redis_lua_band_fetch[] =
     "  end\n"
     "end\n"
     "return {out, bands, lasts}\n";
+
+/* No keys (the gate registry is global: sf:gates). ARGV: max gates.
+ * Returns {gate, spec, running (live slots; tokens x 1000 for a rate gate,
+ * refilled to now but not stored), waiting}... sorted by name. */
+const char sf_redis_lua_gates[] =
+    LUA_NOW
+    "local out = {}\n"
+    "local all = redis.call('HGETALL', 'sf:gates')\n"
+    "local names = {}\n"
+    "for i = 1, #all, 2 do names[#names + 1] = {all[i], all[i + 1]} end\n"
+    "table.sort(names, function(a, b) return a[1] < b[1] end)\n"
+    "for i = 1, math.min(#names, tonumber(ARGV[1])) do\n"
+    "  local gate, spec = names[i][1], names[i][2]\n"
+    "  local kind, k = string.match(gate, '^(%a+):(.*)$')\n"
+    "  if kind == 'conc' then\n"
+    "    local hk = 'sf:gate:conc:' .. k\n"
+    "    out[#out + 1] = {gate, spec, redis.call('ZCOUNT', hk, '(' .. now, '+inf'),\n"
+    "                     redis.call('ZCARD', hk .. ':wait')}\n"
+    "  else\n"
+    "    local per_s, burst = string.match(spec, '^(%S+) (%S+)$')\n"
+    "    local rk = 'sf:gate:rate:' .. k\n"
+    "    local b = redis.call('HMGET', rk, 'tokens', 'at')\n"
+    "    local tokens = tonumber(burst)\n"
+    "    if b[1] and b[2] then\n"
+    "      tokens = math.min(tonumber(burst), tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * tonumber(per_s) / 1000)\n"
+    "    end\n"
+    "    out[#out + 1] = {gate, spec, math.floor(tokens * 1000), redis.call('ZCARD', rk .. ':wait')}\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
