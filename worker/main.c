@@ -68,6 +68,9 @@ static const struct sf_opt worker_opts[] = {
       "serve the E2B REST API and envd here, on local sandboxes (see docs/e2b.md)", 0, 0 },
     { "e2b-api-key", "SANDFLEET_E2B_API_KEY", SF_OPT_STR, O(e2b_api_key), NULL, "KEY",
       "X-API-Key the E2B server requires (default: any key)", 0, 0, SF_OPT_SECRET },
+    { "e2b-domain", "SANDFLEET_E2B_DOMAIN", SF_OPT_STR, O(e2b_domain), NULL, "DOMAIN",
+      "E2B server: the domain sandboxes report, so the SDKs' get_host(port) is "
+      "PORT-ID.DOMAIN (point *.DOMAIN at this server)", 0, 0 },
     { "e2b-max-sandboxes", "SANDFLEET_E2B_MAX_SANDBOXES", SF_OPT_INT, O(e2b_max), "64", "N",
       "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
     SF_HTTP_LIMIT_OPTS("e2b", "SANDFLEET_E2B", struct worker_cfg, e2b_limits, "16384"),
@@ -147,7 +150,7 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
         SF_LOGE(w->lg, "sandbox '%s': %s", cfg->sandbox, err);
         return SF_EXIT_BROKEN;
     }
-    struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .api_key = cfg->e2b_api_key,
+    struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .domain = cfg->e2b_domain, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
                                       .policy = &w->policy, .templates = w->templates,
                                       .limits = cfg->e2b_limits };

@@ -20,7 +20,7 @@
     X(http_unescape) X(create_response_from_buffer) X(create_response_from_callback)               \
     X(add_response_header) X(queue_response) X(destroy_response) X(create_post_processor)          \
     X(post_process) X(destroy_post_processor) X(get_connection_info) X(suspend_connection)           \
-    X(resume_connection)
+    X(resume_connection) X(get_connection_values) X(create_response_for_upgrade) X(upgrade_action)
 
 #define SF_MHD_FIELD(n) __typeof__(MHD_##n) *n;
 static struct {
@@ -133,6 +133,22 @@ const union MHD_ConnectionInfo *sf_mhd_get_connection_info(struct MHD_Connection
                                                            enum MHD_ConnectionInfoType what)
 {
     return api.get_connection_info(c, what);
+}
+
+int sf_mhd_get_connection_values(struct MHD_Connection *c, enum MHD_ValueKind kind,
+                                 MHD_KeyValueIterator it, void *it_cls)
+{
+    return api.get_connection_values(c, kind, it, it_cls);
+}
+
+struct MHD_Response *sf_mhd_create_response_for_upgrade(MHD_UpgradeHandler h, void *h_cls)
+{
+    return api.create_response_for_upgrade(h, h_cls);
+}
+
+enum MHD_Result sf_mhd_upgrade_action(struct MHD_UpgradeResponseHandle *urh, enum MHD_UpgradeAction a)
+{
+    return api.upgrade_action(urh, a);
 }
 
 void sf_mhd_suspend_connection(struct MHD_Connection *c) { api.suspend_connection(c); }

@@ -43,6 +43,11 @@ void sf_mhd_resume_connection(struct MHD_Connection *c);
 const char *sf_mhd_lookup_connection_value(struct MHD_Connection *c, enum MHD_ValueKind kind,
                                            const char *key);
 size_t sf_mhd_http_unescape(char *val);
+int sf_mhd_get_connection_values(struct MHD_Connection *c, enum MHD_ValueKind kind,
+                                 MHD_KeyValueIterator it, void *it_cls);
+/* Upgrades (WebSocket) need MHD_ALLOW_UPGRADE on the daemon. */
+struct MHD_Response *sf_mhd_create_response_for_upgrade(MHD_UpgradeHandler h, void *h_cls);
+enum MHD_Result sf_mhd_upgrade_action(struct MHD_UpgradeResponseHandle *urh, enum MHD_UpgradeAction a);
 
 struct MHD_Response *sf_mhd_create_response_from_buffer(size_t size, void *buf,
                                                         enum MHD_ResponseMemoryMode mode);

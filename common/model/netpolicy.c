@@ -87,6 +87,14 @@ void sf_netpolicy_free(struct sf_netpolicy *p)
     free(p);
 }
 
+/* The keys of each form: a workflow's snake_case, the E2B API's camelCase
+ * (which also takes snake_case: both SDK generations exist). */
+enum { K_ALLOW, K_DENY, K_DNS };
+static const char *const form_keys[2][3] = {
+    { "allow_out", "deny_out", "dns_servers" },
+    { "allowOut", "denyOut", "dnsServers" },
+};
+
 /* Append one list: key's array of strings. */
 static int parse_list(const json_t *obj, const char *key, bool names_ok, bool v4_only,
                       struct sf_cidr **cidrs, size_t *nc, struct sf_netname **names, size_t *nn,
@@ -140,25 +148,29 @@ struct sf_netpolicy *sf_netpolicy_from_json(const json_t *obj, enum sf_netpolicy
         sf_errf(err, errlen, "network must be true, false or an object");
         return NULL;
     }
-    const char *k;
+    const char *k, *key[3];
     const json_t *v;
+    bool e2b = form == SF_NETPOLICY_E2B;
+    for (int i = 0; i < 3; i++)
+        key[i] = e2b && json_object_get(obj, form_keys[1][i]) ? form_keys[1][i] : form_keys[0][i];
     json_object_foreach((json_t *)obj, k, v) {
-        if (!strcmp(k, "allow_out") || !strcmp(k, "deny_out") ||
-            (form == SF_NETPOLICY_E2B && !strcmp(k, "dns_servers")))
-            continue;
-        sf_errf(err, errlen, "network: unknown key '%.64s' (known: allow_out, deny_out%s)", k,
-                form == SF_NETPOLICY_E2B ? ", dns_servers" : "");
+        bool known = false;
+        for (int i = 0; i < (e2b ? 3 : 2); i++)
+            known |= !strcmp(k, form_keys[0][i]) || (e2b && !strcmp(k, form_keys[1][i]));
+        if (known) continue;
+        sf_errf(err, errlen, "network: unknown key '%.64s' (known: %s)", k,
+                e2b ? "allowOut, denyOut, dnsServers" : "allow_out, deny_out");
         return NULL;
     }
     struct sf_netpolicy *p = sf_xcalloc(1, sizeof(*p));
     struct sf_netname *none = NULL;
     size_t nnone = 0;
-    if (parse_list(obj, "allow_out", true, false, &p->allow, &p->n_allow, &p->names, &p->n_names,
+    if (parse_list(obj, key[K_ALLOW], true, false, &p->allow, &p->n_allow, &p->names, &p->n_names,
                    &p->allow_set, err, errlen) < 0 ||
-        parse_list(obj, "deny_out", false, false, &p->deny, &p->n_deny, &none, &nnone,
+        parse_list(obj, key[K_DENY], false, false, &p->deny, &p->n_deny, &none, &nnone,
                    &p->deny_set, err, errlen) < 0 ||
-        parse_list(obj, "dns_servers", false, true, &p->dns, &p->n_dns, &none, &nnone,
-                   &p->dns_set, err, errlen) < 0) {
+        (e2b && parse_list(obj, key[K_DNS], false, true, &p->dns, &p->n_dns, &none, &nnone,
+                           &p->dns_set, err, errlen) < 0)) {
         sf_netpolicy_free(p);
         return NULL;
     }
@@ -196,16 +208,22 @@ static json_t *cidr_array(const struct sf_cidr *c, size_t n)
 
 json_t *sf_netpolicy_to_json(const struct sf_netpolicy *p)
 {
+    return sf_netpolicy_to_json_form(p, SF_NETPOLICY_STEP);
+}
+
+json_t *sf_netpolicy_to_json_form(const struct sf_netpolicy *p, enum sf_netpolicy_form form)
+{
+    const char *const *key = form_keys[form == SF_NETPOLICY_E2B];
     json_t *o = json_object();
     if (p->allow_set) {
         json_t *a = cidr_array(p->allow, p->n_allow);
         for (size_t i = 0; i < p->n_names; i++)
             json_array_append_new(a, p->names[i].wildcard ? json_sprintf("*.%s", p->names[i].name)
                                                           : json_string(p->names[i].name));
-        json_object_set_new(o, "allow_out", a);
+        json_object_set_new(o, key[K_ALLOW], a);
     }
-    if (p->deny_set) json_object_set_new(o, "deny_out", cidr_array(p->deny, p->n_deny));
-    if (p->dns_set) json_object_set_new(o, "dns_servers", cidr_array(p->dns, p->n_dns));
+    if (p->deny_set) json_object_set_new(o, key[K_DENY], cidr_array(p->deny, p->n_deny));
+    if (p->dns_set) json_object_set_new(o, key[K_DNS], cidr_array(p->dns, p->n_dns));
     return o;
 }
 

@@ -47,7 +47,7 @@ struct sf_netpolicy {
 };
 
 /* Which fields an object may carry: a workflow step's allow_out/deny_out, or
- * also the E2B API's dns_servers. */
+ * the E2B API's allowOut/denyOut/dnsServers (snake_case accepted too). */
 enum sf_netpolicy_form { SF_NETPOLICY_STEP = 0, SF_NETPOLICY_E2B };
 
 /* Parse the object form. Returns a policy, or NULL with the first problem in
@@ -58,6 +58,8 @@ struct sf_netpolicy *sf_netpolicy_from_json(const json_t *obj, enum sf_netpolicy
                                             char *err, size_t errlen);
 /* {"allow_out": [...], "deny_out": [...]} (and "dns_servers" when set). */
 json_t *sf_netpolicy_to_json(const struct sf_netpolicy *p);
+/* The same in a form's spelling (SF_NETPOLICY_E2B: allowOut, ...). */
+json_t *sf_netpolicy_to_json_form(const struct sf_netpolicy *p, enum sf_netpolicy_form form);
 struct sf_netpolicy *sf_netpolicy_dup(const struct sf_netpolicy *p);
 void sf_netpolicy_free(struct sf_netpolicy *p);
 bool sf_netpolicy_equal(const struct sf_netpolicy *a, const struct sf_netpolicy *b);

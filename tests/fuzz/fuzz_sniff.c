@@ -1,10 +1,12 @@
-/* libFuzzer: the first bytes of a sandbox's connection (sniff.h) and the DNS
- * messages of its resolver (dnsmsg.h) — both written by hostile code. */
+/* libFuzzer: the first bytes of a sandbox's connection (sniff.h), the DNS
+ * messages of its resolver (dnsmsg.h) and the HTTP heads of its servers
+ * behind get_host (httphead.h) — all written by hostile code. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "dnsmsg.h"
+#include "httphead.h"
 #include "sniff.h"
 
 static void each(void *arg, uint32_t v4, uint32_t ttl)
@@ -18,6 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char name[256];
     const char *proto;
     sf_sniff_name(data, size, name, sizeof(name), &proto);
+    struct sf_httphead h;
+    if (sf_httphead_parse((const char *)data, size, &h) > 0) {
+        sf_httphead_get(&h, "Content-Length");
+        sf_httphead_has_token(&h, "Transfer-Encoding", "chunked");
+    }
     struct sf_dns_q q;
     if (sf_dns_question(data, size, &q) == 0) {
         uint8_t out[4096];

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "dnsmsg.h"
+#include "httphead.h"
 #include "sniff.h"
 
 /* A ClientHello record with one server_name entry (or none). */
@@ -151,12 +152,43 @@ static void dns_questions_replies_and_answers(void **state)
     assert_int_equal(sf_dns_query(1, "a.b.", SF_DNS_A, q, sizeof(q)), 0);
 }
 
+static void http_heads_are_parsed_and_smuggling_refused(void **state)
+{
+    (void)state;
+    struct sf_httphead h;
+    const char *r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\nrest";
+    long n = sf_httphead_parse(r, strlen(r), &h);
+    assert_int_equal(n, (long)(strstr(r, "rest") - r));
+    assert_true(h.response);
+    assert_int_equal(h.status, 101);
+    assert_true(sf_httphead_has_token(&h, "connection", "upgrade"));
+    assert_false(sf_httphead_has_token(&h, "connection", "close"));
+    assert_true(sf_http_str_is(sf_httphead_get(&h, "UPGRADE"), "websocket"));
+    for (size_t cut = 0; cut < (size_t)n; cut++) assert_int_equal(sf_httphead_parse(r, cut, &h), 0);
+    const char *q = "POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    assert_true(sf_httphead_parse(q, strlen(q), &h) > 0);
+    assert_false(h.response);
+    assert_true(sf_http_str_is(&h.method, "POST") && sf_http_str_is(&h.target, "/a?b"));
+    assert_true(sf_httphead_has_token(&h, "Transfer-Encoding", "chunked"));
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",           /* bare CR */
+        "HTTP/1.1 200 OK\r\n folded\r\n\r\n",            /* obsolete folding */
+        "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",        /* space in a name */
+        "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/2 200\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",         /* control character */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sf_httphead_parse(bad[i], strlen(bad[i]), &h) >= 0) fail_msg("accepted: %s", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tls_sni_is_read_and_cut_input_asks_for_more),
         cmocka_unit_test(http_host_is_read),
         cmocka_unit_test(dns_questions_replies_and_answers),
+        cmocka_unit_test(http_heads_are_parsed_and_smuggling_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

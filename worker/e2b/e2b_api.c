@@ -4,6 +4,7 @@
  * refreshes. Error bodies are {"code":<int>,"message":...} as E2B's. */
 #include "e2b_server.h"
 #include "e2b_registry.h"
+#include "e2b_network.h"
 #include "template.h"
 
 #include <ctype.h>
@@ -33,18 +34,20 @@ static json_t *e2b_time(int64_t wall_ms)
 }
 
 /* Sandbox: what create and connect return. */
-static json_t *e2b_sandbox_json(const struct e2b_sbx *s)
+static json_t *e2b_sandbox_json(struct e2b_req *rq, const struct e2b_sbx *s)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:n}", "templateID", s->template_id,
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "templateID", s->template_id,
                           "sandboxID", s->id, "alias", s->template_id, "clientID", E2B_CLIENT_ID,
-                          "envdVersion", E2B_ENVD_VERSION, "domain");
+                          "envdVersion", E2B_ENVD_VERSION);
+    e2b_network_json(s, e2b_domain(rq->srv), j);
     if (s->token[0]) json_object_set_new(j, "envdAccessToken", json_string(s->token));
     return j;
 }
 
 /* ListedSandbox / SandboxDetail. */
-static json_t *e2b_detail_json(struct e2b_registry *reg, struct e2b_sbx *s, bool detail)
+static json_t *e2b_detail_json(struct e2b_registry *reg, struct e2b_sbx *s, const char *domain)
 {
+    bool detail = domain != NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:s,s:O}",
                           "templateID", s->template_id, "alias", s->template_id,
@@ -56,7 +59,7 @@ static json_t *e2b_detail_json(struct e2b_registry *reg, struct e2b_sbx *s, bool
                           "envdVersion", E2B_ENVD_VERSION,
                           "metadata", s->metadata);
     if (detail) {
-        json_object_set_new(j, "domain", json_null());
+        e2b_network_json(s, domain[0] ? domain : NULL, j);
         if (s->token[0]) json_object_set_new(j, "envdAccessToken", json_string(s->token));
     }
     return j;
@@ -146,13 +149,20 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         .metadata = json_is_object(meta) ? meta : NULL,
         .env_vars = json_is_object(envs) ? envs : NULL,
         .secure = v2 || json_is_true(json_object_get(body, "secure")),
-        .network = !json_is_false(json_object_get(body, "allow_internet_access")),
         .rootfs = rootfs,
     };
+    struct e2b_net_req net;
+    if (e2b_network_from_create(body, &net, err, sizeof(err)) < 0) {
+        json_decref(body);
+        return e2b_reply_error(rq, 400, "Error when parsing request: %s", err);
+    }
+    c.network = net.internet;
+    c.net = &net;
     /* The worker's caps hold for E2B sandboxes as for tasks (policy.h). */
     struct sf_policy_ask ask = { .what = "sandbox", .timeout_s = timeout, .network = c.network };
     if (sf_policy_check(rq->policy, &ask, err, sizeof(err)) < 0) {
         json_decref(body);
+        e2b_net_req_clear(&net);
         return e2b_reply_error(rq, 400, "%s", err);
     }
     sf_policy_fill(rq->policy, &c.limits, NULL);
@@ -160,9 +170,10 @@ static int e2b_create(struct e2b_req *rq, bool v2)
     int rc = e2b_registry_create(rq->reg, &c, &s, err, sizeof(err));
     if (rc == -EAGAIN) ret = e2b_reply_error(rq, 429, "%s", err);
     else if (rc < 0) ret = e2b_reply_error(rq, rc == -ESHUTDOWN ? 503 : 500, "%s", err);
-    else ret = e2b_reply_json(rq, 201, e2b_sandbox_json(s));
+    else ret = e2b_reply_json(rq, 201, e2b_sandbox_json(rq, s));
     if (rc == 0) e2b_registry_put(rq->reg, s);
     json_decref(body);
+    e2b_net_req_clear(&net);
     return ret;
 }
 
@@ -213,7 +224,7 @@ static int e2b_list(struct e2b_req *rq, bool v2)
             more = all[i]->id;
             break;
         }
-        json_array_append_new(arr, e2b_detail_json(rq->reg, all[i], false));
+        json_array_append_new(arr, e2b_detail_json(rq->reg, all[i], NULL));
     }
     char *s = json_dumps(arr, JSON_COMPACT);
     struct MHD_Response *r = sf_mhd_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
@@ -234,7 +245,7 @@ static int e2b_get(struct e2b_req *rq, const char *id)
 {
     struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
     if (!s) return e2b_not_found(rq, id);
-    int ret = e2b_reply_json(rq, 200, e2b_detail_json(rq->reg, s, true));
+    int ret = e2b_reply_json(rq, 200, e2b_detail_json(rq->reg, s, e2b_domain(rq->srv) ? e2b_domain(rq->srv) : ""));
     e2b_registry_put(rq->reg, s);
     return ret;
 }
@@ -288,7 +299,7 @@ static int e2b_connect_api(struct e2b_req *rq, const char *id, bool resume_only)
     if (rc == 0 && e2b_registry_set_timeout(rq->reg, id, timeout, true) < 0) return e2b_not_found(rq, id);
     struct e2b_sbx *s = e2b_registry_get(rq->reg, id);
     if (!s) return e2b_not_found(rq, id);
-    ret = e2b_reply_json(rq, rc == 1 ? 201 : 200, e2b_sandbox_json(s));
+    ret = e2b_reply_json(rq, rc == 1 ? 201 : 200, e2b_sandbox_json(rq, s));
     e2b_registry_put(rq->reg, s);
     return ret;
 }
@@ -396,7 +407,7 @@ static int e2b_sandbox_action(struct e2b_req *rq, const char *id, const char *ac
     if (get && !strcmp(action, "metrics")) return e2b_metrics(rq, id);
     if (post && !strcmp(action, "snapshots")) return e2b_unsupported(rq, "create_snapshot");
     if (post && !strcmp(action, "fork")) return e2b_unsupported(rq, "fork");
-    if (!strcmp(m, "PUT") && !strcmp(action, "network")) return e2b_unsupported(rq, "update_network");
+    if (!strcmp(m, "PUT") && !strcmp(action, "network")) return e2b_network_update(rq, id);
     if (get && !strcmp(action, "logs")) return e2b_unsupported(rq, "get_logs");
     return e2b_unsupported(rq, action[0] ? action : m);
 }

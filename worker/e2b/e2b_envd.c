@@ -382,19 +382,7 @@ static int e2b_unary(struct e2b_req *rq, struct e2b_sbx *s, const char *method)
 bool e2b_envd_admit(struct e2b_req *rq)
 {
     const struct e2b_sbx *s = rq->sbx;
-    const char *port = e2b_header(rq, "E2b-Sandbox-Port");
-    if (port && strtol(port, NULL, 10) == 49999) {
-        /* e2b-code-interpreter's Jupyter server: say so, not "timed out". */
-        e2b_reply_error(rq, 501, "run_code (the Jupyter server of e2b-code-interpreter, port "
-                        "49999) is not supported by this server: see docs/e2b.md");
-        return false;
-    }
-    if (port && strtol(port, NULL, 10) != 49983) {
-        e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i,s:s}", "sandboxId", rq->sandbox_id,
-                       "message", "The sandbox is running but port is not open", "code", 502,
-                       "port", port));
-        return false;
-    }
+    /* Other ports than 49983 never get here: e2b_ingress.c serves them. */
     if (!strcmp(rq->url, "/health")) return true;
     if (!strcmp(rq->url, "/files")) return e2b_files_auth(rq);
     if (e2b_sbx_paused(rq->reg, rq->sbx)) {

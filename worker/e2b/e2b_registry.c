@@ -3,6 +3,7 @@
  * pass under one mutex. The reaper sleeps until the earliest end time (or a
  * second at most) on a condition variable that create/timeout/free signal. */
 #include "e2b_registry.h"
+#include "e2b_network.h"
 #include "e2b_proc.h"
 #include "util.h"
 
@@ -235,9 +236,18 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     s->started_wall_ms = sf_wall_ms();
     s->end_wall_ms = s->started_wall_ms + (int64_t)c->timeout_s * 1000;
     s->refs = 2;                                  /* the table's and the caller's */
-    struct sf_sandbox_opts opts = { .network = c->network, .limits = c->limits, .label = s->id,
-                                    .rootfs = c->rootfs };
-    if ((rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen)) < 0 ||
+    /* Always an egress namespace, so that update_network can open what
+     * allow_internet_access false closed; without egress on this worker, a
+     * sandbox that asked for no internet gets a plain one (e2b_network.h). */
+    struct sf_sandbox_opts opts = { .network = true, .net_policy = c->net ? c->net->policy : NULL,
+                                    .limits = c->limits, .label = s->id, .rootfs = c->rootfs };
+    if (c->net) e2b_network_init_sbx(s, c->net);
+    rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen);
+    if (rc == -EPERM && !c->network) {
+        opts.network = false;
+        rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen);
+    }
+    if (rc < 0 ||
         (rc = sf_proc_host_new(s->sb, &s->ph, err, errlen)) < 0) {
         pthread_mutex_lock(&r->mu);
         r->creating--;

@@ -24,6 +24,7 @@
 
 struct e2b_proc;
 struct e2b_watcher;
+struct e2b_net_req;
 
 /* What a sandbox is, as E2B's API knows it: plain data, so that it can be
  * written down or moved (a fleet gateway keeps these in its broker); the
@@ -36,6 +37,8 @@ struct e2b_sbx {
     int64_t started_wall_ms;
     int timeout_s;                   /* as created */
     bool network;
+    char traffic_token[48];          /* "" unless allow_public_traffic false (e2b_network.h) */
+    char host_mask[256];             /* mask_request_host, "" for none */
     /* under the registry's mu */
     bool paused;                     /* frozen: not running, not reaped */
     int64_t paused_left_ms;          /* of its timeout, when it was paused */
@@ -72,6 +75,7 @@ struct e2b_create {
     int timeout_s;
     json_t *metadata, *env_vars;     /* borrowed; copied */
     bool secure, network;
+    const struct e2b_net_req *net;   /* egress rules and ingress settings (e2b_network.h) */
     struct sf_limits limits;         /* filled under the worker's caps */
     const char *rootfs;              /* the template's root; NULL: the default image */
 };

@@ -4,6 +4,7 @@
  * e2b_server.h. */
 #include "e2b_server.h"
 #include "e2b_registry.h"
+#include "e2b_network.h"
 #include "template.h"
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@ struct sf_e2b_server {
     const struct sf_templates *templates;   /* borrowed */
     struct sf_http_guard *guard;
     long idle_s;
+    char *domain;
 };
 
 int e2b_keepalive_s(struct e2b_req *rq)
@@ -40,6 +42,11 @@ int e2b_keepalive_s(struct e2b_req *rq)
 const struct sf_templates *e2b_templates(const struct sf_e2b_server *s)
 {
     return s->templates;
+}
+
+const char *e2b_domain(const struct sf_e2b_server *s)
+{
+    return s->domain;
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -109,7 +116,7 @@ const char *e2b_query(struct e2b_req *rq, const char *name)
 
 /* ---- routing ---------------------------------------------------------------- */
 
-/* "49983-<id>.<domain>[:port]" → id. */
+/* "<port>-<id>.<domain>[:port]" → id (the port stays at the start of host). */
 static bool e2b_host_sandbox(const char *host, char *id, size_t size)
 {
     const char *dash = host ? strchr(host, '-') : NULL, *dot;
@@ -125,14 +132,16 @@ static bool e2b_host_sandbox(const char *host, char *id, size_t size)
     return true;
 }
 
+/* A request names a sandbox by E2b-Sandbox-Id (and E2b-Sandbox-Port) or by
+ * its Host; port 49983 is envd, any other a port of the sandbox (get_host). */
 static void e2b_classify(struct e2b_req *rq)
 {
-    const char *id = e2b_header(rq, "E2b-Sandbox-Id");
+    const char *id = e2b_header(rq, "E2b-Sandbox-Id"), *host = e2b_header(rq, "Host");
     if (id && id[0]) {
         sf_strlcpy(rq->sandbox_id, id, sizeof(rq->sandbox_id));
-        rq->envd = true;
-    } else if (e2b_host_sandbox(e2b_header(rq, "Host"), rq->sandbox_id, sizeof(rq->sandbox_id))) {
-        rq->envd = true;
+        rq->envd = !e2b_ingress_route(rq, NULL, e2b_header(rq, "E2b-Sandbox-Port"));
+    } else if (e2b_host_sandbox(host, rq->sandbox_id, sizeof(rq->sandbox_id))) {
+        rq->envd = !e2b_ingress_route(rq, host, NULL);
     }
 }
 
@@ -151,7 +160,9 @@ static void e2b_admit(struct e2b_req *rq)
             sf_strlcpy(rq->sandbox_id, rq->sbx->id, sizeof(rq->sandbox_id));
         }
     }
-    if (!rq->envd) {
+    if (rq->port) {
+        if (!e2b_ingress_admit(rq)) rq->answered = true;
+    } else if (!rq->envd) {
         if (strcmp(url, "/health") && !e2b_api_key_ok(rq)) rq->answered = true;
     } else {
         if (!rq->sbx) rq->sbx = e2b_registry_get(rq->reg, rq->sandbox_id);
@@ -294,6 +305,7 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
     s->policy = cfg->policy;
     s->templates = cfg->templates;
+    s->domain = cfg->domain && cfg->domain[0] ? sf_xstrdup(cfg->domain) : NULL;
     struct sf_http_limits lim = cfg->limits;
     sf_http_limits_fill(&lim);
     s->idle_s = lim.idle_timeout_s;
@@ -314,9 +326,11 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     };
     size_t n = 3 + sf_http_guard_options(s->guard, opts + 3, SF_HTTP_GUARD_NOPTS);
     opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-    /* A thread per connection: a process stream blocks in its reader. */
+    /* A thread per connection: a process stream blocks in its reader.
+     * Upgrades: WebSockets to a sandbox's port (e2b_ingress.c). */
     s->d = sf_mhd_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                               MHD_USE_ERROR_LOG, 0, NULL, NULL, e2b_access, s, opts);
+                               MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE, 0, NULL, NULL, e2b_access, s,
+                               opts);
     if (!s->d) {
         sf_errf(err, errlen, "--e2b-listen %s: cannot listen (address in use or not local?)",
                 cfg->listen);
@@ -331,6 +345,7 @@ fail:
     e2b_registry_free(s->reg);
     sf_http_guard_free(s->guard);
     free(s->api_key);
+    free(s->domain);
     free(s);
     return rc;
 }
@@ -350,5 +365,6 @@ void sf_e2b_server_stop(struct sf_e2b_server *s)
     e2b_registry_free(s->reg);
     sf_http_guard_free(s->guard);
     free(s->api_key);
+    free(s->domain);
     free(s);
 }

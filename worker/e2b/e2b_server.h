@@ -32,6 +32,8 @@ struct sf_e2b_server_cfg {
     int max_sandboxes;                   /* running at once; 429 beyond */
     const struct sf_policy *policy;      /* the worker's caps (policy.h); NULL: none */
     const struct sf_templates *templates;  /* borrowed (template.h); NULL: only "base" */
+    const char *domain;                  /* --e2b-domain: the "domain" sandboxes report, so
+                                            get_host(port) names this server; NULL: none */
     struct sf_http_limits limits;        /* connections, deadlines, bodies (http_guard.h);
                                             0 fields: defaults */
 };
@@ -80,6 +82,8 @@ struct e2b_req {
     const char *method, *url;
     char sandbox_id[64];                 /* envd: the sandbox addressed */
     bool envd;
+    int port;                            /* get_host: a port of the sandbox, not envd
+                                            (e2b_ingress.c); 0 otherwise */
     struct e2b_sbx *sbx;                 /* envd: a reference, from the first callback */
     bool answered;                       /* a reply was queued before the body */
     struct sf_http_guard_req guard;      /* its bounds (http_guard.h) */
@@ -107,6 +111,8 @@ const char *e2b_query(struct e2b_req *rq, const char *name);
 int e2b_keepalive_s(struct e2b_req *rq);
 /* The worker's templates (template.h). */
 const struct sf_templates *e2b_templates(const struct sf_e2b_server *s);
+/* --e2b-domain, or NULL. */
+const char *e2b_domain(const struct sf_e2b_server *s);
 
 /* Handlers, called once the body is in. */
 int e2b_api_handle(struct e2b_req *rq);

@@ -263,7 +263,7 @@ static int e2b_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opt
     json_t *meta = json_pack("{s:s}", "created_by", "sandfleet");
     if (opts && opts->label) json_object_set_new(meta, "label", json_string(opts->label));
     /* A step's egress rules are E2B's own "network" option. */
-    json_t *net = opts && opts->network && opts->net_policy ? sf_netpolicy_to_json(opts->net_policy)
+    json_t *net = opts && opts->network && opts->net_policy ? sf_netpolicy_to_json_form(opts->net_policy, SF_NETPOLICY_E2B)
                                                            : NULL;
     struct sf_e2b_create_req req = { .timeout_s = E2B_LIFETIME_S, .metadata = meta, .secure = true,
                                      .network = net, .allow_internet = opts && opts->network };

@@ -87,6 +87,21 @@ void eg_del(struct sf_sbx_egress *eg, struct eg_ep *ep)
     ep->fd = -1;
 }
 
+void eg_defer_free(struct sf_sbx_egress *eg, void *p)
+{
+    if (eg->ngrave == eg->capgrave) {
+        eg->capgrave = eg->capgrave ? eg->capgrave * 2 : 64;
+        eg->graveyard = sf_xrealloc(eg->graveyard, eg->capgrave * sizeof(void *));
+    }
+    eg->graveyard[eg->ngrave++] = p;
+}
+
+static void eg_bury(struct sf_sbx_egress *eg)
+{
+    for (size_t i = 0; i < eg->ngrave; i++) free(eg->graveyard[i]);
+    eg->ngrave = 0;
+}
+
 /* ---- the verdict ------------------------------------------------------------ */
 
 struct sf_netpolicy *eg_policy(struct sf_sbx_egress_att *a)
@@ -206,7 +221,8 @@ static void conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset)
     }
     conn_unlink(c);
     free(c->head);
-    free(c);
+    c->head = NULL;
+    eg_defer_free(eg, c);
 }
 
 static void conn_deny(struct sf_sbx_egress *eg, struct eg_conn *c, const char *why)
@@ -516,7 +532,7 @@ static void att_free(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
                a->first_denied);
     sf_netpolicy_free(a->policy);
     pthread_mutex_destroy(&a->mu);
-    free(a);
+    eg_defer_free(eg, a);
 }
 
 static void att_start(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
@@ -610,6 +626,7 @@ static void *eg_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct eg_ep *ep = evs[i].data.ptr;
             uint32_t e = evs[i].events;
+            if (ep->fd < 0) continue;          /* closed by an earlier event of this batch */
             switch (ep->kind) {
             case EK_CMD: eg_commands(eg); break;
             case EK_TIMER: eg_tick(eg); break;
@@ -629,11 +646,9 @@ static void *eg_main(void *arg)
             case EK_CONN_C: case EK_CONN_U: conn_event(eg, ep, e); break;
             case EK_FLOW: eg_flow_event(eg, ep->obj); break;
             }
-            /* An event may have freed objects later events point at: a
-             * detach only comes through EK_CMD, and closes are of the
-             * connection being handled, so later events stay valid except
-             * for that connection's other fd, which eg_del removed. */
         }
+        /* Objects closed by this batch: no event of it refers to them any more. */
+        eg_bury(eg);
     }
     return NULL;
 }
@@ -729,6 +744,8 @@ void sf_sbx_egress_free(struct sf_sbx_egress *eg)
     eg_post(eg, &c);
     pthread_join(eg->thread, NULL);
     while (eg->atts) att_remove(eg, eg->atts);
+    eg_bury(eg);
+    free(eg->graveyard);
     eg_dns_fini(eg);
     eg_del(eg, &eg->cmd_ep);
     eg_del(eg, &eg->timer_ep);

@@ -420,7 +420,7 @@ static void dnstcp_close(struct sf_sbx_egress *eg, struct eg_dnstcp *t)
         }
     eg_del(eg, &t->ep);
     sf_buf_free(&t->out);
-    free(t);
+    eg_defer_free(eg, t);
 }
 
 void eg_dns_adopt_tcp(struct sf_sbx_egress_att *a, int fd)

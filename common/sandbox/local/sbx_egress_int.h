@@ -78,6 +78,8 @@ struct sf_sbx_egress {
     int ndns;
     const struct sf_log *log;
     struct sf_sbx_egress_att *atts;
+    void **graveyard;                  /* closed objects, freed after the event batch */
+    size_t ngrave, capgrave;
     struct eg_pending *pending;        /* EG_MAX_PENDING slots */
     uint16_t dns_id;                   /* next upstream query id (random start) */
     bool stop;
@@ -88,6 +90,9 @@ void eg_set_events(struct sf_sbx_egress *eg, struct eg_ep *ep, uint32_t events);
 int eg_add(struct sf_sbx_egress *eg, struct eg_ep *ep, enum eg_kind kind, void *obj, int fd,
            uint32_t events);
 void eg_del(struct sf_sbx_egress *eg, struct eg_ep *ep);
+/* Free p once the current batch of events is handled: events for its fds
+ * may still be in that batch (they are skipped: eg_del set their fd -1). */
+void eg_defer_free(struct sf_sbx_egress *eg, void *p);
 /* A copy of the sandbox's rules (caller frees), under att->mu. */
 struct sf_netpolicy *eg_policy(struct sf_sbx_egress_att *a);
 /* Judge a destination. 0: allowed; -EACCES: denied (why filled);

@@ -62,7 +62,7 @@ static void flow_close(struct sf_sbx_egress *eg, struct eg_flow *f)
     if (f->next) f->next->prev = f->prev;
     a->nflows--;
     eg_del(eg, &f->ep);
-    free(f);
+    eg_defer_free(eg, f);
 }
 
 static struct eg_flow *flow_find(struct sf_sbx_egress_att *a, const struct sockaddr_in *client,
