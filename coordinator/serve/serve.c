@@ -182,6 +182,10 @@ static void take_submission(struct serve *sv, const struct sf_delivery *d)
         reject(sv, p->run_id, reply, d->handle, why);
         goto out;
     }
+    if (sf_broker_workflow_supported(sv->b, p->sub.wf, p->sub.priority, why, sizeof(why)) < 0) {
+        reject(sv, p->run_id, reply, d->handle, why);
+        goto out;
+    }
     if (reply && !p->sub.reply_to) p->sub.reply_to = sf_xstrdup(reply);
     if (p->sub.run_id) sf_strlcpy(p->run_id, p->sub.run_id, sizeof(p->run_id));
     /* Once queued, p belongs to the loop thread (which may free it at once):

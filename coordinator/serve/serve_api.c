@@ -50,6 +50,12 @@ static void post_run(struct serve_ctx *sc, const struct sf_http_req *req, struct
         sf_buf_appendf(&errs, "submission: %s\n", why);
         serve_submission_clear(&p->sub);
     }
+    /* Fields the backend cannot honour (Kafka: concurrency, rate, priority)
+     * are refused here, not ignored and not left to fail the run. */
+    if (p->sub.wf && sf_broker_workflow_supported(sc->b, p->sub.wf, p->sub.priority, why, sizeof(why)) < 0) {
+        sf_buf_appendf(&errs, "submission: %s\n", why);
+        serve_submission_clear(&p->sub);
+    }
     if (!p->sub.wf) {
         json_t *arr = json_array();
         char *save = NULL;

@@ -116,6 +116,15 @@ code=$(curl -s -o "$T/post.json" -w '%{http_code}' -XPOST --data-binary @"$T/sub
 RUNH=$(jget "$T/post.json" 'd["run_id"]')
 wait_for 40 state_is "$RUNH" succeeded || fail "HTTP run $RUNH did not succeed: $(cat "$T/get.json" 2>/dev/null)"
 check "POST /api/runs on Kafka: the map outputs" jtrue "$T/get.json" 'd["result"]["steps"]["each"]["output"] == [0, 1, 4, 9]'
+# concurrency, rate and priority need Redis: refused at submission, not ignored
+code=$(curl -s -o "$T/post-prio.json" -w '%{http_code}' -XPOST \
+    --data-binary '{"workflow": {"name": "kprio", "steps": [{"id": "a", "run": "cat", "input": 1}]}, "priority": 5}' "$H/api/runs")
+check "POST /api/runs with a priority on Kafka: 400" [ "$code" = 400 ]
+check "…naming what Kafka does not support" grep -q "run priority 5 is not supported by the kafka backend" "$T/post-prio.json"
+code=$(curl -s -o "$T/post-conc.json" -w '%{http_code}' -XPOST \
+    --data-binary '{"name": "kconc", "steps": [{"id": "a", "run": "cat", "concurrency": {"key": "k", "limit": 1}}]}' "$H/api/runs")
+check "POST /api/runs with a concurrency key on Kafka: 400 naming the step" \
+    bash -c "[ $code = 400 ] && grep -q \"step 'a': 'concurrency' is not supported\" '$T/post-conc.json'"
 
 # --- 4. killed mid-run, restarted -------------------------------------------------------------
 produce "{\"workflow\": {\"name\": \"kslow\", \"steps\": [{\"id\": \"wait\", \"run\": \"sleep 4; cat\", \"input\": {\"slow\": true}}]}, \"reply_to\": \"$REPLY\"}"
