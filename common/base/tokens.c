@@ -38,8 +38,9 @@ struct sf_tokens *sf_tokens_new(void)
 void sf_tokens_free(struct sf_tokens *t)
 {
     if (!t) return;
+    if (t->v) OPENSSL_cleanse(t->v, t->n * sizeof(*t->v));
+    free(t->v);                  /* before the struct is wiped: it holds the pointer */
     OPENSSL_cleanse(t, sizeof(*t));
-    free(t->v);
     free(t);
 }
 
