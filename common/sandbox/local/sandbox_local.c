@@ -1,16 +1,18 @@
 /* common/sandbox/local/sandbox_local.c: the "local" backend — Linux namespaces, seccomp,
- * cgroups (see sandbox.h for the interface, docs/security.md for why).
+ * cgroups (see sandbox.h for the interface, docs/security.md for why): the
+ * provider and each sandbox's lifecycle (create, files, destroy); its
+ * commands are in sbx_local_run.c, the shared structs in sbx_local.h.
  *
- * Design: create() prepares everything that can fail (cgroup with limits,
- * the mount plan; the seccomp BPF is compiled once per provider), then
- * clones a child into new user, pid, mount, ipc, uts (and net) namespaces.
- * The worker writes the child's uid/gid maps, puts it in the cgroup and
- * releases it; the child builds its root and stays as pid 1 (sbx_init.c).
- * run() sends a request over a SOCK_SEQPACKET socket and pumps I/O with
- * sf_iopump; files are read and written by the worker through an O_PATH fd
- * of the sandbox root with openat2(RESOLVE_IN_ROOT), so symlinks planted
- * inside cannot point at the host. A timeout kills pid 1, and with it every
- * process of the sandbox. */
+ * Design: create() prepares everything that can fail (cgroup with limits;
+ * the seccomp BPF is compiled once per provider), then has the provider's
+ * zygote (sbx_zygote.h) build the mount plan and clone a child into new
+ * user, pid, mount, ipc, uts (and net) namespaces; the zygote writes the
+ * child's uid/gid maps. Without a zygote this process plans and clones
+ * itself. The worker puts the child in the cgroup and releases it; the
+ * child builds its root and stays as pid 1 (sbx_init.c). Files are read and
+ * written by the worker through an O_PATH fd of the sandbox root with
+ * openat2(RESOLVE_IN_ROOT), so symlinks planted inside cannot point at the
+ * host. Killing pid 1 kills every process of the sandbox. */
 #include "sandbox.h"
 #include "sandbox_fs.h"
 #include "iopump.h"
@@ -19,10 +21,12 @@
 #include "sbx_exec.h"
 #include "sbx_files.h"
 #include "sbx_init.h"
+#include "sbx_local.h"
 #include "sbx_mount.h"
 #include "sbx_netns.h"
 #include "sbx_proc.h"
 #include "sbx_seccomp.h"
+#include "sbx_zygote.h"
 #include "util.h"
 
 #include <errno.h>
@@ -44,54 +48,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SF_LOCAL_SETUP_TIMEOUT_MS 10000
-#define SF_LOCAL_NETNS_POOL 4           /* fresh network namespaces kept ready, per kind */
-
-struct local_provider {
-    struct sf_sandbox_provider base;
-    struct sf_limits defaults;
-    uint32_t host_uid, host_gid;
-    uint32_t user_uid, user_gid;        /* host ids of "user" (1000); 0: not mapped */
-    bool worker_is_root;
-    struct sf_sbx_bpf bpf;
-    struct sf_sbx_cgroup_base cgbase;   /* version 0: running without cgroups */
-    struct sf_sbx_netns_pool *netns;    /* plain ones; NULL: each sandbox makes its own */
-    struct sf_sbx_egress_kit egress;    /* the way out for network steps (sbx_egress.h) */
-    int cap_last;
-    const struct sf_log *log;
-};
-
-struct local_sandbox {
-    struct sf_sandbox base;
-    struct local_provider *lp;
-    struct sf_limits limits;
-    struct sf_sbx_cgroup cg;
-    pid_t init_pid;                     /* 0 once reaped */
-    int ctl, rootfd;
-    int netns;                          /* its network namespace, for connect_port; -1 */
-    struct sf_sbx_egress_att *egress;   /* network on: its egress; NULL otherwise */
-    pid_t run_pid;                      /* the command of run()/start(), 0: none */
-    uint64_t oom0;                      /* OOM kills counted when it started */
-    int64_t run_mem_mb;                 /* its memory limit, for the OOM message */
-    char dead[160];                     /* why the sandbox cannot run any more */
-};
-
 /* ---- small helpers -------------------------------------------------------- */
-
-static int local_write_proc(pid_t pid, const char *file, const char *val)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    int rc = sf_write_all(fd, val, strlen(val));
-    close(fd);
-    return rc;
-}
 
 /* Receive one message, with an optional fd, before 'deadline_ms' (<= 0:
  * none). Returns bytes, 0 at EOF, -ETIMEDOUT or -errno. */
-static ssize_t local_recv(int ctl, struct sf_sbx_msg *m, int *fd, int64_t deadline_ms)
+ssize_t sf_sbx_local_recv(int ctl, struct sf_sbx_msg *m, int *fd, int64_t deadline_ms)
 {
     if (fd) *fd = -1;
     for (;;) {
@@ -123,10 +84,19 @@ static ssize_t local_recv(int ctl, struct sf_sbx_msg *m, int *fd, int64_t deadli
     }
 }
 
-/* Kill pid 1 (the kernel then kills the whole pid namespace) and reap it. */
-static void local_kill(struct local_sandbox *ls, const char *why)
+/* Kill pid 1 (the kernel then kills the whole pid namespace) and wait for
+ * its end: reap it, or (the zygote's child, reaped by the kernel) see its
+ * pidfd become readable. */
+void sf_sbx_local_kill(struct local_sandbox *ls, const char *why)
 {
-    if (ls->init_pid > 0) {
+    if (ls->pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, ls->pidfd, SIGKILL, NULL, 0);
+        struct pollfd pfd = { ls->pidfd, POLLIN, 0 };
+        while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {}
+        close(ls->pidfd);
+        ls->pidfd = -1;
+        ls->init_pid = 0;
+    } else if (ls->init_pid > 0) {
         kill(ls->init_pid, SIGKILL);
         while (waitpid(ls->init_pid, NULL, 0) < 0 && errno == EINTR) {}
         ls->init_pid = 0;
@@ -183,256 +153,11 @@ static int local_read_file(struct sf_sandbox *sb, const char *path, size_t max, 
 
 /* ---- run ------------------------------------------------------------------ */
 
-struct local_wait {
-    struct local_sandbox *ls;
-    pid_t pid;
-    int status;
-};
-
-static int local_on_ctl(void *arg)
-{
-    struct local_wait *w = arg;
-    struct sf_sbx_msg m;
-    ssize_t n = local_recv(w->ls->ctl, &m, NULL, 0);
-    if (n == 0) return -EPIPE;                 /* pid 1 is gone */
-    if (n < 0) return (int)n;
-    if (m.type == SF_SBX_MSG_EXITED && m.pid == w->pid) {
-        w->status = m.status;
-        return 1;
-    }
-    return 0;
-}
-
-static void local_close_pair(int p[2])
-{
-    for (int i = 0; i < 2; i++)
-        if (p[i] >= 0) close(p[i]);
-    p[0] = p[1] = -1;
-}
-
-static void local_result_empty(struct sf_run_result *res)
-{
-    if (!res->out) res->out = sf_xcalloc(1, 1);
-    if (!res->err_tail) res->err_tail = sf_xcalloc(1, 1);
-}
-
-/* What every command needs first: a live sandbox, the limits of this run
- * written to the cgroup, the OOM count to compare with. 0 or -errno. */
-static int local_begin(struct local_sandbox *ls, const struct sf_run_spec *spec,
-                       struct sf_limits *lim)
-{
-    struct sf_sandbox *sb = &ls->base;
-    *lim = ls->limits;
-    if (ls->dead[0] || ls->init_pid <= 0) {
-        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s cannot run commands: %s", sb->id,
-                ls->dead[0] ? ls->dead : "it is not running");
-        return -ESRCH;
-    }
-    if (!spec->cmd) {
-        sf_errf(sb->errstr, sizeof(sb->errstr), "run: no command");
-        return -EINVAL;
-    }
-    if (spec->limits) {
-        struct sf_limits o = *spec->limits;
-        sf_limits_merge(&o, &ls->limits);
-        *lim = o;
-    }
-    int rc = sf_sbx_cgroup_set_limits(&ls->cg, lim->memory_mb, lim->pids, sb->errstr,
-                                      sizeof(sb->errstr));
-    if (rc < 0) return rc;
-    ls->oom0 = 0;
-    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &ls->oom0);
-    ls->run_mem_mb = lim->memory_mb;
-    return 0;
-}
-
-/* Send RUN and wait for STARTED until 'deadline' (<= 0: none). 0 with the
- * command's pipes in cmd; 1 when it could not start (res filled);
- * -ETIMEDOUT; -ESRCH when the sandbox broke (errstr, sandbox killed). */
-static int local_start_cmd(struct local_sandbox *ls, const struct sf_run_spec *spec,
-                           const struct sf_limits *lim, int64_t deadline,
-                           struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
-{
-    struct sf_sandbox *sb = &ls->base;
-    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, rc = 0;
-    struct sf_buf req = { 0 };
-    /* The tmpfs enforces the sandbox's disk size; a smaller per-run value
-     * can only be a per-file limit. */
-    int64_t fsize = lim->disk_mb < ls->limits.disk_mb ? lim->disk_mb * 1024 * 1024 : 0;
-    if (!sf_sbx_exec_pack(spec, lim, fsize, &req)) {
-        res->status = SF_RUN_EXEC_FAILED;
-        res->exit_code = 127;
-        sf_errf(res->error, sizeof(res->error), "command and environment too large: %zu bytes "
-                "(at most %d)", req.len, SF_SBX_RUN_MAX);
-        rc = 1;
-        goto cleanup;
-    }
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-        rc = -errno;
-        sf_errf(sb->errstr, sizeof(sb->errstr), "run: pipe: %s", strerror(errno));
-        goto cleanup;
-    }
-    int child_fds[3] = { in[0], out[1], err[1] };
-    rc = sf_sbx_exec_send(ls->ctl, &req, child_fds);
-    close(in[0]); close(out[1]); close(err[1]);
-    in[0] = out[1] = err[1] = -1;
-    if (rc < 0) {
-        local_kill(ls, "its init process died");
-        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: sending the command: %s", sb->id,
-                strerror(-rc));
-        rc = -ESRCH;
-        goto cleanup;
-    }
-    struct sf_sbx_msg m;
-    ssize_t n = local_recv(ls->ctl, &m, NULL, deadline);
-    if (n == -ETIMEDOUT) { rc = -ETIMEDOUT; goto cleanup; }
-    if (n <= 0 || (m.type != SF_SBX_MSG_STARTED && m.type != SF_SBX_MSG_EXEC_FAILED)) {
-        local_kill(ls, "its init process died");
-        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: no answer from its init: %s", sb->id,
-                n < 0 ? strerror((int)-n) : "connection closed");
-        rc = -ESRCH;
-        goto cleanup;
-    }
-    if (m.type == SF_SBX_MSG_EXEC_FAILED) {
-        res->status = SF_RUN_EXEC_FAILED;
-        res->exit_code = 127;
-        if (m.step == SF_SBX_STEP_CWD)
-            sf_errf(res->error, sizeof(res->error), "cannot start command: working directory %s: %s",
-                    spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace", strerror(m.err));
-        else
-            sf_errf(res->error, sizeof(res->error), "cannot start command: %s: %s",
-                    sf_sbx_step_name(m.step), strerror(m.err));
-        rc = 1;
-        goto cleanup;
-    }
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    fcntl(err[0], F_SETFL, O_NONBLOCK);
-    *cmd = (struct sf_sandbox_cmd){ .pid = m.pid, .in_fd = in[1], .out_fd = out[0],
-                                    .err_fd = err[0], .wait_fd = ls->ctl };
-    ls->run_pid = m.pid;
-    in[1] = out[0] = err[0] = -1;
-cleanup:
-    local_close_pair(in);
-    local_close_pair(out);
-    local_close_pair(err);
-    sf_buf_free(&req);
-    return rc;
-}
-
-/* The command ended with wait 'status', or (init_died) pid 1 died under
- * it. Fills res; -ESRCH when the sandbox broke for another reason than
- * the OOM killer. */
-static int local_outcome(struct local_sandbox *ls, int status, bool init_died,
-                         struct sf_run_result *res)
-{
-    struct sf_sandbox *sb = &ls->base;
-    uint64_t oom1 = 0;
-    if (ls->cg.version) sf_sbx_cgroup_oom_kills(&ls->cg, &oom1);
-    bool oom = oom1 > ls->oom0;
-    ls->run_pid = 0;
-    if (init_died) {
-        /* pid 1 died under the command: the OOM killer, or a kill from outside. */
-        local_kill(ls, oom ? "it was killed by the OOM killer" : "its init process died");
-        if (!oom) {
-            sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: init died during the run", sb->id);
-            return -ESRCH;
-        }
-        status = SIGKILL;                       /* as a wait status: killed by SIGKILL */
-    }
-    if (oom) {
-        res->status = SF_RUN_OOM;
-        res->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-        res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + res->term_signal;
-        sf_errf(res->error, sizeof(res->error), "out of memory: the memory limit of %" PRId64
-                " MiB was reached and the kernel's OOM killer ended a process", ls->run_mem_mb);
-    } else {
-        sf_run_result_from_wait(res, status);
-    }
-    return 0;
-}
-
-static int local_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
-                     struct sf_run_result *res)
-{
-    struct local_sandbox *ls = (struct local_sandbox *)sb;
-    struct sf_limits lim;
-    struct sf_sandbox_cmd cmd;
-    int rc;
-
-    memset(res, 0, sizeof(*res));
-    int64_t t0 = sf_now_ms();
-    int64_t deadline = spec->timeout_s > 0 ? t0 + (int64_t)(spec->timeout_s * 1000.0 + 0.5) : 0;
-    if ((rc = local_begin(ls, spec, &lim)) < 0) return rc;
-    rc = local_start_cmd(ls, spec, &lim, deadline, &cmd, res);
-    if (rc == 1) goto done;
-    if (rc == -ETIMEDOUT) goto timeout;
-    if (rc < 0) return rc;
-
-    struct sf_iopump pump;
-    struct local_wait w = { ls, cmd.pid, 0 };
-    sf_iopump_init(&pump, spec, cmd.in_fd, cmd.out_fd, cmd.err_fd);
-    int pr = sf_iopump_run(&pump, ls->ctl, local_on_ctl, &w, deadline);
-    sf_iopump_finish(&pump, res);
-    if (pr == 0) goto timeout;
-    if ((rc = local_outcome(ls, w.status, pr < 0, res)) < 0) return rc;
-    goto done;
-timeout:
-    local_kill(ls, "sandbox was killed by a timeout");
-    res->status = SF_RUN_TIMEOUT;
-    res->term_signal = SIGKILL;
-    res->exit_code = 128 + SIGKILL;
-    sf_errf(res->error, sizeof(res->error), "timed out after %gs: the sandbox was killed",
-            spec->timeout_s);
-done:
-    local_result_empty(res);
-    res->duration_ms = sf_now_ms() - t0;
-    return 0;
-}
-
-static int local_start(struct sf_sandbox *sb, const struct sf_run_spec *spec,
-                       struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
-{
-    struct local_sandbox *ls = (struct local_sandbox *)sb;
-    struct sf_limits lim;
-    memset(res, 0, sizeof(*res));
-    int rc = local_begin(ls, spec, &lim);
-    if (rc < 0) return rc;
-    rc = local_start_cmd(ls, spec, &lim, sf_now_ms() + SF_LOCAL_SETUP_TIMEOUT_MS, cmd, res);
-    if (rc == -ETIMEDOUT) {
-        local_kill(ls, "its init did not answer");
-        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: its init did not start the command "
-                "within %d s", sb->id, SF_LOCAL_SETUP_TIMEOUT_MS / 1000);
-        rc = -ESRCH;
-    }
-    if (rc == 1) local_result_empty(res);
-    return rc;
-}
-
-static int local_reap(struct sf_sandbox *sb, struct sf_sandbox_cmd *cmd, struct sf_run_result *res)
-{
-    struct local_sandbox *ls = (struct local_sandbox *)sb;
-    if (ls->init_pid <= 0 || ls->ctl < 0) {
-        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s: %s", sb->id,
-                ls->dead[0] ? ls->dead : "it is not running");
-        return -ESRCH;
-    }
-    for (;;) {
-        struct pollfd pfd = { ls->ctl, POLLIN, 0 };
-        if (poll(&pfd, 1, 0) <= 0) return 0;
-        struct local_wait w = { ls, cmd->pid, 0 };
-        int done = local_on_ctl(&w);
-        if (done == 0) continue;
-        int rc = local_outcome(ls, w.status, done < 0, res);
-        return rc < 0 ? rc : 1;
-    }
-}
-
 static void local_destroy(struct sf_sandbox *sb)
 {
     struct local_sandbox *ls = (struct local_sandbox *)sb;
     if (!ls) return;
-    local_kill(ls, NULL);
+    sf_sbx_local_kill(ls, NULL);
     sf_sbx_egress_detach(ls->egress);
     if (ls->netns >= 0) close(ls->netns);
     if (ls->ctl >= 0) close(ls->ctl);
@@ -511,7 +236,7 @@ static int local_connect_port(struct sf_sandbox *sb, uint16_t port, int *fd)
 static const struct sf_sandbox_ops local_ops = {
     .write_file = local_write_file,
     .read_file = local_read_file,
-    .run = local_run,
+    .run = sf_sbx_local_run,
     .destroy = local_destroy,
     .proc_host = local_proc_host,
     .fs = &sf_sbx_fs_ops,
@@ -519,8 +244,8 @@ static const struct sf_sandbox_ops local_ops = {
     .stats = local_stats,
     .set_network = local_set_network,
     .connect_port = local_connect_port,
-    .start = local_start,
-    .reap = local_reap,
+    .start = sf_sbx_local_start,
+    .reap = sf_sbx_local_reap,
 };
 
 /* ---- create ----------------------------------------------------------------- */
@@ -549,41 +274,36 @@ static int local_netns(struct local_provider *lp, const struct sf_sandbox_opts *
     return 0;
 }
 
-/* Parent side of the handshake: ids, cgroup, GO, then READY or an error. */
-static int local_handshake(struct local_sandbox *ls, const struct sf_sbx_mount_plan *plan,
+/* Parent side of the handshake: ids (unless the zygote wrote them), cgroup,
+ * GO, then READY or an error. */
+static int local_handshake(struct local_sandbox *ls, const struct sf_sandbox_opts *opts,
                            bool self_joined, char *errstr, size_t errlen)
 {
     struct local_provider *lp = ls->lp;
-    char map[64];
     int rc;
     const char *what = "uid_map";
-    /* "user" (1000) gets its own unprivileged host id when we may map two. */
-    if (lp->user_uid) snprintf(map, sizeof(map), "0 %u 1\n1000 %u 1\n", lp->host_uid, lp->user_uid);
-    else snprintf(map, sizeof(map), "0 %u 1\n", lp->host_uid);
-    if ((rc = local_write_proc(ls->init_pid, "uid_map", map)) < 0) goto fail;
-    /* An unprivileged writer may map a gid only with setgroups denied. */
-    what = "setgroups";
-    if (!lp->worker_is_root && (rc = local_write_proc(ls->init_pid, "setgroups", "deny")) < 0)
-        goto fail;
-    what = "gid_map";
-    if (lp->user_gid) snprintf(map, sizeof(map), "0 %u 1\n1000 %u 1\n", lp->host_gid, lp->user_gid);
-    else snprintf(map, sizeof(map), "0 %u 1\n", lp->host_gid);
-    if ((rc = local_write_proc(ls->init_pid, "gid_map", map)) < 0) goto fail;
+    if (ls->pidfd < 0 && (rc = sf_sbx_write_maps(ls->init_pid, &lp->ids, &what)) < 0) goto fail;
     if (!self_joined && (rc = sf_sbx_cgroup_attach(&ls->cg, ls->init_pid, errstr, errlen)) < 0)
         return rc;
     struct sf_sbx_msg m = { .type = SF_SBX_MSG_GO };
     what = "releasing the sandbox child";
     if (send(ls->ctl, &m, sizeof(m), MSG_NOSIGNAL) < 0) { rc = -errno; goto fail; }
     int fd = -1;
-    ssize_t n = local_recv(ls->ctl, &m, &fd, sf_now_ms() + SF_LOCAL_SETUP_TIMEOUT_MS);
+    ssize_t n = sf_sbx_local_recv(ls->ctl, &m, &fd, sf_now_ms() + SF_LOCAL_SETUP_TIMEOUT_MS);
     if (n > 0 && m.type == SF_SBX_MSG_READY && fd >= 0) {
         ls->rootfd = fd;
         return 0;
     }
     if (fd >= 0) close(fd);
     if (n > 0 && m.type == SF_SBX_MSG_SETUP_FAILED) {
-        char desc[PATH_MAX + 64] = "";
-        if (m.step == SF_SBX_STEP_MOUNT) sf_sbx_mount_describe(plan, m.detail, desc, sizeof(desc));
+        char desc[PATH_MAX + 64] = "", e2[8];
+        /* The same options give the same plan: build it again to name the step. */
+        struct sf_sbx_mount_plan plan = { 0 };
+        if (m.step == SF_SBX_STEP_MOUNT &&
+            sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0, e2,
+                                    sizeof(e2)) == 0)
+            sf_sbx_mount_describe(&plan, m.detail, desc, sizeof(desc));
+        sf_sbx_mount_plan_free(&plan);
         sf_errf(errstr, errlen, "local sandbox setup failed: %s%s%s: %s", sf_sbx_step_name(m.step),
                 desc[0] ? ": " : "", desc, strerror(m.err));
         return -(m.err ? m.err : EIO);
@@ -598,18 +318,51 @@ fail:
     return rc;
 }
 
+/* Clone the child from this process (no zygote): plan, enter its network
+ * namespace around clone(). Returns the pid or -errno (errstr). */
+static pid_t local_clone_here(struct local_sandbox *ls, const struct sf_sandbox_opts *opts,
+                              int netns, int ctl_fd, const int cgj[2], char *errstr, size_t errlen)
+{
+    struct local_provider *lp = ls->lp;
+    struct sf_sbx_mount_plan plan = { 0 };
+    int rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0,
+                                      errstr, errlen);
+    if (rc < 0) return rc;
+    struct sf_sbx_child_cfg cfg = {
+        .ctl_fd = ctl_fd, .drop_groups = lp->worker_is_root, .plan = &plan, .filter = &lp->bpf,
+        .cap_last = lp->cap_last, .cg_join = { cgj[0], cgj[1] }, .lo_ready = netns >= 0,
+    };
+    /* The namespace is entered by this thread only around clone() so that
+     * the child starts in it (sbx_netns.h). */
+    int prevns = netns >= 0 ? sf_sbx_netns_enter(netns) : -1;
+    if (netns >= 0 && prevns < 0) {
+        sf_errf(errstr, errlen, "local sandbox: entering its network namespace: %s",
+                strerror(-prevns));
+        sf_sbx_mount_plan_free(&plan);
+        return prevns;
+    }
+    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (netns >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+    /* fork-like raw clone: see sbx_init.h for what the child may call. */
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
+    if (pid == 0) sf_sbx_init_main(&cfg);
+    int clone_errno = errno;
+    if (netns >= 0) sf_sbx_netns_leave(prevns);
+    sf_sbx_mount_plan_free(&plan);
+    return pid < 0 ? local_clone_error(clone_errno, errstr, errlen) : pid;
+}
+
 static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
                         struct sf_sandbox **out, char *errstr, size_t errlen)
 {
     struct local_provider *lp = (struct local_provider *)p;
     struct local_sandbox *ls = sf_xcalloc(1, sizeof(*ls));
-    struct sf_sbx_mount_plan plan = { 0 };
     int sv[2] = { -1, -1 }, cgj[2] = { -1, -1 }, rc;
     char hex[16];
 
     ls->base.ops = &local_ops;
     ls->lp = lp;
-    ls->ctl = ls->rootfd = ls->netns = -1;
+    ls->ctl = ls->rootfd = ls->netns = ls->pidfd = -1;
     ls->limits = opts->limits;
     sf_limits_merge(&ls->limits, &lp->defaults);
     sf_random_hex(hex, sizeof(hex), 12);
@@ -625,9 +378,6 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
         sf_errf(errstr, errlen, "local sandbox: cgroup %s: %s", ls->cg.mem, strerror(-rc));
         goto cleanup;
     }
-    if ((rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0,
-                                       errstr, errlen)) < 0)
-        goto cleanup;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = -errno;
         sf_errf(errstr, errlen, "local sandbox: socketpair: %s", strerror(errno));
@@ -637,42 +387,31 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     int sndbuf = 2 * SF_SBX_RUN_MAX;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf));
-    struct sf_sbx_child_cfg cfg = {
-        .ctl_fd = sv[1], .drop_groups = lp->worker_is_root,
-        .plan = &plan, .filter = &lp->bpf, .cap_last = lp->cap_last,
-        .cg_join = { cgj[0], cgj[1] },
-    };
     struct sf_sbx_ns ns;
     if ((rc = local_netns(lp, opts, &ns, errstr, errlen)) < 0) goto cleanup;
-    /* The namespace is entered by this thread only around clone() so that
-     * the child starts in it (sbx_netns.h). */
-    int prevns = ns.net >= 0 ? sf_sbx_netns_enter(ns.net) : -1;
-    if (ns.net >= 0 && prevns < 0) {
-        rc = prevns;
-        sf_errf(errstr, errlen, "local sandbox: entering its network namespace: %s", strerror(-rc));
-        sf_sbx_ns_close(&ns);
-        goto cleanup;
+    pid_t pid;
+    if (lp->zygote) {
+        struct sf_sbx_zygote_req req = { .opts = opts, .disk_mb = ls->limits.disk_mb,
+                                         .ctl_fd = sv[1], .cg_join = { cgj[0], cgj[1] },
+                                         .netns = ns.net };
+        bool at_clone;
+        int zrc = sf_sbx_zygote_spawn(lp->zygote, &req, &pid, &ls->pidfd, &at_clone, errstr,
+                                      errlen);
+        if (zrc < 0) pid = at_clone ? local_clone_error(-zrc, errstr, errlen) : zrc;
+    } else {
+        pid = local_clone_here(ls, opts, ns.net, sv[1], cgj, errstr, errlen);
     }
-    cfg.lo_ready = ns.net >= 0;
-    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                 (ns.net >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
-    /* fork-like raw clone: see sbx_init.h for what the child may call. */
-    pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
-    if (pid == 0) sf_sbx_init_main(&cfg);
-    int clone_errno = errno;
-    if (ns.net >= 0) sf_sbx_netns_leave(prevns);
     /* Kept for the worker's own connections into it (connect_port); the
      * namespace serves this sandbox only and dies with it. */
     ls->netns = ns.net;
     ns.net = -1;
-    if (opts->network && pid > 0) {
+    if (opts->network && pid > 0)
         sf_sbx_egress_attach(lp->egress.eg, &ns, opts->net_policy, ls->base.id, &ls->egress);
-    }
     sf_sbx_ns_close(&ns);
-    local_close_pair(cgj);
-    errno = clone_errno;
+    bool self_joined = cgj[0] >= 0;     /* v1: the child moved itself */
+    sf_sbx_close_pair(cgj);
     if (pid < 0) {
-        rc = local_clone_error(errno, errstr, errlen);
+        rc = pid;
         goto cleanup;
     }
     ls->init_pid = pid;
@@ -680,15 +419,13 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     sv[1] = -1;
     ls->ctl = sv[0];
     sv[0] = -1;
-    if ((rc = local_handshake(ls, &plan, cfg.cg_join[0] >= 0, errstr, errlen)) < 0)
+    if ((rc = local_handshake(ls, opts, self_joined, errstr, errlen)) < 0)
         goto cleanup;
-    sf_sbx_mount_plan_free(&plan);
     *out = &ls->base;
     return 0;
 cleanup:
-    sf_sbx_mount_plan_free(&plan);
-    local_close_pair(sv);
-    local_close_pair(cgj);
+    sf_sbx_close_pair(sv);
+    sf_sbx_close_pair(cgj);
     local_destroy(&ls->base);
     *out = NULL;
     return rc;
@@ -700,6 +437,7 @@ static void local_free(struct sf_sandbox_provider *p)
 {
     struct local_provider *lp = (struct local_provider *)p;
     if (!lp) return;
+    sf_sbx_zygote_stop(lp->zygote);
     sf_sbx_netns_pool_free(lp->netns);
     sf_sbx_egress_kit_stop(&lp->egress);
     sf_sbx_seccomp_free(&lp->bpf);
@@ -754,6 +492,11 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
         lp->host_uid = geteuid();
         lp->host_gid = getegid();
     }
+    lp->ids = (struct sf_sbx_zygote_cfg){
+        .filter = &lp->bpf, .drop_groups = lp->worker_is_root, .host_uid = lp->host_uid,
+        .host_gid = lp->host_gid, .user_uid = lp->user_uid, .user_gid = lp->user_gid,
+        .write_setgroups = !lp->worker_is_root,
+    };
     lp->cap_last = 40;
     char *s = NULL;
     size_t n;
@@ -783,6 +526,13 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
          * cgroups stayed. */
         sf_sbx_cgroup_sweep(&lp->cgbase, "sf-");
     }
+    /* Before any thread of ours: the zygote is a copy of this process as it
+     * is now. SF_SBX_NO_ZYGOTE=1 clones from here instead (benchmarks.md §1
+     * compares the two). */
+    lp->ids.cap_last = lp->cap_last;
+    const char *nz = getenv("SF_SBX_NO_ZYGOTE");
+    if (!(nz && *nz == '1') && !(lp->zygote = sf_sbx_zygote_start(&lp->ids, cgerr, sizeof(cgerr))))
+        SF_LOGW(lp->log, "local sandbox: %s; sandboxes are cloned from the worker", cgerr);
     /* Without the privilege to make network namespaces outside a user
      * namespace, every sandbox makes its own (slower, as safe). */
     int nserr;

@@ -63,9 +63,9 @@ const char *sf_sbx_step_name(int step)
 
 /* ---- helpers (async-signal-safe) ----------------------------------------- */
 
-static void sf_sbx_send(int fd, const struct sf_sbx_msg *m, int pass_fd)
+void sf_sbx_send_with_fd(int fd, const void *msg, size_t len, int pass_fd)
 {
-    struct iovec iov = { (void *)m, sizeof(*m) };
+    struct iovec iov = { (void *)msg, len };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
     if (pass_fd >= 0) {
@@ -79,6 +79,11 @@ static void sf_sbx_send(int fd, const struct sf_sbx_msg *m, int pass_fd)
         memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     }
     while (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+}
+
+static void sf_sbx_send(int fd, const struct sf_sbx_msg *m, int pass_fd)
+{
+    sf_sbx_send_with_fd(fd, m, sizeof(*m), pass_fd);
 }
 
 static void __attribute__((noreturn)) sf_sbx_setup_fail(int ctl, int step, int err, size_t detail)
@@ -100,7 +105,7 @@ static void sf_sbx_close_others(int keep, bool keep_std)
 /* The child is a copy of the worker: its argv and environment (API keys)
  * would show in /proc/1/cmdline and /proc/1/environ inside. Wipe both
  * areas; their addresses are fields 48-51 of /proc/self/stat. */
-static void sf_sbx_scrub_argv_env(void)
+void sf_sbx_scrub_argv_env(void)
 {
     static char buf[2048];
     unsigned long v[4] = { 0, 0, 0, 0 };
@@ -441,19 +446,22 @@ void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
             cg_err = errno ? errno : EIO;
     /* Other sandboxes' sockets and pipes must not stay open in here. */
     sf_sbx_close_others(ctl, false);
-    sf_sbx_scrub_argv_env();
+    if (!cfg->clean) sf_sbx_scrub_argv_env();
+    else prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0);
     int devnull = open("/dev/null", O_RDWR);
     for (int i = 0; devnull >= 0 && i < 3; i++)
         if (devnull != i) dup2(devnull, i);
     if (devnull > 2) close(devnull);
     umask(0);
-    /* Dispositions the worker ignored (SIGPIPE) would survive execve. */
-    for (int sig = 1; sig < NSIG; sig++) {
+    /* Dispositions the worker ignored (SIGPIPE) would survive execve; the
+     * zygote reset them once, except SIGCHLD, which it ignores. */
+    for (int sig = cfg->clean ? SIGCHLD : 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
         sigaction(sig, &sa, NULL);
+        if (cfg->clean) break;
     }
 
     do n = recv(ctl, &m, sizeof(m), 0); while (n < 0 && errno == EINTR);

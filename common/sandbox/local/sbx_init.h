@@ -88,7 +88,18 @@ struct sf_sbx_child_cfg {
     const struct sf_sbx_mount_plan *plan;
     const struct sf_sbx_bpf *filter;
     int cap_last;                       /* /proc/sys/kernel/cap_last_cap */
+    bool clean;                         /* cloned from the zygote: its argv and
+                                           environment are wiped, its signals
+                                           reset already (sbx_zygote.h) */
 };
+
+/* Send one datagram with an fd (SCM_RIGHTS; none when pass_fd < 0),
+ * retrying EINTR. Syscalls only. */
+void sf_sbx_send_with_fd(int fd, const void *msg, size_t len, int pass_fd);
+
+/* Wipe the argv and environment areas of the calling process (they show in
+ * /proc/PID/cmdline and environ) and name it "sandbox-init". Syscalls only. */
+void sf_sbx_scrub_argv_env(void);
 
 /* The child's whole life. Never returns. Child of clone() only. */
 void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg) __attribute__((noreturn));

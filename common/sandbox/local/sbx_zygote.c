@@ -1,0 +1,391 @@
+/* common/sandbox/local/sbx_zygote.c: see sbx_zygote.h.
+ *
+ * Design: one SOCK_SEQPACKET socketpair; a request is one datagram (a
+ * header, then the template root and the bind pairs as NUL-terminated
+ * strings) with its fds by SCM_RIGHTS; the answer is one datagram with the
+ * pidfd. The worker side holds a mutex across send and receive, so answers
+ * pair with requests. The zygote is made with glibc's fork() (not a raw
+ * clone), which leaves malloc usable in it: it builds mount plans itself
+ * and keeps the last few (a plan depends only on the request's fields,
+ * and most sandboxes ask for the same). Its children are raw clones of it
+ * and run sbx_init.c as before. The zygote dies with the worker
+ * (PR_SET_PDEATHSIG, and end of file on its socket). */
+#include "sbx_zygote.h"
+#include "sbx_init.h"
+#include "sbx_mount.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+#define ZYG_MAX_REQ (64 * 1024)
+#define ZYG_PLANS 8                     /* cached plans (requests without ro_binds) */
+
+enum { ZYG_NETWORK = 1, ZYG_HAS_NETNS = 2, ZYG_HAS_CG0 = 4, ZYG_HAS_CG1 = 8 };
+
+struct zyg_req_hdr {
+    uint32_t flags;
+    uint32_t n_binds;
+    int64_t disk_mb;
+    uint32_t strings_len;               /* rootfs ("" = none), then host, sandbox per bind */
+};
+
+struct zyg_reply {
+    int32_t err;                        /* positive errno, 0: ok */
+    int32_t pid;
+    int32_t at_clone;                   /* err came from clone() itself */
+    char msg[SF_ERRSTR_LEN];            /* the whole reason */
+};
+
+struct sf_sbx_zygote {
+    pthread_mutex_t mu;
+    int sock;
+    pid_t pid;
+};
+
+int sf_sbx_write_maps(pid_t pid, const struct sf_sbx_zygote_cfg *ids, const char **what)
+{
+    char map[64], path[64];
+    int rc = 0;
+    for (int step = 0; step < 3 && rc == 0; step++) {
+        static const char *const file[] = { "uid_map", "setgroups", "gid_map" };
+        /* An unprivileged writer may map a gid only with setgroups denied. */
+        if (step == 1 && !ids->write_setgroups) continue;
+        /* "user" (1000) gets its own unprivileged host id when we may map two. */
+        uint32_t root = step == 0 ? ids->host_uid : ids->host_gid;
+        uint32_t user = step == 0 ? ids->user_uid : ids->user_gid;
+        if (step == 1) snprintf(map, sizeof(map), "deny");
+        else if (user) snprintf(map, sizeof(map), "0 %u 1\n1000 %u 1\n", root, user);
+        else snprintf(map, sizeof(map), "0 %u 1\n", root);
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file[step]);
+        *what = file[step];
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) { rc = -errno; break; }
+        rc = sf_write_all(fd, map, strlen(map));
+        close(fd);
+    }
+    return rc;
+}
+
+/* ---- the zygote ----------------------------------------------------------- */
+
+struct zyg_plan {
+    bool used, network;
+    int64_t disk_mb;
+    char *rootfs;
+    struct sf_sbx_mount_plan plan;
+    uint64_t last;
+};
+
+struct zyg {
+    const struct sf_sbx_zygote_cfg *cfg;
+    int sock, home_net;
+    struct zyg_plan plans[ZYG_PLANS];
+    uint64_t tick;
+    char buf[ZYG_MAX_REQ];
+};
+
+static void zyg_reply(int sock, int err, pid_t pid, int pidfd, const char *msg)
+{
+    struct zyg_reply r = { .err = err, .pid = pid, .at_clone = pid < 0 };
+    if (msg) sf_strlcpy(r.msg, msg, sizeof(r.msg));
+    if (r.at_clone) r.pid = 0;
+    sf_sbx_send_with_fd(sock, &r, sizeof(r), pidfd);
+}
+
+/* The plan for these options: a cached one when there are no extra binds. */
+static int zyg_plan(struct zyg *z, const struct sf_sandbox_opts *o, int64_t disk_mb,
+                    struct sf_sbx_mount_plan **out, struct sf_sbx_mount_plan *own, char *err,
+                    size_t errlen)
+{
+    bool user_mapped = z->cfg->user_uid != 0;
+    if (o->n_ro_binds) {
+        *out = own;
+        return sf_sbx_mount_plan_build(own, o, disk_mb, user_mapped, err, errlen);
+    }
+    struct zyg_plan *lru = &z->plans[0];
+    for (int i = 0; i < ZYG_PLANS; i++) {
+        struct zyg_plan *p = &z->plans[i];
+        if (p->used && p->network == o->network && p->disk_mb == disk_mb &&
+            !strcmp(p->rootfs ? p->rootfs : "", o->rootfs ? o->rootfs : "")) {
+            p->last = ++z->tick;
+            *out = &p->plan;
+            return 0;
+        }
+        if (!p->used || p->last < lru->last) lru = p;
+    }
+    if (lru->used) {
+        sf_sbx_mount_plan_free(&lru->plan);
+        free(lru->rootfs);
+    }
+    memset(lru, 0, sizeof(*lru));
+    int rc = sf_sbx_mount_plan_build(&lru->plan, o, disk_mb, user_mapped, err, errlen);
+    if (rc < 0) return rc;
+    lru->used = true;
+    lru->network = o->network;
+    lru->disk_mb = disk_mb;
+    lru->rootfs = o->rootfs ? sf_xstrdup(o->rootfs) : NULL;
+    lru->last = ++z->tick;
+    *out = &lru->plan;
+    return 0;
+}
+
+/* Serve one request; fds[] are closed by the caller. */
+static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
+{
+    struct zyg_req_hdr h;
+    char err[SF_ERRSTR_LEN] = "";
+    struct sf_bind binds[64];
+    if (len < sizeof(h)) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request"); return; }
+    memcpy(&h, z->buf, sizeof(h));
+    int want = 1 + !!(h.flags & ZYG_HAS_NETNS) + !!(h.flags & ZYG_HAS_CG0) + !!(h.flags & ZYG_HAS_CG1);
+    const char *p = z->buf + sizeof(h), *end = z->buf + len, *s[1 + 2 * 64];
+    size_t ns = 0, nstr = 1 + 2 * (size_t)h.n_binds;
+    bool ok = nfds == want && h.n_binds <= 64 && h.strings_len == len - sizeof(h);
+    for (; ok && ns < nstr; ns++) {
+        const char *zp = memchr(p, '\0', (size_t)(end - p));
+        if (!zp) { ok = false; break; }
+        s[ns] = p;
+        p = zp + 1;
+    }
+    if (!ok) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request"); return; }
+    for (uint32_t i = 0; i < h.n_binds; i++)
+        binds[i] = (struct sf_bind){ .host_path = s[1 + 2 * i], .sandbox_path = s[2 + 2 * i] };
+    struct sf_sandbox_opts o = { .network = (h.flags & ZYG_NETWORK) != 0,
+                                 .rootfs = s[0][0] ? s[0] : NULL,
+                                 .ro_binds = binds, .n_ro_binds = h.n_binds };
+    struct sf_sbx_mount_plan own = { 0 }, *plan = NULL;
+    int rc = zyg_plan(z, &o, h.disk_mb, &plan, &own, err, sizeof(err));
+    if (rc < 0) {
+        zyg_reply(z->sock, -rc, 0, -1, err);
+        sf_sbx_mount_plan_free(&own);
+        return;
+    }
+    int k = 1, netns = -1;
+    struct sf_sbx_child_cfg cfg = {
+        .ctl_fd = fds[0], .drop_groups = z->cfg->drop_groups, .plan = plan,
+        .filter = z->cfg->filter, .cap_last = z->cfg->cap_last, .cg_join = { -1, -1 },
+        .clean = true,
+    };
+    if (h.flags & ZYG_HAS_NETNS) netns = fds[k++];
+    if (h.flags & ZYG_HAS_CG0) cfg.cg_join[0] = fds[k++];
+    if (h.flags & ZYG_HAS_CG1) cfg.cg_join[1] = fds[k++];
+    cfg.lo_ready = netns >= 0;
+    if (netns >= 0 && setns(netns, CLONE_NEWNET) < 0) {
+        rc = errno;
+        snprintf(err, sizeof(err), "entering the sandbox's network namespace: %s", strerror(rc));
+        zyg_reply(z->sock, rc, 0, -1, err);
+        sf_sbx_mount_plan_free(&own);
+        return;
+    }
+    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (netns >= 0 ? 0 : CLONE_NEWNET) | CLONE_PIDFD | SIGCHLD;
+    int pidfd = -1;
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, &pidfd, 0, 0);
+    if (pid == 0) sf_sbx_init_main(&cfg);
+    int clone_err = errno;
+    if (netns >= 0 && setns(z->home_net, CLONE_NEWNET) < 0) _exit(1);   /* never stay in one */
+    sf_sbx_mount_plan_free(&own);
+    if (pid < 0) {
+        snprintf(err, sizeof(err), "clone: %s", strerror(clone_err));
+        zyg_reply(z->sock, clone_err, -1, -1, err);     /* pid -1: at clone */
+        return;
+    }
+    const char *what = NULL;
+    if ((rc = sf_sbx_write_maps(pid, z->cfg, &what)) < 0) {
+        snprintf(err, sizeof(err), "local sandbox: %s for pid %d: %s", what, (int)pid,
+                 strerror(-rc));
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        zyg_reply(z->sock, -rc, 0, -1, err);
+        close(pidfd);
+        return;
+    }
+    zyg_reply(z->sock, 0, pid, pidfd, NULL);
+    close(pidfd);
+}
+
+static void __attribute__((noreturn)) zyg_main(const struct sf_sbx_zygote_cfg *cfg, int sock,
+                                               pid_t parent)
+{
+    static struct zyg z;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(0);
+    z.cfg = cfg;
+    z.sock = sock;
+    /* Nothing of the worker's but our socket, and no API key in our argv or
+     * environment for any child to inherit. */
+    if (sock > 3) syscall(SYS_close_range, 3, (unsigned)sock - 1, 0);
+    syscall(SYS_close_range, (unsigned)sock + 1, ~0u, 0);
+    sf_sbx_scrub_argv_env();
+    prctl(PR_SET_NAME, "sf-zygote", 0, 0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = sig == SIGCHLD ? SIG_IGN : SIG_DFL;    /* children reap themselves */
+        sigaction(sig, &sa, NULL);
+    }
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    z.home_net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    for (;;) {
+        struct iovec iov = { z.buf, sizeof(z.buf) };
+        union { char buf[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; } u;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(0);                   /* the worker is gone */
+        int fds[4] = { -1, -1, -1, -1 }, nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < k && nfds < 4; i++)
+                memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        }
+        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+            zyg_reply(sock, EPROTO, 0, -1, "zygote: request too large");
+        else
+            zyg_serve(&z, (size_t)n, fds, nfds);
+        for (int i = 0; i < nfds; i++) close(fds[i]);
+    }
+}
+
+/* ---- the worker's side ----------------------------------------------------- */
+
+struct sf_sbx_zygote *sf_sbx_zygote_start(const struct sf_sbx_zygote_cfg *cfg, char *err,
+                                          size_t errlen)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        sf_errf(err, errlen, "zygote: socketpair: %s", strerror(errno));
+        return NULL;
+    }
+    int sndbuf = 2 * ZYG_MAX_REQ;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf));
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        zyg_main(cfg, sv[1], parent);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        sf_errf(err, errlen, "zygote: fork: %s", strerror(errno));
+        close(sv[0]);
+        return NULL;
+    }
+    struct sf_sbx_zygote *z = sf_xcalloc(1, sizeof(*z));
+    pthread_mutex_init(&z->mu, NULL);
+    z->sock = sv[0];
+    z->pid = pid;
+    return z;
+}
+
+void sf_sbx_zygote_stop(struct sf_sbx_zygote *z)
+{
+    if (!z) return;
+    close(z->sock);                         /* it exits at end of file */
+    while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR) {}
+    pthread_mutex_destroy(&z->mu);
+    free(z);
+}
+
+int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req *req,
+                        pid_t *pid, int *pidfd, bool *at_clone, char *err, size_t errlen)
+{
+    *at_clone = false;
+    const struct sf_sandbox_opts *o = req->opts;
+    struct zyg_req_hdr h = { .disk_mb = req->disk_mb, .n_binds = (uint32_t)o->n_ro_binds };
+    struct sf_buf b = { 0 };
+    int fds[4], nfds = 0, rc = 0;
+    *pid = 0;
+    *pidfd = -1;
+    if (o->n_ro_binds > 64) {
+        sf_errf(err, errlen, "at most 64 ro_binds");
+        return -E2BIG;
+    }
+    fds[nfds++] = req->ctl_fd;
+    if (o->network) h.flags |= ZYG_NETWORK;
+    if (req->netns >= 0) { h.flags |= ZYG_HAS_NETNS; fds[nfds++] = req->netns; }
+    if (req->cg_join[0] >= 0) { h.flags |= ZYG_HAS_CG0; fds[nfds++] = req->cg_join[0]; }
+    if (req->cg_join[1] >= 0) { h.flags |= ZYG_HAS_CG1; fds[nfds++] = req->cg_join[1]; }
+    sf_buf_append(&b, &h, sizeof(h));
+    const char *root = o->rootfs ? o->rootfs : "";
+    sf_buf_append(&b, root, strlen(root) + 1);
+    for (size_t i = 0; i < o->n_ro_binds; i++) {
+        const char *hp = o->ro_binds[i].host_path ? o->ro_binds[i].host_path : "";
+        const char *sp = o->ro_binds[i].sandbox_path ? o->ro_binds[i].sandbox_path : "";
+        sf_buf_append(&b, hp, strlen(hp) + 1);
+        sf_buf_append(&b, sp, strlen(sp) + 1);
+    }
+    h.strings_len = (uint32_t)(b.len - sizeof(h));
+    memcpy(b.data, &h, sizeof(h));
+    if (b.len > ZYG_MAX_REQ) {
+        sf_buf_free(&b);
+        sf_errf(err, errlen, "sandbox options too large (%zu bytes)", b.len);
+        return -E2BIG;
+    }
+    struct iovec iov = { b.data, b.len };
+    union { char buf[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int)) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+
+    struct zyg_reply r;
+    struct iovec riov = { &r, sizeof(r) };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ru;
+    struct msghdr rh = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = ru.buf,
+                         .msg_controllen = sizeof(ru.buf) };
+    ssize_t n;
+    pthread_mutex_lock(&z->mu);
+    while ((n = sendmsg(z->sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
+    if (n >= 0)
+        while ((n = recvmsg(z->sock, &rh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    pthread_mutex_unlock(&z->mu);
+    sf_buf_free(&b);
+    if (n != (ssize_t)sizeof(r)) {
+        rc = n < 0 ? -errno : -EPIPE;
+        sf_errf(err, errlen, "the sandbox zygote is gone (%s)", strerror(-rc));
+        return rc;
+    }
+    struct cmsghdr *rc_ = CMSG_FIRSTHDR(&rh);
+    if (rc_ && rc_->cmsg_level == SOL_SOCKET && rc_->cmsg_type == SCM_RIGHTS)
+        memcpy(pidfd, CMSG_DATA(rc_), sizeof(int));
+    if (r.err) {
+        if (*pidfd >= 0) close(*pidfd);
+        *pidfd = -1;
+        r.msg[sizeof(r.msg) - 1] = '\0';
+        sf_errf(err, errlen, "%s", r.msg);
+        *at_clone = r.at_clone != 0;
+        return -r.err;
+    }
+    if (*pidfd < 0) {
+        sf_errf(err, errlen, "the sandbox zygote sent no pidfd");
+        return -EPROTO;
+    }
+    *pid = r.pid;
+    return 0;
+}
