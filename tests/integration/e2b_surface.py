@@ -234,6 +234,9 @@ def sync_suite():
     m = sb.get_metrics()
     check(len(m) >= 1 and m[-1].mem_total > 0 and m[-1].disk_total > 0 and m[-1].cpu_count >= 1,
           f"get_metrics from the sandbox's cgroup ({m[-1] if m else None})")
+    info = sb.get_info()
+    check(m and info.memory_mb * 2**20 == m[-1].mem_total and info.cpu_count == m[-1].cpu_count,
+          f"get_info's size is the sandbox's own ({info.memory_mb} MB, {info.cpu_count} CPUs)")
     sb.files.write("/tmp/dl.txt", "signed")
     url = sb.download_url("/tmp/dl.txt")
     check(urllib.request.urlopen(url).read() == b"signed", "download_url: a signed URL, no token header")

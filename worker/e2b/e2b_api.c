@@ -48,14 +48,15 @@ static json_t *e2b_sandbox_json(struct e2b_req *rq, const struct e2b_sbx *s)
 static json_t *e2b_detail_json(struct e2b_registry *reg, struct e2b_sbx *s, const char *domain)
 {
     bool detail = domain != NULL;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = s->cpus > 0 ? s->cpus : sysconf(_SC_NPROCESSORS_ONLN);
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:s,s:O}",
                           "templateID", s->template_id, "alias", s->template_id,
                           "sandboxID", s->id, "clientID", E2B_CLIENT_ID,
                           "startedAt", e2b_time(s->started_wall_ms),
                           "endAt", e2b_time(__atomic_load_n(&s->end_wall_ms, __ATOMIC_RELAXED)),
-                          "cpuCount", (int)(cpus > 0 ? cpus : 1), "memoryMB", 512,
-                          "diskSizeMB", 256, "state", e2b_sbx_paused(reg, s) ? "paused" : "running",
+                          "cpuCount", (int)(cpus > 0 ? cpus : 1),
+                          "memoryMB", s->memory_mb > 0 ? s->memory_mb : 512,
+                          "diskSizeMB", s->disk_mb > 0 ? s->disk_mb : 256, "state", e2b_sbx_paused(reg, s) ? "paused" : "running",
                           "envdVersion", E2B_ENVD_VERSION,
                           "metadata", s->metadata);
     if (detail) {

@@ -255,6 +255,12 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
         e2b_sbx_free(s);
         return rc;
     }
+    struct sf_sandbox_stats st = { 0 };
+    if (sf_sandbox_stats(s->sb, &st) == 0) {
+        s->memory_mb = (int)(st.mem_limit_bytes >> 20);
+        s->disk_mb = (int)(st.disk_limit_bytes >> 20);
+        s->cpus = st.cpus;
+    }
     pthread_mutex_lock(&r->mu);
     r->creating--;
     if (r->n == r->cap) {

@@ -8,7 +8,8 @@
  * host at once, so every open stream ends; the local sandbox itself is
  * destroyed when the last reference is dropped (a file transfer in flight
  * finishes first).
- * Locks, in order: registry mu → entry mu → proc host → process / plock.
+ * Locks, in order: registry mu → entry mu → proc host → process / plock;
+ * wlock (the polled watchers) is a leaf of its own.
  * Thread: all functions are thread-safe. */
 #ifndef SF_E2B_REGISTRY_H
 #define SF_E2B_REGISTRY_H
@@ -39,6 +40,7 @@ struct e2b_sbx {
     bool network;
     char traffic_token[48];          /* "" unless allow_public_traffic false (e2b_network.h) */
     char host_mask[256];             /* mask_request_host, "" for none */
+    int memory_mb, disk_mb, cpus;    /* its size, for get_info */
     /* under the registry's mu */
     bool paused;                     /* frozen: not running, not reaped */
     int64_t paused_left_ms;          /* of its timeout, when it was paused */
