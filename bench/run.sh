@@ -25,6 +25,7 @@ sections=(
   "e2b_roundtrip.sh:6. E2B-compatible API round trip"
   "concurrency.sh:7. throughput against concurrency"
   "priority.sh:8. what priorities cost the task path"
+  "net_cost.sh:9. what network costs a sandbox"
 )
 status=0
 for s in "${sections[@]}"; do
