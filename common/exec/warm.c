@@ -192,8 +192,10 @@ static int agent_start(struct sf_sandbox_provider *p, const struct sf_task *t,
     a->run_id = sf_xstrdup(t->run_id);
     a->step = sf_xstrdup(t->step);
     snprintf(label, sizeof(label), "%s:%s (serving)", t->run_id, t->step);
-    struct sf_sandbox_opts opts = { .network = t->network, .limits = *limits, .label = label,
-                                    .rootfs = rootfs };
+    /* The step's egress rules too: without them a serving agent would get
+     * the default policy, wider than what its step asks for. */
+    struct sf_sandbox_opts opts = { .network = t->network, .net_policy = t->net_policy,
+                                    .limits = *limits, .label = label, .rootfs = rootfs };
     if ((rc = sf_sandbox_create(p, &opts, &a->sb, err, sizeof(err))) < 0) {
         *res = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "sandbox: %s", err);
         goto fail;
