@@ -148,6 +148,19 @@ EOF
 check "another sandbox's port is out of reach (loopback, host addresses)" \
     jtrue "$T_TMP/two.out" "all(r.startswith('err:') for r in d['steps']['b']['output']) and d['steps']['a']['output'] == ['err:TimeoutError']"
 
+# ---- a serving agent (warm, "serve": "lines") keeps its step's rules -------------------
+SERVE='python3 -c \"import sys, subprocess\nfor l in sys.stdin: print(subprocess.run([sys.executable, sys.argv[1]], input=l, capture_output=True, text=True).stdout.strip(), flush=True)\" net_probe.py'
+cat >"$T_TMP/warm.json" <<EOF
+{"name": "warm", "steps": [
+ {"id": "closed", "map": true, "serve": "lines", "files": {"net_probe.py": "net_probe.py"}, "run": "$SERVE",
+  "network": {"deny_out": ["$PUB/32"]}, "input": [[{"http": "http://$PUB:$NH_HTTP/"}]]},
+ {"id": "open", "map": true, "serve": "lines", "files": {"net_probe.py": "net_probe.py"}, "run": "$SERVE",
+  "network": true, "input": [[{"http": "http://$PUB:$NH_HTTP/"}]]}]}
+EOF
+"$SF_BIN/sandfleet-coordinator" run "$T_TMP/warm.json" --egress-dns "$NH_DNS" >"$T_TMP/warm.out" 2>>"$T_TMP/coord.log"
+check "a serving agent keeps its step's rules (denied) and network (allowed)" \
+    jtrue "$T_TMP/warm.out" "d['steps']['closed']['output'][0][0].startswith('err:') and d['steps']['open']['output'][0][0] == 'ok:pub'"
+
 # ---- a worker through Redis ------------------------------------------------------------
 "$SF_BIN/sandfleet-worker" --broker "$REDIS_URL" --queue "net$$" --concurrency 2 --egress-dns "$NH_DNS" \
     >"$T_TMP/worker.log" 2>&1 &
