@@ -96,8 +96,10 @@ int sf_broker_dead_list(struct sf_broker *b, size_t max, json_t **out, char *err
 }
 
 /* Replay one dead letter: "attempt" back to 1 when the message is a JSON
- * object (a task that failed for good gets its full set of attempts again);
- * anything else goes back byte for byte. 1 moved, 0 gone. */
+ * object (a task that failed for good gets its full set of attempts again)
+ * and its "secret_misses" dropped (it failed for want of a secret: the
+ * operator has presumably given it to a worker); anything else goes back
+ * byte for byte. 1 moved, 0 gone. */
 static int replay(struct sf_broker *b, json_t *d, char *err, size_t errlen)
 {
     const char *raw = json_string_value(json_object_get(d, "task"));
@@ -107,6 +109,7 @@ static int replay(struct sf_broker *b, json_t *d, char *err, size_t errlen)
     int rc;
     if (t) {
         json_object_set_new(t, "attempt", json_integer(1));
+        json_object_del(t, "secret_misses");
         s = json_dumps(t, JSON_COMPACT);
         run_id = json_string_value(json_object_get(t, "run_id"));
         task_id = json_string_value(json_object_get(t, "id"));

@@ -106,6 +106,12 @@ reply=$(rcli XREAD BLOCK 15000 STREAMS sf:reply:itest-nosecret 0-0)
 echo "$reply" | grep -q "secret 'NOBODY_HAS' is not available on worker w[12]" || fail "no clear error for a missing secret: $reply"
 echo "$reply" | grep -q "no live worker of queue 'default' holds it" || fail "the error does not say nobody holds it: $reply"
 rcli XRANGE sf:default:dead - + | grep -q "NOBODY_HAS" || fail "no dead letter for the missing secret"
+# replaying such a dead letter (on a queue nobody serves, to look at it) starts afresh
+rcli XADD sf:replay:dead '*' task "$(task_json replay-1 replay cat '{"secrets":["T_KEY"],"secret_misses":20,"attempt":3,"max_attempts":3}')" reason 'error after 3 attempts: secret ...' >/dev/null
+"$SF_BIN/sandfleet-coordinator" dead retry --broker "$REDIS_URL" --queue replay --all >/dev/null || fail "dead retry failed"
+replayed=$(rcli XRANGE sf:replay:tasks - +)
+echo "$replayed" | grep -q '"attempt":1' || fail "the replayed task does not start at attempt 1: $replayed"
+! echo "$replayed" | grep -q 'secret_misses' || fail "the replayed task keeps its secret_misses: $replayed"
 # a worker lacking the secret hands the task on (the registry shows a live
 # holder) until the holder, busy meanwhile, is free to take it
 SANDFLEET_SECRET_T_KEY=$SECRET worker_start wh --queue sec --concurrency 1 --lease-ms $LEASE
