@@ -113,39 +113,69 @@ static void sf_sbx_mkparents(struct sf_sbx_plan_ctx *c, const char *inside)
     }
 }
 
-/* A template's top level: its directories bound read-only, its symlinks
- * (usr-merged /bin -> usr/bin) copied as symlinks that resolve inside the
- * sandbox; what the sandbox has of its own (/proc, /dev, /tmp, /home,
- * /workspace, /run, /root, /mnt) is never taken from it. */
-static int sf_sbx_plan_template(struct sf_sbx_plan_ctx *c, char *errstr, size_t errlen)
+/* A template's top level, read once per worker process: templates are
+ * read-only roots, so what their top level holds does not change while the
+ * worker runs (a template is prepared once, never per sandbox). */
+struct sf_sbx_tpl_top {
+    char *root;
+    size_t n;
+    struct { char *name, *link; } *v;       /* link NULL: a directory */
+    struct sf_sbx_tpl_top *next;
+};
+static struct sf_sbx_tpl_top *sf_sbx_tpl_cache;
+static pthread_mutex_t sf_sbx_tpl_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct sf_sbx_tpl_top *sf_sbx_tpl_read(const char *root, char *errstr, size_t errlen)
 {
     static const char *const own[] = { "proc", "dev", "sys", "tmp", "home", "workspace", "run",
                                        "root", "mnt", "lost+found" };
-    char host[PATH_MAX], inside[PATH_MAX], target[PATH_MAX];
-    DIR *d = opendir(c->tpl);
+    char host[PATH_MAX], target[PATH_MAX];
+    DIR *d = opendir(root);
     if (!d) {
-        int rc = -errno;
-        sf_errf(errstr, errlen, "template root %s: %s", c->tpl, strerror(errno));
-        return rc;
+        sf_errf(errstr, errlen, "template root %s: %s", root, strerror(errno));
+        return NULL;
     }
+    struct sf_sbx_tpl_top *t = sf_xcalloc(1, sizeof(*t));
+    t->root = sf_xstrdup(root);
     for (struct dirent *e; (e = readdir(d));) {
         bool skip = e->d_name[0] == '.';
         for (size_t i = 0; !skip && i < sizeof(own) / sizeof(own[0]); i++) skip = !strcmp(e->d_name, own[i]);
-        if (skip) continue;
         struct stat st;
-        snprintf(host, sizeof(host), "%s/%s", c->tpl, e->d_name);
-        snprintf(inside, sizeof(inside), "/%s", e->d_name);
-        if (lstat(host, &st) < 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-            sf_sbx_ro_bind(c, host, inside, true);
-        } else if (S_ISLNK(st.st_mode)) {
-            ssize_t n = readlink(host, target, sizeof(target) - 1);
-            if (n <= 0) continue;
-            target[n] = '\0';
-            sf_sbx_in(c, SF_SBX_MOP_SYMLINK, target, inside, 0);
-        }
+        snprintf(host, sizeof(host), "%s/%s", root, e->d_name);
+        if (skip || lstat(host, &st) < 0 || !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))) continue;
+        ssize_t n = S_ISLNK(st.st_mode) ? readlink(host, target, sizeof(target) - 1) : 0;
+        if (n < 0) continue;
+        target[n] = '\0';
+        t->v = sf_xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+        t->v[t->n].name = sf_xstrdup(e->d_name);
+        t->v[t->n++].link = S_ISLNK(st.st_mode) ? sf_xstrdup(target) : NULL;
     }
     closedir(d);
+    return t;
+}
+
+/* Its directories bound read-only, its symlinks (usr-merged /bin ->
+ * usr/bin) copied as symlinks that resolve inside the sandbox; what the
+ * sandbox has of its own (/proc, /dev, /tmp, /home, /workspace, /run,
+ * /root, /mnt) is never taken from it. */
+static int sf_sbx_plan_template(struct sf_sbx_plan_ctx *c, char *errstr, size_t errlen)
+{
+    char host[PATH_MAX], inside[PATH_MAX];
+    pthread_mutex_lock(&sf_sbx_tpl_mu);
+    struct sf_sbx_tpl_top *t = sf_sbx_tpl_cache;
+    while (t && strcmp(t->root, c->tpl)) t = t->next;
+    if (!t && (t = sf_sbx_tpl_read(c->tpl, errstr, errlen))) {
+        t->next = sf_sbx_tpl_cache;
+        sf_sbx_tpl_cache = t;
+    }
+    pthread_mutex_unlock(&sf_sbx_tpl_mu);
+    if (!t) return -ENOENT;
+    for (size_t i = 0; i < t->n; i++) {            /* immutable once cached */
+        snprintf(host, sizeof(host), "%s/%s", c->tpl, t->v[i].name);
+        snprintf(inside, sizeof(inside), "/%s", t->v[i].name);
+        if (t->v[i].link) sf_sbx_in(c, SF_SBX_MOP_SYMLINK, t->v[i].link, inside, 0);
+        else sf_sbx_ro_bind(c, host, inside, true);
+    }
     return 0;
 }
 
