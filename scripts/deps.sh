@@ -13,10 +13,11 @@ build_pkgs=(cmake make gcc pkg-config libjansson-dev libcmocka-dev libseccomp-de
 demo_pkgs=(python3 redis-server)   # the example agents; the broker half of the demo
 # ca-certificates: TLS to PyPI, the Go proxy and Maven Central (the E2B SDK, kubeconform,
 # the Kafka jars); python3-venv: the official E2B SDK's venv; golang-go, python3-yaml,
-# python3-pip: the k8s manifest check; chromium: the status page test.
+# python3-pip: the k8s manifest check; chromium: the status page test; debootstrap: the
+# E2B test's template (tests/lib/template.sh).
 test_pkgs=(redis-server clang libclang-rt-14-dev python3 procps iproute2 util-linux curl
            default-jre-headless maven kcat ca-certificates python3-venv python3-jsonschema
-           golang-go python3-yaml python3-pip chromium)
+           golang-go python3-yaml python3-pip chromium debootstrap)
 bench_pkgs=(bubblewrap hyperfine nodejs npm)
 vm_pkgs=(qemu-system-x86 kmod cpio)   # make test-cgroup2: tests/vm/run.sh
 
