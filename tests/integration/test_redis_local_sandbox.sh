@@ -6,9 +6,9 @@
 #  2. kill -9 of a worker mid-map: the map output is still exact and in order,
 #     one result per task, and the killed worker's sandboxes die with it (no
 #     sandbox-init process is left behind);
-#  3. a step's "template" runs on the worker's template of that name (a
-#     debootstrap minbase root, tests/lib/template.sh), a step without one on
-#     the default image, and an unknown name is rejected, never run.
+#  3. a step's "template" runs on the worker's template of that name (a tiny
+#     root made from the host's dash, tests/lib/template.sh), a step without
+#     one on the default image, and an unknown name is rejected, never run.
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init localsb
@@ -54,8 +54,9 @@ echo "ok - no sandbox of the killed worker outlives it"
 worker_stop b || fail "worker b did not drain cleanly"
 
 source "$SF_SRC/tests/lib/template.sh"
-TPL=$(sf_minbase_template) || fail "no template root (debootstrap)"
-worker_start c --concurrency 2 --template "tmin=$TPL"
+chmod 755 "$T"                           # the sandboxes' ids must reach the template
+sf_tiny_template "$T/tpl" || fail "cannot make the test template"
+worker_start c --concurrency 2 --template "tmin=$T/tpl"
 cat >"$T/tpl.json" <<'JSON'
 { "name": "templates", "steps": [
   { "id": "on", "template": "tmin", "run": "printf '\"%s\"' \"$(cat /etc/sandfleet-test-template)\"" },
