@@ -43,7 +43,8 @@ struct sf_proc_spec {
     const char *const *env;          /* "K=V", NULL-terminated; PATH and HOME defaulted */
     bool stdin_pipe;                 /* false: stdin is /dev/null */
     uint32_t uid;                    /* 0 (root) or SF_FS_UID_USER (1000): who runs it
-                                        (an id the sandbox does not map: refused) */
+                                        (where 1000 is not mapped, e.g. a worker without
+                                        privileges, the sandbox's root runs it) */
     uint16_t pty_rows, pty_cols;     /* both > 0: on a new terminal of the sandbox
                                         (its own devpts) of that size; output comes
                                         as SF_PROC_PTY, *stdin_fd is the terminal */

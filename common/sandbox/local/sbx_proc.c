@@ -294,11 +294,15 @@ static int proc_spawn(struct sf_proc_host *base, const struct sf_proc_spec *spec
 
     bool pty = spec->pty_rows && spec->pty_cols;
     if (stdin_fd) *stdin_fd = -1;
-    if (spec->uid && (spec->uid != 1000 || !h->user_mapped)) {
-        sf_errf(err, errlen, "uid %u is not mapped in this sandbox (the worker runs without "
-                "the privilege to map more than one id)", spec->uid);
+    if (spec->uid && spec->uid != 1000) {
+        sf_errf(err, errlen, "uid %u is not a user of this sandbox (0 and 1000 are)", spec->uid);
         return -ENOEXEC;
     }
+    /* A worker without privileges maps one id only: "user" is then the
+     * sandbox's root, as every file and process there is. */
+    struct sf_proc_spec as = *spec;
+    if (!h->user_mapped) as.uid = 0;
+    spec = &as;
     if ((rc = proc_pack(spec, &req)) < 0) {
         sf_errf(err, errlen, "command and environment too large: %zu bytes", req.len);
         sf_buf_free(&req);

@@ -12,7 +12,7 @@
 
 /* Take over the control socket 'ctl' (borrowed; the sandbox must outlive
  * the host) and start the host thread. 0, or -errno with a message. */
-/* user_mapped: the sandbox maps uid 1000 (else spawns as 1000 are refused). */
+/* user_mapped: the sandbox maps uid 1000 (else a spawn as 1000 runs as its root). */
 int sf_sbx_proc_host_new(int ctl, bool user_mapped, struct sf_proc_host **out, char *err,
                          size_t errlen);
 
