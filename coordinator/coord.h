@@ -27,6 +27,7 @@ struct coord_cfg {
     struct sf_strlist egress_allow, egress_deny, egress_dns;   /* central: sandbox egress */
     int no_network;       /* central: refuse workflows with network steps */
     char *run_id;
+    char *owner;          /* --owner: a broker run is claimed as cli:<owner> (run_broker.h) */
     char *log_format, *log_level;
     long output_cap;
     long retry_base_ms;

@@ -30,7 +30,10 @@ static const struct sf_opt run_opts[] = {
       "template of E2B sandboxes for --sandbox e2b (E2B_API_KEY etc. as for the E2B SDK)", 0, 0 },
     SF_BROKER_OPTS(struct coord_cfg, bf),
     { "run-id", "SANDFLEET_RUN_ID", SF_OPT_STR, O(run_id), NULL, "ID",
-      "run id (default: generated); with a broker, an existing id resumes that run", 0, 0 },
+      "run id (default: generated); with a broker, an existing id of the same --owner resumes that run", 0, 0 },
+    { "owner", "SANDFLEET_OWNER", SF_OPT_STR, O(owner), "cli", "NAME",
+      "with a broker: the run is claimed as cli:NAME; resuming it (--run-id) needs the same NAME "
+      "(docs/security.md)", 0, 0 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "output-cap", "SANDFLEET_OUTPUT_CAP", SF_OPT_INT, O(output_cap), "16777216", "BYTES",
@@ -177,6 +180,10 @@ static int cmd_run(int argc, char **argv)
     }
     if (cfg.run_id && !sf_valid_name(cfg.run_id, SF_RUN_ID_MAX)) {
         fprintf(stderr, "sandfleet-coordinator: --run-id must be letters, digits, '_', '-', '.'\n");
+        goto out;
+    }
+    if (cfg.owner && !sf_valid_name(cfg.owner, 64)) {
+        fprintf(stderr, "sandfleet-coordinator: --owner must be 1-64 letters, digits, '_', '-', '.'\n");
         goto out;
     }
     if (coord_callback_from_flags(cfg.callback_url, cfg.callback_secret_ref, &cfg.callback_headers,

@@ -57,8 +57,8 @@ struct pending {                /* one request: libmicrohttpd's con_cls */
     const void *principal;
     struct sf_http_guard_req guard;
     struct sf_buf body;
-    bool deferred;              /* parked: waiting for sf_http_later_reply */
-    bool replied;               /* resp holds the deferred reply */
+    bool parked;                /* deferred by its handler (HTTP thread only) */
+    bool replied;               /* resp holds the deferred reply (set before the resume) */
     struct sf_http_resp resp;
 };
 
@@ -225,7 +225,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
     struct sf_http_req req = { method, url, p->body.data, p->body.len, p->principal, c, p };
     struct sf_http_resp resp = { 0 };
     p->route->fn(p->route->arg, &req, &resp);
-    if (p->deferred) {
+    if (p->parked) {                           /* the reply may even be in already */
         free(resp.body);
         return MHD_YES;
     }
@@ -249,7 +249,7 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 struct sf_http_later *sf_http_defer(const struct sf_http_req *req)
 {
     struct pending *p = req->pend_;
-    p->deferred = true;
+    p->parked = true;
     atomic_fetch_add(&p->h->deferred, 1);
     /* Parked now, inside the handler: a reply from another thread cannot
      * come before the suspension it ends. */
@@ -262,7 +262,6 @@ void sf_http_later_reply(struct sf_http_later *l, struct sf_http_resp *resp)
     struct pending *p = (struct pending *)l;
     p->resp = *resp;
     memset(resp, 0, sizeof(*resp));
-    p->deferred = false;
     p->replied = true;
     atomic_fetch_sub(&p->h->deferred, 1);
     sf_mhd_resume_connection(p->c);            /* libmicrohttpd calls on_request again */

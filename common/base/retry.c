@@ -37,7 +37,7 @@ void sf_retry_reset(struct sf_retry *r)
     r->start_ms = 0;
 }
 
-bool sf_retry_wait(struct sf_retry *r, const char *err)
+bool sf_retry_later(struct sf_retry *r, const char *err, int64_t *pause_ms)
 {
     int64_t now = sf_now_ms();
     if (!r->start_ms) r->start_ms = now;
@@ -50,6 +50,14 @@ bool sf_retry_wait(struct sf_retry *r, const char *err)
     int64_t left = r->budget_ms < 0 ? INT64_MAX : r->start_ms + r->budget_ms - now;
     if (left <= 0) return false;
     int64_t p = sf_retry_next_ms(r);
-    sf_sleep_ms(p < left ? p : left);
+    *pause_ms = p < left ? p : left;
+    return true;
+}
+
+bool sf_retry_wait(struct sf_retry *r, const char *err)
+{
+    int64_t p;
+    if (!sf_retry_later(r, err, &p)) return false;
+    sf_sleep_ms(p);
     return true;
 }

@@ -16,8 +16,9 @@
  *        while ((rc = call(..., err)) < 0 && sf_broker_transient(rc) &&
  *               sf_retry_wait(&rt, err)) {}
  *
- *    A loop that must not sleep (the worker's loop thread) takes the next
- *    pause with sf_retry_next_ms and waits for it itself.
+ *    A loop that must not sleep (the worker's or serve's loop thread) calls
+ *    sf_retry_later instead, which logs and checks the budget the same way
+ *    and says how long to wait, and comes back to the call after that.
  * Thread: a struct sf_retry belongs to one thread; the functions are
  * reentrant. */
 #ifndef SF_RETRY_H
@@ -54,6 +55,9 @@ struct sf_retry {
  * budget is spent or stop() says so, sleep the next pause and return true
  * (try again). The budget counts from the first call. */
 bool sf_retry_wait(struct sf_retry *r, const char *err);
+/* sf_retry_wait without the sleep: false = give up, else *pause_ms is how
+ * long to wait before the next try. */
+bool sf_retry_later(struct sf_retry *r, const char *err, int64_t *pause_ms);
 /* The next pause without sleeping (100, 200, ... 2000 ms). */
 int64_t sf_retry_next_ms(struct sf_retry *r);
 /* After a success: the next failure starts again at 100 ms. */

@@ -361,3 +361,40 @@ struct sf_result *sf_broker_decode_result(struct sf_broker *b, const char *data,
     json_decref(j);
     return r;
 }
+
+/* --- run ownership ---------------------------------------------------------------- */
+
+void sf_run_owner_clear(struct sf_run_owner *o)
+{
+    if (!o) return;
+    free(o->owner);
+    free(o->claim);
+    free(o->workflow);
+    memset(o, 0, sizeof(*o));
+}
+
+int sf_broker_claim_run(struct sf_broker *b, const char *run_id, const struct sf_run_owner *mine,
+                        bool legacy_ok, char *err, size_t errlen)
+{
+    struct sf_run_owner found = {0};
+    if (!b->ops->run_claim) {
+        sf_errf(err, errlen, "run ownership is not supported by the %s backend", b->ops->scheme);
+        return -ENOTSUP;
+    }
+    int rc = b->ops->run_claim(b, run_id, mine, &found, err, errlen);
+    if (rc <= 0) goto out;
+    if (found.claim ? strcmp(found.claim, mine->claim) : !legacy_ok) {
+        sf_errf(err, errlen, "run '%s' exists already%s%s%s", run_id, found.owner ? " (owner " : "",
+                found.owner ? found.owner : "", found.owner ? ")" : " (started before runs had owners)");
+        rc = -EEXIST;
+    } else if (found.workflow && mine->workflow && strcmp(found.workflow, mine->workflow)) {
+        sf_errf(err, errlen, "run '%s' belongs to workflow '%s', not '%s'", run_id, found.workflow,
+                mine->workflow);
+        rc = -EINVAL;
+    } else {
+        rc = 1;
+    }
+out:
+    sf_run_owner_clear(&found);
+    return rc;
+}

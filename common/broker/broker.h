@@ -143,6 +143,20 @@ struct sf_worker_info {
     json_t *secrets;            /* names of the secrets it holds (never values); may be NULL */
 };
 
+/* Who a run belongs to (docs/security.md, "Front doors"). */
+struct sf_run_owner {
+    char *owner;                /* who may see it: "api:<token name>", "stream", "cli:<name>" */
+    char *claim;                /* who may resume it: the same claim again resumes it */
+    char *workflow;
+};
+void sf_run_owner_clear(struct sf_run_owner *o);
+
+/* One run's place in its results, for results_many. */
+struct sf_run_cursor {
+    const char *run_id;         /* borrowed */
+    char cursor[64];            /* as results()'s: "" = from the start; updated in place */
+};
+
 struct sf_broker;
 struct sf_broker_ops {
     const char *scheme;
@@ -215,6 +229,21 @@ struct sf_broker_ops {
     int (*state_set)(struct sf_broker *b, const char *run_id, const char *field,
                      const char *val, char *err, size_t errlen);
     int (*stats)(struct sf_broker *b, struct sf_queue_stats *st, char *err, size_t errlen);
+    /* Claim run_id for a new run, atomically: when nothing of run_id is
+     * known (its state, results or document), record 'mine' (owner, claim,
+     * workflow) as its state fields and return 0. Otherwise return 1 and
+     * fill *found with what is recorded (each NULL when not recorded: a run
+     * from before claims). sf_broker_claim_run decides what 1 means. */
+    int (*run_claim)(struct sf_broker *b, const char *run_id, const struct sf_run_owner *mine,
+                     struct sf_run_owner *found, char *err, size_t errlen);
+    /* results() for several runs at once, each from its own cursor (all
+     * updated); out[k] is a result of runs[which[k]]. One thread at a time
+     * (serve's result reader); max >= 1. */
+    int (*results_many)(struct sf_broker *b, struct sf_run_cursor *runs, size_t nruns, char **out,
+                        size_t *lens, size_t *which, size_t max, int block_ms, size_t *n,
+                        char *err, size_t errlen);
+    /* Drop what the backend caches about a finished run (may be NULL). */
+    void (*run_forget)(struct sf_broker *b, const char *run_id);
     /* --- claim-check storage ---------------------------------------------- */
     /* Store bytes for cfg.ttl_s; writes the reference into ref. */
     int (*blob_put)(struct sf_broker *b, const char *data, size_t len, char *ref,
@@ -371,6 +400,16 @@ int sf_broker_workflow_supported(const struct sf_broker *b, const struct sf_work
 
 /* True for errors worth retrying after a pause (broker down or restarting). */
 bool sf_broker_transient(int rc);
+
+/* Claim a run (ops->run_claim) and decide: 0 it is new and now mine; 1 it
+ * exists under the same claim and workflow (a resume); -EEXIST it belongs
+ * to another claim; -EINVAL it was started for another workflow. A run
+ * recorded without a claim (from before claims) resumes only when
+ * legacy_ok and the workflow matches. err says why for the operator's log
+ * (it names the recorded owner: not for a client's eyes). Other -errno:
+ * the broker call failed. */
+int sf_broker_claim_run(struct sf_broker *b, const char *run_id, const struct sf_run_owner *mine,
+                        bool legacy_ok, char *err, size_t errlen);
 
 /* --- task/result helpers over the ops (thread-safe) ----------------------- */
 

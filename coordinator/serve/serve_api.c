@@ -1,7 +1,9 @@
 /* coordinator/serve/serve_api.c: serve's HTTP surface, on libmicrohttpd's thread.
  *   POST /api/runs        a submission (serve.h) -> 202 {"run_id","state","url"}
- *                         400 with "errors" when invalid, 409 for a known
- *                         run_id, 503 while draining
+ *                         once its run id is claimed in the broker; 400 with
+ *                         "errors" when invalid, 409 for a run id that is
+ *                         taken (whoever sent it), 429 when the intake is
+ *                         full (--max-queued), 503 while draining
  *   GET  /api/runs        the runs this instance knows, newest first
  *   GET  /api/runs/{id}   one run; "result" is the result document once it
  *                         is finished. Runs of other instances are looked up
@@ -12,9 +14,8 @@
  * Every /api route needs a token when serve has any (serve_auth.c): a
  * client token sees only the runs it submitted (others are 404, as if they
  * did not exist) and not /api/status (403); an admin token sees everything.
- * Handlers copy strings out of the run table under its mutex, or call the
- * broker (thread-safe); they never wait for the loop thread. */
-#include "cmd.h"
+ * Handlers never wait: they answer from the run table, or park the request
+ * (sf_http_defer) and hand it to the loop, whose pool job answers it. */
 #include "serve.h"
 #include "web_assets.h"
 
@@ -23,80 +24,89 @@
 #include <string.h>
 
 #define JSON_TYPE "application/json"
+#define STATUS_FRESH_MS 1000
 
-static void reply_json(struct sf_http_resp *resp, int status, json_t *j)
+void serve_json_resp(struct sf_http_resp *resp, int status, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     resp->status = status;
     resp->content_type = JSON_TYPE;
     resp->body = s;
     resp->len = strlen(s);
+    if (status == 429 || status == 503) {
+        resp->headers[0] = "Retry-After";
+        resp->headers[1] = "1";
+    }
     json_decref(j);
+}
+
+void serve_answer(struct serve_req *r, int status, json_t *j)
+{
+    if (!r->later) {
+        json_decref(j);
+        return;
+    }
+    struct sf_http_resp resp = { 0 };
+    serve_json_resp(&resp, status, j);
+    sf_http_later_reply(r->later, &resp);
+    r->later = NULL;
 }
 
 static void reply_error(struct sf_http_resp *resp, int status, const char *msg)
 {
-    reply_json(resp, status, json_pack("{s:s}", "error", msg));
+    serve_json_resp(resp, status, json_pack("{s:s}", "error", msg));
 }
 
-static void post_run(struct serve_ctx *sc, const struct sf_http_req *req, struct sf_http_resp *resp)
+static void post_run(struct serve *sv, const struct sf_http_req *req, struct sf_http_resp *resp)
 {
     struct sf_buf errs = {0};
-    struct serve_pending *p = sf_xcalloc(1, sizeof(*p));
-    int rc;
+    struct serve_req *r = sf_xcalloc(1, sizeof(*r));
     char why[512];
-    if (serve_submission_parse(req->body, req->body_len, &p->sub, &errs) == 0 && p->sub.reply_to &&
-        sf_broker_reply_to_check(sc->b, p->sub.reply_to, why, sizeof(why)) < 0) {
+    int rc;
+    if (serve_submission_parse(req->body, req->body_len, &r->sub, &errs) == 0 &&
+        ((r->sub.reply_to && sf_broker_reply_to_check(sv->b, r->sub.reply_to, why, sizeof(why)) < 0) ||
+         sf_broker_workflow_supported(sv->b, r->sub.wf, r->sub.priority, why, sizeof(why)) < 0)) {
         sf_buf_appendf(&errs, "submission: %s\n", why);
-        serve_submission_clear(&p->sub);
+        serve_submission_clear(&r->sub);
     }
-    /* Fields the backend cannot honour (Kafka: concurrency, rate, priority)
-     * are refused here, not ignored and not left to fail the run. */
-    if (p->sub.wf && sf_broker_workflow_supported(sc->b, p->sub.wf, p->sub.priority, why, sizeof(why)) < 0) {
-        sf_buf_appendf(&errs, "submission: %s\n", why);
-        serve_submission_clear(&p->sub);
-    }
-    if (!p->sub.wf) {
+    if (!r->sub.wf) {
         json_t *arr = json_array();
         char *save = NULL;
         for (char *line = strtok_r(errs.data ? errs.data : "", "\n", &save); line;
              line = strtok_r(NULL, "\n", &save))
             json_array_append_new(arr, json_string(line));
-        reply_json(resp, 400, json_pack("{s:s, s:o}", "error", "invalid submission", "errors", arr));
+        serve_json_resp(resp, 400, json_pack("{s:s, s:o}", "error", "invalid submission", "errors", arr));
         goto out;
     }
-    if (p->sub.run_id) sf_strlcpy(p->run_id, p->sub.run_id, sizeof(p->run_id));
-    else serve_new_run_id(p->run_id, sizeof(p->run_id));
-    serve_owner_of(req->principal, p->owner, sizeof(p->owner));
-    /* Once queued, p belongs to the loop thread: answer from copies. */
-    char run_id[128], *name = sf_xstrdup(p->sub.wf->name);
-    sf_strlcpy(run_id, p->run_id, sizeof(run_id));
-    rc = serve_table_submit(sc->tab, p);
-    if (rc == 0) p = NULL;
-    if (rc == -EEXIST) {
-        reply_error(resp, 409, "a run with this run_id is already known");
-    } else if (rc < 0) {
-        reply_error(resp, 503, "draining: not accepting runs");
+    r->kind = SERVE_SUBMIT;
+    r->who = req->principal;
+    if (r->sub.run_id) sf_strlcpy(r->run_id, r->sub.run_id, sizeof(r->run_id));
+    else serve_new_run_id(r->run_id, sizeof(r->run_id));
+    serve_owner_of(req->principal, r->owner, sizeof(r->owner));
+    /* Random: a second submission of this id never presents this claim. */
+    sf_strlcpy(r->claim, "api:", sizeof(r->claim));
+    sf_random_hex(r->claim + 4, 33, 32);
+    /* Parked before it is queued: the loop may answer it at once. */
+    r->later = sf_http_defer(req);
+    struct sf_http_later *later = r->later;
+    if ((rc = serve_table_submit(&sv->tab, r)) == 0) {
+        r = NULL;
     } else {
-        sf_counter_inc(sc->submitted);
-        SF_LOG(sc->lg, SF_LOG_INFO, run_id, NULL, "accepted workflow '%s' over HTTP", name);
-        char *url = sf_xasprintf("/api/runs/%s", run_id);
-        reply_json(resp, 202, json_pack("{s:s, s:s, s:s}", "run_id", run_id, "state", "queued", "url", url));
-        free(url);
+        struct sf_http_resp now = { 0 };
+        if (rc == -EEXIST) reply_error(&now, 409, "this run_id is taken");
+        else if (rc == -EAGAIN) reply_error(&now, 429, "too many submissions waiting; try again later");
+        else reply_error(&now, 503, "draining: not accepting runs");
+        sf_http_later_reply(later, &now);
     }
-    free(name);
 out:
-    if (p) {
-        serve_submission_clear(&p->sub);
-        free(p);
-    }
+    serve_req_free(r);
     sf_buf_free(&errs);
 }
 
-static void list_runs(struct serve_ctx *sc, const struct sf_principal *who, struct sf_http_resp *resp)
+static void list_runs(struct serve *sv, const struct sf_principal *who, struct sf_http_resp *resp)
 {
     struct sf_buf b = {0};
-    struct serve_table *tab = sc->tab;
+    struct serve_table *tab = &sv->tab;
     bool first = true;
     sf_buf_append(&b, "[", 1);
     pthread_mutex_lock(&tab->mu);
@@ -112,33 +122,32 @@ static void list_runs(struct serve_ctx *sc, const struct sf_principal *who, stru
     resp->body = sf_buf_steal(&b, &resp->len);
 }
 
-/* A run this instance does not hold: what the broker knows about it. */
-static void broker_run(struct serve_ctx *sc, const char *id, struct sf_http_resp *resp)
+/* The loop answers it from a pool job (lookup, status). */
+static void ask(struct serve *sv, const struct sf_http_req *req, enum serve_req_kind kind, const char *id,
+                struct sf_http_resp *resp)
 {
-    char err[512], *status = NULL, *wf = NULL, *doc = NULL;
-    struct sf_broker *b = sc->b;
-    if (b->ops->state_get(b, id, "status", &status, err, sizeof(err)) < 0 ||
-        b->ops->state_get(b, id, "workflow", &wf, err, sizeof(err)) < 0 ||
-        b->ops->run_doc_get(b, id, &doc, err, sizeof(err)) < 0) {
-        reply_error(resp, 502, err);
-    } else if (!status && !doc) {
-        reply_error(resp, 404, "no such run");
-    } else {
-        json_t *d = doc ? json_loads(doc, 0, NULL) : NULL;
-        json_t *st = json_object_get(d, "status");
-        reply_json(resp, 200, json_pack("{s:s, s:s?, s:s, s:o?}", "run_id", id, "workflow", wf,
-                                         "state", json_is_string(st) ? json_string_value(st) : status,
-                                         "result", d));
+    struct serve_req *r = sf_xcalloc(1, sizeof(*r));
+    r->kind = kind;
+    r->who = req->principal;
+    sf_strlcpy(r->run_id, id ? id : "", sizeof(r->run_id));
+    r->later = sf_http_defer(req);
+    struct sf_http_later *later = r->later;
+    int rc = serve_table_ask(&sv->tab, r);
+    if (rc < 0) {
+        struct sf_http_resp now = { 0 };
+        if (rc == -EAGAIN) reply_error(&now, 429, "too many requests waiting for the broker; try again later");
+        else reply_error(&now, 503, "the coordinator is stopping");
+        sf_http_later_reply(later, &now);
+        serve_req_free(r);
     }
-    free(status);
-    free(wf);
-    free(doc);
+    (void)resp;
 }
 
-static void get_run(struct serve_ctx *sc, const struct sf_principal *who, const char *id,
+static void get_run(struct serve *sv, const struct sf_http_req *req, const char *id,
                     struct sf_http_resp *resp)
 {
-    struct serve_table *tab = sc->tab;
+    struct serve_table *tab = &sv->tab;
+    const struct sf_principal *who = req->principal;
     char *summary = NULL, *doc = NULL;
     bool known = false;
     pthread_mutex_lock(&tab->mu);
@@ -151,9 +160,7 @@ static void get_run(struct serve_ctx *sc, const struct sf_principal *who, const 
         }
     pthread_mutex_unlock(&tab->mu);
     if (!summary) {
-        /* Runs of other instances: only an admin may look (their owner is
-         * not known here). */
-        if (!known && serve_is_admin(who) && sf_valid_name(id, SF_RUN_ID_MAX)) broker_run(sc, id, resp);
+        if (!known && sf_valid_name(id, SF_RUN_ID_MAX)) ask(sv, req, SERVE_LOOKUP, id, resp);
         else reply_error(resp, 404, "no such run");
         return;
     }
@@ -171,26 +178,34 @@ static void get_run(struct serve_ctx *sc, const struct sf_principal *who, const 
 
 static void runs_handler(void *arg, const struct sf_http_req *req, struct sf_http_resp *resp)
 {
-    struct serve_ctx *sc = arg;
-    const struct sf_principal *who = req->principal;
+    struct serve *sv = arg;
     const char *rest = req->path + strlen("/api/runs");
-    if (!strcmp(req->method, "POST") && (!*rest || !strcmp(rest, "/"))) post_run(sc, req, resp);
-    else if (strcmp(req->method, "GET")) reply_error(resp, 405, "GET or POST");
-    else if (!*rest || !strcmp(rest, "/")) list_runs(sc, who, resp);
-    else get_run(sc, who, rest + 1, resp);
+    if (!strcmp(req->method, "POST") && (!*rest || !strcmp(rest, "/"))) post_run(sv, req, resp);
+    else if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) reply_error(resp, 405, "GET or POST");
+    else if (!*rest || !strcmp(rest, "/")) list_runs(sv, req->principal, resp);
+    else get_run(sv, req, rest + 1, resp);
 }
 
 static void status_handler(void *arg, const struct sf_http_req *req, struct sf_http_resp *resp)
 {
-    struct serve_ctx *sc = arg;
-    char err[512];
-    json_t *doc;
+    struct serve *sv = arg;
+    char *cached = NULL;
     if (!serve_is_admin(req->principal)) {
         reply_error(resp, 403, "the queue status needs an admin token");
         return;
     }
-    if (coord_status_collect(sc->b, sc->lease_ms, 10, &doc, err, sizeof(err)) < 0) reply_error(resp, 502, err);
-    else reply_json(resp, 200, doc);
+    pthread_mutex_lock(&sv->tab.mu);
+    if (sv->tab.status_doc && sf_now_ms() - sv->tab.status_ms < STATUS_FRESH_MS)
+        cached = sf_xstrdup(sv->tab.status_doc);
+    pthread_mutex_unlock(&sv->tab.mu);
+    if (!cached) {
+        ask(sv, req, SERVE_STATUS, NULL, resp);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = JSON_TYPE;
+    resp->len = strlen(cached);
+    resp->body = cached;
 }
 
 static void web_handler(void *arg, const struct sf_http_req *req, struct sf_http_resp *resp)
@@ -227,12 +242,12 @@ static void api_404(void *arg, const struct sf_http_req *req, struct sf_http_res
     reply_error(resp, 404, "no such API route");
 }
 
-void serve_api_routes(struct sf_http *http, struct serve_ctx *sc)
+void serve_api_routes(struct sf_http *http, struct serve *sv)
 {
-    sf_health_routes(http, sc->health, sc->m);
-    sf_http_route(http, NULL, "/api/runs", runs_handler, sc);
-    sf_http_route(http, NULL, "/api/runs/", runs_handler, sc);
-    sf_http_route(http, "GET", "/api/status", status_handler, sc);
-    sf_http_route(http, NULL, "/api/", api_404, sc);       /* unknown API paths: 401 before 404 */
-    sf_http_route_open(http, "GET", "/", web_handler, sc);
+    sf_health_routes(http, &sv->health, sv->m);
+    sf_http_route(http, NULL, "/api/runs", runs_handler, sv);
+    sf_http_route(http, NULL, "/api/runs/", runs_handler, sv);
+    sf_http_route(http, "GET", "/api/status", status_handler, sv);
+    sf_http_route(http, NULL, "/api/", api_404, sv);       /* unknown API paths: 401 before 404 */
+    sf_http_route_open(http, "GET", "/", web_handler, sv);
 }

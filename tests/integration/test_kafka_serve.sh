@@ -142,6 +142,9 @@ expect_n() { local n; n=$(replies "$1" | wc -l); if [ "$n" = "$2" ]; then ok "$3
 expect_n "$RUNS" 1 "the slow run replied once"
 expect_n "$RUN1" 1 "the acked kcat submission was not run again"
 expect_n kbad-1 1 "the acked rejected submission was not answered again"
+# This instance does not hold khdr-1: its claim on sandfleet.runs refuses the id.
+code=$(curl -s -o "$T/taken.json" -w '%{http_code}' -XPOST -d '{"workflow": {"name": "khdr", "steps": [{"id": "echo", "run": "cat"}]}, "run_id": "khdr-1"}' "$H/api/runs")
+check "a known run id is refused by its claim on Kafka (409)" test "$code" = 409
 check "the first run's document is answered from the broker after the restart" \
     bash -c "curl -sf '$H/api/runs/$RUN1' | grep -q '\"state\":\"succeeded\"'"
 

@@ -451,6 +451,7 @@ static void k_free(struct sf_broker *b)
     sf_kafka_sub_close(kb);
     sf_kafka_cb_close(kb);
     sf_kafka_worker_close(kb);
+    sf_kafka_multi_close(kb);
     sf_kafka_coord_close(kb);
     if (kb->producer) {
         /* Whatever is queued gets a bounded chance to reach the broker. */
@@ -476,6 +477,7 @@ static void k_free(struct sf_broker *b)
     pthread_mutex_destroy(&kb->mu);
     pthread_mutex_destroy(&kb->cmu);
     pthread_mutex_destroy(&kb->tmu);
+    pthread_mutex_destroy(&kb->rmu);
     free((char *)b->cfg.queue);
     free((char *)b->cfg.consumer);
     free(b->url_redacted);
@@ -498,6 +500,9 @@ static const struct sf_broker_ops kafka_ops = {
     .results = sf_kafka_results,
     .state_get = sf_kafka_state_get,
     .state_set = sf_kafka_state_set,
+    .run_claim = sf_kafka_run_claim,
+    .results_many = sf_kafka_results_many,
+    .run_forget = sf_kafka_run_forget,
     .stats = sf_kafka_stats,
     .blob_put = sf_kafka_blob_put,
     .blob_get = sf_kafka_blob_get,
@@ -650,6 +655,7 @@ struct sf_broker *sf_broker_kafka_new(const char *url, const struct sf_broker_cf
     pthread_mutex_init(&kb->mu, NULL);
     pthread_mutex_init(&kb->cmu, NULL);
     pthread_mutex_init(&kb->tmu, NULL);
+    pthread_mutex_init(&kb->rmu, NULL);
     /* Queue "default" uses the plain names; queue Q appends "-Q" (never
      * clashes: the plain names contain no '-'). */
     bool def = !strcmp(q, "default");

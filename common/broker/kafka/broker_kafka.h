@@ -6,8 +6,9 @@
  *   broker_kafka_track.c   per-partition offset bookkeeping (pure logic)
  *   broker_kafka_worker.c  worker side: consumer group, fetch with pause,
  *                          complete/retry/dead, the retry-topic mover
- *   broker_kafka_coord.c   coordinator side: publish, results, run state,
- *                          stats, claim-check blobs
+ *   broker_kafka_coord.c   coordinator side: publish, results, run state and
+ *                          claims, stats, claim-check blobs
+ *   broker_kafka_multi.c   results_many: one reader over many runs' results
  *   broker_kafka_cb.c      HTTP callback deliveries: callbacks topics, claim,
  *                          settle, the callbacks dead list
  *   broker_kafka_admin.c   operations: workers, runs, task dead letters,
@@ -136,12 +137,15 @@ struct kafka_broker {
     struct kafka_retry_part *retry_parts;
     int n_retry_parts;
 
-    /* Coordinator side: results reader (results() is one thread's). */
+    /* Coordinator side: results reader (rmu: results() may be called from
+     * several threads, one at a time). */
+    pthread_mutex_t rmu;
     rd_kafka_t *reader;
     char reader_run[128];
     int32_t reader_part;
     int64_t reader_pos, reader_hwm;
     json_t *reader_seen;         /* task ids already returned (results dedup) */
+    struct kafka_multi *multi;   /* results_many's reader (broker_kafka_multi.c) */
 };
 
 #define KB(b) ((struct kafka_broker *)(b))
@@ -226,6 +230,14 @@ int sf_kafka_blob_put(struct sf_broker *b, const char *data, size_t len, char *r
 int sf_kafka_blob_get(struct sf_broker *b, const char *ref, char **data, size_t *len,
                       char *err, size_t errlen);
 void sf_kafka_coord_close(struct kafka_broker *kb);
+int sf_kafka_run_claim(struct sf_broker *b, const char *run_id, const struct sf_run_owner *mine,
+                       struct sf_run_owner *found, char *err, size_t errlen);
+void sf_kafka_run_forget(struct sf_broker *b, const char *run_id);
+/* broker_kafka_multi.c */
+int sf_kafka_results_many(struct sf_broker *b, struct sf_run_cursor *runs, size_t nruns, char **out,
+                          size_t *lens, size_t *which, size_t max, int block_ms, size_t *n,
+                          char *err, size_t errlen);
+void sf_kafka_multi_close(struct kafka_broker *kb);
 /* Called on the poll thread when a published task was delivered. */
 void sf_kafka_publish_report(struct kafka_broker *kb, struct kafka_ticket *tk);
 /* The partition of sandfleet.runs that holds keys of run_id. */

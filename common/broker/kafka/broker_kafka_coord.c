@@ -12,7 +12,18 @@
  *   compact,delete; retention = ttl). Keys "<run_id>/f/<field>" hold state
  *   fields, "<run_id>/p/<task_id>" mark a published task. All keys of a run
  *   go to partition murmur2(run_id) % N, so loading a run reads one
- *   partition once; after that the run lives in a cache here.
+ *   partition once; after that the run lives in a cache here until
+ *   run_forget (entries are reference-counted: a forgotten one goes when
+ *   its last user lets go).
+ * - Claims (run ownership): Kafka has no compare-and-set, but a partition
+ *   is a totally ordered log. A claimant appends "<run_id>/c/<nonce>" =
+ *   {"owner","claim","workflow"} to the run's partition, then reads the
+ *   partition up to its own record: the first claim record of the run in
+ *   the log wins, provided no other record of the run comes before it (then
+ *   the run existed before claims and nobody wins). Every reader of the log
+ *   reaches the same verdict, so two serve instances claiming one id at the
+ *   same moment agree on the winner. Keys are unique per attempt, so
+ *   compaction keeps every claim record (and their order).
  * - Publish does not wait for the broker: the task is produced, and its
  *   delivery report writes the published marker. A coordinator killed in
  *   between publishes the task again on resume (a duplicate run of an
@@ -35,6 +46,8 @@ struct kafka_run {
     char *run_id;
     json_t *fields;              /* field -> string */
     json_t *published;           /* task id -> true */
+    int refs;                    /* users between get_run and put_run (kb->mu) */
+    bool forgotten;              /* unlinked by run_forget: freed at refs 0 */
     struct kafka_run *next;
 };
 
@@ -44,7 +57,23 @@ struct load_ctx {
     const char *run_id;
     size_t idlen;
     json_t *fields, *published;
+    bool any;                    /* a record of the run was seen */
+    int64_t claim_off;           /* offset of the winning claim, -1: none */
 };
+
+/* The winning claim's values become the owner/claim/workflow fields. */
+static void take_claim(struct load_ctx *lc, const rd_kafka_message_t *m)
+{
+    json_t *c = json_loadb(m->payload, m->len, 0, NULL);
+    static const char *const keys[] = { "owner", "claim", "workflow" };
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = json_string_value(json_object_get(c, keys[i]));
+        if (v && (i < 2 || !json_object_get(lc->fields, keys[i])))
+            json_object_set_new(lc->fields, keys[i], json_string(v));
+    }
+    json_decref(c);
+    lc->claim_off = m->offset;
+}
 
 static int load_cb(const rd_kafka_message_t *m, void *arg)
 {
@@ -54,9 +83,17 @@ static int load_cb(const rd_kafka_message_t *m, void *arg)
         return 0;
     char *rest = sf_xstrndup(k + lc->idlen + 1, m->key_len - lc->idlen - 1);
     json_t *into = !strncmp(rest, "f/", 2) ? lc->fields : !strncmp(rest, "p/", 2) ? lc->published : NULL;
-    if (into && !m->payload) json_object_del(into, rest + 2);           /* tombstone */
-    else if (into == lc->fields) json_object_set_new(into, rest + 2, json_stringn(m->payload, m->len));
-    else if (into) json_object_set_new(into, rest + 2, json_true());
+    if (!strncmp(rest, "c/", 2)) {
+        /* Only a claim that comes first counts (see the design note). */
+        if (!lc->any && m->payload) take_claim(lc, m);
+    } else if (into && !m->payload) {
+        json_object_del(into, rest + 2);                                 /* tombstone */
+    } else if (into == lc->fields) {
+        json_object_set_new(into, rest + 2, json_stringn(m->payload, m->len));
+    } else if (into) {
+        json_object_set_new(into, rest + 2, json_true());
+    }
+    lc->any = true;
     free(rest);
     return 0;
 }
@@ -74,41 +111,135 @@ int32_t sf_kafka_runs_partition(struct kafka_broker *kb, const char *run_id)
     return runs_partition(kb, run_id);
 }
 
-/* The cached run (loaded from the topic on first use). kb->mu is NOT held
- * on return; the struct lives until the broker is freed. */
+static void run_free(struct kafka_run *r)
+{
+    free(r->run_id);
+    json_decref(r->fields);
+    json_decref(r->published);
+    free(r);
+}
+
+/* Holds kb->mu. */
+static struct kafka_run *cached(struct kafka_broker *kb, const char *run_id)
+{
+    struct kafka_run *r;
+    for (r = kb->runs; r && strcmp(r->run_id, run_id); r = r->next) {}
+    return r;
+}
+
+/* What a scan loaded becomes the cached run, unless another thread cached
+ * it meanwhile. Returns it with a reference. Takes lc's objects. */
+static struct kafka_run *cache_install(struct kafka_broker *kb, struct load_ctx *lc)
+{
+    pthread_mutex_lock(&kb->mu);
+    struct kafka_run *r = cached(kb, lc->run_id);
+    if (!r) {
+        r = sf_xcalloc(1, sizeof(*r));
+        r->run_id = sf_xstrdup(lc->run_id);
+        r->fields = lc->fields;
+        r->published = lc->published;
+        lc->fields = lc->published = NULL;
+        r->next = kb->runs;
+        kb->runs = r;
+    }
+    r->refs++;
+    pthread_mutex_unlock(&kb->mu);
+    json_decref(lc->fields);
+    json_decref(lc->published);
+    lc->fields = lc->published = NULL;
+    return r;
+}
+
+static void put_run(struct kafka_broker *kb, struct kafka_run *r)
+{
+    pthread_mutex_lock(&kb->mu);
+    if (--r->refs == 0 && r->forgotten) run_free(r);
+    pthread_mutex_unlock(&kb->mu);
+}
+
+/* The cached run (loaded from the topic on first use), with a reference:
+ * give it back with put_run. kb->mu is NOT held on return. */
 static int get_run(struct kafka_broker *kb, const char *run_id, struct kafka_run **out,
                    char *err, size_t errlen)
 {
     struct kafka_run *r;
     int rc;
     pthread_mutex_lock(&kb->mu);
-    for (r = kb->runs; r && strcmp(r->run_id, run_id); r = r->next) {}
+    if ((r = cached(kb, run_id))) r->refs++;
     pthread_mutex_unlock(&kb->mu);
     if (r) { *out = r; return 0; }
     if ((rc = sf_kafka_ensure_topics(kb, err, errlen)) < 0) return rc;
-    struct load_ctx lc = { run_id, strlen(run_id), json_object(), json_object() };
+    struct load_ctx lc = { run_id, strlen(run_id), json_object(), json_object(), false, -1 };
     rc = sf_kafka_scan(kb, kb->t_runs, runs_partition(kb, run_id), 0, load_cb, &lc, err, errlen);
     if (rc < 0) {
         json_decref(lc.fields);
         json_decref(lc.published);
         return rc;
     }
-    pthread_mutex_lock(&kb->mu);
-    for (r = kb->runs; r && strcmp(r->run_id, run_id); r = r->next) {}
-    if (!r) {                                   /* another thread may have loaded it meanwhile */
-        r = sf_xcalloc(1, sizeof(*r));
-        r->run_id = sf_xstrdup(run_id);
-        r->fields = lc.fields;
-        r->published = lc.published;
-        lc.fields = lc.published = NULL;
-        r->next = kb->runs;
-        kb->runs = r;
-    }
-    pthread_mutex_unlock(&kb->mu);
-    json_decref(lc.fields);
-    json_decref(lc.published);
-    *out = r;
+    *out = cache_install(kb, &lc);
     return 0;
+}
+
+/* Holds kb->mu. */
+static void forget_locked(struct kafka_broker *kb, const char *run_id)
+{
+    for (struct kafka_run **pp = &kb->runs; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->run_id, run_id)) continue;
+        struct kafka_run *r = *pp;
+        *pp = r->next;
+        r->forgotten = true;
+        if (r->refs == 0) run_free(r);
+        return;
+    }
+}
+
+void sf_kafka_run_forget(struct sf_broker *b, const char *run_id)
+{
+    struct kafka_broker *kb = KB(b);
+    pthread_mutex_lock(&kb->mu);
+    forget_locked(kb, run_id);
+    pthread_mutex_unlock(&kb->mu);
+}
+
+int sf_kafka_run_claim(struct sf_broker *b, const char *run_id, const struct sf_run_owner *mine,
+                       struct sf_run_owner *found, char *err, size_t errlen)
+{
+    struct kafka_broker *kb = KB(b);
+    char nonce[33];
+    int32_t part = 0;
+    int64_t off = -1;
+    int rc;
+    memset(found, 0, sizeof(*found));
+    if ((rc = sf_kafka_ensure_topics(kb, err, errlen)) < 0) return rc;
+    sf_random_hex(nonce, sizeof(nonce), 32);
+    char *key = sf_xasprintf("%s/c/%s", run_id, nonce);
+    json_t *v = json_pack("{s:s, s:s, s:s}", "owner", mine->owner, "claim", mine->claim, "workflow",
+                          mine->workflow ? mine->workflow : "");
+    char *val = json_dumps(v, JSON_COMPACT);
+    rc = sf_kafka_produce_sync(kb, kb->t_runs, runs_partition(kb, run_id), key, strlen(key), val,
+                               strlen(val), NULL, &part, &off, err, errlen);
+    free(key);
+    free(val);
+    json_decref(v);
+    if (rc < 0) return rc;
+    /* Read the run's records up to ours: the first claim wins. */
+    struct load_ctx lc = { run_id, strlen(run_id), json_object(), json_object(), false, -1 };
+    if ((rc = sf_kafka_scan(kb, kb->t_runs, part, 0, load_cb, &lc, err, errlen)) < 0) {
+        json_decref(lc.fields);
+        json_decref(lc.published);
+        return rc;
+    }
+    bool won = lc.claim_off == off;
+    if (!won) {
+        found->owner = sf_xstrdup(json_string_value(json_object_get(lc.fields, "owner")));
+        found->claim = sf_xstrdup(json_string_value(json_object_get(lc.fields, "claim")));
+        found->workflow = sf_xstrdup(json_string_value(json_object_get(lc.fields, "workflow")));
+    }
+    pthread_mutex_lock(&kb->mu);               /* what we read is newer than any cached copy */
+    forget_locked(kb, run_id);
+    pthread_mutex_unlock(&kb->mu);
+    put_run(kb, cache_install(kb, &lc));
+    return won ? 0 : 1;
 }
 
 int sf_kafka_state_get(struct sf_broker *b, const char *run_id, const char *field, char **val,
@@ -123,6 +254,7 @@ int sf_kafka_state_get(struct sf_broker *b, const char *run_id, const char *fiel
     const char *v = json_string_value(json_object_get(r->fields, field));
     *val = sf_xstrdup(v);
     pthread_mutex_unlock(&kb->mu);
+    put_run(kb, r);
     return 0;
 }
 
@@ -137,11 +269,13 @@ int sf_kafka_state_set(struct sf_broker *b, const char *run_id, const char *fiel
     rc = sf_kafka_produce_sync(kb, kb->t_runs, runs_partition(kb, run_id), key, strlen(key), val,
                                strlen(val), NULL, NULL, NULL, err, errlen);
     free(key);
-    if (rc < 0) return rc;
-    pthread_mutex_lock(&kb->mu);
-    json_object_set_new(r->fields, field, json_string(val));
-    pthread_mutex_unlock(&kb->mu);
-    return 0;
+    if (rc == 0) {
+        pthread_mutex_lock(&kb->mu);
+        json_object_set_new(r->fields, field, json_string(val));
+        pthread_mutex_unlock(&kb->mu);
+    }
+    put_run(kb, r);
+    return rc;
 }
 
 /* --- publish --------------------------------------------------------------------- */
@@ -180,7 +314,10 @@ int sf_kafka_publish(struct sf_broker *b, const char *run_id, const char *task_i
     bool before = json_object_get(r->published, task_id) != NULL;
     if (!before) json_object_set_new(r->published, task_id, json_true());
     pthread_mutex_unlock(&kb->mu);
-    if (before) return 1;
+    if (before) {
+        put_run(kb, r);
+        return 1;
+    }
     struct kafka_ticket *tk = sf_kafka_ticket_new();
     tk->run_id = sf_xstrdup(run_id);
     tk->task_id = sf_xstrdup(task_id);
@@ -194,6 +331,7 @@ int sf_kafka_publish(struct sf_broker *b, const char *run_id, const char *task_i
         json_object_del(r->published, task_id);
         pthread_mutex_unlock(&kb->mu);
     }
+    put_run(kb, r);
     return rc < 0 ? rc : 0;
 }
 
@@ -261,11 +399,10 @@ static int take_result(struct kafka_broker *kb, const rd_kafka_message_t *m, con
     return 1;
 }
 
-int sf_kafka_results(struct sf_broker *b, const char *run_id, char *cursor, size_t cursor_len,
-                     char **out, size_t *lens, size_t max, int block_ms, size_t *n,
-                     char *err, size_t errlen)
+static int results_one(struct kafka_broker *kb, const char *run_id, char *cursor, size_t cursor_len,
+                       char **out, size_t *lens, size_t max, int block_ms, size_t *n,
+                       char *err, size_t errlen)
 {
-    struct kafka_broker *kb = KB(b);
     int64_t pos = cursor[0] ? strtoll(cursor, NULL, 10) : 0;
     int rc;
     *n = 0;
@@ -290,6 +427,19 @@ int sf_kafka_results(struct sf_broker *b, const char *run_id, char *cursor, size
     }
     snprintf(cursor, cursor_len, "%lld", (long long)kb->reader_pos);
     return 0;
+}
+
+/* One reader serves every caller, one at a time (serve catches up several
+ * runs from its pool threads). */
+int sf_kafka_results(struct sf_broker *b, const char *run_id, char *cursor, size_t cursor_len,
+                     char **out, size_t *lens, size_t max, int block_ms, size_t *n,
+                     char *err, size_t errlen)
+{
+    struct kafka_broker *kb = KB(b);
+    pthread_mutex_lock(&kb->rmu);
+    int rc = results_one(kb, run_id, cursor, cursor_len, out, lens, max, block_ms, n, err, errlen);
+    pthread_mutex_unlock(&kb->rmu);
+    return rc;
 }
 
 /* --- stats --------------------------------------------------------------------------- */
@@ -429,9 +579,6 @@ void sf_kafka_coord_close(struct kafka_broker *kb)
     while (kb->runs) {
         struct kafka_run *r = kb->runs;
         kb->runs = r->next;
-        free(r->run_id);
-        json_decref(r->fields);
-        json_decref(r->published);
-        free(r);
+        run_free(r);
     }
 }

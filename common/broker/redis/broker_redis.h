@@ -8,6 +8,7 @@
  *                        and serve's submissions and run documents
  *   broker_redis_gate.c  concurrency keys, rate limits (gate_enter/leave) and
  *                        priority bands (route, the band fetch)
+ *   broker_redis_runs.c  run ownership (claims) and many runs' results at once
  */
 #ifndef SF_BROKER_REDIS_H
 #define SF_BROKER_REDIS_H
@@ -106,6 +107,13 @@ int sf_redis_serve_doc_put(struct sf_broker *b, const char *run_id, const char *
                            const char *reply_to, char *err, size_t errlen);
 int sf_redis_serve_doc_get(struct sf_broker *b, const char *run_id, char **doc, char *err,
                            size_t errlen);
+
+/* broker_redis_runs.c (same contracts as the ops). */
+int sf_redis_run_claim(struct sf_broker *b, const char *run_id, const struct sf_run_owner *mine,
+                       struct sf_run_owner *found, char *err, size_t errlen);
+int sf_redis_results_many(struct sf_broker *b, struct sf_run_cursor *runs, size_t nruns, char **out,
+                          size_t *lens, size_t *which, size_t max, int block_ms, size_t *n,
+                          char *err, size_t errlen);
 
 /* The broker's connection pool (broker_redis.c), for the ops in other files. */
 struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b);

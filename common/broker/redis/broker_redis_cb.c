@@ -139,28 +139,6 @@ static void keys_clear(struct cb_keys *k)
     free(k->dead);
 }
 
-/* EVAL with nka keys+args (lens NULL: C strings). */
-static int eval(struct sf_broker *b, redisReply **r, char *err, size_t errlen, const char *script,
-                int nkeys, const char *const *ka, const size_t *lens, size_t nka)
-{
-    const char **argv = sf_xcalloc(nka + 3, sizeof(char *));
-    size_t *alen = sf_xcalloc(nka + 3, sizeof(size_t));
-    char nk[8];
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[0] = "EVAL";
-    argv[1] = script;
-    argv[2] = nk;
-    for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
-    for (size_t i = 0; i < nka; i++) {
-        argv[3 + i] = ka[i];
-        alen[3 + i] = lens ? lens[i] : strlen(ka[i]);
-    }
-    int rc = sf_redis_cmd(sf_redis_broker_pool(b), r, err, errlen, (int)nka + 3, argv, alen);
-    free(argv);
-    free(alen);
-    return rc;
-}
-
 static int int_reply(redisReply *r)
 {
     int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
@@ -180,7 +158,7 @@ int sf_redis_cb_enqueue(struct sf_broker *b, const char *id, const char *rec, si
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
     lens[4] = len;
-    int rc = eval(b, &r, err, errlen, lua_enqueue, 3, ka, lens, NELEM(ka));
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_enqueue, 3, (int)(NELEM(ka)) - 3, ka, lens);
     keys_clear(&k);
     if (rc < 0) return rc;
     return int_reply(r) == 1 ? 0 : 1;
@@ -198,7 +176,7 @@ int sf_redis_cb_claim(struct sf_broker *b, int64_t lease_ms, struct sf_callback_
     snprintf(smax, sizeof(smax), "%zu", max);
     snprintf(slease, sizeof(slease), "%lld", (long long)(lease_ms > 0 ? lease_ms : 1));
     const char *ka[] = { k.cb, k.due, smax, slease };
-    int rc = eval(b, &r, err, errlen, lua_claim, 2, ka, NULL, NELEM(ka));
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_claim, 2, (int)(NELEM(ka)) - 2, ka, NULL);
     keys_clear(&k);
     if (rc < 0) return rc;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 2 < r->elements && *n < max; i += 3) {
@@ -234,7 +212,7 @@ int sf_redis_cb_settle(struct sf_broker *b, const char *id, const char *token,
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
     if (rec) lens[6] = len;
-    int rc = eval(b, &r, err, errlen, lua_settle, 3, ka, lens, NELEM(ka));
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_settle, 3, (int)(NELEM(ka)) - 3, ka, lens);
     keys_clear(&k);
     if (rc < 0) return rc;
     return int_reply(r) == 1 ? 0 : 1;
@@ -250,7 +228,7 @@ int sf_redis_cb_list(struct sf_broker *b, bool dead, size_t max, json_t **out, c
     keys_init(&k, b);
     snprintf(smax, sizeof(smax), "%zu", max);
     const char *ka[] = { k.cb, k.due, k.dead, dead ? "1" : "0", smax };
-    int rc = eval(b, &r, err, errlen, lua_list, 3, ka, NULL, NELEM(ka));
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_list, 3, (int)(NELEM(ka)) - 3, ka, NULL);
     keys_clear(&k);
     if (rc < 0) return rc;
     json_t *arr = json_array();
@@ -280,7 +258,7 @@ int sf_redis_cb_requeue(struct sf_broker *b, const char *id, const char *rec, si
     keys_init(&k, b);
     const char *ka[] = { k.dead, k.cb, k.due, id, rec };
     size_t lens[] = { strlen(k.dead), strlen(k.cb), strlen(k.due), strlen(id), len };
-    int rc = eval(b, &r, err, errlen, lua_requeue, 3, ka, lens, NELEM(ka));
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_requeue, 3, (int)(NELEM(ka)) - 3, ka, lens);
     keys_clear(&k);
     if (rc < 0) return rc;
     return int_reply(r) == 1 ? 1 : 0;
@@ -298,7 +276,7 @@ int sf_redis_cb_purge(struct sf_broker *b, bool dead, const char *const *ids, si
     ka[2] = k.dead;
     ka[3] = dead ? "1" : "0";
     for (size_t i = 0; i < n; i++) ka[4 + i] = ids[i];
-    int rc = eval(b, &r, err, errlen, lua_purge, 3, ka, NULL, n + 4);
+    int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_purge, 3, (int)(n + 4) - 3, ka, NULL);
     free(ka);
     keys_clear(&k);
     if (rc < 0) return rc;
