@@ -109,6 +109,12 @@ def sync_files(sb):
           ("wdir", FilesystemEventType.CREATE) in kinds,
           f"files.watch_dir events: create, write ({sorted(str(k) for k in kinds)})")
     check(raises(lambda: w.get_new_events(), "stopped") is not None, "watch handle stop")
+    many = [f.watch_dir("/tmp") for _ in range(8)]
+    check(raises(lambda: f.watch_dir("/tmp"), "at most 8") is not None,
+          "a sandbox cannot open more than 8 polled watchers (inotify is the host's)")
+    for x in many:
+        x.stop()
+    f.watch_dir("/tmp").stop()
 
 
 def sync_confinement(sb):

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #define E2B_WATCH_EVENTS_MAX 10000       /* kept per watcher between polls */
-#define E2B_WATCHERS_MAX 64              /* per sandbox */
+#define E2B_WATCHERS_MAX 8               /* polled ones, per sandbox */
 
 struct e2b_watcher {
     char id[40];
@@ -145,25 +145,42 @@ static void e2b_collect_event(void *arg, const struct sf_fs_event *ev)
                                              e2b_event_type(ev->kind)));
 }
 
+/* A watch, counted against the worker's cap; give it back with
+ * e2b_watch_close. */
 static int e2b_watch_open(struct e2b_req *rq, struct e2b_sbx *s, uint32_t uid, json_t *body,
                           struct sf_fs_watch **w)
 {
+    if (!e2b_registry_watch_take(rq->reg)) {
+        e2b_reply_connect_error(rq, "resource_exhausted", "this server has %d directory watches "
+                                "open already (all sandboxes together)", E2B_WATCHES_MAX);
+        return -EAGAIN;
+    }
     char *abs = e2b_resolve(json_string_value(json_object_get(body, "path")));
     struct sf_fs_entry e;
     int rc = e2b_fs_ops(s)->stat(s->sb, uid, abs, true, &e, NULL, 0);
     if (rc == 0 && e.type != SF_FS_DIR) rc = -ENOTDIR;
     if (rc == 0) rc = e2b_fs_ops(s)->watch(s->sb, uid, abs, json_is_true(json_object_get(body, "recursive")), w);
-    if (rc < 0) e2b_fs_error(rq, rc, "error watching", abs);
+    if (rc < 0) {
+        e2b_fs_error(rq, rc, "error watching", abs);
+        e2b_registry_watch_give(rq->reg);
+    }
     free(abs);
     return rc;
 }
 
-void e2b_fs_watchers_free(struct e2b_sbx *s)
+static void e2b_watch_close(struct e2b_registry *r, struct sf_fs_watch *w)
+{
+    if (!w) return;
+    sf_fs_watch_free(w);
+    e2b_registry_watch_give(r);
+}
+
+void e2b_fs_watchers_free(struct e2b_registry *r, struct e2b_sbx *s)
 {
     while (s->watchers) {
         struct e2b_watcher *w = s->watchers;
         s->watchers = w->next;
-        sf_fs_watch_free(w->w);
+        e2b_watch_close(r, w->w);
         json_decref(w->events);
         free(w);
     }
@@ -192,7 +209,7 @@ static int e2b_watchers(struct e2b_req *rq, struct e2b_sbx *s, const char *metho
         }
         pthread_mutex_unlock(&s->wlock);
         if (full) {
-            sf_fs_watch_free(fw);
+            e2b_watch_close(rq->reg, fw);
             json_decref(w->events);
             free(w);
             return e2b_reply_connect_error(rq, "resource_exhausted", "at most %d watchers per sandbox",
@@ -218,7 +235,7 @@ static int e2b_watchers(struct e2b_req *rq, struct e2b_sbx *s, const char *metho
     }
     *pp = w->next;                                        /* RemoveWatcher */
     pthread_mutex_unlock(&s->wlock);
-    sf_fs_watch_free(w->w);
+    e2b_watch_close(rq->reg, w->w);
     json_decref(w->events);
     free(w);
     ret = e2b_reply_json(rq, 200, json_object());
@@ -285,7 +302,7 @@ static ssize_t e2b_ws_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void e2b_ws_free(void *cls)
 {
     struct e2b_watch_stream *ws = cls;
-    sf_fs_watch_free(ws->w);
+    e2b_watch_close(ws->r, ws->w);
     sf_buf_free(&ws->pend);
     e2b_registry_put(ws->r, ws->s);
     free(ws);

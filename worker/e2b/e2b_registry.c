@@ -22,6 +22,7 @@ struct e2b_registry {
     struct e2b_sbx **v;              /* live sandboxes, oldest first */
     size_t n, cap;
     int creating;                    /* creates in progress, counted against max */
+    int watches;                     /* directory watches open (e2b_fs.c) */
     bool stop;
     pthread_t reaper;
 };
@@ -44,9 +45,9 @@ static void e2b_new_id(char *dst, size_t size)
 
 /* ---- lifetime --------------------------------------------------------------- */
 
-static void e2b_sbx_free(struct e2b_sbx *s)
+static void e2b_sbx_free(struct e2b_registry *r, struct e2b_sbx *s)
 {
-    e2b_fs_watchers_free(s);
+    e2b_fs_watchers_free(r, s);
     sf_sandbox_destroy(s->sb);
     json_decref(s->metadata);
     json_decref(s->env_vars);
@@ -63,7 +64,7 @@ void e2b_registry_put(struct e2b_registry *r, struct e2b_sbx *s)
     pthread_mutex_lock(&r->mu);
     bool last = --s->refs == 0;
     pthread_mutex_unlock(&r->mu);
-    if (last) e2b_sbx_free(s);
+    if (last) e2b_sbx_free(r, s);
 }
 
 /* Stop everything in s now; the registry has already dropped it. */
@@ -252,7 +253,7 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
         pthread_mutex_lock(&r->mu);
         r->creating--;
         pthread_mutex_unlock(&r->mu);
-        e2b_sbx_free(s);
+        e2b_sbx_free(r, s);
         return rc;
     }
     struct sf_sandbox_stats st = { 0 };
@@ -434,4 +435,20 @@ int e2b_registry_resume(struct e2b_registry *r, const char *id, int timeout_s, c
     }
     e2b_registry_put(r, s);
     return rc;
+}
+
+bool e2b_registry_watch_take(struct e2b_registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool ok = r->watches < E2B_WATCHES_MAX;
+    if (ok) r->watches++;
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+void e2b_registry_watch_give(struct e2b_registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->watches--;
+    pthread_mutex_unlock(&r->mu);
 }

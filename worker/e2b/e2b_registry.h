@@ -110,7 +110,13 @@ int e2b_registry_set_timeout(struct e2b_registry *r, const char *id, int timeout
 size_t e2b_registry_snapshot(struct e2b_registry *r, struct e2b_sbx ***out);
 
 /* Polled watchers are freed with their sandbox (e2b_fs.c). */
-void e2b_fs_watchers_free(struct e2b_sbx *s);
+void e2b_fs_watchers_free(struct e2b_registry *r, struct e2b_sbx *s);
+/* Directory watches open in this worker, all sandboxes together: inotify
+ * instances are charged to the worker's (root's) host-wide budget, so a
+ * sandbox must not be able to spend it. take: false at the cap. */
+#define E2B_WATCHES_MAX 32
+bool e2b_registry_watch_take(struct e2b_registry *r);
+void e2b_registry_watch_give(struct e2b_registry *r);
 
 /* Process table of a sandbox (worker/e2b/e2b_proc.c uses these). */
 void e2b_sbx_add_proc(struct e2b_sbx *s, struct e2b_proc *p);

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FS_WATCH_MAX_DIRS 4096
+#define FS_WATCH_MAX_DIRS 1024          /* inotify watches are root's, host-wide */
 
 /* ---- paths -------------------------------------------------------------- */
 
