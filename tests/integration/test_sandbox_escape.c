@@ -449,6 +449,22 @@ static void memory_bomb_is_oom_killed_and_sandbox_survives(void **state)
     sf_sandbox_destroy(sb);
 }
 
+/* Its own devpts, with a cap: terminals count against the host-wide
+ * kernel.pty.max, so a sandbox cannot take them all. */
+static void terminals_are_its_own_and_capped(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "python3 -c \"import os\n"
+                   "fds = []\n"
+                   "try:\n"
+                   "    while len(fds) < 200: fds.append(os.openpty())\n"
+                   "except OSError: pass\n"
+                   "print(len(fds), os.ttyname(fds[0][1]))\"",
+               "32 /dev/pts/0\n");
+    sf_sandbox_destroy(sb);
+}
+
 static void fork_bomb_is_capped_and_cleaned_up(void **state)
 {
     (void)state;
@@ -545,6 +561,7 @@ int main(void)
         cmocka_unit_test(worker_argv_and_env_do_not_leak),
         cmocka_unit_test(host_pids_are_invisible_and_unkillable),
         cmocka_unit_test(uid_map_does_not_map_host_root),
+        cmocka_unit_test(terminals_are_its_own_and_capped),
         cmocka_unit_test(no_capabilities_no_new_privs_seccomp),
         cmocka_unit_test(ptrace_of_a_sibling_fails),
         cmocka_unit_test(nested_user_namespace_fails),

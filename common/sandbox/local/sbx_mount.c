@@ -556,8 +556,9 @@ static int sf_sbx_mop_run(const struct sf_sbx_mop *op)
     case SF_SBX_MOP_CHOWN:
         return chown(op->dst, (uid_t)op->mode, (gid_t)op->mode) < 0 ? -errno : 0;
     case SF_SBX_MOP_DEVPTS:
+        /* max: terminals count against the host-wide kernel.pty.max. */
         return mount("devpts", op->dst, "devpts", MS_NOSUID | MS_NOEXEC,
-                     "newinstance,ptmxmode=0666,mode=0620") < 0 ? -errno : 0;
+                     "newinstance,ptmxmode=0666,mode=0620,max=" SF_SBX_PTY_MAX_STR) < 0 ? -errno : 0;
     case SF_SBX_MOP_PIVOT:
         if (chdir(op->dst) < 0) return -errno;
         if (syscall(SYS_pivot_root, ".", ".") < 0) return -errno;

@@ -29,6 +29,9 @@
 #include <stdint.h>
 #include "sandbox.h"
 
+/* Terminals a sandbox may hold at once (its devpts instance's max). */
+#define SF_SBX_PTY_MAX_STR "32"
+
 enum sf_sbx_mop_kind {
     SF_SBX_MOP_PRIVATE,     /* make / rprivate: nothing propagates to the host */
     SF_SBX_MOP_TMPFS,       /* mount tmpfs on dst; data = options */
