@@ -102,7 +102,8 @@ add default t-400 cat "$(cbjson /bad400/t-400 HOOK)"
 add default t-tamper cat "$(cbjson /tamper/t-tamper HOOK)"
 wait_for 15 '[ -n "$(rcli HGET sf:default:callbacks:dead task:t-400:1)" ] && [ -n "$(rcli HGET sf:default:callbacks:dead task:t-tamper:1)" ]' \
     || fail "400/401 not dead-lettered"
-sleep 1.5
+# A dead delivery is never due again: one attempt recorded, one request seen.
+rcli HGET sf:default:callbacks:dead task:t-400:1 | grep -q '"attempts":1' || fail "a 400 was retried"
 [ "$(count /bad400/t-400)" = 1 ] || fail "a 400 was retried ($(count /bad400/t-400) requests)"
 rcli HGET sf:default:callbacks:dead task:t-400:1 | grep -q '"last_error":"HTTP 400' || fail "dead record lacks the status"
 [ "$(rq "[r['sig_ok'] for r in R if r['path']=='/tamper/t-tamper']")" = "[False]" ] || fail "tampered body not rejected"
@@ -171,7 +172,9 @@ CB purge --dead --all | grep -q 'removed from the dead list' || fail "purge fail
 
 # --- 8. the secret is nowhere -----------------------------------------------------------------
 worker_stop w1 || fail "w1 did not drain cleanly"
-rcli BGREWRITEAOF >/dev/null; sleep 1
+rcli BGREWRITEAOF >/dev/null
+wait_for 20 'rcli INFO persistence | grep -q "^aof_rewrite_in_progress:0" &&
+             rcli INFO persistence | grep -q "^aof_rewrite_scheduled:0"' || fail "the AOF rewrite did not finish"
 if grep -rqa -- "$SANDFLEET_SECRET_HOOK" "$T"/*.log "$T/redis" "$T/list.txt" "$T/list.json"; then
     fail "the secret leaked into a log, the list output or Redis' files"
 fi

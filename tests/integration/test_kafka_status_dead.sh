@@ -5,9 +5,9 @@
 #     run listed in progress (JSON and text);
 #  2. a worker starts: it is listed (id, host) from the consumer group, the
 #     run finishes and leaves the list, the queue is empty;
-#  3. a task that fails for good: dead count 1 with its reason and task id
+#  3. a task that fails for good (over the worker's memory cap): dead count 1 with its reason and task id
 #     (status and `dead list`); the id is its offset in sandfleet.tasks.dlq;
-#  4. its cause fixed, `dead retry --id` replays it: attempt 1, an ok result
+#  4. its cause fixed (a worker with a higher cap), `dead retry --id` replays it: attempt 1, an ok result
 #     on sandfleet.results, the dead count back to 0 (a "requeued" mark on
 #     sandfleet.tasks.dlq.handled; the DLQ itself is append-only);
 #  5. purge by id and --all; unknown ids exit 1; retry without ids exits 2;
@@ -40,11 +40,12 @@ expect "the run is in progress" "$(sj '[r["run_id"] + "/" + r["workflow"] for r 
 check "text status: depth and the run" bash -c "grep -q 'depth 3' $T/status.txt && grep -q 'st-run .*three' $T/status.txt"
 
 # --- 2. a worker ----------------------------------------------------------------------------
-kworker_start w1 --concurrency 2 --lease-ms 3000
+kworker_start w1 --concurrency 2 --lease-ms 3000 --max-memory-mb 256
 wait "$CPID"; crc=$?; CPID=
 expect "the run succeeds once a worker is there" "$crc" 0
-sleep 1.5                          # offsets are committed every second
-st
+# The group settles and commits its offsets within seconds (lag 0).
+listed() { st; [ "$(sj '[w["id"] for w in d["workers"]]')" = "['w1']" ] && [ "$(sj 'd["depth"]')" = 0 ]; }
+wait_for 10 listed
 expect "worker listed from the group" "$(sj '[w["id"] for w in d["workers"]]')" "['w1']"
 expect "worker host" "$(sj 'd["workers"][0]["host"]')" 127.0.0.1
 expect "worker live" "$(sj 'd["workers"][0]["live"]')" True
@@ -53,21 +54,24 @@ expect "no run in progress after it" "$(sj 'len(d["runs"])')" 0
 "$C" status --broker "$KAFKA_URL" | grep -q '^  w1 ' && ok "text status lists w1" || not_ok "text status lists w1"
 
 # --- 3. a final failure ------------------------------------------------------------------------
-add fix-1 "$(task_json fix-1 fx "test -f $T/flag && cat" '{"max_attempts": 1}')"
+# Its cause: the worker's memory cap is below what it asks (the fix, below:
+# a worker with a higher one).
+add fix-1 "$(task_json fix-1 fx cat '{"max_attempts": 1, "limits": {"memory_mb": 512}}')"
 wait_for 30 bash -c "$C dead list --broker $KAFKA_URL --json 2>/dev/null | grep -q fix-1" \
     || fail "the failing task was not dead-lettered"
 st
 expect "dead count 1" "$(sj 'd["dead"]["count"]')" 1
-expect "dead reason" "$(sj 'd["dead"]["recent"][0]["reason"]')" "error after 1 attempt: exit code 1"
+expect "dead reason" "$(sj 'd["dead"]["recent"][0]["reason"]')" "rejected after 1 attempt: limits.memory_mb 512 is over this worker's cap of 256 (--max-memory-mb)"
 expect "dead task id" "$(sj 'd["dead"]["recent"][0]["task_id"]')" fix-1
 DEAD list --json >"$T/dead.json" || fail "dead list failed"
 id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["id"])' "$T/dead.json")
 dlq_off=$(kcat_ -C -t sandfleet.tasks.dlq -o beginning -e -q -f '%o %s\n' 2>/dev/null | grep fix-1 | cut -d' ' -f1)
 expect "the dead letter's id is its DLQ offset" "$id" "$dlq_off"
-DEAD list | grep -q "fix-1 .*error after 1 attempt" && ok "text dead list" || not_ok "text dead list"
+DEAD list | grep -q "fix-1 .*rejected after 1 attempt" && ok "text dead list" || not_ok "text dead list"
 
 # --- 4. fixed, replayed by id ----------------------------------------------------------------------
-touch "$T/flag"
+kworker_stop w1 || fail "w1 did not drain"
+kworker_start w2 --concurrency 2 --lease-ms 3000 --max-memory-mb 1024
 DEAD retry --id "$id" >"$T/retry.txt" 2>>"$T/cli.log"
 check "dead retry --id" grep -q 'replayed 1 dead letter' "$T/retry.txt"
 wait_for 30 bash -c "[ \$(kcat -b 127.0.0.1:$KAFKA_PORT -C -t sandfleet.results -o beginning -e -q 2>/dev/null | grep -c '\"run_id\":\"fx\"') = 2 ]" \

@@ -11,7 +11,9 @@ mapped() { grep -q "/$2" "/proc/$1/maps"; }
 
 # --- 1. idle ------------------------------------------------------------------------------
 worker_start idle --concurrency 2
-sleep 1.5
+# Idle: its loop and callback dispatcher are running.
+wait_for 10 'grep -q "caps per sandbox" "$T/idle.log" && grep -q "callbacks:" "$T/idle.log"' \
+    || fail "the idle worker did not start"
 W=${WPID[idle]}
 kill -0 "$W" 2>/dev/null || fail "idle worker exited"
 for lib in libcurl.so libmicrohttpd.so libgnutls.so; do
@@ -36,7 +38,7 @@ trap 'kill $RPID 2>/dev/null; fleet_cleanup' EXIT
 wait_for 10 '[ -s "$T/port" ]' || fail "receiver did not start"
 touch "$T/received.jsonl"
 worker_start cb --concurrency 1 --callback-allow 127.0.0.1
-sleep 0.5
+wait_for 10 'grep -q "callbacks: delivering" "$T/cb.log"' || fail "the callback worker did not start"
 mapped "${WPID[cb]}" libcurl.so && fail "libcurl mapped before any callback"
 rcli XADD sf:default:tasks '*' task "$(task_json t-cb lazyrun cat \
     "{\"callback\":{\"url\":\"http://127.0.0.1:$(cat "$T/port")/ok/t-cb\"}}")" >/dev/null

@@ -54,7 +54,7 @@ expect timed_out "$(tasks timed_out)" 1
 expect retried "$(tasks retried)" 1
 expect dead_lettered "$(tasks dead_lettered)" 4
 expect "duration count" "$(m 'sandfleet_task_duration_seconds_count{queue="default"}')" 5
-expect "create count" "$(m 'sandfleet_sandbox_create_duration_seconds_count{queue="default",sandbox="process"}')" 5
+expect "create count" "$(m 'sandfleet_sandbox_create_duration_seconds_count{queue="default",sandbox="local"}')" 5
 expect "duration +Inf bucket" "$(m 'sandfleet_task_duration_seconds_bucket{queue="default",le="+Inf"}')" 5
 # The timeout ran about a second: it lands above the 0.5 s bucket.
 [ "$(m 'sandfleet_task_duration_seconds_bucket{queue="default",le="0.5"}')" = 4 ] \

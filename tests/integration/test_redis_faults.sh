@@ -16,12 +16,12 @@ cat >"$T/map.json" <<JSON
 { "name": "map20", "steps": [
   { "id": "list", "run": "python3 -c 'print(list(range(20)))'" },
   { "id": "each", "needs": ["list"], "map": true,
-    "run": "read -r n; echo \$n >> $T/each.count; sleep 0.6; echo \$((n * 2))" } ] }
+    "run": "read -r n; sleep 0.6; echo \$((n * 2))" } ] }
 JSON
-worker_start victim --concurrency 2 --lease-ms 1500
-worker_start survivor --concurrency 2 --lease-ms 1500
+worker_start victim --concurrency 2 --lease-ms 1500 --log-level debug
+worker_start survivor --concurrency 2 --lease-ms 1500 --log-level debug
 coord_bg "$T/kill9.json" "$T/coord.log" "$T/map.json" --run-id kill9
-wait_for 20 test -s "$T/each.count" || fail "the map never started"
+wait_for 20 '[ "$(runs_of "kill9:each:[0-9]+")" -ge 1 ]' || fail "the map never started"
 victim_busy() { [ -n "$(rcli XPENDING sf:default:tasks workers - + 10 victim)" ]; }
 wait_for 20 victim_busy || fail "the victim never held a task"
 kill -9 "${WPID[victim]}"; unset "WPID[victim]"
@@ -35,28 +35,28 @@ assert d["steps"]["each"]["output"] == [2 * i for i in range(20)], d["steps"]["e
 PY
 [ "$(rcli XLEN sf:run:kill9:results)" = 21 ] || fail "expected 21 results (one per task), got $(rcli XLEN sf:run:kill9:results)"
 grep -q 'reclaimed' "$T/survivor.log" || fail "the survivor never reclaimed the victim's tasks (kill came too late?)"
-runs=$(wc -l <"$T/each.count")
+runs=$(runs_of "kill9:each:[0-9]+")
 [ "$runs" -ge 20 ] || fail "only $runs element runs"
 worker_stop survivor || fail "survivor did not drain cleanly"
 
 # --- 2. a task longer than the lease is not stolen --------------------------------------------
-worker_start owner --concurrency 1 --lease-ms 800
+worker_start owner --concurrency 1 --lease-ms 800 --log-level debug
 wait_for 10 'grep -q "worker owner" "$T/owner.log"' || fail "owner did not start"
-rcli XADD sf:default:tasks '*' task "$(task_json long-1 long "echo run >> $T/long.count; sleep 3; cat")" >/dev/null
-wait_for 10 test -s "$T/long.count" || fail "the long task never started"
-worker_start idle --concurrency 1 --lease-ms 800
+rcli XADD sf:default:tasks '*' task "$(task_json long-1 long "sleep 3; cat")" >/dev/null
+wait_for 10 '[ "$(runs_of long-1)" -ge 1 ]' || fail "the long task never started"
+worker_start idle --concurrency 1 --lease-ms 800 --log-level debug
 wait_for 10 '[ "$(rcli HLEN sf:run:long:done)" = 1 ]' || fail "the long task never finished"
-[ "$(wc -l <"$T/long.count")" = 1 ] || fail "the long task ran $(wc -l <"$T/long.count") times: it was stolen"
+[ "$(runs_of long-1)" = 1 ] || fail "the long task ran $(runs_of long-1) times: it was stolen"
 grep -q 'reclaimed' "$T/idle.log" && fail "the idle worker reclaimed a live worker's task"
 rcli XRANGE sf:run:long:results - + | grep -q '"worker":"owner"' || fail "the result is not from the owner"
 
 # --- 3. SIGTERM drain -----------------------------------------------------------------------
 worker_stop idle || fail "idle worker did not exit 0"
-rcli XADD sf:default:tasks '*' task "$(task_json drain-1 drain "echo run >> $T/drain.count; sleep 1.5; cat")" >/dev/null
-wait_for 10 test -s "$T/drain.count" || fail "the drain task never started"
+rcli XADD sf:default:tasks '*' task "$(task_json drain-1 drain "sleep 1.5; cat")" >/dev/null
+wait_for 10 '[ "$(runs_of drain-1)" = 1 ]' || fail "the drain task never started"
 t0=$(date +%s%N)
 kill -TERM "${WPID[owner]}"
-sleep 0.2
+wait_for 10 'grep -q "draining" "$T/owner.log"' || fail "the owner did not start draining"
 rcli XADD sf:default:tasks '*' task "$(task_json drain-2 drain 'cat')" >/dev/null
 wait "${WPID[owner]}"; rc=$?; unset "WPID[owner]"
 [ "$rc" = 0 ] || fail "draining worker exited $rc"

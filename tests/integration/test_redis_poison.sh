@@ -4,6 +4,7 @@
 # dead-letters it, untouched, with the reason; other tasks keep flowing.
 # (The process backend lets the agent kill its parent, the worker.)
 set -u
+export SF_TEST_SANDBOX=process      # an agent that kills its worker needs the process backend
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init poison
 

@@ -9,7 +9,9 @@
 #  4. the blob stored, `dead retry --id` replays it: it runs and succeeds,
 #     the dead stream is empty;
 #  5. a task that failed for good (final result + dead letter) is replayed
-#     with --all after its cause is fixed: attempt 1, a second (ok) result;
+#     with --all after its cause is fixed (a worker whose memory cap was too
+#     low for it replaced by one with a higher cap): attempt 1, a second (ok)
+#     result;
 #  6. purge by id and --all; unknown ids exit 1; retry without ids exits 2.
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
@@ -70,10 +72,15 @@ st
 expect "dead after retry" "$(sj 'd["dead"]["count"]')" 0
 
 # --- 5. a final failure, fixed, replayed with --all -----------------------------------------
-rcli XADD sf:default:tasks '*' task "$(task_json fix-1 fx "test -f $T/flag && cat" '{"max_attempts": 1}')" >/dev/null
+# The cause: the worker's memory cap is below what the task asks; the fix:
+# a worker with a higher one.
+worker_stop w1 || fail "w1 did not drain"
+worker_start w2 --concurrency 2 --lease-ms 600 --max-memory-mb 256
+rcli XADD sf:default:tasks '*' task "$(task_json fix-1 fx cat '{"max_attempts": 1, "limits": {"memory_mb": 512}}')" >/dev/null
 wait_for 10 '[ "$(rcli XLEN sf:default:dead)" = 1 ]' || fail "the failing task was not dead-lettered"
-rcli XRANGE sf:run:fx:results - + | grep -q '"status":"error"' || fail "no final error result"
-touch "$T/flag"
+rcli XRANGE sf:run:fx:results - + | grep -q '"status":"rejected"' || fail "no final rejected result"
+worker_stop w2 || fail "w2 did not drain"
+worker_start w3 --concurrency 2 --lease-ms 600 --max-memory-mb 1024
 "$C" dead retry --broker "$REDIS_URL" --all --json >"$T/retry.json" || fail "dead retry --all failed"
 expect "retry --all json" "$(cat "$T/retry.json")" '{"replayed": 1}'
 wait_for 10 '[ "$(rcli XLEN sf:run:fx:results)" = 2 ]' || fail "the replayed task's result was not stored"

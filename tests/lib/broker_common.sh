@@ -3,6 +3,9 @@
 #   fail MSG            print MSG and the tail of every log in $T, exit 1
 #   norm_doc FILE       a result document without run_id, durations, worker
 #   task_json ID RUN CMD [EXTRA_JSON]   a wire-format task for producers
+#   runs_of REGEX       attempts workers began on tasks whose id matches REGEX,
+#                       from their logs (start them with --log-level debug): the
+#                       agents of a local sandbox cannot write the host's files
 
 fail() {
     echo "FAIL: $*" >&2
@@ -31,3 +34,5 @@ if len(sys.argv) > 4:
 print(json.dumps(t))
 PY
 }
+
+runs_of() { cat "$T"/*.log 2>/dev/null | grep -cE " task=($1) start attempt"; }

@@ -1,6 +1,7 @@
 # tests/lib/fleet.sh: helpers for the Redis fleet tests (sources redis.sh).
 #   fleet_init NAME        temp dir $T, redis on a free port, cleanup trap
-#   worker_start ID ARGS   a sandfleet-worker (process sandbox) in the background;
+#   worker_start ID ARGS   a sandfleet-worker (local sandbox; SF_TEST_SANDBOX=process
+#                          for the process one) in the background;
 #                          log in $T/ID.log, pid in WPID[ID]
 #   coord ARGS             sandfleet-coordinator run ... --broker $REDIS_URL
 #   fail MSG               print MSG and the logs, exit 1
@@ -27,7 +28,7 @@ fleet_init() {
 
 worker_start() {
     local id=$1; shift
-    "$SF_BIN/sandfleet-worker" --broker "$REDIS_URL" --sandbox "${SF_TEST_SANDBOX:-process}" \
+    "$SF_BIN/sandfleet-worker" --broker "$REDIS_URL" --sandbox "${SF_TEST_SANDBOX:-local}" \
         --worker-id "$id" "$@" >>"$T/$id.log" 2>&1 &
     WPID[$id]=$!
 }

@@ -5,7 +5,8 @@
 #                          cleanup trap; sets KAFKA_PORT, KAFKA_URL
 #   kafka_stop / kafka_start   stop (controlled shutdown, waits) / start again
 #                          on the same port and data dir
-#   kworker_start ID ARGS  a sandfleet-worker (process sandbox) in the background;
+#   kworker_start ID ARGS  a sandfleet-worker (local sandbox; SF_TEST_SANDBOX=process
+#                          for the process one) in the background;
 #                          log in $T/ID.log, pid in WPID[ID]
 #   kworker_stop ID        SIGTERM, wait; returns the worker's exit code
 #   kcoord ARGS            sandfleet-coordinator run ... --broker $KAFKA_URL
@@ -58,7 +59,7 @@ kfleet_init() {
 
 kworker_start() {
     local id=$1; shift
-    "$SF_BIN/sandfleet-worker" --broker "$KAFKA_URL" --sandbox "${SF_TEST_SANDBOX:-process}" \
+    "$SF_BIN/sandfleet-worker" --broker "$KAFKA_URL" --sandbox "${SF_TEST_SANDBOX:-local}" \
         --worker-id "$id" "$@" >>"$T/$id.log" 2>&1 &
     WPID[$id]=$!
 }

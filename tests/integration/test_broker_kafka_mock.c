@@ -1,10 +1,15 @@
 /* The Kafka broker against librdkafka's mock cluster (test.mock.num.brokers),
  * for faults a real broker cannot easily give: produce requests that fail.
- * In addition to the real-broker tests in tests/integration, not instead.
+ * In addition to the real-broker tests, not instead. An integration test:
+ * the mock cluster listens on loopback ports and groups take seconds to form.
  *   - a result whose produce fails for good is not acknowledged: the offset
- *     stays uncommitted and the next worker gets the same task again;
+ *     stays uncommitted and the next worker gets the same task again; once a
+ *     result is stored, the group's committed offset is past the task (read
+ *     from the cluster, not inferred from silence);
  *   - produce requests failing with retriable errors (leader moves) are
- *     retried by the idempotent producer: complete() succeeds once.
+ *     retried by the idempotent producer: complete() succeeds and exactly
+ *     one result is stored (read up to a later marker result, so a
+ *     duplicate would be seen).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -92,6 +97,32 @@ static bool fetch_one(struct sf_broker *b, struct sf_delivery *d)
     return false;
 }
 
+/* The offset the workers' group has committed on a partition of the tasks
+ * topic, asked of the cluster (-1001: none). */
+static int64_t committed_offset(struct mock *m, int32_t partition)
+{
+    char errstr[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", m->url + strlen("kafka://"), errstr, sizeof(errstr));
+    rd_kafka_conf_set(c, "group.id", "sandfleet-workers", errstr, sizeof(errstr));
+    rd_kafka_conf_set(c, "log_level", "0", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "sandfleet.tasks", partition);
+    assert_int_equal(rd_kafka_committed(rk, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    int64_t off = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return off;
+}
+
+/* Partition and offset of a delivery handle "t:<p>:<off>:<epoch>". */
+static void handle_pos(const char *h, int32_t *p, int64_t *off)
+{
+    assert_int_equal(sscanf(h, "t:%d:%ld:", p, off), 2);
+}
+
 static const char task[] = "{\"v\":1,\"id\":\"r1:s:0\",\"run_id\":\"r1\",\"step\":\"s\",\"run\":\"cat\"}";
 
 static int complete_ok(struct sf_broker *b, const char *handle, char *err, size_t errlen)
@@ -120,6 +151,10 @@ static void failed_result_is_not_committed(void **state)
     int rc = complete_ok(w1, d.handle, err, sizeof(err));
     assert_true(rc < 0);
     sf_broker_free(w1);                        /* commits what is stored: nothing for this task */
+    int32_t p1;
+    int64_t off1;
+    handle_pos(d.handle, &p1, &off1);
+    assert_true(committed_offset(m, p1) <= off1);
 
     struct sf_broker *w2 = open_broker(m, "w2");
     assert_true(fetch_one(w2, &d2));
@@ -129,17 +164,14 @@ static void failed_result_is_not_committed(void **state)
     assert_int_equal(complete_ok(w2, d2.handle, err, sizeof(err)), 0);
     sf_broker_free(w2);                        /* this time the offset is committed */
 
-    struct sf_broker *w3 = open_broker(m, "w3");
-    struct sf_delivery d3 = {0};
-    size_t n = 0;
-    int64_t until = sf_now_ms() + 8000;
-    while (sf_now_ms() < until && !n)
-        assert_int_equal(w3->ops->fetch(w3, &d3, 1, 500, &n, err, sizeof(err)), 0);
-    assert_int_equal(n, 0);                    /* nothing left after the commit */
-    sf_broker_free(w3);
+    /* Committed, as the cluster says: the offset after the task's. Before
+     * the result was stored, nothing was committed for it. */
+    int32_t part;
+    int64_t off;
+    handle_pos(d2.handle, &part, &off);
+    assert_int_equal(committed_offset(m, part), off + 1);
     sf_delivery_clear(&d);
     sf_delivery_clear(&d2);
-    sf_delivery_clear(&d3);
     sf_broker_free(co);
 }
 
@@ -161,17 +193,33 @@ static void retriable_produce_errors_are_retried(void **state)
     struct sf_completion c = { .task_id = "r2:s:0", .run_id = "r2", .result = res,
                                .result_len = strlen(res) };
     assert_int_equal(w->ops->complete(w, d.handle, &c, err, sizeof(err)), 0);
-    /* The coordinator reads exactly one result for the task. */
+    /* A second task's result after it, on the same partition (key run_id):
+     * the reader stops at that marker, so a duplicate of the first, which
+     * the producer would have written before it, cannot be missed. */
+    const char *t3 = "{\"v\":1,\"id\":\"r2:s:1\",\"run_id\":\"r2\",\"step\":\"s\",\"run\":\"cat\"}";
+    assert_int_equal(co->ops->publish(co, "r2", "r2:s:1", t3, strlen(t3), err, sizeof(err)), 0);
+    struct sf_delivery d3 = {0};
+    assert_true(fetch_one(w, &d3));
+    const char *res3 = "{\"v\":1,\"task_id\":\"r2:s:1\"}";
+    struct sf_completion c3 = { .task_id = "r2:s:1", .run_id = "r2", .result = res3,
+                                .result_len = strlen(res3) };
+    assert_int_equal(w->ops->complete(w, d3.handle, &c3, err, sizeof(err)), 0);
     char *out[8];
-    size_t lens[8], n = 0, total = 0;
-    int64_t until = sf_now_ms() + 10000;
-    while (sf_now_ms() < until && total < 1) {
+    size_t lens[8], n = 0, first = 0;
+    bool marker = false;
+    int64_t until = sf_now_ms() + 30000;
+    while (sf_now_ms() < until && !marker) {
         assert_int_equal(co->ops->results(co, "r2", cursor, sizeof(cursor), out, lens, 8, 500, &n,
                                           err, sizeof(err)), 0);
-        for (size_t i = 0; i < n; i++) free(out[i]);
-        total += n;
+        for (size_t i = 0; i < n; i++) {
+            if (strstr(out[i], "\"r2:s:1\"")) marker = true;
+            else if (!marker && strstr(out[i], "\"r2:s:0\"")) first++;
+            free(out[i]);
+        }
     }
-    assert_int_equal(total, 1);
+    assert_true(marker);
+    assert_int_equal(first, 1);                /* exactly one result for the retried produce */
+    sf_delivery_clear(&d3);
     sf_delivery_clear(&d);
     sf_broker_free(w);
     sf_broker_free(co);
