@@ -46,7 +46,7 @@ static const struct sf_opt run_opts[] = {
       "broker mode: POST the run's result document here when it ends (delivered by the workers)", 0, 0 },
     { "callback-secret-ref", NULL, SF_OPT_STR, O(callback_secret_ref), NULL, "NAME",
       "sign run callbacks with the workers' SANDFLEET_SECRET_<NAME>", 0, 0 },
-    { "callback-header", NULL, SF_OPT_LIST, O(callback_headers), NULL, "NAME:VALUE",
+    { "callback-header", "SANDFLEET_CALLBACK_HEADER", SF_OPT_LIST, O(callback_headers), NULL, "NAME:VALUE",
       "extra header on the run's callback (repeatable)", 0, 0, SF_OPT_SECRET },
     { "egress-allow", "SANDFLEET_EGRESS_ALLOW", SF_OPT_LIST, O(egress_allow), NULL, "CIDR|HOST",
       "central runs: sandboxes with network may also reach this block or host name; "
