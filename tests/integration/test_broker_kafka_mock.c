@@ -197,7 +197,7 @@ static void retriable_produce_errors_are_retried(void **state)
      * the reader stops at that marker, so a duplicate of the first, which
      * the producer would have written before it, cannot be missed. */
     const char *t3 = "{\"v\":1,\"id\":\"r2:s:1\",\"run_id\":\"r2\",\"step\":\"s\",\"run\":\"cat\"}";
-    assert_int_equal(co->ops->publish(co, "r2", "r2:s:1", t3, strlen(t3), err, sizeof(err)), 0);
+    assert_int_equal(co->ops->publish(co, "r2", "r2:s:1", 0, t3, strlen(t3), err, sizeof(err)), 0);
     struct sf_delivery d3 = {0};
     assert_true(fetch_one(w, &d3));
     const char *res3 = "{\"v\":1,\"task_id\":\"r2:s:1\"}";

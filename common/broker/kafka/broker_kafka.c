@@ -687,3 +687,52 @@ fail:
     k_free(&kb->base);
     return NULL;
 }
+
+void sf_kafka_rebalance_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e)
+{
+    if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk))
+        rd_kafka_commit(rk, NULL, 0);
+}
+
+void sf_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                              rd_kafka_topic_partition_list_t *parts, bool paused,
+                              const struct sf_log *lg, const char *what)
+{
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *ie = NULL;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop) ie = rd_kafka_incremental_assign(rk, parts);
+        else rd_kafka_assign(rk, parts);
+        if (paused) rd_kafka_pause_partitions(rk, parts);
+        else rd_kafka_resume_partitions(rk, parts);
+    } else {
+        if (coop) ie = rd_kafka_incremental_unassign(rk, parts);
+        else rd_kafka_assign(rk, NULL);
+    }
+    if (ie) {
+        SF_LOG(lg, SF_LOG_WARN, NULL, NULL, "%s rebalance: %s", what, rd_kafka_error_string(ie));
+        rd_kafka_error_destroy(ie);
+    }
+}
+
+int sf_kafka_partitions(rd_kafka_t *rk, const char *topic, bool committed,
+                        rd_kafka_topic_partition_list_t **out, char *err, size_t errlen)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    int n = !e && md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    for (int p = 0; p < n; p++) rd_kafka_topic_partition_list_add(l, topic, p);
+    if (!e && committed) e = rd_kafka_committed(rk, l, 10000);
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    *out = NULL;
+    if (e) {
+        rd_kafka_topic_partition_list_destroy(l);
+        sf_errf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
+        return sf_kafka_errno(e);
+    }
+    *out = l;
+    return 0;
+}

@@ -163,6 +163,26 @@ rd_kafka_t *sf_kafka_client(struct kafka_broker *kb, enum kafka_role role, const
 rd_kafka_t *sf_kafka_consumer(struct kafka_broker *kb, enum kafka_role role, const char *group,
                               const char *const *topics, size_t n, int *rc, char *err,
                               size_t errlen);
+/* The steps every consumer's rebalance callback shares (worker, retry,
+ * callbacks, submissions), around its own bookkeeping:
+ *   revoked: sf_kafka_rebalance_commit (what was stored is committed unless
+ *            the assignment was lost, so the next owner starts right after
+ *            it), forget the partitions, sf_kafka_rebalance_apply;
+ *   assigned: note the partitions, sf_kafka_rebalance_apply.
+ * apply assigns (cooperatively or eagerly, as the group runs) and sets the
+ * pause flag to 'paused' — librdkafka keeps a partition's flag across
+ * unassign and assign, so one paused before a lost assignment would come
+ * back paused and never be fetched — or unassigns; an error is logged as
+ * "<what> rebalance: ...". */
+void sf_kafka_rebalance_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e);
+void sf_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                              rd_kafka_topic_partition_list_t *parts, bool paused,
+                              const struct sf_log *lg, const char *what);
+/* Every partition of topic in *out (the caller destroys it), with the
+ * offsets rk's group has committed when 'committed' (else left invalid).
+ * 0, or -errno with "topic: reason". */
+int sf_kafka_partitions(rd_kafka_t *rk, const char *topic, bool committed,
+                        rd_kafka_topic_partition_list_t **out, char *err, size_t errlen);
 /* librdkafka error -> -errno (transient ones as broker.h lists them). */
 int sf_kafka_errno(rd_kafka_resp_err_t e);
 /* Topics exist (created on first use); idempotent, cached. */

@@ -106,32 +106,21 @@ void sf_kafka_cb_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 {
     struct kafka_broker *kb = opaque;
     struct kafka_cb *cb = kb->cb;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    rd_kafka_error_t *ie = NULL;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (coop) ie = rd_kafka_incremental_assign(rk, parts);
-        else rd_kafka_assign(rk, parts);
-        rd_kafka_resume_partitions(rk, parts);   /* a pause from a former assignment */
+        sf_kafka_rebalance_apply(rk, e, parts, false, kb->base.cfg.log, "kafka callbacks");
         /* Worded apart from the task consumer's "assigned"/"revoked" lines,
          * which tests and operators count. */
         SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: callbacks: taking %d more partition(s)",
                parts->cnt);
     } else {
         /* What was settled is committed now; the next owner sends the rest. */
-        if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk))
-            rd_kafka_commit(rk, NULL, 0);
+        sf_kafka_rebalance_commit(rk, e);
         for (int i = 0; i < parts->cnt; i++) {
             int t = topic_index(kb, parts->elems[i].topic);
             if (parts->elems[i].partition < cb->nparts[t])
                 part_clear(&cb->parts[t][parts->elems[i].partition]);
         }
-        if (coop) ie = rd_kafka_incremental_unassign(rk, parts);
-        else rd_kafka_assign(rk, NULL);
-    }
-    if (ie) {
-        SF_LOG(kb->base.cfg.log, SF_LOG_WARN, NULL, NULL, "kafka callbacks rebalance: %s",
-               rd_kafka_error_string(ie));
-        rd_kafka_error_destroy(ie);
+        sf_kafka_rebalance_apply(rk, e, parts, false, kb->base.cfg.log, "kafka callbacks");
     }
 }
 
@@ -446,30 +435,18 @@ void sf_kafka_cb_close(struct kafka_broker *kb)
 static int committed(struct kafka_broker *kb, const char *topic, int64_t **offs, int *n,
                      char *err, size_t errlen)
 {
-    const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_partition_list_t *l = NULL;
-    rd_kafka_resp_err_t e;
-    int rc = 0;
     rd_kafka_t *rk = sf_kafka_client(kb, KAFKA_READER, kb->cb_group, err, errlen);
     *offs = NULL;
     *n = 0;
     if (!rk) return -EINVAL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    if ((e = rd_kafka_metadata(rk, 0, rkt, &md, 10000))) goto kerr;
-    *n = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
-    l = rd_kafka_topic_partition_list_new(*n > 0 ? *n : 1);
-    for (int p = 0; p < *n; p++) rd_kafka_topic_partition_list_add(l, topic, p);
-    if ((e = rd_kafka_committed(rk, l, 10000))) goto kerr;
-    *offs = sf_xcalloc((size_t)(*n > 0 ? *n : 1), sizeof(int64_t));
-    for (int p = 0; p < *n; p++) (*offs)[p] = l->elems[p].offset;
-    goto out;
-kerr:
-    sf_errf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
-    rc = sf_kafka_errno(e);
-out:
-    if (l) rd_kafka_topic_partition_list_destroy(l);
-    if (md) rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
+    int rc = sf_kafka_partitions(rk, topic, true, &l, err, errlen);
+    if (rc == 0) {
+        *n = l->cnt;
+        *offs = sf_xcalloc((size_t)(*n > 0 ? *n : 1), sizeof(int64_t));
+        for (int p = 0; p < *n; p++) (*offs)[p] = l->elems[p].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+    }
     rd_kafka_destroy(rk);
     return rc;
 }

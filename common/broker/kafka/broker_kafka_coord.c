@@ -449,33 +449,23 @@ int sf_kafka_results(struct sf_broker *b, const char *run_id, char *cursor, size
 static int lag(struct kafka_broker *kb, const char *topic, const char *group, int64_t *sum,
                char *err, size_t errlen)
 {
-    const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_partition_list_t *l = NULL;
-    rd_kafka_resp_err_t e;
     rd_kafka_t *rk = sf_kafka_client(kb, KAFKA_READER, group, err, errlen);
-    int rc = 0, nparts = 0;
     *sum = 0;
     if (!rk) return -EINVAL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    if ((e = rd_kafka_metadata(rk, 0, rkt, &md, 10000))) goto kerr;
-    nparts = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
-    l = rd_kafka_topic_partition_list_new(nparts > 0 ? nparts : 1);
-    for (int p = 0; p < nparts; p++) rd_kafka_topic_partition_list_add(l, topic, p);
-    if (group && (e = rd_kafka_committed(rk, l, 10000))) goto kerr;
-    for (int p = 0; p < nparts; p++) {
+    int rc = sf_kafka_partitions(rk, topic, group != NULL, &l, err, errlen);
+    for (int p = 0; rc == 0 && p < l->cnt; p++) {
         int64_t lo, hi;
-        if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))) goto kerr;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        if (e) {
+            sf_errf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
+            rc = sf_kafka_errno(e);
+            break;
+        }
         int64_t from = group && l->elems[p].offset >= 0 ? l->elems[p].offset : lo;
         *sum += hi > from ? hi - from : 0;
     }
-    goto out;
-kerr:
-    sf_errf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
-    rc = sf_kafka_errno(e);
-out:
     if (l) rd_kafka_topic_partition_list_destroy(l);
-    if (md) rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
     return rc;
 }

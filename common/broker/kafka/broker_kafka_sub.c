@@ -134,13 +134,9 @@ void sf_kafka_sub_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 {
     struct kafka_broker *kb = opaque;
     struct kafka_sub *ks = kb->sub;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     bool assign = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-    rd_kafka_error_t *ie = NULL;
-    /* Going away: what was acked is committed now, so the next owner starts
-     * right after it. */
-    if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk))
-        rd_kafka_commit(rk, NULL, 0);
+    /* Going away: what was acked is committed now. */
+    sf_kafka_rebalance_commit(rk, e);
     pthread_mutex_lock(&ks->tmu);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
@@ -152,24 +148,12 @@ void sf_kafka_sub_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         }
     }
     pthread_mutex_unlock(&ks->tmu);
-    if (assign && coop) ie = rd_kafka_incremental_assign(rk, parts);
-    else if (assign) rd_kafka_assign(rk, parts);
-    else if (coop) ie = rd_kafka_incremental_unassign(rk, parts);
-    else rd_kafka_assign(rk, NULL);
-    /* librdkafka keeps a partition's pause flag across unassign and assign:
-     * set it to ours explicitly. */
-    if (assign && ks->paused) rd_kafka_pause_partitions(rk, parts);
-    else if (assign) rd_kafka_resume_partitions(rk, parts);
-    else drop_held(ks, parts);
+    sf_kafka_rebalance_apply(rk, e, parts, ks->paused, kb->base.cfg.log, "kafka submissions");
+    if (!assign) drop_held(ks, parts);
     /* Worded apart from the task consumer's "assigned"/"revoked" lines,
      * which tests and operators count. */
     SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: submissions: %s %d partition(s) of %s",
            assign ? "taking" : "giving up", parts->cnt, kb->t_sub);
-    if (ie) {
-        SF_LOG(kb->base.cfg.log, SF_LOG_WARN, NULL, NULL, "kafka submissions rebalance: %s",
-               rd_kafka_error_string(ie));
-        rd_kafka_error_destroy(ie);
-    }
 }
 
 /* cmu held. */

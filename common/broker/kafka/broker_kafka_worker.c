@@ -83,38 +83,24 @@ void sf_kafka_worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                                rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct kafka_broker *kb = opaque;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    rd_kafka_error_t *ie = NULL;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         pthread_mutex_lock(&kb->tmu);
         for (int i = 0; i < parts->cnt; i++) sf_kafka_track_assign(kb->track, parts->elems[i].partition);
         pthread_mutex_unlock(&kb->tmu);
-        if (coop) ie = rd_kafka_incremental_assign(rk, parts);
-        else rd_kafka_assign(rk, parts);
-        /* librdkafka keeps a partition's pause flag across unassign and
-         * assign: set it explicitly, or a partition paused before a lost
-         * assignment comes back paused and is never fetched again. */
-        if (kb->paused) rd_kafka_pause_partitions(rk, parts);
-        else rd_kafka_resume_partitions(rk, parts);
+        sf_kafka_rebalance_apply(rk, e, parts, kb->paused, kb->base.cfg.log, "kafka");
         SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: %d partition(s) of %s assigned",
                parts->cnt, kb->t_tasks);
     } else {
-        /* Revoked (or lost): what finished is committed now, so the next
-         * owner starts right after it; the rest runs again there. */
-        if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk))
-            rd_kafka_commit(rk, NULL, 0);
+        /* Revoked (or lost): what finished is committed now; the rest runs
+         * again at the next owner. */
+        sf_kafka_rebalance_commit(rk, e);
         pthread_mutex_lock(&kb->tmu);
         for (int i = 0; i < parts->cnt; i++) sf_kafka_track_revoke(kb->track, parts->elems[i].partition);
         pthread_mutex_unlock(&kb->tmu);
         drop_held(kb, parts);
-        if (coop) ie = rd_kafka_incremental_unassign(rk, parts);
-        else rd_kafka_assign(rk, NULL);
+        sf_kafka_rebalance_apply(rk, e, parts, false, kb->base.cfg.log, "kafka");
         SF_LOG(kb->base.cfg.log, SF_LOG_INFO, NULL, NULL, "kafka: %d partition(s) of %s revoked%s",
                parts->cnt, kb->t_tasks, e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "" : " (error)");
-    }
-    if (ie) {
-        SF_LOG(kb->base.cfg.log, SF_LOG_WARN, NULL, NULL, "kafka rebalance: %s", rd_kafka_error_string(ie));
-        rd_kafka_error_destroy(ie);
     }
 }
 
@@ -411,22 +397,13 @@ void sf_kafka_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                               rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct kafka_broker *kb = opaque;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    rd_kafka_error_t *ie = NULL;
-    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (coop) ie = rd_kafka_incremental_assign(rk, parts);
-        else rd_kafka_assign(rk, parts);
-        rd_kafka_resume_partitions(rk, parts);   /* a pause from a former assignment */
-    } else {
-        if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk))
-            rd_kafka_commit(rk, NULL, 0);
+    if (e != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        sf_kafka_rebalance_commit(rk, e);
         for (int i = 0; i < parts->cnt; i++)
             if (parts->elems[i].partition < kb->n_retry_parts)
                 retry_part_clear(&kb->retry_parts[parts->elems[i].partition]);
-        if (coop) ie = rd_kafka_incremental_unassign(rk, parts);
-        else rd_kafka_assign(rk, NULL);
     }
-    if (ie) rd_kafka_error_destroy(ie);
+    sf_kafka_rebalance_apply(rk, e, parts, false, kb->base.cfg.log, "kafka retry");
 }
 
 static void retry_pause(struct kafka_broker *kb, int32_t p, bool pause)

@@ -58,35 +58,18 @@ static int rcall(struct redis_broker *rb, redisReply **out, char *err, size_t er
     return sf_redis_cmd(rb->pool, out, err, errlen, argc, argv, lens);
 }
 
-/* EVAL script with keys then args; lens may be NULL (all C strings) or give
- * the length of each of keys+args. */
+/* EVAL script with keys then args (sf_redis_eval_on); lens may be NULL (all
+ * C strings). A missing group is recreated once, as rcall does. */
 int sf_redis_eval(struct redis_broker *rb, redisReply **out, char *err, size_t errlen,
                   const char *script, int nkeys, int nargs, const char **ka, const size_t *lens)
 {
-    const char **argv = sf_xcalloc((size_t)(nkeys + nargs + 3), sizeof(char *));
-    size_t *alen = sf_xcalloc((size_t)(nkeys + nargs + 3), sizeof(size_t));
-    char nk[16];
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[0] = "EVAL";
-    argv[1] = script;
-    argv[2] = nk;
-    for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
-    for (int i = 0; i < nkeys + nargs; i++) {
-        argv[3 + i] = ka[i];
-        alen[3 + i] = lens ? lens[i] : strlen(ka[i]);
-    }
-    int rc = rcall(rb, out, err, errlen, nkeys + nargs + 3, argv, alen);
-    free(argv);
-    free(alen);
-    return rc;
+    size_t n = (size_t)(nkeys + nargs);
+    int rc = sf_redis_eval_on(rb->pool, out, err, errlen, script, nkeys, ka, lens, n);
+    if (rc != -ENOENT) return rc;
+    if ((rc = ensure_group(rb, err, errlen)) < 0) return rc;
+    return sf_redis_eval_on(rb->pool, out, err, errlen, script, nkeys, ka, lens, n);
 }
 
-static int int_reply(redisReply *r)
-{
-    int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
 
 /* --- worker side ---------------------------------------------------------------- */
 
@@ -341,7 +324,7 @@ static int r_retry(struct sf_broker *b, const char *handle, const char *task, si
     size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(ka[2]), strlen(ka[3]), strlen(ka[4]), len };
     int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_retry, 2, 4, ka, lens);
     if (rc < 0) return rc;
-    return int_reply(r) == 1 ? 0 : 1;
+    return sf_redis_int_reply(r) == 1 ? 0 : 1;
 }
 
 static int r_dead(struct sf_broker *b, const char *handle, const char *raw, size_t len,
@@ -413,7 +396,7 @@ static int r_publish(struct sf_broker *b, const char *run_id, const char *task_i
     if (rc == 0 && band) atomic_fetch_or(&rb->bands, 1u << band);
     free(k_pub);
     if (rc < 0) return rc;
-    return int_reply(r) == 1 ? 0 : 1;
+    return sf_redis_int_reply(r) == 1 ? 0 : 1;
 }
 
 static int r_results(struct sf_broker *b, const char *run_id, char *cursor, size_t cursor_len,

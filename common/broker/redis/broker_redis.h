@@ -52,6 +52,12 @@ void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *
  * -ECONNREFUSED / -ECONNRESET / -ETIMEDOUT. The message goes to err. */
 int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                  int argc, const char **argv, const size_t *lens);
+/* EVAL script: ka[0..n) are nkeys keys then the arguments (binary-safe; lens
+ * NULL: all C strings). Results as sf_redis_cmd. */
+int sf_redis_eval_on(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
+                  const char *script, int nkeys, const char *const *ka, const size_t *lens, size_t n);
+/* The integer of a reply, which it frees; -1 for anything else. */
+int sf_redis_int_reply(redisReply *r);
 
 /* Priorities 0..9 are bands: band 0 is sf:Q:tasks, band p the stream
  * sf:Q:tasks:p<p>, each with the group "workers" (docs/protocol.md §9). */

@@ -45,20 +45,7 @@ static const char lua_requeue[] =
 static int eval_script(struct redis_broker *rb, redisReply **r, char *err, size_t errlen,
                        const char *script, int nkeys, const char **ka, const size_t *lens, int nka)
 {
-    const char *argv[16];
-    size_t alen[16];
-    char nk[8];
-    if (nka + 3 > (int)NELEM(argv)) return -E2BIG;
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[0] = "EVAL";
-    argv[1] = script;
-    argv[2] = nk;
-    for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
-    for (int i = 0; i < nka; i++) {
-        argv[3 + i] = ka[i];
-        alen[3 + i] = lens ? lens[i] : strlen(ka[i]);
-    }
-    return sf_redis_cmd(rb->pool, r, err, errlen, nka + 3, argv, alen);
+    return sf_redis_eval_on(rb->pool, r, err, errlen, script, nkeys, ka, lens, (size_t)nka);
 }
 
 static const char *str_el(const redisReply *r)

@@ -139,12 +139,6 @@ static void keys_clear(struct cb_keys *k)
     free(k->dead);
 }
 
-static int int_reply(redisReply *r)
-{
-    int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
 
 int sf_redis_cb_enqueue(struct sf_broker *b, const char *id, const char *rec, size_t len,
                         const char *once_key, char *err, size_t errlen)
@@ -161,7 +155,7 @@ int sf_redis_cb_enqueue(struct sf_broker *b, const char *id, const char *rec, si
     int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_enqueue, 3, (int)(NELEM(ka)) - 3, ka, lens);
     keys_clear(&k);
     if (rc < 0) return rc;
-    return int_reply(r) == 1 ? 0 : 1;
+    return sf_redis_int_reply(r) == 1 ? 0 : 1;
 }
 
 int sf_redis_cb_claim(struct sf_broker *b, int64_t lease_ms, struct sf_callback_claim *out,
@@ -215,7 +209,7 @@ int sf_redis_cb_settle(struct sf_broker *b, const char *id, const char *token,
     int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_settle, 3, (int)(NELEM(ka)) - 3, ka, lens);
     keys_clear(&k);
     if (rc < 0) return rc;
-    return int_reply(r) == 1 ? 0 : 1;
+    return sf_redis_int_reply(r) == 1 ? 0 : 1;
 }
 
 int sf_redis_cb_list(struct sf_broker *b, bool dead, size_t max, json_t **out, char *err,
@@ -261,7 +255,7 @@ int sf_redis_cb_requeue(struct sf_broker *b, const char *id, const char *rec, si
     int rc = sf_redis_eval(RB(b), &r, err, errlen, lua_requeue, 3, (int)(NELEM(ka)) - 3, ka, lens);
     keys_clear(&k);
     if (rc < 0) return rc;
-    return int_reply(r) == 1 ? 1 : 0;
+    return sf_redis_int_reply(r) == 1 ? 1 : 0;
 }
 
 int sf_redis_cb_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
@@ -280,5 +274,5 @@ int sf_redis_cb_purge(struct sf_broker *b, bool dead, const char *const *ids, si
     free(ka);
     keys_clear(&k);
     if (rc < 0) return rc;
-    return int_reply(r);
+    return sf_redis_int_reply(r);
 }

@@ -303,3 +303,31 @@ int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t er
     *out = r;
     return 0;
 }
+
+int sf_redis_eval_on(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
+                  const char *script, int nkeys, const char *const *ka, const size_t *lens, size_t n)
+{
+    const char **argv = sf_xcalloc(n + 3, sizeof(char *));
+    size_t *alen = sf_xcalloc(n + 3, sizeof(size_t));
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = nk;
+    for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
+    for (size_t i = 0; i < n; i++) {
+        argv[3 + i] = ka[i];
+        alen[3 + i] = lens ? lens[i] : strlen(ka[i]);
+    }
+    int rc = sf_redis_cmd(p, out, err, errlen, (int)n + 3, argv, alen);
+    free(argv);
+    free(alen);
+    return rc;
+}
+
+int sf_redis_int_reply(redisReply *r)
+{
+    int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}

@@ -35,12 +35,6 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static int int_reply(redisReply *r)
-{
-    int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
 
 int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf_task *t,
                         const char *raw, size_t len, char *err, size_t errlen)
@@ -74,7 +68,7 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     lens[19] = len;
     redisReply *rep;
     int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_enter, 9, 13, ka, lens);
-    if (rc == 0) rc = int_reply(rep);
+    if (rc == 0) rc = sf_redis_int_reply(rep);
     if (rc > 2) rc = -EPROTO;
     free(k_conc);
     free(k_cwait);
@@ -120,7 +114,7 @@ int sf_redis_route(struct sf_broker *b, const char *handle, int priority, const 
     size_t lens[] = { strlen(ka[0]), strlen(ka[1]), strlen(id), strlen(ka[3]), len };
     int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_route, 2, 3, ka, lens);
     if (rc < 0) return rc;
-    rc = int_reply(rep);
+    rc = sf_redis_int_reply(rep);
     if (rc == 1) atomic_fetch_or(&rb->bands, 1u << priority);
     return rc == 1 ? 0 : 1;
 }
