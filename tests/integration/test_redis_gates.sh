@@ -18,6 +18,9 @@
 #  5. a worker killed -9 while it holds the only slot of a key: the slot is
 #     free again within the lease and the waiting task runs on the other.
 set -u
+# Its blocker agents wait on files the test touches on the host: the process
+# backend (local sandboxes cannot see the host's files).
+export SF_TEST_SANDBOX=process
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init gates
 SECRET="sf-t-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
