@@ -243,6 +243,15 @@ int main(int argc, char **argv)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.concurrency = cpus > 0 ? cpus : 1;
     }
+    /* A running local sandbox holds up to 8 fds here (control socket, root,
+     * network namespace, pidfd, three pipes, a broker connection while it
+     * completes): the usual soft limit of 1024 stops a worker near 120 slots
+     * (docs/operations.md, "A thousand agents on one worker"). */
+    long want_fds = 8 * cfg.concurrency + 256, have_fds = sf_raise_nofile(want_fds);
+    if (have_fds < want_fds)
+        SF_LOGW(&lg, "--concurrency %ld wants about %ld open files, the hard limit allows %ld: "
+                "raise it (ulimit -Hn, systemd LimitNOFILE=) or sandboxes will fail with EMFILE",
+                cfg.concurrency, want_fds, have_fds);
     gethostname(w.host, sizeof(w.host) - 1);
     if (cfg.worker_id) {
         sf_strlcpy(w.id, cfg.worker_id, sizeof(w.id));

@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,19 @@ out:
     close(fd);
     sf_buf_free(&b);
     return rc;
+}
+
+long sf_raise_nofile(long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return -1;
+    if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < want) {
+        rlim_t soft = rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want ? (rlim_t)want
+                                                                             : rl.rlim_max;
+        struct rlimit nr = { soft, rl.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &nr) == 0) rl.rlim_cur = soft;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? want : (long)rl.rlim_cur;
 }
 
 int sf_mkdir_p(const char *path, int mode)

@@ -37,6 +37,10 @@ char *sf_buf_steal(struct sf_buf *b, size_t *len);
 
 /* Read a whole file; -errno, or -EFBIG when larger than max. */
 int sf_read_file(const char *path, size_t max, char **data, size_t *len);
+/* Raise this process's soft RLIMIT_NOFILE to at least 'want' (never above
+ * the hard limit, never lower than it is). Returns the soft limit now in
+ * force (< want: the hard limit is too low). */
+long sf_raise_nofile(long want);
 /* mkdir -p: every missing directory of 'path' with 'mode'. 0 or -errno. */
 int sf_mkdir_p(const char *path, int mode);
 

@@ -447,7 +447,10 @@ void sf_sbx_init_main(const struct sf_sbx_child_cfg *cfg)
     /* Other sandboxes' sockets and pipes must not stay open in here. */
     sf_sbx_close_others(ctl, false);
     if (!cfg->clean) sf_sbx_scrub_argv_env();
-    else prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0);
+    else {
+        prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0);
+        setpriority(PRIO_PROCESS, 0, 0);        /* the zygote's was raised */
+    }
     int devnull = open("/dev/null", O_RDWR);
     for (int i = 0; devnull >= 0 && i < 3; i++)
         if (devnull != i) dup2(devnull, i);

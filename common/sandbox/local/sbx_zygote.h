@@ -33,6 +33,8 @@
 #include "sandbox.h"
 #include "sbx_seccomp.h"
 
+#define SF_SBX_ZYGOTE_NICE (-10)      /* the zygote's; its children reset to 0 */
+
 struct sf_sbx_zygote;
 
 /* What every child of this provider gets, fixed when the zygote starts. */
