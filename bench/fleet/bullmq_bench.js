@@ -1,4 +1,5 @@
-// bench/fleet/bullmq_bench.js: worker | driver N. A job runs `sh -c cat` as a
+// bench/fleet/bullmq_bench.js: worker | driver N. A job runs `sh -c cat` (or
+// the argv in BENCH_CMD, a JSON array: bwrap around it, a sleeping agent) as a
 // child process with its data on stdin; the driver adds N jobs (addBulk) and
 // waits until all completed.
 const { Queue, Worker, QueueEvents } = require('bullmq');
@@ -6,9 +7,11 @@ const { spawn } = require('child_process');
 const connection = { host: '127.0.0.1', port: Number(process.env.BENCH_PORT) };
 const mode = process.argv[2];
 
+const argv = process.env.BENCH_CMD ? JSON.parse(process.env.BENCH_CMD) : ['sh', '-c', 'cat'];
+
 function cat(input) {
   return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', 'cat']);
+    const p = spawn(argv[0], argv.slice(1));
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
     p.on('error', reject);
