@@ -26,6 +26,9 @@ sections=(
   "concurrency.sh:7. throughput against concurrency"
   "priority.sh:8. what priorities cost the task path"
   "net_cost.sh:9. what network costs a sandbox"
+  "map_e2e.sh:10. end to end: a coordinator's map vs BullMQ and Celery, plain and in bwrap"
+  "python_agent.sh:11. a Python agent: cold, warm, Celery in-process"
+  "many_agents.sh:12. a thousand waiting agents on one worker vs BullMQ"
 )
 status=0
 for s in "${sections[@]}"; do
