@@ -316,9 +316,9 @@ int sf_http_listen(struct sf_http *h, const char *hostport, char *err, size_t er
         return -errno;
     }
     struct MHD_OptionItem opts[SF_HTTP_GUARD_NOPTS + 4] = {
+        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h },     /* first, or it is not used for all */
         { MHD_OPTION_SOCK_ADDR, 0, &sin },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, h },
-        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h },
     };
     size_t n = 3 + sf_http_guard_options(h->guard, opts + 3, SF_HTTP_GUARD_NOPTS);
     opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };

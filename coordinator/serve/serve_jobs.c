@@ -96,6 +96,8 @@ static void do_lookup(struct serve *sv, struct job *j)
         j->answer = json_pack("{s:s, s:s?, s:s, s:o?}", "run_id", id, "workflow", wf, "state",
                               json_is_string(st) ? json_string_value(st) : status, "result", d);
     }
+    /* Not ours: a cached copy would never see the run's later state. */
+    if (b->ops->run_forget) b->ops->run_forget(b, id);
     free(status);
     free(wf);
     free(owner);

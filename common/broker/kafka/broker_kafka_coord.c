@@ -258,24 +258,26 @@ int sf_kafka_state_get(struct sf_broker *b, const char *run_id, const char *fiel
     return 0;
 }
 
+/* A write needs no copy of the run here: it is produced, and a cached copy
+ * (if any) is updated; an uncached run is read from the log when needed,
+ * this record included. (A run already forgotten, such as a finished one a
+ * late keep-alive touches, is not loaded back for nothing.) */
 int sf_kafka_state_set(struct sf_broker *b, const char *run_id, const char *field,
                        const char *val, char *err, size_t errlen)
 {
     struct kafka_broker *kb = KB(b);
-    struct kafka_run *r;
-    int rc = get_run(kb, run_id, &r, err, errlen);
+    int rc = sf_kafka_ensure_topics(kb, err, errlen);
     if (rc < 0) return rc;
     char *key = sf_xasprintf("%s/f/%s", run_id, field);
     rc = sf_kafka_produce_sync(kb, kb->t_runs, runs_partition(kb, run_id), key, strlen(key), val,
                                strlen(val), NULL, NULL, NULL, err, errlen);
     free(key);
-    if (rc == 0) {
-        pthread_mutex_lock(&kb->mu);
-        json_object_set_new(r->fields, field, json_string(val));
-        pthread_mutex_unlock(&kb->mu);
-    }
-    put_run(kb, r);
-    return rc;
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&kb->mu);
+    struct kafka_run *r = cached(kb, run_id);
+    if (r) json_object_set_new(r->fields, field, json_string(val));
+    pthread_mutex_unlock(&kb->mu);
+    return 0;
 }
 
 /* --- publish --------------------------------------------------------------------- */
