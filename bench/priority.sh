@@ -69,7 +69,7 @@ if mode == "throughput":
     el = time.perf_counter() - t0
     print(json.dumps({"tasks": n, "seconds": round(el, 3), "per_s": round(n / el, 1)}))
 else:
-    run = f"lat{time.time_ns()}"; reply = f"bench:{run}"; last = "0-0"; lat = []
+    run = f"lat{time.time_ns()}"; reply = f"sf:reply:bench-{run}"; last = "0-0"; lat = []
     for i in range(n):
         t0 = time.perf_counter()
         call("XADD", "sf:default:tasks", "*", "task", task(i, run, reply))
