@@ -151,21 +151,33 @@ int sf_redis_gates(struct sf_broker *b, json_t **out, char *err, size_t errlen)
     return 0;
 }
 
-/* One run of the band fetch script. lasts[b] gets band b's last-delivered
- * id ("" when the stream does not exist). */
+/* One run of the band fetch script over band 0 and the bands believed to
+ * exist (all ten while that is not known). lasts[b] gets band b's
+ * last-delivered id ("" when its stream does not exist or was not asked). */
 static int band_fetch_once(struct redis_broker *rb, struct sf_delivery *out, size_t max, size_t *n,
                            char lasts[SF_REDIS_BANDS][64], char *err, size_t errlen)
 {
-    char count[24], aging[24];
-    const char *ka[SF_REDIS_BANDS + 3];
+    char count[24], aging[24], nums[SF_REDIS_BANDS][4];
+    const char *ka[2 * SF_REDIS_BANDS + 3];
+    int band_of[SF_REDIS_BANDS], nk = 0;
+    unsigned known = atomic_load(&rb->bands);
     redisReply *r;
     snprintf(count, sizeof(count), "%zu", max);
     snprintf(aging, sizeof(aging), "%lld", (long long)rb->aging_ms);
-    for (int p = 0; p < SF_REDIS_BANDS; p++) ka[p] = rb->k_band[p];
-    ka[SF_REDIS_BANDS] = rb->base.cfg.consumer ? rb->base.cfg.consumer : "coordinator";
-    ka[SF_REDIS_BANDS + 1] = count;
-    ka[SF_REDIS_BANDS + 2] = aging;
-    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_band_fetch, SF_REDIS_BANDS, 3, ka, NULL);
+    for (int p = 0; p < SF_REDIS_BANDS; p++) {
+        lasts[p][0] = '\0';
+        if (p > 0 && !(known & SF_REDIS_BANDS_UNKNOWN) && !(known & (1u << p))) continue;
+        band_of[nk] = p;
+        ka[nk++] = rb->k_band[p];
+    }
+    ka[nk] = rb->base.cfg.consumer ? rb->base.cfg.consumer : "coordinator";
+    ka[nk + 1] = count;
+    ka[nk + 2] = aging;
+    for (int i = 0; i < nk; i++) {
+        snprintf(nums[i], sizeof(nums[i]), "%d", band_of[i]);
+        ka[nk + 3 + i] = nums[i];
+    }
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_band_fetch, nk, nk + 3, ka, NULL);
     if (rc < 0) return rc;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
         const redisReply *es = r->element[0], *ls = r->element[2];
@@ -177,10 +189,9 @@ static int band_fetch_once(struct redis_broker *rb, struct sf_delivery *out, siz
                                        (int)e->element[0]->integer);
         }
         if (r->element[1]->type == REDIS_REPLY_INTEGER) atomic_store(&rb->bands, (unsigned)r->element[1]->integer);
-        for (size_t p = 0; p < SF_REDIS_BANDS; p++)
-            sf_strlcpy(lasts[p], ls->type == REDIS_REPLY_ARRAY && p < ls->elements &&
-                                 ls->element[p]->type == REDIS_REPLY_STRING ? ls->element[p]->str : "",
-                       sizeof(lasts[p]));
+        for (int i = 0; i < nk && ls->type == REDIS_REPLY_ARRAY && (size_t)i < ls->elements; i++)
+            if (ls->element[i]->type == REDIS_REPLY_STRING)
+                sf_strlcpy(lasts[band_of[i]], ls->element[i]->str, sizeof(lasts[0]));
     }
     freeReplyObject(r);
     return 0;

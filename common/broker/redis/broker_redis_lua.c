@@ -325,15 +325,18 @@ const char sf_redis_lua_route[] =
     "redis.call('XDEL', KEYS[1], ARGV[1])\n"
     "return 1\n";
 
-/* KEYS: the ten band streams, 0..9. ARGV: consumer, max, aging ms.
- * Delivers up to max entries, one at a time from the band whose next
- * undelivered entry has the lowest "entry time - band x aging" (linear
- * aging: a band-0 task is passed only by band-p tasks queued less than
- * p x aging after it; ties go to the higher band). The next undelivered
- * entry of a band is the first after its group's last-delivered-id.
- * Returns {{band, entry id, fields}..., bands bitmask (p >= 1 that exist),
- * {last-delivered-id per band}} - the ids let the caller block
- * with XREAD for anything newer without taking it. */
+/* KEYS: band streams (band 0 and those believed to exist). ARGV: consumer,
+ * max, aging ms, then the band number of each key.
+ * Delivers up to max entries from the band whose next undelivered entry has
+ * the lowest "entry time - band x aging" (linear aging: a band-0 task is
+ * passed only by band-p tasks queued less than p x aging after it; ties go
+ * to the higher band), re-choosing after each entry; when a single band has
+ * undelivered entries, the rest of the batch comes from it in one read. The
+ * next undelivered entry of a band is the first after its group's
+ * last-delivered-id. Returns {{band, entry id, fields}..., bands bitmask (p
+ * >= 1 whose stream exists, among the keys), {last-delivered-id per key,
+ * '' when the stream does not exist}} - the ids let the caller block with
+ * XREAD for anything newer without taking it. */
 const char sf_redis_lua_band_fetch[] =
     "local aging, want = tonumber(ARGV[3]), tonumber(ARGV[2])\n"
     "local heads, lasts, bands = {}, {}, 0\n"
@@ -342,11 +345,12 @@ const char sf_redis_lua_band_fetch[] =
     "  if #e == 0 then return false end\n"
     "  return e[1][1]\n"
     "end\n"
-    "for i = 1, 10 do\n"
+    "for i = 1, #KEYS do\n"
     "  lasts[i] = ''\n"
     "  heads[i] = false\n"
     "  if redis.call('EXISTS', KEYS[i]) == 1 then\n"
-    "    if i > 1 then bands = bands + 2 ^ (i - 1) end\n"
+    "    local band = tonumber(ARGV[3 + i])\n"
+    "    if band > 0 then bands = bands + 2 ^ band end\n"
     "    local ldi = nil\n"
     "    local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])\n"
     "    if ok then\n"
@@ -369,23 +373,27 @@ const char sf_redis_lua_band_fetch[] =
     "end\n"
     "local out = {}\n"
     "while #out < want do\n"
-    "  local best, bscore = nil, nil\n"
-    "  for i = 1, 10 do\n"
+    "  local best, bscore, candidates = nil, nil, 0\n"
+    "  for i = 1, #KEYS do\n"
     "    if heads[i] then\n"
-    "      local score = tonumber(string.match(heads[i], '^(%d+)')) - (i - 1) * aging\n"
-    "      if not best or score <= bscore then best, bscore = i, score end\n"
+    "      candidates = candidates + 1\n"
+    "      local score = tonumber(string.match(heads[i], '^(%d+)')) - tonumber(ARGV[3 + i]) * aging\n"
+    "      if not best or score < bscore or (score == bscore and tonumber(ARGV[3 + i]) > tonumber(ARGV[3 + best])) then\n"
+    "        best, bscore = i, score\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  if not best then break end\n"
-    "  local r = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best], '>')\n"
-    "  if r and r[1] and #r[1][2] > 0 then\n"
-    "    local e = r[1][2][1]\n"
-    "    out[#out + 1] = {best - 1, e[1], e[2]}\n"
+    "  local n = candidates == 1 and want - #out or 1\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', n, 'STREAMS', KEYS[best], '>')\n"
+    "  local got = r and r[1] and r[1][2] or {}\n"
+    "  for _, e in ipairs(got) do\n"
+    "    out[#out + 1] = {tonumber(ARGV[3 + best]), e[1], e[2]}\n"
     "    lasts[best] = e[1]\n"
-    "    heads[best] = after(KEYS[best], e[1])\n"
-    "  else\n"
-    "    heads[best] = false\n"
     "  end\n"
+    "  if #got == 0 then heads[best] = false\n"
+    "  elseif candidates == 1 then break\n"
+    "  else heads[best] = after(KEYS[best], lasts[best]) end\n"
     "end\n"
     "return {out, bands, lasts}\n";
 
