@@ -127,14 +127,21 @@ check "POST /api/runs with a concurrency key on Kafka: 400 naming the step" \
     bash -c "[ $code = 400 ] && grep -q \"step 'a': 'concurrency' is not supported\" '$T/post-conc.json'"
 
 # --- 4. killed mid-run, restarted -------------------------------------------------------------
-produce "{\"workflow\": {\"name\": \"kslow\", \"steps\": [{\"id\": \"wait\", \"run\": \"sleep 4; cat\", \"input\": {\"slow\": true}}]}, \"reply_to\": \"$REPLY\"}"
+# The agent is held (SIGSTOP) while serve is killed, so the run cannot end
+# before the kill however loaded the machine is; it is let go after the restart.
+SLOW="sleep 12.$$"                      # a command line no other test runs
+produce "{\"workflow\": {\"name\": \"kslow\", \"steps\": [{\"id\": \"wait\", \"run\": \"$SLOW; cat\", \"input\": {\"slow\": true}}]}, \"reply_to\": \"$REPLY\"}"
 RUNS="sub-$(sub_po kslow)"
 wait_for 20 state_is "$RUNS" running || fail "the slow run did not start"
+wait_for 20 pgrep -f "^$SLOW\$" >/dev/null || fail "the slow run's agent did not start"
+AGENT=$(pgrep -f "^$SLOW\$")
+kill -STOP $AGENT
 sleep 1.5                               # acked offsets are committed every second
 kill -9 "$CPID"
 wait "$CPID" 2>/dev/null
 check "killed before the slow run's document was stored" bash -c "[ -z \"\$(kcat -b 127.0.0.1:$KAFKA_PORT -C -t $REPLY -o beginning -e -q -f '%k\n' 2>/dev/null | grep -x '$RUNS')\" ]"
 serve_start --max-runs 1
+kill -CONT $AGENT
 wait_for 40 state_is "$RUNS" succeeded || fail "the restarted serve did not finish $RUNS: $(cat "$T/get.json" 2>/dev/null)"
 check "the slow run resumed under its run id" jtrue "$T/get.json" 'd["result"]["steps"]["wait"]["output"] == {"slow": True}'
 # This instance does not hold khdr-1: its claim on sandfleet.runs refuses the id.
