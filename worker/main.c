@@ -73,7 +73,10 @@ static const struct sf_opt worker_opts[] = {
       "PORT-ID.DOMAIN (point *.DOMAIN at this server)", 0, 0 },
     { "e2b-max-sandboxes", "SANDFLEET_E2B_MAX_SANDBOXES", SF_OPT_INT, O(e2b_max), "64", "N",
       "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
-    SF_HTTP_LIMIT_OPTS("e2b", "SANDFLEET_E2B", struct worker_cfg, e2b_limits, "16384"),
+    /* An SDK client holds a connection per running command (its stream):
+     * more connections than the other listeners, half of them per address. */
+    SF_HTTP_LIMIT_OPTS_CONNS("e2b", "SANDFLEET_E2B", struct worker_cfg, e2b_limits, "16384", "1024",
+                             "512"),
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
       "template of E2B sandboxes for --sandbox e2b", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), NULL, "HOST:PORT",

@@ -67,10 +67,14 @@ struct sf_http_limits {
  *   SF_HTTP_LIMIT_OPTS("http", "SANDFLEET_HTTP", struct serve_cfg, limits, "16384")
  * gives --http-max-conns / SANDFLEET_HTTP_MAX_CONNS, ... */
 #define SF_HTTP_LIMIT_OPTS(FLAG, ENV, TYPE, FIELD, BODY_KB)                                        \
-    { FLAG "-max-conns", ENV "_MAX_CONNS", SF_OPT_INT, offsetof(TYPE, FIELD.max_conns), "256", "N", \
+    SF_HTTP_LIMIT_OPTS_CONNS(FLAG, ENV, TYPE, FIELD, BODY_KB, "256", "32")
+/* The same with other connection defaults (as text), for a listener whose
+ * clients hold many connections each (the E2B port: a stream per command). */
+#define SF_HTTP_LIMIT_OPTS_CONNS(FLAG, ENV, TYPE, FIELD, BODY_KB, CONNS, PER_IP)                  \
+    { FLAG "-max-conns", ENV "_MAX_CONNS", SF_OPT_INT, offsetof(TYPE, FIELD.max_conns), CONNS, "N", \
       "connections at once, all clients together", 1, 100000 },                                    \
     { FLAG "-max-conns-per-ip", ENV "_MAX_CONNS_PER_IP", SF_OPT_INT,                                 \
-      offsetof(TYPE, FIELD.max_conns_per_ip), "32", "N",                                           \
+      offsetof(TYPE, FIELD.max_conns_per_ip), PER_IP, "N",                                         \
       "connections at once from one client address", 1, 100000 },                                  \
     { FLAG "-header-timeout-s", ENV "_HEADER_TIMEOUT_S", SF_OPT_INT,                                 \
       offsetof(TYPE, FIELD.header_timeout_s), "10", "S",                                           \

@@ -174,6 +174,12 @@ def sync_commands(sb):
     again.disconnect()
     check(c.kill(long.pid) is True, "commands.kill")
     check(raises(long.wait, "") is not None, "a killed command's wait fails")
+    # one client, many running commands: each holds its output stream open
+    hs = [c.run("sleep 60", background=True) for _ in range(40)]
+    running = {p.pid for p in c.list()}
+    check(all(x.pid in running for x in hs), "40 background commands at once from one client")
+    for x in hs:
+        x.kill()
     h = c.run("sleep 30", background=True)
     check(h.kill() is True, "handle.kill")
     check(raises(h.wait, "") is not None and c.kill(h.pid) is False,
