@@ -52,8 +52,10 @@ void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *
  * -ECONNREFUSED / -ECONNRESET / -ETIMEDOUT. The message goes to err. */
 int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                  int argc, const char **argv, const size_t *lens);
-/* EVAL script: ka[0..n) are nkeys keys then the arguments (binary-safe; lens
- * NULL: all C strings). Results as sf_redis_cmd. */
+/* Run a script (a static string: its address keys the SHA1 cache) by
+ * EVALSHA, falling back to EVAL when Redis does not know it: ka[0..n) are
+ * nkeys keys then the arguments (binary-safe; lens NULL: all C strings).
+ * Results as sf_redis_cmd. */
 int sf_redis_eval_on(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                   const char *script, int nkeys, const char *const *ka, const size_t *lens, size_t n);
 /* The integer of a reply, which it frees; -1 for anything else. */

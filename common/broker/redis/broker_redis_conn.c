@@ -13,6 +13,8 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -304,22 +306,67 @@ int sf_redis_cmd(struct sf_redis_pool *p, redisReply **out, char *err, size_t er
     return 0;
 }
 
+/* The SHA1 (hex) Redis knows a script by, computed once per script: the
+ * scripts are static strings, so their address names them. */
+#define SF_REDIS_SCRIPTS_MAX 64
+static struct { const char *script; char sha[41]; } sf_redis_shas[SF_REDIS_SCRIPTS_MAX];
+static size_t sf_redis_n_shas;
+static pthread_mutex_t sf_redis_sha_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool script_sha(const char *script, char sha[41])
+{
+    bool found = false;
+    pthread_mutex_lock(&sf_redis_sha_mu);
+    for (size_t i = 0; i < sf_redis_n_shas && !found; i++)
+        if (sf_redis_shas[i].script == script) {
+            memcpy(sha, sf_redis_shas[i].sha, 41);
+            found = true;
+        }
+    pthread_mutex_unlock(&sf_redis_sha_mu);
+    if (found) return true;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(script, strlen(script), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+        return false;
+    for (unsigned i = 0; i < 20; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
+    pthread_mutex_lock(&sf_redis_sha_mu);
+    if (sf_redis_n_shas < SF_REDIS_SCRIPTS_MAX) {
+        sf_redis_shas[sf_redis_n_shas].script = script;
+        memcpy(sf_redis_shas[sf_redis_n_shas++].sha, sha, 41);
+    }
+    pthread_mutex_unlock(&sf_redis_sha_mu);
+    return true;
+}
+
 int sf_redis_eval_on(struct sf_redis_pool *p, redisReply **out, char *err, size_t errlen,
                   const char *script, int nkeys, const char *const *ka, const size_t *lens, size_t n)
 {
     const char **argv = sf_xcalloc(n + 3, sizeof(char *));
     size_t *alen = sf_xcalloc(n + 3, sizeof(size_t));
-    char nk[16];
+    char nk[16], sha[41];
     snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[0] = "EVAL";
-    argv[1] = script;
     argv[2] = nk;
-    for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
     for (size_t i = 0; i < n; i++) {
         argv[3 + i] = ka[i];
         alen[3 + i] = lens ? lens[i] : strlen(ka[i]);
     }
-    int rc = sf_redis_cmd(p, out, err, errlen, (int)n + 3, argv, alen);
+    /* EVALSHA: the script's text (kilobytes, with the shared gate code)
+     * crosses the wire and is hashed by Redis only when Redis does not
+     * have it yet (NOSCRIPT after a restart or SCRIPT FLUSH): then EVAL,
+     * which also caches it. */
+    int rc = -ENOEXEC;
+    if (script_sha(script, sha)) {
+        argv[0] = "EVALSHA";
+        argv[1] = sha;
+        for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
+        rc = sf_redis_cmd(p, out, err, errlen, (int)n + 3, argv, alen);
+    }
+    if (rc == -ENOEXEC) {
+        argv[0] = "EVAL";
+        argv[1] = script;
+        for (int i = 0; i < 3; i++) alen[i] = strlen(argv[i]);
+        rc = sf_redis_cmd(p, out, err, errlen, (int)n + 3, argv, alen);
+    }
     free(argv);
     free(alen);
     return rc;
