@@ -83,7 +83,9 @@ void sf_http_free(struct sf_http *h);
 /* Answer later: called by a handler, which then returns without filling
  * resp. The connection is parked (no thread waits on it) until
  * sf_http_later_reply, which must come exactly once, from any thread; resp
- * is taken over (its body freed by the server). */
+ * is taken over (its body freed by the server). Until then the request's
+ * body and principal stay valid and unchanged, so the thread that answers
+ * may read them (parse a large body off the HTTP thread). */
 struct sf_http_later;
 struct sf_http_later *sf_http_defer(const struct sf_http_req *req);
 void sf_http_later_reply(struct sf_http_later *l, struct sf_http_resp *resp);

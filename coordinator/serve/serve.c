@@ -66,7 +66,8 @@ static void take_intake(struct serve *sv)
 {
     struct serve_req *r;
     while ((r = serve_table_take(&sv->tab))) {
-        if (r->kind == SERVE_SUBMIT) serve_job_claim(sv, r);
+        if (r->kind == SERVE_POST) serve_job_parse(sv, r);
+        else if (r->kind == SERVE_SUBMIT) serve_job_claim(sv, r);
         else serve_job_ask(sv, r);
     }
 }

@@ -75,6 +75,8 @@ struct serve_entry {
 };
 
 enum serve_req_kind {
+    SERVE_POST,             /* an HTTP submission, not parsed yet (on the pool: a large body
+                               takes a second, which the HTTP thread must not spend) */
     SERVE_SUBMIT,           /* a submission: claim its id, then run it */
     SERVE_LOOKUP,           /* GET /api/runs/{id} of a run this instance does not hold */
     SERVE_STATUS,           /* GET /api/status */
@@ -90,6 +92,8 @@ struct serve_req {
     char claim[112];        /* "stream:<entry>" resumes; an HTTP claim is random */
     char handle[96];        /* the stream entry to ack; "" for HTTP */
     struct serve_submission sub;
+    const char *body;       /* SERVE_POST: the parked request's body (http.h: valid until answered) */
+    size_t body_len;
     bool resumed;           /* the claim was found already ours (a restart) */
     struct serve_req *next;
 };
@@ -120,6 +124,12 @@ void serve_table_put(struct serve_table *tab, const char *run_id, char *summary,
  * this instance knows the id (409); -EAGAIN the intake is full (429). Takes
  * r on success (it may be freed by the loop at once). */
 int serve_table_submit(struct serve_table *tab, struct serve_req *r);
+/* An HTTP submission before it is parsed: its place in the intake is taken
+ * now (-EAGAIN, -ESHUTDOWN as above); once parsed, serve_table_enter gives
+ * it its table entry (0, -EEXIST, -ESHUTDOWN; on an error the caller
+ * unqueues it). */
+int serve_table_reserve(struct serve_table *tab, struct serve_req *r);
+int serve_table_enter(struct serve_table *tab, struct serve_req *r);
 /* A lookup or status request: 0 queued, -EAGAIN too many at once (429),
  * -ESHUTDOWN stopping (503). */
 int serve_table_ask(struct serve_table *tab, struct serve_req *r);
@@ -214,6 +224,7 @@ void serve_answer(struct serve_req *r, int status, json_t *j);
 
 /* serve_jobs.c: blocking broker work on the pool; done jobs come back to the
  * loop (serve_job_done), which acts on them. */
+void serve_job_parse(struct serve *sv, struct serve_req *r);
 void serve_job_claim(struct serve *sv, struct serve_req *r);
 void serve_job_ask(struct serve *sv, struct serve_req *r);
 void serve_job_prepare(struct serve *sv, struct srun *run);

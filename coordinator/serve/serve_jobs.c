@@ -3,6 +3,8 @@
  * acts on them when they come back through the pool's eventfd, so neither
  * the loop nor an HTTP handler ever waits for the broker (on Kafka a call
  * can take seconds). Kinds:
+ *   parse      an HTTP submission's body (not the broker, but a second of
+ *              CPU for a large one: not on the HTTP thread either)
  *   claim      a submission's run id, atomically in the broker
  *              (sf_broker_claim_run): new -> queued; taken -> 409 (HTTP) or
  *              a rejected document under the entry's own id (stream)
@@ -26,7 +28,7 @@
 #define PREPARE_BUDGET_MS 60000
 #define STATUS_FRESH_MS 1000
 
-enum job_kind { JOB_CLAIM, JOB_ASK, JOB_PREPARE, JOB_STORE, JOB_KEEPALIVE };
+enum job_kind { JOB_PARSE, JOB_CLAIM, JOB_ASK, JOB_PREPARE, JOB_STORE, JOB_KEEPALIVE };
 
 struct job {
     enum job_kind kind;
@@ -64,6 +66,40 @@ static void submit(struct serve *sv, struct job *j)
 }
 
 /* --- the work (pool threads) ------------------------------------------------------ */
+
+/* The body, checked: 400 with every problem, or the submission ready for
+ * its claim (run id given or made, owner from the token, a random claim: a
+ * second submission of this id never presents it). */
+static void do_parse(struct serve *sv, struct job *j)
+{
+    struct serve_req *r = j->req;
+    struct sf_buf errs = {0};
+    char why[512];
+    if (serve_submission_parse(r->body, r->body_len, &r->sub, &errs) == 0 &&
+        ((r->sub.reply_to && sf_broker_reply_to_check(sv->b, r->sub.reply_to, why, sizeof(why)) < 0) ||
+         sf_broker_workflow_supported(sv->b, r->sub.wf, r->sub.priority, why, sizeof(why)) < 0)) {
+        sf_buf_appendf(&errs, "submission: %s\n", why);
+        serve_submission_clear(&r->sub);
+    }
+    r->body = NULL;                      /* the request may be answered from here on */
+    if (!r->sub.wf) {
+        json_t *arr = json_array();
+        char *save = NULL;
+        for (char *line = strtok_r(errs.data ? errs.data : "", "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save))
+            json_array_append_new(arr, json_string(line));
+        j->status = 400;
+        j->answer = json_pack("{s:s, s:o}", "error", "invalid submission", "errors", arr);
+    } else {
+        r->kind = SERVE_SUBMIT;
+        if (r->sub.run_id) sf_strlcpy(r->run_id, r->sub.run_id, sizeof(r->run_id));
+        else serve_new_run_id(r->run_id, sizeof(r->run_id));
+        serve_owner_of(r->who, r->owner, sizeof(r->owner));
+        sf_strlcpy(r->claim, "api:", sizeof(r->claim));
+        sf_random_hex(r->claim + 4, 33, 32);
+    }
+    sf_buf_free(&errs);
+}
 
 static void do_claim(struct serve *sv, struct job *j)
 {
@@ -180,6 +216,7 @@ void serve_job_work(void *job, void *ctx)
     struct job *j = job;
     struct serve *sv = ctx;
     switch (j->kind) {
+    case JOB_PARSE: do_parse(sv, j); break;
     case JOB_CLAIM: do_claim(sv, j); break;
     case JOB_ASK: j->req->kind == SERVE_STATUS ? do_status(sv, j) : do_lookup(sv, j); break;
     case JOB_PREPARE: do_prepare(sv, j); break;
@@ -189,6 +226,14 @@ void serve_job_work(void *job, void *ctx)
 }
 
 /* --- submitting (loop thread) --------------------------------------------------------- */
+
+void serve_job_parse(struct serve *sv, struct serve_req *r)
+{
+    struct job *j = sf_xcalloc(1, sizeof(*j));
+    j->kind = JOB_PARSE;
+    j->req = r;
+    submit(sv, j);
+}
 
 void serve_job_claim(struct serve *sv, struct serve_req *r)
 {
@@ -244,6 +289,23 @@ json_t *serve_rejected_doc(const char *run_id, const char *why)
 
 /* --- done (loop thread) ------------------------------------------------------------------- */
 
+static void parse_done(struct serve *sv, struct job *j)
+{
+    struct serve_req *r = j->req;
+    int rc = j->status ? 0 : serve_table_enter(&sv->tab, r);
+    if (!j->status && rc == 0) {
+        serve_job_claim(sv, r);            /* its claim in the broker decides */
+        return;
+    }
+    serve_table_unqueue(&sv->tab);
+    if (j->status) serve_answer(r, j->status, j->answer);
+    else if (rc == -EEXIST)
+        serve_answer(r, 409, json_pack("{s:s, s:s}", "error", "this run_id is taken", "run_id", r->run_id));
+    else serve_answer(r, 503, json_pack("{s:s}", "error", "draining: not accepting runs"));
+    j->answer = NULL;
+    serve_req_free(r);
+}
+
 static void claim_done(struct serve *sv, struct job *j)
 {
     struct serve_req *r = j->req;
@@ -279,6 +341,9 @@ void serve_job_done(struct serve *sv, void *job)
     struct job *j = job;
     sv->jobs--;
     switch (j->kind) {
+    case JOB_PARSE:
+        parse_done(sv, j);
+        break;
     case JOB_CLAIM:
         claim_done(sv, j);
         break;

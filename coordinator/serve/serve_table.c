@@ -106,27 +106,54 @@ static void push(struct serve_table *tab, struct serve_req *r)
     if (write(tab->efd, &one, sizeof(one)) < 0) { /* counter full: already readable */ }
 }
 
+/* Holds mu. The run's entry, "queued". */
+static int enter(struct serve_table *tab, const struct serve_req *r)
+{
+    if (tab->closed) return -ESHUTDOWN;
+    if (find(tab, r->run_id)) return -EEXIST;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:[]}", "run_id", r->run_id, "workflow", r->sub.wf->name,
+                          "state", "queued", "created_ms", (json_int_t)sf_wall_ms(), "steps");
+    struct serve_entry *e = add(tab, r->run_id);
+    e->summary = json_dumps(j, JSON_COMPACT);
+    sf_strlcpy(e->owner, r->owner, sizeof(e->owner));
+    json_decref(j);
+    return 0;
+}
+
 int serve_table_submit(struct serve_table *tab, struct serve_req *r)
+{
+    int rc;
+    pthread_mutex_lock(&tab->mu);
+    if (!tab->closed && !find(tab, r->run_id) && tab->queued >= tab->max_queued) {
+        rc = -EAGAIN;
+    } else if ((rc = enter(tab, r)) == 0) {
+        tab->queued++;
+        push(tab, r);
+    }
+    pthread_mutex_unlock(&tab->mu);
+    return rc;
+}
+
+int serve_table_reserve(struct serve_table *tab, struct serve_req *r)
 {
     int rc = 0;
     pthread_mutex_lock(&tab->mu);
     if (tab->closed) {
         rc = -ESHUTDOWN;
-    } else if (find(tab, r->run_id)) {
-        rc = -EEXIST;
     } else if (tab->queued >= tab->max_queued) {
         rc = -EAGAIN;
     } else {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:[]}", "run_id", r->run_id, "workflow",
-                              r->sub.wf->name, "state", "queued", "created_ms", (json_int_t)sf_wall_ms(),
-                              "steps");
-        struct serve_entry *e = add(tab, r->run_id);
-        e->summary = json_dumps(j, JSON_COMPACT);
-        sf_strlcpy(e->owner, r->owner, sizeof(e->owner));
-        json_decref(j);
         tab->queued++;
         push(tab, r);
     }
+    pthread_mutex_unlock(&tab->mu);
+    return rc;
+}
+
+int serve_table_enter(struct serve_table *tab, struct serve_req *r)
+{
+    pthread_mutex_lock(&tab->mu);
+    int rc = enter(tab, r);
     pthread_mutex_unlock(&tab->mu);
     return rc;
 }

@@ -10,7 +10,9 @@
 #  4. the tokens are in neither /proc/PID/cmdline nor /proc/PID/environ, nor
 #     in the log;
 #  5. reply_to outside sf:reply:* is refused (HTTP 400; a stream submission
-#     gets a rejected document and nothing is written to the foreign key).
+#     gets a rejected document and nothing is written to the foreign key);
+#  6. a 15 MiB submission is parsed off the HTTP thread: /healthz answers
+#     meanwhile.
 set -u
 source "$SF_SRC/tests/lib/fleet.sh"
 fleet_init doors
@@ -98,6 +100,37 @@ wait_for 10 'rcli GET "sf:run:sub-$sid:doc" | grep -q "outside the reply namespa
 code=$(http_code POST /api/runs "$ALICE" -d '{"workflow": {"name": "r", "steps": [{"id": "s", "run": "cat", "input": 7}]}, "reply_to": "sf:reply:alice"}')
 [ "$code" = 202 ] || fail "reply_to sf:reply:alice refused: $code $(cat "$T/body")"
 rcli XREAD BLOCK 20000 STREAMS sf:reply:alice 0-0 | grep -q '"status":"succeeded"' || fail "no document on sf:reply:alice"
+
+# --- a large submission is parsed off the HTTP thread -----------------------------------------
+python3 - "$PORT" "$ADMIN" <<'PY' || fail "/healthz waited for a large submission to be parsed"
+import http.client, json, sys, threading, time
+port, token = int(sys.argv[1]), sys.argv[2]
+files = {f"f{i}.py": "x" * 1000 for i in range(14000)}
+steps = [{"id": f"s{i}", "run": "cat", "files": {f"f{k}.py": f"f{k}.py" for k in range(i * 100, i * 100 + 100)}}
+         for i in range(140)]
+body = json.dumps({"workflow": {"name": "big", "steps": steps}, "files": files}).encode()
+done = {}
+def post():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    t0 = time.monotonic()
+    c.request("POST", "/api/runs", body, {"Authorization": "Bearer " + token})
+    done["status"] = c.getresponse().status
+    done["s"] = time.monotonic() - t0
+t = threading.Thread(target=post)
+t.start()
+worst = 0.0
+while t.is_alive():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    t0 = time.monotonic()
+    c.request("GET", "/healthz")
+    assert c.getresponse().status == 200
+    worst = max(worst, time.monotonic() - t0)
+    time.sleep(0.02)
+t.join()
+print(f"{len(body) >> 20} MiB submission: {done['status']} in {done['s']:.2f} s; /healthz meanwhile at worst {worst * 1000:.0f} ms")
+assert done["status"] == 202, done
+assert worst < max(0.25, done["s"] / 3), (worst, done)
+PY
 
 # --- 3. no token on a non-loopback address: refused at start ------------------------------
 env -u SANDFLEET_API_TOKEN "$SF_BIN/sandfleet-coordinator" serve --broker "$REDIS_URL" \

@@ -90,6 +90,36 @@ static void a_refused_claim_frees_its_id(void **state)
     serve_table_destroy(&tab);
 }
 
+/* An HTTP submission takes its place before it is parsed (a large body is
+ * parsed off the HTTP thread), and gets its table entry once parsed. */
+static void an_unparsed_submission_holds_its_place(void **state)
+{
+    (void)state;
+    struct serve_table tab;
+    assert_int_equal(serve_table_init(&tab, 2, 10), 0);
+    struct serve_req *raw = sf_xcalloc(1, sizeof(*raw));
+    raw->kind = SERVE_POST;
+    assert_int_equal(serve_table_reserve(&tab, raw), 0);
+    assert_int_equal(submit(&tab, submission("s1", "stream")), 0);
+    struct serve_req *raw2 = sf_xcalloc(1, sizeof(*raw2));
+    assert_int_equal(serve_table_reserve(&tab, raw2), -EAGAIN);        /* 429: two wait already */
+    serve_req_free(raw2);
+    assert_ptr_equal(serve_table_take(&tab), raw);
+    /* Parsed: it names the id the stream submission holds. */
+    serve_req_free(raw);
+    struct serve_req *parsed = submission("s1", "api:alice");
+    assert_int_equal(serve_table_enter(&tab, parsed), -EEXIST);          /* 409 */
+    serve_table_unqueue(&tab);
+    serve_req_free(parsed);
+    parsed = submission("p1", "api:alice");
+    struct serve_req *raw3 = sf_xcalloc(1, sizeof(*raw3));
+    assert_int_equal(serve_table_reserve(&tab, raw3), 0);
+    assert_int_equal(serve_table_enter(&tab, parsed), 0);
+    assert_int_equal(serve_table_queued(&tab), 2);
+    serve_req_free(parsed);
+    serve_table_destroy(&tab);
+}
+
 static void lookups_are_bounded_and_draining_refuses(void **state)
 {
     (void)state;
@@ -143,6 +173,7 @@ int main(void)
         cmocka_unit_test(a_run_id_known_here_is_refused),
         cmocka_unit_test(the_intake_is_bounded),
         cmocka_unit_test(a_refused_claim_frees_its_id),
+        cmocka_unit_test(an_unparsed_submission_holds_its_place),
         cmocka_unit_test(lookups_are_bounded_and_draining_refuses),
         cmocka_unit_test(who_sees_which_run),
     };
