@@ -91,14 +91,22 @@ static void sf_sbx_ns_init(struct sf_sbx_ns *ns)
 }
 
 /* Let the sandbox bind any port, as root in an E2B sandbox may; ours are
- * taken before it exists. */
-static int sf_sbx_ns_low_ports(void)
+ * taken before it exists. /proc/sys/net speaks for the opener's network
+ * namespace whatever procfs it is reached through: container runtimes mount
+ * /proc/sys read-only, so the unmasked procfs of deploy/entrypoint.sh is
+ * tried too. Best effort: without it sandboxes keep the kernel's default
+ * (ports below 1024 refused), nothing else changes. */
+static void sf_sbx_ns_low_ports(void)
 {
-    int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    int rc = sf_write_all(fd, "0", 1);
-    close(fd);
-    return rc;
+    static const char *const paths[] = { "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                                         "/run/sandfleet/proc/sys/net/ipv4/ip_unprivileged_port_start" };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        int rc = sf_write_all(fd, "0", 1);
+        close(fd);
+        if (rc == 0) return;
+    }
 }
 
 static int sf_sbx_ns_sock(int type, int proto, const char *ip, uint16_t port, bool transparent)
@@ -154,7 +162,7 @@ static int sf_sbx_ns_make_from(int home, enum sf_sbx_ns_kind kind, struct sf_sbx
     sf_sbx_ns_init(ns);
     if (unshare(CLONE_NEWNET) < 0) return -errno;
     if ((rc = sf_sbx_netns_lo_up()) < 0) goto done;
-    if ((rc = sf_sbx_ns_low_ports()) < 0) goto done;
+    sf_sbx_ns_low_ports();
     if (kind == SF_SBX_NS_EGRESS && (rc = sf_sbx_ns_egress(ns)) < 0) goto done;
     if ((rc = ns->net = sf_sbx_netns_self()) < 0) goto done;
     rc = 0;
