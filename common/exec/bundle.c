@@ -59,7 +59,17 @@ json_t *sf_bundle_run(struct sf_sandbox_provider *p, const struct sf_workflow *w
     struct sf_sandbox *sb = NULL;
     if (sf_bundle_sandbox_opts(wf, cfg->templates, &opts, err, errlen) < 0) return NULL;
     sf_policy_fill(cfg->policy, &opts.limits, NULL);
-    if (sf_sandbox_create(p, &opts, &sb, err, errlen) < 0) return NULL;
+    /* The steps agree on inject (shared_network): the first one's, resolved. */
+    const json_t *inject = NULL;
+    for (size_t i = 0; i < wf->n_steps && !inject; i++) inject = wf->steps[i].inject;
+    struct sf_secret_values isv = { 0 };
+    struct sf_inject *inj = NULL;
+    int rc = sf_exec_inject(inject, cfg, &inj, &isv, err, errlen);
+    opts.inject = inj;
+    if (rc == 0) rc = sf_sandbox_create(p, &opts, &sb, err, errlen);
+    sf_inject_free(inj);
+    sf_secret_values_clear(&isv);
+    if (rc < 0) return NULL;
     struct sf_sched *s = sf_sched_new(wf, run_id, input);
     if (bo && bo->retry_base_ms > 0) sf_sched_set_retry_base_ms(s, bo->retry_base_ms);
     if (bo && bo->priority > 0) sf_sched_set_priority(s, bo->priority);

@@ -154,6 +154,24 @@ static void mask_result(const struct sf_secret_values *sv, struct sf_result *r)
     }
 }
 
+int sf_exec_inject(const json_t *inject, const struct sf_exec_cfg *cfg, struct sf_inject **out,
+                   struct sf_secret_values *isv, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!inject) return 0;
+    json_t *names = sf_inject_secret_names(inject);
+    const char *missing = NULL;
+    char why[SF_ERRSTR_LEN];
+    int rc = sf_secrets_resolve(cfg->secrets, names, isv, &missing, why, sizeof(why));
+    if (rc < 0)
+        sf_errf(err, errlen, "secret '%s' (inject) is not available on %s: %s", missing ? missing : "?",
+                cfg->worker ? cfg->worker : "this worker", why);
+    else if (!(*out = sf_inject_build(inject, isv, err, errlen)))
+        rc = -EINVAL;
+    json_decref(names);
+    return rc;
+}
+
 struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox *shared,
                                const struct sf_task *t, const struct sf_exec_cfg *cfg,
                                int64_t *create_ms)
@@ -161,7 +179,8 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     struct sf_sandbox *sb = shared;
     struct sf_result *r = NULL;
     struct sf_run_result rr = {0};
-    struct sf_secret_values sv = {0};
+    struct sf_secret_values sv = {0}, isv = {0};
+    struct sf_inject *inj = NULL;
     char err[SF_ERRSTR_LEN];
     char *input = NULL, *line = NULL, **env = NULL;
     const char *missing = NULL;
@@ -190,14 +209,24 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
                           missing ? missing : "?", cfg->worker ? cfg->worker : "this worker", err);
         goto out;
     }
-    if (t->serve && !shared && cfg->warm &&
+    /* A shared sandbox got its injection when it was made (bundle.c). */
+    if (!shared && sf_exec_inject(t->inject, cfg, &inj, &isv, err, sizeof(err)) < 0) {
+        r = sf_result_for(t, SF_RESULT_ERROR, cfg->worker, "%s", err);
+        goto out;
+    }
+    /* A serving agent with injected headers runs cold: the warm runner
+     * would keep the resolved secrets for as long as the agent lives. */
+    if (t->serve && !shared && cfg->warm && !inj &&
         (r = sf_warm_exec(cfg->warm, p, t, &limits, rootfs, timeout_s, cfg, create_ms)))
         goto out;
     if (!sb) {
         struct sf_sandbox_opts opts = { .network = t->network, .net_policy = t->net_policy,
-                                        .limits = limits, .label = t->id, .rootfs = rootfs };
+                                        .inject = inj, .limits = limits, .label = t->id,
+                                        .rootfs = rootfs };
         int64_t c0 = sf_now_ms();
         rc = sf_sandbox_create(p, &opts, &sb, err, sizeof(err));
+        sf_inject_free(inj);                     /* the sandbox has its own copy */
+        inj = NULL;
         if (create_ms) *create_ms = sf_now_ms() - c0;
         if (rc < 0) {
             r = sf_result_for(t, SF_RESULT_CRASHED, cfg->worker, "sandbox: %s", err);
@@ -271,7 +300,10 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
 out:
     if (r) r->duration_ms = sf_now_ms() - t0;
     if (r) mask_result(&sv, r);
+    if (r) mask_result(&isv, r);
     sf_secret_values_clear(&sv);
+    sf_secret_values_clear(&isv);
+    sf_inject_free(inj);
     if (sb != shared) sf_sandbox_destroy(sb);
     sf_run_result_clear(&rr);
     free(input);

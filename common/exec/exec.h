@@ -66,6 +66,13 @@ int sf_exec_write_files(struct sf_sandbox *sb, const struct sf_task *t, char *er
 char **sf_exec_env(const struct sf_task *t, bool per_task, const struct sf_secret_values *sv);
 void sf_exec_env_free(char **env);
 
+/* The resolved rules of a step's "inject" (inject.h): the secrets its values
+ * name are read here (cfg->secrets) into *isv (the caller masks results with
+ * them and clears it), and substituted. *out is NULL without inject. 0, or
+ * -errno with the reason, naming a missing secret and this worker. */
+int sf_exec_inject(const json_t *inject, const struct sf_exec_cfg *cfg, struct sf_inject **out,
+                   struct sf_secret_values *isv, char *err, size_t errlen);
+
 /* Parse agent stdout as one JSON document; NULL with a message otherwise. */
 json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t errlen);
 

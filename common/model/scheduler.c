@@ -262,6 +262,7 @@ static struct sf_task *make_task(struct sf_sched *s, size_t i, int64_t index, in
     t->net_policy = sf_netpolicy_dup(def->net_policy);
     t->serve = def->serve;
     t->secrets = def->secrets ? json_incref(def->secrets) : NULL;
+    t->inject = def->inject ? json_incref(def->inject) : NULL;
     t->concurrency = def->concurrency;
     t->rate = def->rate;
     t->priority = def->priority >= 0 ? def->priority : s->priority;

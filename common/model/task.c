@@ -4,6 +4,7 @@
  * producers may add their own metadata. */
 #include "task.h"
 #include "log.h"
+#include "inject.h"
 #include "secrets.h"
 #include "util.h"
 
@@ -327,10 +328,20 @@ json_t *sf_task_secret_names(const struct sf_task *t)
     json_t *out = json_array(), *steps, *st;
     size_t i;
     if (json_is_array(t->secrets)) add_names(out, t->secrets);
+    if (t->inject) {
+        json_t *names = sf_inject_secret_names(t->inject);
+        add_names(out, names);
+        json_decref(names);
+    }
     if (t->workflow && json_is_array(steps = json_object_get(t->workflow, "steps")))
         json_array_foreach(steps, i, st) {
-            json_t *names = json_object_get(st, "secrets");
+            json_t *names = json_object_get(st, "secrets"), *inj = json_object_get(st, "inject");
             if (json_is_array(names)) add_names(out, names);
+            if (json_is_object(inj)) {
+                json_t *in = sf_inject_secret_names(inj);
+                add_names(out, in);
+                json_decref(in);
+            }
         }
     return out;
 }
@@ -415,6 +426,10 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
         if (sf_secret_names_check(v, t->env, err, n) < 0) goto fail;
         t->secrets = json_incref(v);
     }
+    if ((v = json_object_get(j, "inject")) && !json_is_null(v)) {
+        if (sf_inject_check(v, err, n) < 0) goto fail;
+        t->inject = json_incref(v);
+    }
     i64 = 0;
     if (get_int(j, "secret_misses", false, 0, &i64, err, n) < 0) goto fail;
     t->secret_misses = (int)(i64 > 1000000 ? 1000000 : i64);
@@ -424,6 +439,10 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
         goto fail;
     if (sf_netpolicy_step(json_object_get(j, "network"), &t->network, &t->net_policy, err, n) < 0)
         goto fail;
+    if (t->inject && !t->network) {
+        sf_errf(err, n, "field 'inject' needs 'network' (true or rules)");
+        goto fail;
+    }
     if (get_str(j, "template", false, &t->template_name, err, n) < 0) goto fail;
     if (t->template_name && !sf_valid_name(t->template_name, SF_TEMPLATE_NAME_MAX)) {
         sf_errf(err, n, "field 'template' must be letters, digits, '_', '-', '.' (at most %d)",
@@ -482,6 +501,7 @@ json_t *sf_task_to_json(const struct sf_task *t)
     /* The gates only when set: a task without them is byte for byte what it
      * was before they existed. */
     if (t->secrets) json_object_set(o, "secrets", t->secrets);
+    if (t->inject) json_object_set(o, "inject", t->inject);
     if (t->secret_misses) json_object_set_new(o, "secret_misses", json_integer(t->secret_misses));
     if (t->concurrency.key[0]) json_object_set_new(o, "concurrency", sf_concurrency_to_json(&t->concurrency));
     if (t->rate.key[0]) json_object_set_new(o, "rate", sf_rate_to_json(&t->rate));
@@ -516,6 +536,7 @@ struct sf_task *sf_task_dup(const struct sf_task *t)
     if (d->workflow) json_incref(d->workflow);
     if (d->input) json_incref(d->input);
     if (d->secrets) json_incref(d->secrets);
+    if (d->inject) json_incref(d->inject);
     return d;
 }
 
@@ -536,6 +557,7 @@ void sf_task_free(struct sf_task *t)
     json_decref(t->workflow);
     json_decref(t->input);
     json_decref(t->secrets);
+    json_decref(t->inject);
     free(t);
 }
 

@@ -54,6 +54,8 @@ struct sf_task {
     json_t *workflow;     /* optional: a whole workflow run in one sandbox by one
                              worker (bundle.h); `run` may then be omitted */
     enum sf_serve serve;  /* optional "serve": "lines": a warm agent takes it (serve_mode.h) */
+    json_t *inject;       /* optional: headers the egress path adds for named hosts,
+                             secrets by ${secret:NAME} (inject.h); only names travel */
     json_t *secrets;      /* optional array of secret NAMEs (secrets.h): only names
                              travel; whoever runs the task resolves them into the
                              agent's environment */

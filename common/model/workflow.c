@@ -5,6 +5,7 @@
  * resolved to indexes and the DAG ordered (Kahn's algorithm), which also
  * finds cycles. Nothing here runs anything. */
 #include "workflow.h"
+#include "inject.h"
 #include "task.h"
 
 #include <errno.h>
@@ -118,6 +119,11 @@ static void parse_gates(struct ctx *c, json_t *js, const char *label, struct sf_
         if (sf_secret_names_check(v, st->env, err, sizeof(err)) < 0) problem(c, label, "%s", err);
         else st->secrets = json_incref(v);
     }
+    if ((v = json_object_get(js, "inject"))) {
+        if (sf_inject_check(v, err, sizeof(err)) < 0) problem(c, label, "%s", err);
+        else if (!st->network) problem(c, label, "'inject' needs \"network\" (true or rules)");
+        else st->inject = json_incref(v);
+    }
     if (sf_concurrency_from_json(json_object_get(js, "concurrency"), &st->concurrency, err, sizeof(err)) < 0)
         problem(c, label, "%s", err);
     if (sf_rate_from_json(json_object_get(js, "rate"), &st->rate, err, sizeof(err)) < 0)
@@ -130,7 +136,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
 {
     static const char *const keys[] = { "id", "run", "files", "input", "needs", "map",
         "timeout_s", "retries", "env", "network", "limits", "template", "serve", "secrets",
-        "concurrency", "rate", "priority", NULL };
+        "inject", "concurrency", "rate", "priority", NULL };
     char label[160];
     const char *k;
     json_t *v;
@@ -156,7 +162,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
         if (!known_key(k, keys))
             problem(c, label, "unknown field '%s' (known: id, run, files, input, needs, map, "
                               "timeout_s, retries, env, network, limits, template, serve, "
-                              "secrets, concurrency, rate, priority)", k);
+                              "secrets, inject, concurrency, rate, priority)", k);
     }
     v = json_object_get(js, "run");
     if (json_is_string(v) && json_string_length(v) > 0)
@@ -266,6 +272,9 @@ static void shared_network(struct ctx *c, const struct sf_workflow *wf)
         else if (!sf_netpolicy_equal(first->net_policy, st->net_policy))
             problem(c, st->id, "'network' differs from step '%s': the steps of a shared sandbox "
                     "that use the network must ask for the same rules", first->id);
+        else if (!(first->inject ? st->inject && json_equal(first->inject, st->inject) : !st->inject))
+            problem(c, st->id, "'inject' differs from step '%s': the steps of a shared sandbox "
+                    "that use the network must inject the same headers", first->id);
     }
 }
 
@@ -429,6 +438,7 @@ json_t *sf_workflow_to_json(const struct sf_workflow *wf)
         if (json_object_size(lim)) json_object_set(o, "limits", lim);
         json_decref(lim);
         if (st->secrets) json_object_set(o, "secrets", st->secrets);
+        if (st->inject) json_object_set(o, "inject", st->inject);
         if (st->concurrency.key[0]) json_object_set_new(o, "concurrency", sf_concurrency_to_json(&st->concurrency));
         if (st->rate.key[0]) json_object_set_new(o, "rate", sf_rate_to_json(&st->rate));
         if (st->priority >= 0) json_object_set_new(o, "priority", json_integer(st->priority));
@@ -461,6 +471,7 @@ void sf_workflow_free(struct sf_workflow *wf)
         json_decref(st->env);
         sf_netpolicy_free(st->net_policy);
         json_decref(st->secrets);
+        json_decref(st->inject);
     }
     free(wf->steps);
     free(wf->order);

@@ -42,6 +42,7 @@ struct sf_step {
     struct sf_limits limits; /* 0 fields = defaults */
     enum sf_serve serve;  /* how the agent takes its inputs (serve_mode.h) */
     json_t *secrets;      /* array of secret NAMEs, or NULL (secrets.h) */
+    json_t *inject;       /* headers added on the egress path, or NULL (inject.h) */
     struct sf_concurrency concurrency;   /* fleet-wide gates; key "" = none */
     struct sf_rate rate;
     int priority;         /* 0..9, or -1: the run's priority (default 0) */

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "inject.h"
 #include "netpolicy.h"
 #include "resources.h"
 
@@ -40,6 +41,9 @@ struct sf_sandbox_opts {
     bool network;             /* false: own net namespace with only lo; true: egress */
     const struct sf_netpolicy *net_policy; /* with network: the step's rules (borrowed);
                                               NULL: the provider's default policy */
+    const struct sf_inject *inject; /* with network: headers the egress path adds to HTTPS
+                                       requests to named hosts, secrets resolved (borrowed,
+                                       copied by the backend); NULL: none (inject.h) */
     struct sf_limits limits;  /* 0 fields take the provider's defaults */
     const struct sf_bind *ro_binds; /* extra read-only binds (local only) */
     size_t n_ro_binds;

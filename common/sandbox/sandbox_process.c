@@ -307,6 +307,12 @@ static int proc_create(struct sf_sandbox_provider *p, const struct sf_sandbox_op
                        struct sf_sandbox **out, char *errstr, size_t errlen)
 {
     struct proc_provider *pp = (struct proc_provider *)p;
+    if (opts->inject) {
+        /* Nothing stands between this process and the network to add them. */
+        sf_errf(errstr, errlen, "process sandbox: 'inject' needs an egress path (--sandbox local "
+                "or e2b)");
+        return -ENOTSUP;
+    }
     struct proc_sandbox *ps = sf_xcalloc(1, sizeof(*ps));
     const char *base = getenv("TMPDIR");
     snprintf(ps->root, sizeof(ps->root), "%s/sandfleet-proc-XXXXXX", base && *base ? base : "/tmp");

@@ -1,10 +1,13 @@
 """Servers for a test host (tests/lib/nethost.sh), run inside its network
 namespace: HTTP (answers with what it saw: the path, the Host and every
-header, so tests can tell what reached it), a TCP echo and a UDP echo.
+header, so tests can tell what reached it; an Authorization only as its
+SHA-256, the value itself goes to stdout as "auth VALUE" for the test), a
+TCP echo and a UDP echo.
 
     nethost_servers.py BIND_IP HTTP_PORT ECHO_PORT UDP_PORT NAME [--tls CERT KEY TLS_PORT]
 
 Prints "ready" on stdout once every socket listens."""
+import hashlib
 import http.server
 import json
 import socket
@@ -23,13 +26,32 @@ def main():
 
         def do_GET(self):
             print("hit http %s" % self.path, flush=True)
-            body = json.dumps({"host": name, "path": self.path,
-                               "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if "authorization" in headers:
+                # The test reads the value here; the client gets a digest only.
+                print("auth %s" % headers["authorization"], flush=True)
+                headers["authorization"] = "sha256:" + hashlib.sha256(headers["authorization"].encode()).hexdigest()
+            body = json.dumps({"host": name, "path": self.path, "headers": headers}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self):
+            # A body in, a digest of it and ?n= bytes of padding out: large
+            # transfers both ways (test_egress_inject.sh).
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            n = int(self.path.partition("?n=")[2] or 0)
+            auth = self.headers.get("Authorization", "")
+            print("post %d auth %s" % (len(body), auth), flush=True)
+            out = json.dumps({"len": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                              "auth": hashlib.sha256(auth.encode()).hexdigest(), "pad": "x" * n}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
 
         def log_message(self, *a):
             pass

@@ -262,9 +262,23 @@ static int e2b_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opt
     struct e2b_sandbox *es = sf_xcalloc(1, sizeof(*es));
     json_t *meta = json_pack("{s:s}", "created_by", "sandfleet");
     if (opts && opts->label) json_object_set_new(meta, "label", json_string(opts->label));
-    /* A step's egress rules are E2B's own "network" option. */
-    json_t *net = opts && opts->network && opts->net_policy ? sf_netpolicy_to_json_form(opts->net_policy, SF_NETPOLICY_E2B)
-                                                           : NULL;
+    /* A step's egress rules are E2B's own "network" option, its injected
+     * headers E2B's rules[host].transform.headers. */
+    json_t *net = opts && opts->network && opts->net_policy
+                      ? sf_netpolicy_to_json_form(opts->net_policy, SF_NETPOLICY_E2B) : NULL;
+    if (opts && opts->network && opts->inject) {
+        json_t *rules = json_object();
+        for (size_t i = 0; i < opts->inject->n; i++) {
+            const struct sf_inject_rule *r = &opts->inject->r[i];
+            json_t *h = json_object();
+            for (size_t j = 0; j < r->n; j++) json_object_set_new(h, r->h[j].name, json_string(r->h[j].value));
+            char *host = sf_xasprintf("%s%s", r->host.wildcard ? "*." : "", r->host.name);
+            json_object_set_new(rules, host, json_pack("[{s:{s:o}}]", "transform", "headers", h));
+            free(host);
+        }
+        if (!net) net = json_object();
+        json_object_set_new(net, "rules", rules);
+    }
     struct sf_e2b_create_req req = { .timeout_s = E2B_LIFETIME_S, .metadata = meta, .secure = true,
                                      .network = net, .allow_internet = opts && opts->network };
     int rc = sf_e2b_api_create(&ep->conn, &req, &es->info, errstr, errlen);

@@ -352,6 +352,40 @@ static pid_t local_clone_here(struct local_sandbox *ls, const struct sf_sandbox_
     return pid < 0 ? local_clone_error(clone_errno, errstr, errlen) : pid;
 }
 
+/* Injected headers mean TLS to those hosts ends at the worker, with a
+ * certificate of its own CA (sbx_egress_tls.c): the sandbox gets that CA
+ * (beside the host's usual ones) bound in, over the system bundle too when
+ * it runs on the host's image, and the variables that point clients at it. */
+static const char *const local_ca_env[] = {
+    "SSL_CERT_FILE=/etc/sandfleet/ca-bundle.crt", "REQUESTS_CA_BUNDLE=/etc/sandfleet/ca-bundle.crt",
+    "CURL_CA_BUNDLE=/etc/sandfleet/ca-bundle.crt", "NODE_EXTRA_CA_CERTS=/etc/sandfleet/ca.crt", NULL,
+};
+
+static int local_inject_opts(struct local_provider *lp, const struct sf_sandbox_opts *opts,
+                             struct sf_sandbox_opts *o2, struct sf_bind **binds, char *errstr,
+                             size_t errlen)
+{
+    const char *bundle, *ca;
+    struct stat st;
+    if (!opts->network || !lp->egress.eg || sf_sbx_egress_ca_files(lp->egress.eg, &bundle, &ca) < 0) {
+        sf_errf(errstr, errlen, "local sandbox: 'inject' cannot run on this worker: %s",
+                !opts->network ? "it needs network" : !lp->egress.eg ? lp->egress.why
+                : "its egress TLS could not start (see its log)");
+        return -ENOTSUP;
+    }
+    *o2 = *opts;
+    *binds = sf_xcalloc(opts->n_ro_binds + 3, sizeof(**binds));
+    if (opts->n_ro_binds) memcpy(*binds, opts->ro_binds, opts->n_ro_binds * sizeof(**binds));
+    size_t n = opts->n_ro_binds;
+    (*binds)[n++] = (struct sf_bind){ bundle, "/etc/sandfleet/ca-bundle.crt" };
+    (*binds)[n++] = (struct sf_bind){ ca, "/etc/sandfleet/ca.crt" };
+    if (!opts->rootfs && stat("/etc/ssl/certs/ca-certificates.crt", &st) == 0)
+        (*binds)[n++] = (struct sf_bind){ bundle, "/etc/ssl/certs/ca-certificates.crt" };
+    o2->ro_binds = *binds;
+    o2->n_ro_binds = n;
+    return 0;
+}
+
 static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
                         struct sf_sandbox **out, char *errstr, size_t errlen)
 {
@@ -359,6 +393,8 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     struct local_sandbox *ls = sf_xcalloc(1, sizeof(*ls));
     int sv[2] = { -1, -1 }, cgj[2] = { -1, -1 }, rc;
     char hex[16];
+    struct sf_sandbox_opts o2;
+    struct sf_bind *binds = NULL;
 
     ls->base.ops = &local_ops;
     ls->lp = lp;
@@ -369,6 +405,11 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     /* The worker's pid in the name: the cgroup sweep removes only leftovers of
      * workers that are gone. */
     snprintf(ls->base.id, sizeof(ls->base.id), "sf-%d-%s", (int)getpid(), hex);
+    if (opts->inject) {
+        if ((rc = local_inject_opts(lp, opts, &o2, &binds, errstr, errlen)) < 0) goto cleanup;
+        opts = &o2;
+        ls->env_extra = local_ca_env;
+    }
 
     if (lp->cgbase.version &&
         (rc = sf_sbx_cgroup_create(&lp->cgbase, ls->base.id, ls->limits.memory_mb, ls->limits.pids,
@@ -406,7 +447,8 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     ls->netns = ns.net;
     ns.net = -1;
     if (opts->network && pid > 0)
-        sf_sbx_egress_attach(lp->egress.eg, &ns, opts->net_policy, ls->base.id, &ls->egress);
+        sf_sbx_egress_attach(lp->egress.eg, &ns, opts->net_policy, opts->inject, ls->base.id,
+                             &ls->egress);
     sf_sbx_ns_close(&ns);
     bool self_joined = cgj[0] >= 0;     /* v1: the child moved itself */
     sf_sbx_close_pair(cgj);
@@ -421,9 +463,11 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     sv[0] = -1;
     if ((rc = local_handshake(ls, opts, self_joined, errstr, errlen)) < 0)
         goto cleanup;
+    free(binds);
     *out = &ls->base;
     return 0;
 cleanup:
+    free(binds);
     sf_sbx_close_pair(sv);
     sf_sbx_close_pair(cgj);
     local_destroy(&ls->base);
@@ -558,5 +602,5 @@ static int local_proc_host(struct sf_sandbox *sb, struct sf_proc_host **out, cha
         sf_errf(err, errlen, "sandbox %s: it is not running", sb->id);
         return -ESRCH;
     }
-    return sf_sbx_proc_host_new(ls->ctl, ls->lp->user_uid != 0, out, err, errlen);
+    return sf_sbx_proc_host_new(ls->ctl, ls->lp->user_uid != 0, ls->env_extra, out, err, errlen);
 }

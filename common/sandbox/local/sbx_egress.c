@@ -34,28 +34,7 @@ struct eg_cmd {
     struct eg_cmd *next;
 };
 
-enum { UP_NONE = 0, UP_CONNECTING, UP_OPEN };
 
-struct eg_conn {
-    struct sf_sbx_egress_att *att;
-    struct eg_ep cep, uep;             /* client (sandbox side), upstream */
-    int pcu[2], puc[2];                /* pipes client->upstream, upstream->client */
-    size_t in_cu, in_uc, cap_cu, cap_uc;
-    bool c_eof, u_eof, c_wshut, u_wshut;
-    int up;                            /* UP_* */
-    bool sniffing;                     /* client bytes go to 'head' until judged */
-    bool check_only;                   /* already allowed by a DNS binding: a name, if
-                                          one shows, must still be an allowed one */
-    bool resolving;                    /* waiting for eg_conn_resolved */
-    bool need_house, need_sbx;
-    struct sockaddr_in dst;
-    uint8_t *head;
-    size_t hlen;
-    int64_t deadline;                  /* sniff, resolve or connect; 0: none */
-    struct eg_conn *prev, *next;
-};
-
-static void conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset);
 static void conn_step(struct sf_sbx_egress *eg, struct eg_conn *c);
 
 /* ---- epoll helpers ---------------------------------------------------------- */
@@ -204,7 +183,7 @@ static void conn_unlink(struct eg_conn *c)
     a->nconns--;
 }
 
-static void conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset)
+void eg_conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset)
 {
     if (c->resolving) eg_dns_forget_conn(eg, c);
     for (int i = 0; reset && i < 2; i++) {
@@ -222,13 +201,15 @@ static void conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset)
     conn_unlink(c);
     free(c->head);
     c->head = NULL;
+    eg_tls_free(c->tls);
+    c->tls = NULL;
     eg_defer_free(eg, c);
 }
 
 static void conn_deny(struct sf_sbx_egress *eg, struct eg_conn *c, const char *why)
 {
     eg_denied(c->att, "tcp", &c->dst, why);
-    conn_close(eg, c, true);
+    eg_conn_close(eg, c, true);
 }
 
 /* Bytes read while sniffing go into the pipe first. */
@@ -260,7 +241,7 @@ static int conn_connect(struct sf_sbx_egress *eg, struct eg_conn *c)
     if (s < 0 || eg_add(eg, &c->uep, EK_CONN_U, c, s, EPOLLOUT) < 0) {
         if (s >= 0) close(s);
         c->uep.fd = -1;
-        conn_close(eg, c, true);
+        eg_conn_close(eg, c, true);
         return -1;
     }
     c->up = UP_CONNECTING;
@@ -269,13 +250,20 @@ static int conn_connect(struct sf_sbx_egress *eg, struct eg_conn *c)
     return 0;
 }
 
+/* The upstream connection is on its way: relay, or intercept. */
+static void conn_opened(struct sf_sbx_egress *eg, struct eg_conn *c)
+{
+    if (c->tls_rule) eg_tls_begin(eg, c);
+    else conn_interest(eg, c);
+}
+
 void eg_conn_resolved(struct sf_sbx_egress *eg, struct eg_conn *c, const uint32_t *v4, size_t n)
 {
     c->resolving = false;
     uint32_t want = ntohl(c->dst.sin_addr.s_addr);
     for (size_t i = 0; i < n; i++)
         if (v4[i] == want) {
-            if (conn_connect(eg, c) == 0) conn_interest(eg, c);
+            if (conn_connect(eg, c) == 0) conn_opened(eg, c);
             return;
         }
     conn_deny(eg, c, "the host it names does not resolve to this address");
@@ -297,10 +285,16 @@ static void conn_sniffed(struct sf_sbx_egress *eg, struct eg_conn *c)
         conn_deny(eg, c, why);
         return;
     }
+    /* A TLS connection to a host the sandbox's inject rules name is ended
+     * here (sbx_egress_tls.c); every other connection stays end to end. */
+    if (r == SF_SNIFF_NAME && !strcmp(proto, "tls") && c->att->inject &&
+        (c->tls_rule = sf_inject_match(c->att->inject, name)))
+        sf_strlcpy(c->tls_host, name, sizeof(c->tls_host));
     if (c->check_only) {
-        /* Allowed by the sandbox's own DNS answer; a protocol that names
-         * no host keeps that permission. */
-        if (conn_release_head(c) < 0) conn_close(eg, c, true);
+        /* Allowed already (by address, or by the sandbox's own DNS answer);
+         * a protocol that names no host keeps that permission. */
+        if (c->tls_rule) eg_tls_begin(eg, c);
+        else if (conn_release_head(c) < 0) eg_conn_close(eg, c, true);
         else conn_step(eg, c);
         return;
     }
@@ -308,13 +302,13 @@ static void conn_sniffed(struct sf_sbx_egress *eg, struct eg_conn *c)
         conn_deny(eg, c, "open to allowed host names only, and the connection names none");
         return;
     }
-    if (conn_release_head(c) < 0) {
-        conn_close(eg, c, true);
+    if (!c->tls_rule && conn_release_head(c) < 0) {
+        eg_conn_close(eg, c, true);
         return;
     }
     /* The name is allowed: is this address really that host? */
     if (eg_bind_has(c->att, name, ntohl(c->dst.sin_addr.s_addr))) {
-        if (conn_connect(eg, c) == 0) conn_interest(eg, c);
+        if (conn_connect(eg, c) == 0) conn_opened(eg, c);
         return;
     }
     c->resolving = true;
@@ -333,7 +327,7 @@ static void conn_sniff_read(struct sf_sbx_egress *eg, struct eg_conn *c)
     ssize_t n = recv(c->cep.fd, c->head + c->hlen, SF_SNIFF_MAX - c->hlen, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n < 0) {
-        conn_close(eg, c, true);
+        eg_conn_close(eg, c, true);
         return;
     }
     if (n == 0) c->c_eof = true;
@@ -388,11 +382,11 @@ static int conn_pump(struct eg_conn *c)
 static void conn_step(struct sf_sbx_egress *eg, struct eg_conn *c)
 {
     if (conn_pump(c) < 0) {
-        conn_close(eg, c, true);
+        eg_conn_close(eg, c, true);
         return;
     }
     if (c->c_wshut && c->u_wshut) {
-        conn_close(eg, c, false);
+        eg_conn_close(eg, c, false);
         return;
     }
     conn_interest(eg, c);
@@ -408,14 +402,18 @@ static void conn_event(struct sf_sbx_egress *eg, struct eg_ep *ep, uint32_t even
         if (getsockopt(ep->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) err = errno;
         if (err == EINPROGRESS || err == EALREADY) return;
         if (err) {
-            conn_close(eg, c, true);     /* refused or unreachable: the sandbox sees a reset */
+            eg_conn_close(eg, c, true);     /* refused or unreachable: the sandbox sees a reset */
             return;
         }
         c->up = UP_OPEN;
         if (!c->resolving) c->deadline = 0;
     }
+    if (c->tls) {
+        eg_tls_event(eg, c, up_side, events);
+        return;
+    }
     if (events & EPOLLERR) {
-        conn_close(eg, c, true);
+        eg_conn_close(eg, c, true);
         return;
     }
     if (!up_side && c->sniffing) {
@@ -423,7 +421,7 @@ static void conn_event(struct sf_sbx_egress *eg, struct eg_ep *ep, uint32_t even
         return;
     }
     if (conn_pump(c) < 0) {
-        conn_close(eg, c, true);
+        eg_conn_close(eg, c, true);
         return;
     }
     if (events & EPOLLHUP) {
@@ -432,7 +430,7 @@ static void conn_event(struct sf_sbx_egress *eg, struct eg_ep *ep, uint32_t even
         bool owed = up_side ? !c->c_eof || c->in_cu : !c->u_eof || c->in_uc;
         bool drained = up_side ? c->u_eof : c->c_eof;
         if (owed || !drained) {
-            conn_close(eg, c, true);
+            eg_conn_close(eg, c, true);
             return;
         }
         if (up_side) {
@@ -479,11 +477,11 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
         if (eg_add(eg, &c->cep, EK_CONN_C, c, fd, 0) < 0) {
             close(fd);
             c->cep.fd = -1;
-            conn_close(eg, c, true);
+            eg_conn_close(eg, c, true);
             continue;
         }
         if (pipe2(c->pcu, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(c->puc, O_NONBLOCK | O_CLOEXEC) < 0) {
-            conn_close(eg, c, true);
+            eg_conn_close(eg, c, true);
             continue;
         }
         c->cap_cu = (size_t)fcntl(c->pcu[0], F_GETPIPE_SZ);
@@ -495,6 +493,9 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
             continue;
         }
         if (v == 0) {
+            /* With inject rules, every connection's first bytes are looked
+             * at (while it connects): a TLS one to such a host is intercepted. */
+            if (a->inject && eg->ca) c->sniffing = c->check_only = true;
             if (conn_connect(eg, c) < 0) continue;
         } else {
             /* Open by name only. A name the sandbox's resolver gave this
@@ -520,7 +521,7 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
 
 static void att_free(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
 {
-    while (a->conns) conn_close(eg, a->conns, true);
+    while (a->conns) eg_conn_close(eg, a->conns, true);
     eg_flows_close(a);
     eg_dns_close_tcp(a);
     eg_dns_forget_att(eg, a);
@@ -531,6 +532,7 @@ static void att_free(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
                "denied (first: %s)", (unsigned long long)a->n_ok, (unsigned long long)a->n_denied,
                a->first_denied);
     sf_netpolicy_free(a->policy);
+    sf_inject_free(a->inject);
     pthread_mutex_destroy(&a->mu);
     eg_defer_free(eg, a);
 }
@@ -604,7 +606,7 @@ static void eg_tick(struct sf_sbx_egress *eg)
         for (struct eg_conn *c = a->conns, *n; c; c = n) {
             n = c->next;
             if (!c->deadline || c->deadline > now) continue;
-            if (c->up == UP_CONNECTING) conn_close(eg, c, true);
+            if (c->up == UP_CONNECTING) eg_conn_close(eg, c, true);
             else if (c->resolving) conn_deny(eg, c, "its host name did not resolve in time");
             else if (c->sniffing && !c->check_only)
                 conn_deny(eg, c, "named no host within 10 s");
@@ -717,6 +719,9 @@ struct sf_sbx_egress *sf_sbx_egress_new(const struct sf_sbx_egress_cfg *cfg, cha
         goto fail;
     }
     if (eg_dns_init(eg, err, errlen) < 0) goto fail;
+    char why[512];
+    if (eg_tls_init(eg, why, sizeof(why)) < 0)
+        SF_LOG(eg->log, SF_LOG_WARN, NULL, NULL, "%s: steps with \"inject\" cannot run here", why);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -746,6 +751,7 @@ void sf_sbx_egress_free(struct sf_sbx_egress *eg)
     while (eg->atts) att_remove(eg, eg->atts);
     eg_bury(eg);
     free(eg->graveyard);
+    eg_tls_fini(eg);
     eg_dns_fini(eg);
     eg_del(eg, &eg->cmd_ep);
     eg_del(eg, &eg->timer_ep);
@@ -757,13 +763,14 @@ void sf_sbx_egress_free(struct sf_sbx_egress *eg)
 }
 
 int sf_sbx_egress_attach(struct sf_sbx_egress *eg, struct sf_sbx_ns *ns,
-                         const struct sf_netpolicy *policy, const char *label,
-                         struct sf_sbx_egress_att **out)
+                         const struct sf_netpolicy *policy, const struct sf_inject *inject,
+                         const char *label, struct sf_sbx_egress_att **out)
 {
     struct sf_sbx_egress_att *a = sf_xcalloc(1, sizeof(*a));
     a->eg = eg;
     pthread_mutex_init(&a->mu, NULL);
     a->policy = sf_netpolicy_dup(policy);
+    a->inject = sf_inject_dup(inject);
     sf_strlcpy(a->label, label ? label : "", sizeof(a->label));
     for (int i = 0; i < SF_SBX_NS_NSOCK; i++) {
         a->ep[i].fd = ns->sock[i];

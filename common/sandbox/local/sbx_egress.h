@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <netinet/in.h>
 
+#include "inject.h"
 #include "log.h"
 #include "netpolicy.h"
 #include "sbx_netns.h"
@@ -62,11 +63,16 @@ struct sf_sbx_egress *sf_sbx_egress_new(const struct sf_sbx_egress_cfg *cfg, cha
 void sf_sbx_egress_free(struct sf_sbx_egress *eg);
 
 /* Serve one sandbox: takes ns->sock[] (set to -1; ns->net stays the
- * caller's) and a copy of 'policy' (NULL: the default policy). 'label'
- * names the sandbox in logs. 0 or -errno. */
+ * caller's) and copies of 'policy' (NULL: the default policy) and 'inject'
+ * (NULL: no interception). 'label' names the sandbox in logs. 0 or -errno. */
 int sf_sbx_egress_attach(struct sf_sbx_egress *eg, struct sf_sbx_ns *ns,
-                         const struct sf_netpolicy *policy, const char *label,
-                         struct sf_sbx_egress_att **out);
+                         const struct sf_netpolicy *policy, const struct sf_inject *inject,
+                         const char *label, struct sf_sbx_egress_att **out);
+/* The worker's CA for injected headers (sbx_egress_tls.c): the file with
+ * the host's trusted certificates and the CA's, and the CA's alone, for
+ * sandboxes with inject rules. -ENOTSUP when interception could not start
+ * (the reason is in the worker's log). */
+int sf_sbx_egress_ca_files(const struct sf_sbx_egress *eg, const char **bundle, const char **ca);
 /* Replace the sandbox's rules (E2B update_network). New connections follow
  * them; connections already open stay open. */
 void sf_sbx_egress_set_policy(struct sf_sbx_egress_att *a, const struct sf_netpolicy *policy);

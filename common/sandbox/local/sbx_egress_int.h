@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "inject.h"
 #include "sbx_egress.h"
 #include "util.h"
 
@@ -43,7 +44,33 @@ struct eg_bind {                       /* the sandbox's resolver said name -> v4
     int64_t expires_ms;
 };
 
-struct eg_conn;
+enum { UP_NONE = 0, UP_CONNECTING, UP_OPEN };
+
+struct eg_conn {
+    struct sf_sbx_egress_att *att;
+    struct eg_ep cep, uep;             /* client (sandbox side), upstream */
+    int pcu[2], puc[2];                /* pipes client->upstream, upstream->client */
+    size_t in_cu, in_uc, cap_cu, cap_uc;
+    bool c_eof, u_eof, c_wshut, u_wshut;
+    int up;                            /* UP_* */
+    bool sniffing;                     /* client bytes go to 'head' until judged */
+    bool check_only;                   /* already allowed by a DNS binding: a name, if
+                                          one shows, must still be an allowed one */
+    bool resolving;                    /* waiting for eg_conn_resolved */
+    bool need_house, need_sbx;
+    struct sockaddr_in dst;
+    uint8_t *head;
+    size_t hlen;
+    int64_t deadline;                  /* sniff, resolve or connect; 0: none */
+    bool inject_check;                 /* the sandbox has inject rules: look at the first
+                                          bytes of every connection for their hosts */
+    const struct sf_inject_rule *tls_rule;  /* intercepted (sbx_egress_tls.c): the rule */
+    char tls_host[256];
+    struct eg_tls *tls;                /* the TLS ends once interception started */
+    struct eg_conn *prev, *next;
+};
+
+struct eg_tls;
 struct eg_flow;
 struct eg_dnstcp;
 
@@ -52,6 +79,7 @@ struct sf_sbx_egress_att {                        /* one sandbox */
     struct eg_ep ep[SF_SBX_NS_NSOCK];
     pthread_mutex_t mu;
     struct sf_netpolicy *policy;       /* under mu; NULL: the default */
+    struct sf_inject *inject;          /* headers added to HTTPS to named hosts; NULL: none */
     char label[64];
     struct eg_conn *conns;
     struct eg_flow *flows;
@@ -81,6 +109,7 @@ struct sf_sbx_egress {
     void **graveyard;                  /* closed objects, freed after the event batch */
     size_t ngrave, capgrave;
     struct eg_pending *pending;        /* EG_MAX_PENDING slots */
+    struct eg_tls_ca *ca;              /* interception (sbx_egress_tls.c); NULL: none */
     uint16_t dns_id;                   /* next upstream query id (random start) */
     bool stop;
 };
@@ -131,6 +160,20 @@ void eg_dns_tick(struct sf_sbx_egress *eg, int64_t now);
 bool eg_bind_has(struct sf_sbx_egress_att *a, const char *name, uint32_t v4);
 const char *eg_bind_name_for(struct sf_sbx_egress_att *a, uint32_t v4, size_t *skip);
 void eg_binds_free(struct sf_sbx_egress_att *a);
+
+/* ---- sbx_egress_tls.c ----------------------------------------------------- */
+/* The per-worker CA: made at start, its certificate and the host's bundle
+ * with it written to files the sandboxes get (0 or -errno; err says why). */
+int eg_tls_init(struct sf_sbx_egress *eg, char *err, size_t errlen);
+void eg_tls_fini(struct sf_sbx_egress *eg);
+/* Intercept connection c, whose client named c->tls_host under c->tls_rule:
+ * its buffered ClientHello is the first input. -1: c was closed. */
+int eg_tls_begin(struct sf_sbx_egress *eg, struct eg_conn *c);
+/* An event on an intercepted connection (either side). */
+void eg_tls_event(struct sf_sbx_egress *eg, struct eg_conn *c, bool up_side, uint32_t events);
+void eg_tls_free(struct eg_tls *t);
+/* Helpers of sbx_egress.c the TLS relay uses. */
+void eg_conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset);
 
 /* ---- sbx_egress_udp.c ----------------------------------------------------- */
 void eg_udp_in(struct sf_sbx_egress_att *a);

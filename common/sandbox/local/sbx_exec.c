@@ -30,22 +30,34 @@ static bool sf_sbx_env_has(const char *const *env, const char *key)
     return false;
 }
 
-size_t sf_sbx_exec_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
-                        int64_t fsize, struct sf_buf *b)
+size_t sf_sbx_exec_defaults(const char *const *env, const char *const *extra, const char **out)
 {
-    static const char *const defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user" };
+    static const char *const base[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user", NULL };
+    const char *const *lists[2] = { base, extra };
+    size_t n = 0;
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+            char key[64];
+            const char *eq = strchr(lists[l][i], '=');
+            size_t k = eq ? (size_t)(eq - lists[l][i]) : 0;
+            if (!k || k >= sizeof(key)) continue;
+            snprintf(key, sizeof(key), "%.*s", (int)k, lists[l][i]);
+            if (!sf_sbx_env_has(env, key)) out[n++] = lists[l][i];
+        }
+    return n;
+}
+
+size_t sf_sbx_exec_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
+                        int64_t fsize, const char *const *extra, struct sf_buf *b)
+{
     struct sf_sbx_run_hdr h = { .type = SF_SBX_MSG_RUN, .cpu_s = lim->cpu_s, .nofile = lim->nofile,
                                 .fsize_bytes = fsize };
     const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/workspace";
-    size_t nuser = 0;
+    size_t nuser = 0, nextra = 0;
     while (spec->env && spec->env[nuser]) nuser++;
-    const char **env = sf_xcalloc(nuser + 3, sizeof(*env));
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        char key[16];
-        size_t k = (size_t)(strchr(defaults[i], '=') - defaults[i]);
-        snprintf(key, sizeof(key), "%.*s", (int)k, defaults[i]);
-        if (!sf_sbx_env_has(spec->env, key)) env[h.nenv++] = defaults[i];
-    }
+    while (extra && extra[nextra]) nextra++;
+    const char **env = sf_xcalloc(nuser + nextra + 3, sizeof(*env));
+    h.nenv = (uint32_t)sf_sbx_exec_defaults(spec->env, extra, env);
     for (size_t i = 0; i < nuser; i++) env[h.nenv++] = spec->env[i];
     sf_buf_append(b, &h, sizeof(h));
     sf_buf_append(b, cwd, strlen(cwd) + 1);

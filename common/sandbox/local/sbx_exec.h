@@ -22,12 +22,18 @@
 
 #define SF_SBX_ARGV_MAX 256         /* more words: run through the shell */
 
+/* The environment defaults of every command: PATH, HOME, then the
+ * sandbox's own 'extra' (NULL-terminated "K=V", may be NULL: e.g. the CA
+ * variables of injected headers), each unless 'env' sets it. Writes them to
+ * out (room for 2 + the extras) and returns how many. */
+size_t sf_sbx_exec_defaults(const char *const *env, const char *const *extra, const char **out);
+
 /* The RUN request for 'spec' (sbx_init.h): header with lim's cpu_s and
  * nofile and fsize (bytes, 0: none), then cwd, cmd, its words when it
- * needs no shell (below) and the environment with PATH and HOME defaulted.
+ * needs no shell (below) and the environment with the defaults above.
  * Returns its length, or 0 when it does not fit in one request. */
 size_t sf_sbx_exec_pack(const struct sf_run_spec *spec, const struct sf_limits *lim,
-                        int64_t fsize, struct sf_buf *b);
+                        int64_t fsize, const char *const *extra, struct sf_buf *b);
 /* Send a packed request with the command's stdin, stdout, stderr. 0 or -errno. */
 int sf_sbx_exec_send(int ctl, const struct sf_buf *b, const int fds[3]);
 

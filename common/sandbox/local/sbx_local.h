@@ -50,6 +50,8 @@ struct local_sandbox {
     int ctl, rootfd;
     int netns;                          /* its network namespace, for connect_port; -1 */
     struct sf_sbx_egress_att *egress;   /* network on: its egress; NULL otherwise */
+    const char *const *env_extra;       /* environment defaults of its commands (inject: the
+                                           CA variables), NULL: none */
     pid_t run_pid;                      /* the command of run()/start(), 0: none */
     uint64_t oom0;                      /* OOM kills counted when it started */
     int64_t run_mem_mb;                 /* its memory limit, for the OOM message */

@@ -88,7 +88,7 @@ static int local_start_cmd(struct local_sandbox *ls, const struct sf_run_spec *s
     /* The tmpfs enforces the sandbox's disk size; a smaller per-run value
      * can only be a per-file limit. */
     int64_t fsize = lim->disk_mb < ls->limits.disk_mb ? lim->disk_mb * 1024 * 1024 : 0;
-    if (!sf_sbx_exec_pack(spec, lim, fsize, &req)) {
+    if (!sf_sbx_exec_pack(spec, lim, fsize, ls->env_extra, &req)) {
         res->status = SF_RUN_EXEC_FAILED;
         res->exit_code = 127;
         sf_errf(res->error, sizeof(res->error), "command and environment too large: %zu bytes "

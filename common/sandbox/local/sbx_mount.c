@@ -535,7 +535,9 @@ static int sf_sbx_mop_run(const struct sf_sbx_mop *op)
         if (mkdir(op->dst, (mode_t)op->mode) < 0) return errno == EEXIST ? 0 : -errno;
         return 0;
     case SF_SBX_MOP_MKFILE:
-        fd = open(op->dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, (mode_t)(op->mode ? op->mode : 0644));
+        /* Read-only open: a file that exists already is fine even on a
+         * read-only bind (a mount target over a host file). */
+        fd = open(op->dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, (mode_t)(op->mode ? op->mode : 0644));
         if (fd < 0) return errno == EEXIST ? 0 : -errno;
         close(fd);
         return 0;

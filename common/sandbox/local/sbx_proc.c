@@ -10,6 +10,7 @@
  * drained of what the process wrote and closed even if a background child
  * still holds them (as sf_iopump does), then EXIT is delivered. */
 #include "sbx_proc.h"
+#include "sbx_exec.h"
 #include "sbx_init.h"
 #include "util.h"
 
@@ -42,6 +43,7 @@ struct sbx_proc_host {
     int ctl;                     /* borrowed from the sandbox */
     int wakefd;
     bool user_mapped;
+    const char *const *env_extra; /* the sandbox's environment defaults (borrowed) */
     pthread_t thread;
     pthread_mutex_t mu;          /* everything below */
     pthread_cond_t cv;
@@ -231,25 +233,24 @@ static void proc_host_free(struct sf_proc_host *base)
     free(h);
 }
 
-/* The SPAWN request: header, cwd, cmd, env (PATH and HOME unless given). */
-static int proc_pack(const struct sf_proc_spec *spec, struct sf_buf *b)
+/* The SPAWN request: header, cwd, cmd, env (sf_sbx_exec_defaults unless given). */
+static int proc_pack(const struct sf_proc_spec *spec, const char *const *extra, struct sf_buf *b)
 {
-    static const char *const defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user" };
     struct sf_sbx_run_hdr hd = { .type = SF_SBX_MSG_SPAWN, .nofile = 1024, .uid = spec->uid,
                                  .pty_rows = spec->pty_rows, .pty_cols = spec->pty_cols };
     const char *cwd = spec->cwd && spec->cwd[0] ? spec->cwd : "/home/user";
     sf_buf_append(b, &hd, sizeof(hd));
     sf_buf_append(b, cwd, strlen(cwd) + 1);
     sf_buf_append(b, spec->cmd, strlen(spec->cmd) + 1);
-    for (size_t d = 0; d < 2; d++) {
-        size_t klen = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
-        bool given = false;
-        for (size_t i = 0; spec->env && spec->env[i]; i++)
-            if (!strncmp(spec->env[i], defaults[d], klen)) given = true;
-        if (given) continue;
-        sf_buf_append(b, defaults[d], strlen(defaults[d]) + 1);
+    size_t nextra = 0;
+    while (extra && extra[nextra]) nextra++;
+    const char **defs = sf_xcalloc(nextra + 3, sizeof(*defs));
+    size_t nd = sf_sbx_exec_defaults(spec->env, extra, defs);
+    for (size_t d = 0; d < nd; d++) {
+        sf_buf_append(b, defs[d], strlen(defs[d]) + 1);
         hd.nenv++;
     }
+    free(defs);
     for (size_t i = 0; spec->env && spec->env[i]; i++) {
         sf_buf_append(b, spec->env[i], strlen(spec->env[i]) + 1);
         hd.nenv++;
@@ -303,7 +304,7 @@ static int proc_spawn(struct sf_proc_host *base, const struct sf_proc_spec *spec
     struct sf_proc_spec as = *spec;
     if (!h->user_mapped) as.uid = 0;
     spec = &as;
-    if ((rc = proc_pack(spec, &req)) < 0) {
+    if ((rc = proc_pack(spec, h->env_extra, &req)) < 0) {
         sf_errf(err, errlen, "command and environment too large: %zu bytes", req.len);
         sf_buf_free(&req);
         return -ENOEXEC;
@@ -435,13 +436,14 @@ static int proc_resize(struct sf_proc_host *base, int pid, uint16_t rows, uint16
 static const struct sf_proc_host_ops proc_host_ops = { proc_spawn, proc_signal, proc_resize,
                                                        proc_host_free };
 
-int sf_sbx_proc_host_new(int ctl, bool user_mapped, struct sf_proc_host **out, char *err,
-                         size_t errlen)
+int sf_sbx_proc_host_new(int ctl, bool user_mapped, const char *const *env_extra,
+                         struct sf_proc_host **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct sbx_proc_host *h = sf_xcalloc(1, sizeof(*h));
     h->ctl = ctl;
     h->user_mapped = user_mapped;
+    h->env_extra = env_extra;
     h->answer_fd = -1;
     h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->wakefd < 0) {
