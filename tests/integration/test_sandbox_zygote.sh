@@ -14,7 +14,8 @@ zygote_of() { for c in $(children "$1"); do grep -qx sf-zygote "/proc/$c/comm" 2
 inits_of() { for c in $(children "$1"); do grep -q sandbox-init "/proc/$c/comm" 2>/dev/null && echo "$c"; done; }
 rcli XADD sf:default:tasks '*' task "$(task_json z1 rz 'sleep 30; echo {}')" >/dev/null
 
-SANDFLEET_TEST_SECRET=hunter2 SF_TEST_SANDBOX=local worker_start wz --concurrency 2
+# SF_SBX_READY=0: no sandbox made ahead, so the one found is the task's.
+SF_SBX_READY=0 SANDFLEET_TEST_SECRET=hunter2 SF_TEST_SANDBOX=local worker_start wz --concurrency 2
 W=${WPID[wz]}
 wait_for 20 '[ -n "$(zygote_of $W)" ] && [ -n "$(inits_of $(zygote_of $W))" ]'
 Z=$(zygote_of "$W")
@@ -29,6 +30,22 @@ kill -9 "$W"; wait "$W" 2>/dev/null; unset "WPID[wz]"
 wait_for 20 '! kill -0 $Z 2>/dev/null && ! kill -0 $I 2>/dev/null'
 check "kill -9 of the worker takes the zygote with it" bash -c "! kill -0 $Z 2>/dev/null"
 check "... and the sandbox" bash -c "! kill -0 $I 2>/dev/null"
+
+# By default two sandboxes with the default options wait ready (sbx_ready.h):
+# a task takes one, and the pool is made up again.
+rcli DEL sf:default:tasks >/dev/null
+SF_TEST_SANDBOX=local worker_start wr --concurrency 1
+W=${WPID[wr]}
+wait_for 20 '[ -n "$(zygote_of $W)" ] && [ "$(inits_of $(zygote_of $W) | wc -l)" = 2 ]'
+Z=$(zygote_of "$W")
+check "an idle worker keeps 2 sandboxes ready" [ "$(inits_of "$Z" | wc -l)" = 2 ]
+before=$(inits_of "$Z" | sort | tr '\n' ' ')
+rcli XADD sf:default:tasks '*' task "$(task_json z3 rr 'echo {\"ok\": 1}')" >/dev/null
+wait_for 30 '[ "$(rcli XLEN sf:run:rr:results)" = 1 ]'
+check "a task runs on one of them" bash -c "redis-cli -p $REDIS_PORT XRANGE sf:run:rr:results - + | grep -q '\"status\":\"ok\"'"
+wait_for 20 '[ "$(inits_of $Z | wc -l)" = 2 ] && [ "$(inits_of $Z | sort | tr "\n" " ")" != "$before" ]'
+check "... and the pool is made up again" bash -c "[ \"\$(ps -o pid= --ppid $Z | wc -l)\" = 2 ]"
+worker_stop wr
 
 # Without the zygote: the same task runs, cloned by the worker itself.
 rcli DEL sf:default:tasks >/dev/null

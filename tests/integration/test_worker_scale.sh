@@ -26,7 +26,8 @@ check "a hard limit too low for the slots is named" grep -q 'wants about 1856 op
 kill -TERM "$P"; wait "$P" 2>/dev/null
 
 # --- one sandbox per slot, all at once ----------------------------------------------------
-SF_TEST_SANDBOX=local worker_start many --concurrency $N
+# SF_SBX_READY=0: no sandbox made ahead, so every init counted is a task's.
+SF_SBX_READY=0 SF_TEST_SANDBOX=local worker_start many --concurrency $N
 W=${WPID[many]}
 # All at once (one redis-cli --pipe), so that the first does not end before
 # the last is queued.

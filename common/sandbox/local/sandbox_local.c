@@ -386,8 +386,8 @@ static int local_inject_opts(struct local_provider *lp, const struct sf_sandbox_
     return 0;
 }
 
-static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
-                        struct sf_sandbox **out, char *errstr, size_t errlen)
+static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
+                              struct sf_sandbox **out, char *errstr, size_t errlen)
 {
     struct local_provider *lp = (struct local_provider *)p;
     struct local_sandbox *ls = sf_xcalloc(1, sizeof(*ls));
@@ -475,12 +475,43 @@ cleanup:
     return rc;
 }
 
+/* The ready pool's maker: a sandbox with the default options. */
+static struct sf_sandbox *local_make_default(void *arg, char *err, size_t errlen)
+{
+    struct sf_sandbox *sb = NULL;
+    struct sf_sandbox_opts opts = { 0 };
+    return local_create_fresh(arg, &opts, &sb, err, errlen) < 0 ? NULL : sb;
+}
+
+static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_opts *opts,
+                        struct sf_sandbox **out, char *errstr, size_t errlen)
+{
+    struct local_provider *lp = (struct local_provider *)p;
+    struct sf_limits lim = opts->limits;
+    sf_limits_merge(&lim, &lp->defaults);
+    /* A ready one fits when only memory and pids differ (cgroup limits,
+     * rewritten here); the disk is the size of its tmpfs. */
+    bool fits = !opts->network && !opts->n_ro_binds && !opts->rootfs && !opts->inject &&
+                lim.disk_mb == lp->defaults.disk_mb;
+    struct local_sandbox *ls = fits ? (struct local_sandbox *)sf_sbx_ready_take(lp->ready) : NULL;
+    if (!ls) return local_create_fresh(p, opts, out, errstr, errlen);
+    ls->limits = lim;
+    int rc = sf_sbx_cgroup_set_limits(&ls->cg, lim.memory_mb, lim.pids, errstr, errlen);
+    if (rc < 0) {
+        local_destroy(&ls->base);
+        return local_create_fresh(p, opts, out, errstr, errlen);
+    }
+    *out = &ls->base;
+    return 0;
+}
+
 /* ---- provider --------------------------------------------------------------- */
 
 static void local_free(struct sf_sandbox_provider *p)
 {
     struct local_provider *lp = (struct local_provider *)p;
     if (!lp) return;
+    sf_sbx_ready_free(lp->ready);       /* first: it creates through the rest */
     sf_sbx_zygote_stop(lp->zygote);
     sf_sbx_netns_pool_free(lp->netns);
     sf_sbx_egress_kit_stop(&lp->egress);
@@ -585,6 +616,11 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
                                 cfg ? cfg->egress_deny : NULL, cfg ? cfg->egress_dns : NULL,
                                 cfg ? cfg->log : NULL, errstr, errlen) < 0)
         goto fail;
+    /* Last: it creates sandboxes with everything above. SF_SBX_READY=N
+     * keeps N (0: none; benchmarks.md §1 compares). */
+    const char *rd = getenv("SF_SBX_READY");
+    lp->ready = sf_sbx_ready_new(rd && *rd ? atoi(rd) : SF_LOCAL_READY, local_make_default, lp,
+                                 lp->log);
     return &lp->base;
 fail:
     local_free(&lp->base);

@@ -18,10 +18,12 @@
 #include "sbx_egress.h"
 #include "sbx_init.h"
 #include "sbx_netns.h"
+#include "sbx_ready.h"
 #include "sbx_seccomp.h"
 #include "sbx_zygote.h"
 
 #define SF_LOCAL_SETUP_TIMEOUT_MS 10000
+#define SF_LOCAL_READY 2                /* default sandboxes made ahead (sbx_ready.h) */
 #define SF_LOCAL_NETNS_POOL 4           /* fresh network namespaces kept ready, per kind */
 
 struct local_provider {
@@ -38,6 +40,7 @@ struct local_provider {
     const struct sf_log *log;
     struct sf_sbx_zygote_cfg ids;       /* what every child gets (sbx_zygote.h) */
     struct sf_sbx_zygote *zygote;       /* clones the children; NULL: this process does */
+    struct sf_sbx_ready *ready;         /* default sandboxes made ahead; NULL: none */
 };
 
 struct local_sandbox {
