@@ -7,7 +7,7 @@
 #               as a child process (no sandbox)
 # Wall time from the first task queued to the last result; the peak memory of
 # the worker's whole process tree (sandboxes or children included, sampled
-# every 0.5 s) as PSS (shared pages divided among their users: what the tree
+# every 0.25 s; the sample with the most processes) as PSS (shared pages divided among their users: what the tree
 # really adds) and as summed RSS (what `top` adds up); the drop of the
 # machine's MemAvailable (kernel objects too: namespaces, cgroups, page
 # tables; noisy on a shared host); each per concurrent task; the worker's
@@ -21,27 +21,19 @@ redis_up
 header
 echo "# $C agents x sleep $S s"
 
-watch_tree() {   # PID: "peak_rss peak_pss min_avail threads fds" once $T/stop appears
-    local p=$1 prss=0 ppss=0 thr=0 fd=0 av minav
-    minav=$(mem_avail)
-    while [ ! -e "$T/stop" ]; do
-        set -- $(tree_rss "$p")
-        [ "$2" -gt "$ppss" ] && { prss=$1; ppss=$2; thr=$(ls /proc/$p/task | wc -l); fd=$(ls /proc/$p/fd | wc -l); }
-        av=$(mem_avail); [ "$av" -lt "$minav" ] && minav=$av
-        sleep 0.5
-    done
-    echo "$prss $ppss $minav $thr $fd"
+watch_tree() {   # PID: "peak_rss peak_pss min_avail threads fds procs" once $T/stop appears
+    python3 "$BENCH_DIR/fleet/tree_watch.py" "$1" "$T/stop"
 }
 report() {   # name seconds "idle_rss idle_pss" avail_before "peak_rss peak_pss min_avail thr fd"
     python3 - "$C" "$S" "$1" "$2" $3 "$4" $5 <<'PY'
 import sys
 c, s, name, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
-irss, ipss, av0, prss, ppss, minav, thr, fd = map(int, sys.argv[5:13])
+irss, ipss, av0, prss, ppss, minav, thr, fd, procs = map(int, sys.argv[5:14])
 mib = lambda k: k / 1024
 print("%-26s wall %6.2f s (sleep %s s)  PSS %6.1f MiB (idle %4.1f, %5.0f KiB/task)  RSS %6.1f MiB (%5.0f KiB/task)"
-      "  MemAvailable -%5.0f MiB (%4.0f KiB/task)  threads %s  fds %s"
+      "  MemAvailable -%5.0f MiB (%4.0f KiB/task)  threads %s  fds %s  processes %s"
       % (name, secs, s, mib(ppss), mib(ipss), (ppss - ipss) / c, mib(prss), (prss - irss) / c,
-         mib(av0 - minav), (av0 - minav) / c, thr, fd))
+         mib(av0 - minav), (av0 - minav) / c, thr, fd, procs))
 PY
 }
 
@@ -50,7 +42,7 @@ PY
     --callback-concurrency 0 2>>"$T/worker.log" &
 W=$!; WPIDS+=($W)
 sleep 2
-idle=$(tree_rss "$W"); av0=$(mem_avail)
+idle=$(tree_rss "$W"); av0=$(mem_avail)   # (tree_rss: bench/lib.sh)
 rm -f "$T/stop"; watch_tree "$W" >"$T/sf.peak" &
 M=$!
 s0=$(date +%s.%N)
