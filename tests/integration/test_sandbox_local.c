@@ -3,6 +3,7 @@
  * namespaces and writable cgroups (root on this machine). */
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -81,22 +82,43 @@ static bool wait_for_process(const char *a0, const char *a1)
     return false;
 }
 
-/* The memory cgroup dir of host pid 'pid', as the kernel reports it (v1:
- * the memory hierarchy's line; v2: the unified "0::" line). */
-static void cgroup_dir_of(pid_t pid, char *out, size_t size)
+/* The memory cgroup directory named 'name' (v1: in the memory hierarchy,
+ * v2: in the unified one), searched for rather than derived: in nested
+ * cgroup namespaces (a privileged container on cgroup v1) the paths that
+ * /proc/PID/cgroup reports do not always resolve under /sys/fs/cgroup. */
+static const char *cg_want;
+static char cg_found[1024];
+static int cg_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    char line[512], path[64], v1[400] = "", v2[400] = "";
-    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-    FILE *f = fopen(path, "re");
-    while (f && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *p = strstr(line, ":memory:");
-        if (p) sf_strlcpy(v1, p + 8, sizeof(v1));
-        if (!strncmp(line, "0::", 3)) sf_strlcpy(v2, line + 3, sizeof(v2));
+    (void)st;
+    if (flag == FTW_D && !strcmp(path + ftw->base, cg_want)) {
+        sf_strlcpy(cg_found, path, sizeof(cg_found));
+        return 1;
     }
+    return 0;
+}
+static bool find_cgroup(const char *name, char *out, size_t size)
+{
+    struct stat st;
+    const char *root = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0 ? "/sys/fs/cgroup"
+                                                                           : "/sys/fs/cgroup/memory";
+    cg_want = name;
+    cg_found[0] = '\0';
+    nftw(root, cg_visit, 16, FTW_PHYS | FTW_MOUNT);
+    sf_strlcpy(out, cg_found, size);
+    return cg_found[0] != '\0';
+}
+
+/* Is host pid 'pid' listed in 'dir'/cgroup.procs? */
+static bool cgroup_has_pid(const char *dir, pid_t pid)
+{
+    char path[1100], line[32];
+    bool found = false;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    FILE *f = fopen(path, "re");
+    while (f && !found && fgets(line, sizeof(line), f)) found = atoi(line) == (int)pid;
     if (f) fclose(f);
-    if (v1[0]) snprintf(out, size, "/sys/fs/cgroup/memory%s", v1);
-    else snprintf(out, size, "/sys/fs/cgroup%s", v2);
+    return found;
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -290,9 +312,9 @@ static void destroy_leaves_no_cgroup_and_no_process(void **state)
     snprintf(cmd, sizeof(cmd), "sleep %s > /dev/null 2>&1 & echo bg", secs);
     expect_out(sb, cmd, "bg\n");
     assert_true(wait_for_process("sleep", secs));   /* the probe sees it while alive */
-    cgroup_dir_of(host_process("sleep", secs), dir, sizeof(dir));
-    if (!strstr(dir, sb->id)) fail_msg("the sandbox's process is in %s, not a cgroup of its own", dir);
-    assert_int_equal(stat(dir, &st), 0);
+    if (!find_cgroup(sb->id, dir, sizeof(dir))) fail_msg("no cgroup named %s", sb->id);
+    if (!cgroup_has_pid(dir, host_process("sleep", secs)))
+        fail_msg("the sandbox's process is not in its cgroup %s", dir);
     sf_sandbox_destroy(sb);
     assert_int_equal(stat(dir, &st), -1);
     assert_int_equal(errno, ENOENT);
