@@ -13,7 +13,7 @@ set -u
 run=$1
 # shellcheck source=/dev/null
 . "$run/env"
-export PATH SF_SRC SF_BUILD SF_BIN
+export PATH SF_SRC SF_BUILD SF_BIN SF_VM_IMAGE
 exec </dev/null >/dev/console 2>&1
 say() { echo "SF-VM $*"; }
 halt() { sync; echo o >/proc/sysrq-trigger; sleep 60; }

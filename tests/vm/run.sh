@@ -82,7 +82,15 @@ modprobe -d "$kdir" -S "$kver" -a --show-depends virtio_pci 9p 9pnet_virtio over
 (cd "$ird" && find . | cpio -o -H newc --quiet | gzip -1) >"$run/initrd.gz"
 rm -rf "$ird"
 
+# The image make compose-test built, for the container suite (tests/vm/container.sh).
+img=
+if grep -q 'tests/vm/container.sh' "$suites" && { [ -z "${SF_VM_ONLY:-}" ] || [[ " $SF_VM_ONLY " == *" container "* ]]; } &&
+   command -v podman >/dev/null && podman image exists sandfleet-test/sandfleet:latest 2>/dev/null; then
+  podman save -q --format docker-archive -o "$run/sandfleet.tar" sandfleet-test/sandfleet:latest &&
+    img=/sf-run/sandfleet.tar
+fi
 {
+  printf '%s=%q\n' SF_VM_IMAGE "$img"
   printf '%s=%q\n' SF_SRC "$src" SF_BUILD "$build" SF_BIN "$build/bin" SF_VM_SUITES "$suites" \
     SF_VM_MODULES "$kdir/lib/modules/$kver" SF_VM_ONLY "${SF_VM_ONLY:-}" \
     PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
