@@ -8,7 +8,8 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all build deps demo test test-fast test-asan test-fuzz test-cgroup2 bench bench-quick clean
+.PHONY: all build deps demo test test-fast test-asan test-fuzz test-cgroup2 test-fresh compose-test \
+        compose-test-docker bench bench-quick clean
 
 all: build
 
@@ -31,6 +32,7 @@ test:
 	@echo "make test: all suites passed"
 
 test-fast: build
+	@bash scripts/deps.sh test
 	@cd $(BUILD) && ctest $(CTEST_ARGS) -L 'unit|integration' -j1
 
 test-asan:
@@ -58,8 +60,16 @@ bench-quick:
 test-cgroup2: build
 	@bash tests/vm/run.sh
 
+# The README's commands in a fresh Debian 12 container (debootstrap image,
+# podman): make demo, every unit and integration test, a fuzz build.
+test-fresh:
+	@bash tests/fresh/run.sh
+
 compose-test:   # docker-compose stack (Redis, 3 workers, kafka profile) on podman, end to end: docs/deploy.md
 	@bash deploy/compose-test.sh
+
+compose-test-docker:   # the same against Debian's Docker engine (after compose-test: its images)
+	@bash deploy/test/compose-test-docker.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -22,7 +22,8 @@
 #   6. down -v, stop the podman service; one summary line; exit 0
 #
 # Environment: SF_KEEP=1 leaves the stack up on failure for inspection;
-# SF_COMPOSE_PROJECT (default sfcomposetest); SF_LEASE_MS (default 3000).
+# SF_COMPOSE_PROJECT (default sfcomposetest); SF_LEASE_MS (default 3000);
+# SF_SKIP_BUILD=1 uses the images the engine has (compose-test-docker.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -127,11 +128,16 @@ if [ "${SF_BUILD_FROM:-head}" = head ] && git -C "$repo" rev-parse --git-dir >/d
   export SANDFLEET_BUILD_CONTEXT=$ctx
   sf_log "building $(git -C "$repo" rev-parse --short HEAD) + deploy/ (SF_BUILD_FROM=worktree for the work tree)"
 fi
-# A TLS-inspecting egress proxy's CA for the Maven download in the Kafka image.
-cp /usr/local/share/ca-certificates/*.crt "${SANDFLEET_BUILD_CONTEXT:-$repo}/deploy/kafka/extra-ca/" 2>/dev/null || true
-dc --profile kafka --profile run build >"$workdir/build.log" 2>&1 ||
-  { tail -40 "$workdir/build.log" >&2; fail "docker-compose build"; }
-rm -f "$here"/kafka/extra-ca/*.crt "${SANDFLEET_BUILD_CONTEXT:-$repo}"/deploy/kafka/extra-ca/*.crt
+if [ "${SF_SKIP_BUILD:-0}" = 1 ]; then
+  # deploy/test/compose-test-docker.sh: the images were built by podman and loaded.
+  sf_log "SF_SKIP_BUILD=1: the engine's images as they are"
+else
+  # A TLS-inspecting egress proxy's CA for the Maven download in the Kafka image.
+  cp /usr/local/share/ca-certificates/*.crt "${SANDFLEET_BUILD_CONTEXT:-$repo}/deploy/kafka/extra-ca/" 2>/dev/null || true
+  dc --profile kafka --profile run build >"$workdir/build.log" 2>&1 ||
+    { tail -40 "$workdir/build.log" >&2; fail "docker-compose build"; }
+  rm -f "$here"/kafka/extra-ca/*.crt "${SANDFLEET_BUILD_CONTEXT:-$repo}"/deploy/kafka/extra-ca/*.crt
+fi
 
 # ---- helpers ------------------------------------------------------------------
 wait_healthy() {   # wait_healthy SERVICE TIMEOUT_S: every container of SERVICE healthy
@@ -264,6 +270,18 @@ uhost=$(docker_inspect "$(dc ps -q worker-unprivileged)" '{{.Config.Hostname}}')
 grep -q "\"worker\": \"$uhost-" "$workdir/analyze-report@unprivileged.json" ||
   fail "the trusted-queue run was not done by the unprivileged worker"
 dc --profile unprivileged rm -sf worker-unprivileged >/dev/null 2>&1
+# Without privileges (the coordinator service: uid 10001, the engine's default
+# capabilities and seccomp) the local sandbox refuses to run - exit 3 and the
+# reason - rather than run agents without limits (docs/security.md matrix).
+set +e
+dc run --rm -T --no-deps --entrypoint sh coordinator -c \
+  'unset SANDFLEET_BROKER; exec sandfleet-coordinator run --sandbox local /workflows/analyze-report/workflow.json' \
+  >"$workdir/unpriv-local.json" 2>"$workdir/unpriv-local.err"
+urc=$?
+set -e
+[ "$urc" = 3 ] && grep -q 'local sandbox: ' "$workdir/unpriv-local.err" ||
+  { tail -5 "$workdir/unpriv-local.err" >&2; fail "an unprivileged local sandbox should be refused with exit 3 (got $urc)"; }
+sf_log "unprivileged local sandbox refused (exit 3): $(grep -o 'local sandbox: [^(]*' "$workdir/unpriv-local.err" | head -1)"
 
 # ---- 4. kill a worker mid-run ---------------------------------------------------
 phase kill-test
@@ -386,4 +404,4 @@ left=$(engine ps -aq --filter "label=com.docker.compose.project=$project" | wc -
 phase done
 for n in "${notes[@]}"; do sf_log "note: $n"; done
 sf_log "phases: ${phase_times[*]}"
-echo "compose-test: OK in $((SECONDS - t0))s: redis=3 examples ok on 3 workers (local sandbox: root+SYS_ADMIN,SETUID,SETGID); unprivileged worker (--sandbox process) ok; kill-9 of a worker holding $ntasks task(s) -> 20/20 tasks completed by others; $kafka_result; down -v clean"
+echo "compose-test: OK in $((SECONDS - t0))s: redis=3 examples ok on 3 workers (local sandbox: root+SYS_ADMIN,SETUID,SETGID); unprivileged worker (--sandbox process) ok, unprivileged local sandbox refused (exit 3); kill-9 of a worker holding $ntasks task(s) -> 20/20 tasks completed by others; $kafka_result; down -v clean"

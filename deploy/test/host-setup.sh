@@ -8,7 +8,10 @@ sf_log() { printf '[compose-test %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 sf_host_packages() {
   local need=() p
-  for p in podman docker-compose debootstrap runc; do
+  # dnsname: service names on compose networks (podman 4.3 with CNI). It
+  # comes with podman's recommends; a podman installed without them resolves
+  # no service name ("redis: Name or service not known").
+  for p in podman docker-compose debootstrap runc golang-github-containernetworking-plugin-dnsname; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
   done
   [ ${#need[@]} -eq 0 ] && return 0
