@@ -17,6 +17,7 @@ sf_minbase_template() {
       flock 9
       [ -f "$dir/etc/sandfleet-test-template" ] && exit 0
       tmp=$(mktemp -d "$cache/.minbase.XXXXXX") || exit 1
+      chmod 755 "$tmp"   # a root file system: mktemp's 0700 keeps the sandboxes' ids out
       echo "template: debootstrap --variant=minbase $suite (once per machine, cached in $dir)" >&2
       if debootstrap --variant=minbase "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
         echo minbase > "$tmp/etc/sandfleet-test-template"
@@ -28,6 +29,8 @@ sf_minbase_template() {
       fi
     ) 9>"$cache/.minbase.lock" || return 1
   fi
+  # Caches made before the chmod above were 0700 (the worker refuses them).
+  [ -O "$dir" ] && chmod go+rx "$dir"
   echo "$dir"
 }
 
