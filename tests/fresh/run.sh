@@ -91,8 +91,9 @@ nf=$(grep -cE '^ *[0-9]*/[0-9]* Test *#.*(Failed|Timeout|Exception|Not Run)' "$w
 demo=$(grep -c '^make demo: every example succeeded' "$work/log" || true)
 if [ "$rc" != 0 ] || [ "$demo" != 1 ] || [ "$nf" != 0 ]; then
   tail -60 "$work/log" >&2
+  log "FAILED: exit $rc after $((SECONDS - t0))s (the log's tail above; SF_KEEP=1 keeps the container)"
   echo "test-fresh: $((np + demo)) passed, $((nf + 1)) failed"
-  die "exit $rc after $((SECONDS - t0))s (full log above; SF_KEEP=1 keeps the container)"
+  exit 1
 fi
 log "done in $((SECONDS - t0))s: $(grep '^SF-FRESH [a-z-]* [0-9]*s' "$work/log" | cut -d' ' -f2,3 | paste -sd, -)"
 echo "test-fresh: $((np + demo)) passed, 0 failed"
