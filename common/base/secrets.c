@@ -252,15 +252,29 @@ char *sf_secrets_mask(const struct sf_secret_values *v, const char *text, size_t
     struct sf_buf b = {0};
     size_t i = 0;
     if (!v || !v->n || !text) return NULL;
+    /* next[k]: where value k occurs next at or after i (NULL: nowhere). A
+     * value is searched again only once i has passed its last find, so each
+     * is scanned across the text about once: searching every value afresh
+     * after each replacement was quadratic — an agent printing one secret a
+     * million times while holding a second one pinned its worker's slot for
+     * hours. */
+    const char **next = sf_xcalloc(v->n, sizeof(*next));
+    bool *gone = sf_xcalloc(v->n, sizeof(*gone));
     while (i < len) {
         /* The earliest occurrence of any value from i on (the longest at a tie). */
         const char *at = NULL;
         size_t l = 0;
         for (size_t k = 0; k < v->n; k++) {
             size_t vl = v->v[k].len;
-            if (vl < SF_SECRET_MASK_MIN || vl > len - i) continue;
-            const char *p = memmem(text + i, len - i, v->v[k].value, vl);
-            if (p && (!at || p < at || (p == at && vl > l))) {
+            if (gone[k] || vl < SF_SECRET_MASK_MIN || vl > len - i) continue;
+            if (!next[k] || next[k] < text + i)
+                next[k] = memmem(text + i, len - i, v->v[k].value, vl);
+            const char *p = next[k];
+            if (!p) {
+                gone[k] = true;
+                continue;
+            }
+            if (!at || p < at || (p == at && vl > l)) {
                 at = p;
                 l = vl;
             }
@@ -270,6 +284,8 @@ char *sf_secrets_mask(const struct sf_secret_values *v, const char *text, size_t
         sf_buf_append(&b, SF_SECRET_MASK, strlen(SF_SECRET_MASK));
         i = (size_t)(at - text) + l;
     }
+    free(next);
+    free(gone);
     if (i == 0 && !b.len) return NULL;      /* nothing replaced */
     sf_buf_append(&b, text + i, len - i);
     return sf_buf_steal(&b, outlen);

@@ -216,6 +216,39 @@ static void mask_replaces_every_occurrence(void **state)
     free(m);
 }
 
+/* An agent holding the most secrets a task may name (64) prints one of
+ * them over and over: masking must stay linear in the output (it used to
+ * search every value afresh after each replacement — hours for a few MiB,
+ * the worker's slot and lease held all along). SIGALRM fails the test. */
+static void mask_is_linear_in_the_text(void **state)
+{
+    (void)state;
+    enum { NSEC = 64, LEN = 4 << 20 };
+    struct sf_secret_value v[NSEC];
+    char names[NSEC][8], vals[NSEC][32];
+    for (int k = 0; k < NSEC; k++) {
+        snprintf(names[k], sizeof(names[k]), "S%d", k);
+        snprintf(vals[k], sizeof(vals[k]), "never-printed-%02d", k);
+        v[k] = (struct sf_secret_value){ names[k], vals[k], strlen(vals[k]) };
+    }
+    snprintf(vals[NSEC - 1], sizeof(vals[0]), "sk-printed");
+    v[NSEC - 1].len = strlen(vals[NSEC - 1]);
+    struct sf_secret_values sv = { v, NSEC };
+    char *text = malloc(LEN);
+    assert_non_null(text);
+    size_t reps = LEN / 11;
+    for (size_t i = 0; i < reps; i++) memcpy(text + 11 * i, "sk-printed ", 11);
+    size_t n = 0;
+    alarm(60);
+    char *m = sf_secrets_mask(&sv, text, 11 * reps, &n);
+    alarm(0);
+    assert_non_null(m);
+    assert_int_equal(n, 4 * reps);
+    assert_memory_equal(m, "*** *** ", 8);
+    free(m);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +259,7 @@ int main(void)
         cmocka_unit_test(listing_has_names_only),
         cmocka_unit_test(resolve_names_the_missing_one),
         cmocka_unit_test(mask_replaces_every_occurrence),
+        cmocka_unit_test(mask_is_linear_in_the_text),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
