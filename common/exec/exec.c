@@ -10,14 +10,19 @@
 
 #define SF_DEFAULT_OUTPUT_CAP (16u << 20)
 
-json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t errlen)
+json_t *sf_exec_parse_output(const char *out, size_t len, const struct sf_secret_values *sv,
+                             char *errstr, size_t errlen)
 {
     json_error_t je;
     json_t *j = len ? json_loadb(out, len, JSON_DECODE_ANY, &je) : NULL;
     if (j) return j;
-    /* Show the start of what the agent printed, escaped. */
+    /* Show the start of what the agent printed, masked, then escaped. */
     char shown[4 * SF_LOG_EXCERPT_MAX + 32];
-    sf_log_excerpt(shown, sizeof(shown), out, len, SF_LOG_EXCERPT_MAX);
+    size_t mlen = 0;
+    char *masked = sf_secrets_mask(sv, out, len, &mlen);
+    sf_log_excerpt(shown, sizeof(shown), masked ? masked : out, masked ? mlen : len,
+                   SF_LOG_EXCERPT_MAX);
+    free(masked);
     sf_errf(errstr, errlen, SF_EXEC_NOT_JSON ": %s", len ? shown : "(empty)");
     return NULL;
 }
@@ -142,9 +147,9 @@ static void mask_str(const struct sf_secret_values *sv, char **s)
 }
 
 /* Whatever the agent printed may contain a secret it was given. */
-static void mask_result(const struct sf_secret_values *sv, struct sf_result *r)
+void sf_exec_mask_result(const struct sf_secret_values *sv, struct sf_result *r)
 {
-    if (!sv->n) return;
+    if (!sv || !sv->n) return;
     mask_str(sv, &r->stderr_tail);
     mask_str(sv, &r->error);
     json_t *m = r->output ? mask_json(sv, r->output) : NULL;
@@ -274,11 +279,11 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
         if (rr.exit_code != 0) {
             r->status = SF_RESULT_ERROR;
             r->error = sf_xasprintf("exit code %d", rr.exit_code);
-            r->output = sf_exec_parse_output(rr.out, rr.out_len, err, sizeof(err));
+            r->output = sf_exec_parse_output(rr.out, rr.out_len, &sv, err, sizeof(err));
         } else if (rr.out_truncated) {
             r->status = SF_RESULT_ERROR;
             r->error = sf_xasprintf("output is larger than the cap of %zu bytes", spec.stdout_cap);
-        } else if (!(r->output = sf_exec_parse_output(rr.out, rr.out_len, err, sizeof(err)))) {
+        } else if (!(r->output = sf_exec_parse_output(rr.out, rr.out_len, &sv, err, sizeof(err)))) {
             r->status = SF_RESULT_ERROR;
             r->error = sf_xstrdup(err);
         }
@@ -299,8 +304,8 @@ struct sf_result *sf_exec_task(struct sf_sandbox_provider *p, struct sf_sandbox 
     }
 out:
     if (r) r->duration_ms = sf_now_ms() - t0;
-    if (r) mask_result(&sv, r);
-    if (r) mask_result(&isv, r);
+    if (r) sf_exec_mask_result(&sv, r);
+    if (r) sf_exec_mask_result(&isv, r);
     sf_secret_values_clear(&sv);
     sf_secret_values_clear(&isv);
     sf_inject_free(inj);

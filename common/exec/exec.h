@@ -73,7 +73,15 @@ void sf_exec_env_free(char **env);
 int sf_exec_inject(const json_t *inject, const struct sf_exec_cfg *cfg, struct sf_inject **out,
                    struct sf_secret_values *isv, char *err, size_t errlen);
 
-/* Parse agent stdout as one JSON document; NULL with a message otherwise. */
-json_t *sf_exec_parse_output(const char *out, size_t len, char *errstr, size_t errlen);
+/* Parse agent stdout as one JSON document; NULL with a message otherwise.
+ * The message quotes the start of the output, escaped: with sv (the
+ * secrets the agent holds; NULL: none) masked before it is escaped and
+ * cut, since the escaped form of a value (a tab, a UTF-8 letter) or the
+ * part before the cut would pass the masking of the finished result. */
+json_t *sf_exec_parse_output(const char *out, size_t len, const struct sf_secret_values *sv,
+                             char *errstr, size_t errlen);
+/* Mask every value of sv wherever the agent may have echoed it into r
+ * (output strings and keys, stderr_tail, error). */
+void sf_exec_mask_result(const struct sf_secret_values *sv, struct sf_result *r);
 
 #endif

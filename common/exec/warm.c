@@ -34,6 +34,10 @@ struct agent {
     struct sf_buf out;              /* stdout read and not yet answered */
     bool gone;                      /* exited, or out of step: never reused */
     int64_t idle_since;
+    /* The secrets in its environment, as they were when it started: what
+     * it prints is masked with these (a value rotated since is still the
+     * one it holds). Wiped when it stops. */
+    struct sf_secret_values sv;
 };
 
 struct sf_warm_pool {
@@ -57,6 +61,7 @@ static void agent_stop(struct agent *a)
     close_fd(&a->cmd.err_fd);
     sf_sandbox_destroy(a->sb);
     sf_buf_free(&a->out);
+    sf_secret_values_clear(&a->sv);
     free(a->run_id);
     free(a->step);
     free(a);
@@ -207,15 +212,12 @@ static int agent_start(struct sf_sandbox_provider *p, const struct sf_task *t,
     /* cpu_s would count every input the agent serves: timeout_s bounds each. */
     struct sf_limits lim = *limits;
     lim.cpu_s = 0;
-    /* The agent's secrets (sf_exec_task checked they resolve; masking of
-     * what it prints happens there too). */
-    struct sf_secret_values sv = { 0 };
-    if (sf_secrets_resolve(cfg->secrets, t->secrets, &sv, NULL, err, sizeof(err)) < 0) {
+    /* The agent's secrets (sf_exec_task checked they resolve). */
+    if (sf_secrets_resolve(cfg->secrets, t->secrets, &a->sv, NULL, err, sizeof(err)) < 0) {
         *res = sf_result_for(t, SF_RESULT_ERROR, cfg->worker, "%s", err);
         goto fail;
     }
-    env = sf_exec_env(t, false, &sv);
-    sf_secret_values_clear(&sv);
+    env = sf_exec_env(t, false, &a->sv);
     struct sf_run_spec spec = { .cmd = t->run, .cwd = "/workspace",
                                 .env = (const char *const *)env, .limits = &lim };
     rc = sf_sandbox_start(a->sb, &spec, &a->cmd, &rr);
@@ -367,7 +369,7 @@ static bool answer(struct agent *a, struct exchange *x, enum exchange_end end, d
         size_t len = (size_t)(nl - a->out.data);
         r->exit_code = 0;
         /* With its newline, as a cold run would parse it (same messages). */
-        r->output = sf_exec_parse_output(a->out.data, len + 1, err, sizeof(err));
+        r->output = sf_exec_parse_output(a->out.data, len + 1, &a->sv, err, sizeof(err));
         if (!r->output) {
             r->status = SF_RESULT_ERROR;
             r->error = sf_xstrdup(err);
@@ -412,6 +414,7 @@ static bool answer(struct agent *a, struct exchange *x, enum exchange_end end, d
     }
     free(r->stderr_tail);
     r->stderr_tail = sf_xstrndup(x->err.data ? x->err.data : "", x->err.len);
+    sf_exec_mask_result(&a->sv, r);
     *out = r;
     return keep;
 }
