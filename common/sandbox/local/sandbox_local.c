@@ -431,13 +431,17 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
     struct sf_sbx_ns ns;
     if ((rc = local_netns(lp, opts, &ns, errstr, errlen)) < 0) goto cleanup;
     pid_t pid;
+    bool in_cgroup = false;
     if (lp->zygote) {
         struct sf_sbx_zygote_req req = { .opts = opts, .disk_mb = ls->limits.disk_mb,
                                          .ctl_fd = sv[1], .cg_join = { cgj[0], cgj[1] },
-                                         .netns = ns.net };
+                                         .netns = ns.net, .cgroup_dir = -1 };
+        if (ls->cg.version == 2)
+            req.cgroup_dir = open(ls->cg.mem, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         bool at_clone;
-        int zrc = sf_sbx_zygote_spawn(lp->zygote, &req, &pid, &ls->pidfd, &at_clone, errstr,
-                                      errlen);
+        int zrc = sf_sbx_zygote_spawn(lp->zygote, &req, &pid, &ls->pidfd, &at_clone, &in_cgroup,
+                                      errstr, errlen);
+        if (req.cgroup_dir >= 0) close(req.cgroup_dir);
         if (zrc < 0) pid = at_clone ? local_clone_error(-zrc, errstr, errlen) : zrc;
     } else {
         pid = local_clone_here(ls, opts, ns.net, sv[1], cgj, errstr, errlen);
@@ -450,7 +454,8 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
         sf_sbx_egress_attach(lp->egress.eg, &ns, opts->net_policy, opts->inject, ls->base.id,
                              &ls->egress);
     sf_sbx_ns_close(&ns);
-    bool self_joined = cgj[0] >= 0;     /* v1: the child moved itself */
+    /* v1: the child moved itself; v2: it started there (CLONE_INTO_CGROUP) */
+    bool self_joined = cgj[0] >= 0 || in_cgroup;
     sf_sbx_close_pair(cgj);
     if (pid < 0) {
         rc = pid;

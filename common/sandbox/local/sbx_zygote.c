@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@
 #define ZYG_MAX_REQ (64 * 1024)
 #define ZYG_PLANS 8                     /* cached plans (requests without ro_binds) */
 
-enum { ZYG_NETWORK = 1, ZYG_HAS_NETNS = 2, ZYG_HAS_CG0 = 4, ZYG_HAS_CG1 = 8 };
+enum { ZYG_NETWORK = 1, ZYG_HAS_NETNS = 2, ZYG_HAS_CG0 = 4, ZYG_HAS_CG1 = 8, ZYG_HAS_CGDIR = 16 };
 
 struct zyg_req_hdr {
     uint32_t flags;
@@ -50,6 +51,7 @@ struct zyg_reply {
     int32_t err;                        /* positive errno, 0: ok */
     int32_t pid;
     int32_t at_clone;                   /* err came from clone() itself */
+    int32_t in_cgroup;                  /* the child started in its v2 cgroup */
     char msg[SF_ERRSTR_LEN];            /* the whole reason */
 };
 
@@ -101,9 +103,9 @@ struct zyg {
     char buf[ZYG_MAX_REQ];
 };
 
-static void zyg_reply(int sock, int err, pid_t pid, int pidfd, const char *msg)
+static void zyg_reply(int sock, int err, pid_t pid, int pidfd, const char *msg, bool in_cgroup)
 {
-    struct zyg_reply r = { .err = err, .pid = pid, .at_clone = pid < 0 };
+    struct zyg_reply r = { .err = err, .pid = pid, .at_clone = pid < 0, .in_cgroup = in_cgroup };
     if (msg) sf_strlcpy(r.msg, msg, sizeof(r.msg));
     if (r.at_clone) r.pid = 0;
     sf_sbx_send_with_fd(sock, &r, sizeof(r), pidfd);
@@ -152,9 +154,10 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
     struct zyg_req_hdr h;
     char err[SF_ERRSTR_LEN] = "";
     struct sf_bind binds[64];
-    if (len < sizeof(h)) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request"); return; }
+    if (len < sizeof(h)) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request", false); return; }
     memcpy(&h, z->buf, sizeof(h));
-    int want = 1 + !!(h.flags & ZYG_HAS_NETNS) + !!(h.flags & ZYG_HAS_CG0) + !!(h.flags & ZYG_HAS_CG1);
+    int want = 1 + !!(h.flags & ZYG_HAS_NETNS) + !!(h.flags & ZYG_HAS_CG0) + !!(h.flags & ZYG_HAS_CG1) +
+               !!(h.flags & ZYG_HAS_CGDIR);
     const char *p = z->buf + sizeof(h), *end = z->buf + len, *s[1 + 2 * 64];
     size_t ns = 0, nstr = 1 + 2 * (size_t)h.n_binds;
     bool ok = nfds == want && h.n_binds <= 64 && h.strings_len == len - sizeof(h);
@@ -164,7 +167,7 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
         s[ns] = p;
         p = zp + 1;
     }
-    if (!ok) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request"); return; }
+    if (!ok) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request", false); return; }
     for (uint32_t i = 0; i < h.n_binds; i++)
         binds[i] = (struct sf_bind){ .host_path = s[1 + 2 * i], .sandbox_path = s[2 + 2 * i] };
     struct sf_sandbox_opts o = { .network = (h.flags & ZYG_NETWORK) != 0,
@@ -173,11 +176,11 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
     struct sf_sbx_mount_plan own = { 0 }, *plan = NULL;
     int rc = zyg_plan(z, &o, h.disk_mb, &plan, &own, err, sizeof(err));
     if (rc < 0) {
-        zyg_reply(z->sock, -rc, 0, -1, err);
+        zyg_reply(z->sock, -rc, 0, -1, err, false);
         sf_sbx_mount_plan_free(&own);
         return;
     }
-    int k = 1, netns = -1;
+    int k = 1, netns = -1, cgdir = -1;
     struct sf_sbx_child_cfg cfg = {
         .ctl_fd = fds[0], .drop_groups = z->cfg->drop_groups, .plan = plan,
         .filter = z->cfg->filter, .cap_last = z->cfg->cap_last, .cg_join = { -1, -1 },
@@ -186,25 +189,42 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
     if (h.flags & ZYG_HAS_NETNS) netns = fds[k++];
     if (h.flags & ZYG_HAS_CG0) cfg.cg_join[0] = fds[k++];
     if (h.flags & ZYG_HAS_CG1) cfg.cg_join[1] = fds[k++];
+    if (h.flags & ZYG_HAS_CGDIR) cgdir = fds[k++];
     cfg.lo_ready = netns >= 0;
     if (netns >= 0 && setns(netns, CLONE_NEWNET) < 0) {
         rc = errno;
         snprintf(err, sizeof(err), "entering the sandbox's network namespace: %s", strerror(rc));
-        zyg_reply(z->sock, rc, 0, -1, err);
+        zyg_reply(z->sock, rc, 0, -1, err, false);
         sf_sbx_mount_plan_free(&own);
         return;
     }
     long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
                  (netns >= 0 ? 0 : CLONE_NEWNET) | CLONE_PIDFD | SIGCHLD;
     int pidfd = -1;
-    pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, &pidfd, 0, 0);
+    bool in_cgroup = false;
+    pid_t pid = -1;
+    if (cgdir >= 0) {
+        /* cgroup v2: the child starts in its cgroup (CLONE_INTO_CGROUP), so
+         * nobody moves it from outside, which takes the kernel's global
+         * cgroup_threadgroup_rwsem. Kernels or setups without it: below. */
+        struct clone_args ca;
+        memset(&ca, 0, sizeof(ca));
+        ca.flags = (uint64_t)(flags & ~0xffL & ~(long)CLONE_PIDFD) | CLONE_PIDFD | CLONE_INTO_CGROUP;
+        ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+        ca.exit_signal = SIGCHLD;
+        ca.cgroup = (uint64_t)cgdir;
+        pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid == 0) sf_sbx_init_main(&cfg);
+        in_cgroup = pid > 0;
+    }
+    if (pid < 0) pid = (pid_t)syscall(SYS_clone, flags, 0, &pidfd, 0, 0);
     if (pid == 0) sf_sbx_init_main(&cfg);
     int clone_err = errno;
     if (netns >= 0 && setns(z->home_net, CLONE_NEWNET) < 0) _exit(1);   /* never stay in one */
     sf_sbx_mount_plan_free(&own);
     if (pid < 0) {
         snprintf(err, sizeof(err), "clone: %s", strerror(clone_err));
-        zyg_reply(z->sock, clone_err, -1, -1, err);     /* pid -1: at clone */
+        zyg_reply(z->sock, clone_err, -1, -1, err, false);    /* pid -1: at clone */
         return;
     }
     const char *what = NULL;
@@ -212,11 +232,11 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
         snprintf(err, sizeof(err), "local sandbox: %s for pid %d: %s", what, (int)pid,
                  strerror(-rc));
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        zyg_reply(z->sock, -rc, 0, -1, err);
+        zyg_reply(z->sock, -rc, 0, -1, err, false);
         close(pidfd);
         return;
     }
-    zyg_reply(z->sock, 0, pid, pidfd, NULL);
+    zyg_reply(z->sock, 0, pid, pidfd, NULL, cgdir >= 0 && in_cgroup);
     close(pidfd);
 }
 
@@ -252,21 +272,21 @@ static void __attribute__((noreturn)) zyg_main(const struct sf_sbx_zygote_cfg *c
     z.home_net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     for (;;) {
         struct iovec iov = { z.buf, sizeof(z.buf) };
-        union { char buf[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; } u;
+        union { char buf[CMSG_SPACE(5 * sizeof(int))]; struct cmsghdr align; } u;
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
                              .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
         ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) _exit(0);                   /* the worker is gone */
-        int fds[4] = { -1, -1, -1, -1 }, nfds = 0;
+        int fds[5] = { -1, -1, -1, -1, -1 }, nfds = 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
             if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
             int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            for (int i = 0; i < k && nfds < 4; i++)
+            for (int i = 0; i < k && nfds < 5; i++)
                 memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
         }
         if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-            zyg_reply(sock, EPROTO, 0, -1, "zygote: request too large");
+            zyg_reply(sock, EPROTO, 0, -1, "zygote: request too large", false);
         else
             zyg_serve(&z, (size_t)n, fds, nfds);
         for (int i = 0; i < nfds; i++) close(fds[i]);
@@ -315,13 +335,15 @@ void sf_sbx_zygote_stop(struct sf_sbx_zygote *z)
 }
 
 int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req *req,
-                        pid_t *pid, int *pidfd, bool *at_clone, char *err, size_t errlen)
+                        pid_t *pid, int *pidfd, bool *at_clone, bool *in_cgroup_out,
+                        char *err, size_t errlen)
 {
     *at_clone = false;
+    *in_cgroup_out = false;
     const struct sf_sandbox_opts *o = req->opts;
     struct zyg_req_hdr h = { .disk_mb = req->disk_mb, .n_binds = (uint32_t)o->n_ro_binds };
     struct sf_buf b = { 0 };
-    int fds[4], nfds = 0, rc = 0;
+    int fds[5], nfds = 0, rc = 0;
     *pid = 0;
     *pidfd = -1;
     if (o->n_ro_binds > 64) {
@@ -333,6 +355,7 @@ int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req 
     if (req->netns >= 0) { h.flags |= ZYG_HAS_NETNS; fds[nfds++] = req->netns; }
     if (req->cg_join[0] >= 0) { h.flags |= ZYG_HAS_CG0; fds[nfds++] = req->cg_join[0]; }
     if (req->cg_join[1] >= 0) { h.flags |= ZYG_HAS_CG1; fds[nfds++] = req->cg_join[1]; }
+    if (req->cgroup_dir >= 0) { h.flags |= ZYG_HAS_CGDIR; fds[nfds++] = req->cgroup_dir; }
     sf_buf_append(&b, &h, sizeof(h));
     const char *root = o->rootfs ? o->rootfs : "";
     sf_buf_append(&b, root, strlen(root) + 1);
@@ -350,7 +373,7 @@ int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req 
         return -E2BIG;
     }
     struct iovec iov = { b.data, b.len };
-    union { char buf[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; } u;
+    union { char buf[CMSG_SPACE(5 * sizeof(int))]; struct cmsghdr align; } u;
     memset(&u, 0, sizeof(u));
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
                          .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int)) };
@@ -393,5 +416,6 @@ int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req 
         return -EPROTO;
     }
     *pid = r.pid;
+    *in_cgroup_out = r.in_cgroup != 0;
     return 0;
 }

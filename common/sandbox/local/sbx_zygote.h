@@ -62,13 +62,17 @@ struct sf_sbx_zygote_req {
     int ctl_fd;                         /* the child's end of the control socket */
     int cg_join[2];                     /* v1 tasks files to join, or -1 */
     int netns;                          /* a namespace to start in (lo up), or -1: CLONE_NEWNET */
+    int cgroup_dir;                     /* v2: the cgroup's directory, to start the child in
+                                           (CLONE_INTO_CGROUP), or -1 */
 };
 
 /* Clone one sandbox child. 0 with *pid (in our pid namespace) and *pidfd
- * (owned by the caller); -errno with the reason in err (a bad ro_bind, the
- * zygote gone). The request's fds stay the caller's. */
+ * (owned by the caller), and *in_cgroup when the child started in
+ * req->cgroup_dir (else the caller attaches it); -errno with the reason in
+ * err (a bad ro_bind, the zygote gone). The request's fds stay the caller's. */
 int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req *req,
-                        pid_t *pid, int *pidfd, bool *at_clone, char *err, size_t errlen);
+                        pid_t *pid, int *pidfd, bool *at_clone, bool *in_cgroup,
+                        char *err, size_t errlen);
 
 /* Write the uid/gid maps (and "deny" to setgroups when asked) of the new
  * user namespace of 'pid'. 0, or -errno with the file in *what. Used by the
