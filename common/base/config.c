@@ -169,9 +169,16 @@ static const char *config_path(int argc, char **argv, int first)
     return path && *path ? path : NULL;
 }
 
-void sf_opt_mask_secret(char *s)
+void sf_opt_mask_secret(char *s, bool item)
 {
     char *scheme = strstr(s, "://"), *p = s;
+    if (item) {
+        /* A KEY=VALUE or NAME:VALUE item of a repeatable flag: its value. */
+        char *sep = strpbrk(s, "=:");
+        for (p = sep ? sep + 1 : s; *p; p++)
+            if (*p != ' ') *p = '*';
+        return;
+    }
     if (scheme) {
         /* As sf_redact_url: the password is between the userinfo's ':' (or
          * the start, for a bare "secret@") and the last '@' before the path. */
@@ -183,9 +190,9 @@ void sf_opt_mask_secret(char *s)
         for (p = colon ? colon + 1 : start; p < at; p++) *p = '*';
         return;
     }
-    char *sep = strpbrk(s, "=:");
-    for (p = sep ? sep + 1 : s; *p; p++)
-        if (*p != ' ') *p = '*';
+    /* A plain value (an API key): all of it, '=' and ':' included — a
+     * base64 key ends in '=', and what follows the first one is not all. */
+    for (; *p; p++) *p = '*';
 }
 
 static int parse_env(const struct sf_opt *table, void *cfg, char *err, size_t errlen)
@@ -249,7 +256,7 @@ int sf_opts_parse(const struct sf_opt *table, void *cfg, int argc, char **argv, 
         rc = file ? set_from_file(o, cfg, val, from, err, errlen)
                   : set_value(o, cfg, val, from, err, errlen);
         if (rc < 0) return rc;
-        if ((o->flags & SF_OPT_SECRET) && !file) sf_opt_mask_secret(val);
+        if ((o->flags & SF_OPT_SECRET) && !file) sf_opt_mask_secret(val, o->type == SF_OPT_LIST);
     }
     return 0;
 }

@@ -15,13 +15,14 @@
  * `<ENV>_FILE=FILE`, or `NAME-file = FILE` in the config file (the file's
  * content without its trailing newline; for a repeatable flag, one value per
  * line). A secret given on the command line is masked in argv in place
- * (the password of a URL, the value of a KEY=VALUE or NAME:VALUE item,
- * else the whole value), so /proc/PID/cmdline and ps do not show it once
- * parsing is done.
+ * (the password of a URL, the value of a repeatable flag's KEY=VALUE or
+ * NAME:VALUE item, else the whole value), so /proc/PID/cmdline and ps do
+ * not show it once parsing is done.
  * Thread: main thread, at start-up. */
 #ifndef SF_CONFIG_H
 #define SF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -61,9 +62,10 @@ int sf_opts_parse(const struct sf_opt *table, void *cfg, int argc, char **argv, 
 void sf_opts_usage(const struct sf_opt *table, FILE *out);
 void sf_opts_free(const struct sf_opt *table, void *cfg);
 
-/* Mask a secret in place, keeping its length: the password of a URL
- * ("redis://u:***@h"), the value of "KEY=VALUE" / "NAME:VALUE", else all of
- * it. Exposed for tests. */
-void sf_opt_mask_secret(char *s);
+/* Mask a secret in place, keeping its length. An item of a repeatable flag
+ * (item true): the value of "KEY=VALUE" / "NAME:VALUE", else all of it. A
+ * single value: the password of a URL ("redis://u:***@h"), else all of it.
+ * Exposed for tests. */
+void sf_opt_mask_secret(char *s, bool item);
 
 #endif

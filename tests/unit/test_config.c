@@ -15,7 +15,7 @@
 #include "config.h"
 
 struct cfg {
-    char *broker, *name;
+    char *broker, *name, *key;
     long n;
     struct sf_strlist kv;
 };
@@ -26,6 +26,7 @@ static const struct sf_opt opts[] = {
     { "name", "SFTEST_NAME", SF_OPT_STR, O(name), "dflt", "N", "n", 0, 0, 0 },
     { "n", "SFTEST_N", SF_OPT_INT, O(n), "1", "N", "n", 0, 100, 0 },
     { "kv", NULL, SF_OPT_LIST, O(kv), NULL, "K=V", "kv", 0, 0, SF_OPT_SECRET },
+    { "key", NULL, SF_OPT_STR, O(key), NULL, "KEY", "an API key", 0, 0, SF_OPT_SECRET },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0, 0 },
 };
 
@@ -161,9 +162,12 @@ static void secrets_on_the_command_line_are_masked_in_argv(void **state)
     struct cfg c;
     char err[256];
     char a0[] = "prog", a1[] = "--broker", a2[] = "redis://user:s3cret@h:6379/0",
-         a3[] = "--kv=sasl.password=pw", a4[] = "--name", a5[] = "visible";
-    char *argv[] = { a0, a1, a2, a3, a4, a5, NULL };
-    assert_int_equal(parse(&c, 6, argv, err, sizeof(err)), 0);
+         a3[] = "--kv=sasl.password=pw", a4[] = "--name", a5[] = "visible", a6[] = "--key",
+         a7[] = "c2VjcmV0LWtleQ==";
+    char *argv[] = { a0, a1, a2, a3, a4, a5, a6, a7, NULL };
+    assert_int_equal(parse(&c, 8, argv, err, sizeof(err)), 0);
+    assert_string_equal(c.key, "c2VjcmV0LWtleQ==");
+    assert_string_equal(a7, "****************");       /* all of it, its '=' too */
     assert_string_equal(c.broker, "redis://user:s3cret@h:6379/0");   /* parsed before masking */
     assert_string_equal(c.kv.v[0], "sasl.password=pw");
     assert_string_equal(a2, "redis://user:******@h:6379/0");
@@ -176,17 +180,25 @@ static void masking_rules(void **state)
 {
     (void)state;
     char u1[] = "redis://:pw@h", u2[] = "redis://pw@h/0", u3[] = "kafka://h:9092",
-         h[] = "Authorization: Bearer x", k[] = "plainkey";
-    sf_opt_mask_secret(u1);
-    sf_opt_mask_secret(u2);
-    sf_opt_mask_secret(u3);
-    sf_opt_mask_secret(h);
-    sf_opt_mask_secret(k);
+         h[] = "Authorization: Bearer x", k[] = "plainkey", kv[] = "sasl.password=a=b:c",
+         b64[] = "Zm9vYmFyOmJheg==", colon[] = "user:token";
+    sf_opt_mask_secret(u1, false);
+    sf_opt_mask_secret(u2, false);
+    sf_opt_mask_secret(u3, false);
+    sf_opt_mask_secret(h, true);
+    sf_opt_mask_secret(k, false);
+    sf_opt_mask_secret(kv, true);
+    sf_opt_mask_secret(b64, false);
+    sf_opt_mask_secret(colon, false);
     assert_string_equal(u1, "redis://:**@h");
     assert_string_equal(u2, "redis://**@h/0");
     assert_string_equal(u3, "kafka://h:9092");
     assert_string_equal(h, "Authorization: ****** *");
     assert_string_equal(k, "********");
+    assert_string_equal(kv, "sasl.password=*****");
+    /* A single value (an API key) is masked whole: base64 ends in '='. */
+    assert_string_equal(b64, "****************");
+    assert_string_equal(colon, "**********");
 }
 
 int main(void)
