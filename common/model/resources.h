@@ -28,10 +28,18 @@ struct sf_concurrency {
 };
 struct sf_rate {
     char key[SF_GATE_KEY_MAX + 1];
-    double per_s;      /* > 0, at most 1,000,000 */
+    double per_s;      /* SF_RATE_MIN_PER_S .. 1,000,000 */
     int64_t burst;     /* 1 .. 1,000,000; default: per_s rounded up */
 };
 /* Priorities: 0 (the default, lowest) .. 9, higher first. */
+/* The slowest rate a task may ask for: one start per 11.6 days. Slower ones
+ * are refused, not run: the wait for a token (1000 / per_s ms) of a rate
+ * like 1e-300 overflows every integer it is turned into. */
+#define SF_RATE_MIN_PER_S 1e-6
+/* The longest timeout_s a task may ask for (a week, as a workflow's step):
+ * a wire value like 1e300 would overflow the sandbox's deadline. */
+#define SF_TIMEOUT_MAX_S (7 * 24 * 3600)
+
 #define SF_PRIORITY_MAX 9
 
 /* Defaults: memory 512 MiB, pids 256, disk 256 MiB, CPU unlimited, 1024 fds. */

@@ -244,8 +244,8 @@ int sf_rate_from_json(json_t *j, struct sf_rate *r, char *err, size_t n)
     }
     if (get_gate_key(j, "rate", r->key, err, n) < 0) return -EINVAL;
     json_t *p = json_object_get(j, "per_s"), *b = json_object_get(j, "burst");
-    if (!json_is_number(p) || !(json_number_value(p) > 0) || json_number_value(p) > 1e6) {
-        sf_errf(err, n, "'rate' needs \"per_s\": a number of task starts per second, > 0 and at most 1000000");
+    if (!json_is_number(p) || !(json_number_value(p) >= SF_RATE_MIN_PER_S) || json_number_value(p) > 1e6) {
+        sf_errf(err, n, "'rate' needs \"per_s\": a number of task starts per second, from 0.000001 to 1000000");
         r->key[0] = '\0';
         return -EINVAL;
     }
@@ -408,6 +408,10 @@ struct sf_task *sf_task_from_json(json_t *j, char *err, size_t n)
     if (get_int(j, "max_attempts", false, 1, &i64, err, n) < 0) goto fail;
     t->max_attempts = (int)(i64 > 1000 ? 1000 : i64);
     if (get_num(j, "timeout_s", &t->timeout_s, err, n) < 0) goto fail;
+    if (t->timeout_s > SF_TIMEOUT_MAX_S) {
+        sf_errf(err, n, "field 'timeout_s' must be at most %d (a week)", SF_TIMEOUT_MAX_S);
+        goto fail;
+    }
     if (get_int(j, "created_at", false, 0, &t->created_at, err, n) < 0) goto fail;
     if (get_str(j, "reply_to", false, &t->reply_to, err, n) < 0) goto fail;
     if ((v = json_object_get(j, "callback")) && !json_is_null(v) &&

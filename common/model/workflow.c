@@ -213,7 +213,7 @@ static void parse_step(struct ctx *c, json_t *js, size_t idx, struct sf_step *st
 
     if ((v = json_object_get(js, "timeout_s"))) {
         if (json_is_number(v) && json_number_value(v) > 0 && isfinite(json_number_value(v)) &&
-            json_number_value(v) <= 7 * 24 * 3600)
+            json_number_value(v) <= SF_TIMEOUT_MAX_S)
             st->timeout_s = json_number_value(v);
         else
             problem(c, label, "'timeout_s' must be a number of seconds > 0 (at most a week)");

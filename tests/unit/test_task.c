@@ -78,6 +78,9 @@ static void bad_tasks_are_rejected_with_a_reason(void **state)
     expect_reject(TASK_OK ",\"attempt\":0}", "'attempt' must be >= 1");
     expect_reject(TASK_OK ",\"index\":\"3\"}", "'index' must be an integer");
     expect_reject(TASK_OK ",\"timeout_s\":-1}", "'timeout_s' must be a non-negative number");
+    /* A deadline of 1e300 s overflowed the sandbox's int64 ms (worker with
+     * --max-timeout-s 0): refused like a workflow step's. */
+    expect_reject(TASK_OK ",\"timeout_s\":1e300}", "'timeout_s' must be at most 604800 (a week)");
     expect_reject(TASK_OK ",\"files\":[]}", "'files' must be an object");
     expect_reject(TASK_OK ",\"files\":{\"a\":1}}", "file 'a' must be a string");
     expect_reject(TASK_OK ",\"env\":{\"A=B\":\"x\"}}", "env 'A=B'");
@@ -260,6 +263,9 @@ static void bad_gates_are_rejected_with_a_reason(void **state)
     expect_reject(TASK_OK ",\"concurrency\":{\"key\":\"a b\",\"limit\":1}}", "needs a \"key\"");
     expect_reject(TASK_OK ",\"concurrency\":{\"key\":\"k\",\"limit\":1,\"x\":1}}", "must be {");
     expect_reject(TASK_OK ",\"rate\":{\"key\":\"k\",\"per_s\":0}}", "\"per_s\"");
+    /* The wait for a token, 1000 / per_s ms, overflowed the integers it
+     * became (central gate, the Redis script's next-due time). */
+    expect_reject(TASK_OK ",\"rate\":{\"key\":\"k\",\"per_s\":1e-300}}", "from 0.000001 to 1000000");
     expect_reject(TASK_OK ",\"rate\":{\"key\":\"k\",\"per_s\":1,\"burst\":0}}", "\"burst\"");
     expect_reject(TASK_OK ",\"priority\":10}", "'priority' must be an integer from 0 to 9");
     expect_reject(TASK_OK ",\"priority\":\"high\"}", "'priority'");
