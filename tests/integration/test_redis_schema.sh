@@ -106,4 +106,14 @@ rcli XADD sf:default:tasks '*' task "$(task_json acl-1 acl 'exit 1' '{"max_attem
 reply=$(rcli XREAD BLOCK 10000 STREAMS sf:reply:acl 0-0)
 echo "$reply" | grep -q '"attempt":2' || fail "worker with the minimal ACL did not retry and reply: $reply"
 rcli XRANGE sf:default:dead - + | grep -q 'error after 2 attempts' || fail "no dead letter under the minimal ACL"
+# ... and for issue 15's scripts: a task with a priority (moved to its band,
+# fetched by band) behind a concurrency key with a waiter and a rate key.
+# Scripts run with the caller's permissions: a command missing from the ACL
+# fails the script (the task then waits forever), not the ACL check.
+for i in 1 2; do
+    rcli XADD sf:default:tasks '*' task "$(task_json acl-g$i acl 'sleep 0.3; cat' \
+        '{"priority":3,"concurrency":{"key":"acl","limit":1},"rate":{"key":"acl","per_s":50},"reply_to":"sf:reply:acl-g"}')" >/dev/null
+done
+wait_for 20 '[ "$(rcli XLEN sf:reply:acl-g)" = 2 ]' || fail "gated priority tasks did not run under the minimal ACL"
+! grep -E "NOPERM|can't run this command" "$T/aclw.log" || fail "the minimal ACL lacks a command the worker uses"
 echo PASS
