@@ -46,11 +46,8 @@ ver=$(apt-cache policy docker.io | awk '/Candidate:/ { print $2 }')
 eng=$cache/docker.io-$ver
 if [ ! -f "$eng/.complete" ]; then
   sf_log "fetching docker.io $ver and containerd (apt-get download, once)"
-  rm -rf "$cache" && mkdir -p "$eng/dl"
-  (cd "$eng/dl" && apt-get download -q -o APT::Sandbox::User=root docker.io containerd >/dev/null) ||
-    fail "apt-get download docker.io containerd"
-  for d in "$eng"/dl/*.deb; do dpkg-deb -x "$d" "$eng"; done
-  rm -rf "$eng/dl" && touch "$eng/.complete"
+  rm -rf "$cache"
+  bash "$here/../../scripts/apt-unpack.sh" "$eng" docker.io containerd || fail "apt-get download docker.io containerd"
 fi
 export PATH=$eng/usr/bin:$eng/usr/sbin:$PATH
 

@@ -43,15 +43,10 @@ kpkg=$(apt-cache depends linux-image-amd64 | awk '$1 == "Depends:" && $2 ~ /^lin
 kver=${kpkg#linux-image-}
 bbver=$(apt-cache policy busybox-static | awk '/Candidate:/ { print $2 }')
 
-# unpack PKG DIR: apt-get download PKG and unpack it into DIR (once)
+# apt-get download + unpack into the cache, once per version (nothing installed)
 unpack() {
-  local pkg=$1 dir=$2 tmp
-  [ -f "$dir/.complete" ] && return 0
-  log "fetching $pkg (apt-get download, once)"
-  rm -rf "$dir" && tmp=$(mktemp -d "$cache/dl.XXXXXX")
-  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null) ||
-    { rm -rf "$tmp"; return 1; }
-  dpkg-deb -x "$tmp"/*.deb "$dir" && rm -rf "$tmp" && touch "$dir/.complete"
+  [ -f "$2/.complete" ] || log "fetching $1 (apt-get download, once)"
+  bash "$src/scripts/apt-unpack.sh" "$2" "$1"
 }
 kdir=$cache/$kpkg
 unpack "$kpkg" "$kdir" || die "apt-get download $kpkg failed"
