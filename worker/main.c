@@ -156,6 +156,7 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .domain = cfg->e2b_domain, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
                                       .policy = &w->policy, .templates = w->templates,
+                                      .secrets = &w->secrets,
                                       .limits = cfg->e2b_limits };
     if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
         SF_LOGE(w->lg, "%s", err);

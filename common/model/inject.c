@@ -223,20 +223,33 @@ struct sf_inject *sf_inject_build(const json_t *v, const struct sf_secret_values
     return b.in;
 }
 
+static void rule_copy(struct sf_inject_rule *d, const struct sf_inject_rule *r)
+{
+    d->host = (struct sf_netname){ sf_xstrdup(r->host.name), r->host.wildcard };
+    d->n = r->n;
+    d->h = sf_xcalloc(r->n, sizeof(*d->h));
+    for (size_t j = 0; j < r->n; j++)
+        d->h[j] = (struct sf_inject_header){ sf_xstrdup(r->h[j].name), sf_xstrdup(r->h[j].value) };
+}
+
 struct sf_inject *sf_inject_dup(const struct sf_inject *in)
 {
     if (!in) return NULL;
     struct sf_inject *d = sf_xcalloc(1, sizeof(*d));
     d->r = in->n ? sf_xcalloc(in->n, sizeof(*d->r)) : NULL;
     d->n = in->n;
-    for (size_t i = 0; i < in->n; i++) {
-        d->r[i].host = (struct sf_netname){ sf_xstrdup(in->r[i].host.name), in->r[i].host.wildcard };
-        d->r[i].n = in->r[i].n;
-        d->r[i].h = sf_xcalloc(in->r[i].n, sizeof(*d->r[i].h));
-        for (size_t j = 0; j < in->r[i].n; j++)
-            d->r[i].h[j] = (struct sf_inject_header){ sf_xstrdup(in->r[i].h[j].name),
-                                                      sf_xstrdup(in->r[i].h[j].value) };
-    }
+    for (size_t i = 0; i < in->n; i++) rule_copy(&d->r[i], &in->r[i]);
+    return d;
+}
+
+struct sf_inject *sf_inject_pick(const struct sf_inject *in, const char *host)
+{
+    const struct sf_inject_rule *r = sf_inject_match(in, host);
+    if (!r) return NULL;
+    struct sf_inject *d = sf_xcalloc(1, sizeof(*d));
+    d->r = sf_xcalloc(1, sizeof(*d->r));
+    d->n = 1;
+    rule_copy(&d->r[0], r);
     return d;
 }
 

@@ -57,5 +57,7 @@ struct sf_inject *sf_inject_dup(const struct sf_inject *in);
 void sf_inject_free(struct sf_inject *in);
 /* The rule for a host (exact first, then the longest matching wildcard), or NULL. */
 const struct sf_inject_rule *sf_inject_match(const struct sf_inject *in, const char *host);
+/* A copy holding only that rule (free with sf_inject_free), or NULL. */
+struct sf_inject *sf_inject_pick(const struct sf_inject *in, const char *host);
 
 #endif

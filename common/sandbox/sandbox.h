@@ -44,6 +44,8 @@ struct sf_sandbox_opts {
     const struct sf_inject *inject; /* with network: headers the egress path adds to HTTPS
                                        requests to named hosts, secrets resolved (borrowed,
                                        copied by the backend); NULL: none (inject.h) */
+    bool egress_ca;           /* with network: trust the egress path's CA even without
+                                 inject, which set_network may add later (E2B) */
     struct sf_limits limits;  /* 0 fields take the provider's defaults */
     const struct sf_bind *ro_binds; /* extra read-only binds (local only) */
     size_t n_ro_binds;
@@ -144,10 +146,12 @@ struct sf_sandbox_ops {
     int (*freeze)(struct sf_sandbox *sb, bool frozen);
     /* Optional (NULL: -ENOTSUP). */
     int (*stats)(struct sf_sandbox *sb, struct sf_sandbox_stats *st);
-    /* Optional (NULL: -ENOTSUP): replace the egress rules of a sandbox made
-     * with network on (E2B update_network); NULL rules: the default policy.
-     * New connections follow them. Thread-safe with the sandbox's use. */
-    int (*set_network)(struct sf_sandbox *sb, const struct sf_netpolicy *rules);
+    /* Optional (NULL: -ENOTSUP): replace the egress rules and injected
+     * headers of a sandbox made with network on (E2B update_network); NULL
+     * rules: the default policy; NULL inject: none. New connections follow
+     * them. Thread-safe with the sandbox's use. */
+    int (*set_network)(struct sf_sandbox *sb, const struct sf_netpolicy *rules,
+                       const struct sf_inject *inject);
     /* Optional (NULL: -ENOTSUP): a TCP connection from the worker to
      * 127.0.0.1:port inside the sandbox's own network (E2B get_host),
      * whatever its egress rules: *fd is a non-blocking socket whose connect
@@ -197,8 +201,9 @@ static inline int sf_sandbox_reap(struct sf_sandbox *sb, struct sf_sandbox_cmd *
 /* NULL is a no-op. */
 static inline void sf_sandbox_destroy(struct sf_sandbox *sb)
 { if (sb) sb->ops->destroy(sb); }
-static inline int sf_sandbox_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *rules)
-{ return sb->ops->set_network ? sb->ops->set_network(sb, rules) : -ENOTSUP; }
+static inline int sf_sandbox_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *rules,
+                                         const struct sf_inject *inject)
+{ return sb->ops->set_network ? sb->ops->set_network(sb, rules, inject) : -ENOTSUP; }
 static inline int sf_sandbox_connect_port(struct sf_sandbox *sb, uint16_t port, int *fd)
 { return sb->ops->connect_port ? sb->ops->connect_port(sb, port, fd) : -ENOTSUP; }
 

@@ -10,7 +10,9 @@ SF_API_HOST:SF_API_PORT), SF_DOMAIN (its --e2b-domain), SF_PUB / SF_PRIV
 (test hosts' addresses, HTTP on 8080), SF_NAME (a name for SF_PUB the
 server's resolver knows), SF_SERVER (e2b_net_server.py)."""
 import base64
+import hashlib
 import http.client
+import json
 import os
 import socket
 import sys
@@ -37,6 +39,58 @@ def reach(sb, url):
             "except Exception as e: print('err:' + type(e).__name__)\n")
     sb.files.write("/tmp/reach.py", code)
     return sb.commands.run(f"python3 /tmp/reach.py {url}", timeout=30).stdout.strip()
+
+
+def fetch_json(sb, url):
+    """The JSON a GET of url from inside the sandbox answers, or "err:<exception>"."""
+    code = ("import urllib.request, sys\n"
+            "r = urllib.request.Request(sys.argv[1], headers={'Authorization': 'Bearer agent'})\n"
+            "try: print(urllib.request.urlopen(r, timeout=5).read().decode())\n"
+            "except Exception as e: print('\"err:' + type(e).__name__ + ':' + str(e)[:80] + '\"')\n")
+    sb.files.write("/tmp/fetch.py", code)
+    out = sb.commands.run(f"python3 /tmp/fetch.py {url}", timeout=30).stdout.strip()
+    try:
+        return json.loads(out)
+    except ValueError:
+        return "err:" + out[:80]
+
+
+def rules_checks(sb):
+    """network.rules: headers injected into HTTPS to a host by the egress path."""
+    https = f"https://{NAME}:{os.environ['SF_HTTPS']}/"
+    want = os.environ["SF_SECRET_SHA"]
+    rule = {NAME: [{"transform": {"headers": {"Authorization": "Bearer ${e2b.secrets.sf-test-key}"}}},
+                   {"transform": {"headers": {"X-Lit": "a$b"}}}]}
+    inj = Sandbox.create(network={"deny_out": ["0.0.0.0/0"], "allow_out": [NAME], "rules": rule})
+    got = fetch_json(inj, https)
+    h = got.get("headers", {}) if isinstance(got, dict) else {}
+    check(h.get("authorization") == "sha256:" + want,
+          f"create(network.rules): the worker's secret reaches the host in place of the agent's ({str(got)[:90]})")
+    check(h.get("x-lit") == "a$b", "... with a literal header of a later rule")
+    env = inj.commands.run("env", timeout=30).stdout
+    check("sk-e2b-" not in env and "SSL_CERT_FILE=/run/sandfleet/ca-bundle.crt" in env,
+          "... the sandbox has the worker's CA, not the secret, in its environment")
+    inj.kill()
+    # update_network adds rules to a live sandbox made without them
+    plain = fetch_json(sb, https)
+    check(isinstance(plain, str) and plain.startswith("err:"),
+          "without rules the host's own certificate (a CA the sandbox does not trust) fails")
+    sb.update_network({"rules": {NAME: [{"transform": {"headers": {"Authorization": "Bearer lit"}}}]}})
+    got = fetch_json(sb, https)
+    h = got.get("headers", {}) if isinstance(got, dict) else {}
+    check(h.get("authorization") == "sha256:" + hashlib.sha256(b"Bearer lit").hexdigest(),
+          f"update_network(rules) on a live sandbox: the header is added ({str(got)[:90]})")
+    sb.update_network({})
+    check(isinstance(fetch_json(sb, https), str), "update_network({}) drops the rules again")
+    for bad, why in (({"x.test": [{"transform": {"headers": {"A": "${e2b.identity.tokens.aws}"}}}]}, "identity"),
+                     ({"x.test": [{"transform": {"headers": {"A": "${e2b.secrets.not-there}"}}}]}, "secret"),
+                     ({"10.0.0.1": [{"transform": {"headers": {"A": "b"}}}]}, "host name"),
+                     ({"x.test": [{"transform": {"headers": {"Content-Length": "1"}}}]}, "Content-Length")):
+        try:
+            sb.update_network({"rules": bad})
+            check(False, f"update_network refuses rules with {why}")
+        except Exception as e:  # noqa: BLE001
+            check(why in str(e), f"update_network refuses rules with {why} ({str(e)[:100]})")
 
 
 def ingress(sb, port, method="GET", path="/", body=None, headers=None, host=None):
@@ -83,6 +137,7 @@ def main():
     check(reach(sb, f"http://{PUB}:8080/").startswith("err:"), "... and not the bare address")
     sb.update_network({})
     check(reach(sb, f"http://{PUB}:8080/").startswith("ok:"), "update_network {} restores the default")
+    rules_checks(sb)
     try:
         sb.update_network({"egress_proxy": {"address": "socks5://x:1"}})
         check(False, "update_network refuses what it does not implement")

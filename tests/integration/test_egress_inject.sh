@@ -51,7 +51,7 @@ check "the agent verified the certificate it got (the worker's CA is in its trus
 check "a host without rules is not intercepted: its request keeps the agent's header" \
     jtrue "$T_TMP/out.json" "d['steps']['call']['output']['plain']['headers']['authorization'] == 'sha256:' + __import__('hashlib').sha256(b'Bearer agent-made-up').hexdigest()"
 check "the agent's environment points at the worker's CA" \
-    jtrue "$T_TMP/out.json" "(lambda e: e['SSL_CERT_FILE'] == '/etc/sandfleet/ca-bundle.crt' and e['REQUESTS_CA_BUNDLE'] == e['SSL_CERT_FILE'] and e['NODE_EXTRA_CA_CERTS'] == '/etc/sandfleet/ca.crt')(d['steps']['call']['output']['env'])"
+    jtrue "$T_TMP/out.json" "(lambda e: e['SSL_CERT_FILE'] == '/run/sandfleet/ca-bundle.crt' and e['REQUESTS_CA_BUNDLE'] == e['SSL_CERT_FILE'] and e['NODE_EXTRA_CA_CERTS'] == '/run/sandfleet/ca.crt')(d['steps']['call']['output']['env'])"
 check "the key is in no environment variable of the agent" \
     jtrue "$T_TMP/out.json" "not any('$KEY' in k or '$KEY' in v for k, v in d['steps']['call']['output']['env'].items())"
 check "the key is nowhere in the result document or the logs" \

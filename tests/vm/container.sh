@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # In the test VM (cgroup v2 only): the sandfleet image in a container, as the
-# compose file runs its worker (root with SYS_ADMIN, SETUID, SETGID, NET_ADMIN,
-# NET_RAW; the entrypoint remounts the container's cgroup and enters a
+# compose file runs its worker (root with SYS_ADMIN, SETUID, SETGID,
+# NET_ADMIN; the entrypoint remounts the container's cgroup and enters a
 # cgroup namespace), and as the image's own unprivileged user. podman + runc
 # with the cgroupfs manager, storage on a tmpfs, no network. The image is the
 # one make compose-test built, saved by tests/vm/run.sh into $SF_VM_IMAGE.
@@ -28,12 +28,12 @@ run() {   # run NAME PODMAN-RUN-ARGS... -- COMMAND...: output in $T_TMP/NAME.{js
     >"$T_TMP/$name.json" 2>"$T_TMP/$name.err"
   echo $? >"$T_TMP/$name.rc"
 }
-worker=(--user root --cap-drop ALL --cap-add SYS_ADMIN,SETUID,SETGID,NET_ADMIN,NET_RAW
+worker=(--user root --cap-drop ALL --cap-add SYS_ADMIN,SETUID,SETGID,NET_ADMIN
         --security-opt no-new-privileges --memory 1g --pids-limit 4096)
 for ex in analyze-report fanout shared; do
   run "$ex" "${worker[@]}" sandfleet-test/sandfleet:latest \
     sandfleet-coordinator run "/workflows/$ex/workflow.json" --sandbox local
-  check "root + SYS_ADMIN,SETUID,SETGID,NET_ADMIN,NET_RAW in a container on cgroup v2: examples/$ex succeeds (exit $(cat "$T_TMP/$ex.rc"))" \
+  check "root + SYS_ADMIN,SETUID,SETGID,NET_ADMIN in a container on cgroup v2: examples/$ex succeeds (exit $(cat "$T_TMP/$ex.rc"))" \
     jtrue "$T_TMP/$ex.json" 'd["status"] == "succeeded"'
 done
 [ "$(cat "$T_TMP/analyze-report.rc")" = 0 ] || tail -5 "$T_TMP/analyze-report.err"

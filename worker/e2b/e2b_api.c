@@ -153,7 +153,7 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         .rootfs = rootfs,
     };
     struct e2b_net_req net;
-    if (e2b_network_from_create(body, &net, err, sizeof(err)) < 0) {
+    if (e2b_network_from_create(body, rq->secrets, &net, err, sizeof(err)) < 0) {
         json_decref(body);
         return e2b_reply_error(rq, 400, "Error when parsing request: %s", err);
     }

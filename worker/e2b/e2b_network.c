@@ -6,6 +6,7 @@
 #include "e2b_registry.h"
 #include "e2b_server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,112 @@ static int egress_rules(const json_t *net, bool internet, struct sf_netpolicy **
     return any && !*out ? -EINVAL : 0;
 }
 
+/* One header value of a rule in sandfleet's form (inject.h): '$' doubled,
+ * E2B's ${e2b.secrets.NAME} as ${secret:NAME'} (NAME upper-cased, '-' and '.'
+ * as '_'). -EINVAL for a placeholder this server cannot resolve. */
+static int rule_value(const char *v, struct sf_buf *out, char *err, size_t errlen)
+{
+    static const char pfx[] = "${e2b.secrets.";
+    while (*v) {
+        if (!strncmp(v, pfx, sizeof(pfx) - 1)) {
+            const char *name = v + sizeof(pfx) - 1, *end = strchr(name, '}');
+            if (!end || end == name || end - name > SF_SECRET_NAME_MAX) break;
+            sf_buf_append(out, "${secret:", 9);
+            for (const char *p = name; p < end; p++) {
+                char ch = *p == '-' || *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+                sf_buf_append(out, &ch, 1);
+            }
+            sf_buf_append(out, "}", 1);
+            v = end + 1;
+        } else if (!strncmp(v, "${e2b.", 6)) {
+            break;
+        } else {
+            sf_buf_append(out, v, 1);
+            if (*v++ == '$') sf_buf_append(out, "$", 1);
+        }
+    }
+    if (!*v) return 0;
+    sf_errf(err, errlen, "network.rules: '%.60s' is not a placeholder this server resolves (it "
+            "knows ${e2b.secrets.NAME}, from the worker's secrets; no workload identity tokens)", v);
+    return -EINVAL;
+}
+
+/* network.rules {host: [{transform: {headers}}]} → resolved injected
+ * headers. The headers of a host's rules are merged in order. */
+static int inject_rules(const json_t *rules, const struct sf_secrets *secrets,
+                        struct sf_inject **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!rules || json_is_null(rules)) return 0;
+    if (!json_is_object(rules)) {
+        sf_errf(err, errlen, "network.rules must be an object of HOST: [rule, ...]");
+        return -EINVAL;
+    }
+    json_t *form = json_object(), *list, *rule;
+    const char *host;
+    struct sf_buf val = { 0 };
+    struct sf_secret_values sv = { 0 };
+    int rc = 0;
+    json_object_foreach((json_t *)rules, host, list) {
+        json_t *hs = json_object();
+        size_t i;
+        bool shape = !json_is_array(list);
+        json_array_foreach(list, i, rule) {
+            json_t *tr = json_object_get(rule, "transform"), *h = json_object_get(tr, "headers");
+            const char *name;
+            json_t *v;
+            if (!json_is_object(rule) || json_object_size(rule) > (tr ? 1u : 0u) ||
+                (tr && (!json_is_object(tr) || json_object_size(tr) > (h ? 1u : 0u))) ||
+                (h && !json_is_object(h))) {
+                shape = true;
+                break;
+            }
+            json_object_foreach(h, name, v) {
+                val.len = 0;
+                if (!json_is_string(v)) shape = true;
+                else if ((rc = rule_value(json_string_value(v), &val, err, errlen)) == 0)
+                    json_object_set_new(hs, name, json_stringn(val.data ? val.data : "", val.len));
+                if (rc < 0 || shape) break;
+            }
+            if (rc < 0 || shape) break;
+        }
+        if (shape) {
+            sf_errf(err, errlen, "network.rules.%.100s must be a list of {\"transform\": "
+                    "{\"headers\": {NAME: \"VALUE\"}}}", host);
+            rc = -EINVAL;
+        }
+        if (rc == 0 && json_object_size(hs)) {
+            char lower[256];
+            sf_strlcpy(lower, host, sizeof(lower));
+            for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+            json_object_set_new(form, lower, json_pack("{s:o}", "headers", hs));
+        } else {
+            json_decref(hs);
+        }
+        if (rc < 0) break;
+    }
+    if (val.data) explicit_bzero(val.data, val.cap);
+    sf_buf_free(&val);
+    json_t *names = NULL;
+    const char *missing = NULL;
+    char why[300];
+    if (rc == 0 && json_object_size(form) && (rc = sf_inject_check(form, err, errlen)) == 0) {
+        names = sf_inject_secret_names(form);
+        if (json_array_size(names) &&
+            (!secrets || sf_secrets_resolve(secrets, names, &sv, &missing, why, sizeof(why)) < 0)) {
+            sf_errf(err, errlen, "network.rules: secret '%s' is not configured on this worker",
+                    missing ? missing : json_string_value(json_array_get(names, 0)));
+            rc = -EINVAL;
+        } else if (!(*out = sf_inject_build(form, &sv, err, errlen))) {
+            rc = -EINVAL;
+        }
+    }
+    json_decref(names);
+    sf_secret_values_clear(&sv);
+    json_decref(form);              /* holds no secret: only names */
+    return rc < 0 ? -EINVAL : 0;
+}
+
 /* Keys of the network object that are not egress rules. */
 static int other_keys(const json_t *net, bool update, struct e2b_net_req *out, char *err,
                       size_t errlen)
@@ -73,8 +180,9 @@ static int other_keys(const json_t *net, bool update, struct e2b_net_req *out, c
         } else if (!update && key_is(k, "httpsPorts", "https_ports") && json_is_array(v) &&
                    !json_array_size(v)) {
             /* none: nothing to do */
-        } else if (key_is(k, "egressProxy", "egress_proxy") || key_is(k, "httpsPorts", "https_ports") ||
-                   !strcmp(k, "rules")) {
+        } else if (!strcmp(k, "rules")) {
+            /* inject_rules */
+        } else if (key_is(k, "egressProxy", "egress_proxy") || key_is(k, "httpsPorts", "https_ports")) {
             sf_errf(err, errlen, "network.%s is not supported by this server (sandfleet)", k);
             return -EINVAL;
         } else {
@@ -85,7 +193,8 @@ static int other_keys(const json_t *net, bool update, struct e2b_net_req *out, c
     return 0;
 }
 
-int e2b_network_from_create(const json_t *body, struct e2b_net_req *out, char *err, size_t errlen)
+int e2b_network_from_create(const json_t *body, const struct sf_secrets *secrets,
+                            struct e2b_net_req *out, char *err, size_t errlen)
 {
     const json_t *net = json_object_get(body, "network"), *inet = json_object_get(body, "allow_internet_access");
     memset(out, 0, sizeof(*out));
@@ -96,13 +205,22 @@ int e2b_network_from_create(const json_t *body, struct e2b_net_req *out, char *e
         return -EINVAL;
     }
     if (net && json_is_object(net) && other_keys(net, false, out, err, errlen) < 0) return -EINVAL;
-    return egress_rules(json_is_object(net) ? net : NULL, out->internet, &out->policy, err, errlen);
+    if (net && json_is_object(net) &&
+        inject_rules(json_object_get(net, "rules"), secrets, &out->inject, err, errlen) < 0)
+        return -EINVAL;
+    if (egress_rules(json_is_object(net) ? net : NULL, out->internet, &out->policy, err, errlen) < 0) {
+        e2b_net_req_clear(out);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 void e2b_net_req_clear(struct e2b_net_req *n)
 {
     sf_netpolicy_free(n->policy);
     n->policy = NULL;
+    sf_inject_free(n->inject);
+    n->inject = NULL;
 }
 
 void e2b_network_init_sbx(struct e2b_sbx *s, const struct e2b_net_req *n)
@@ -132,6 +250,7 @@ int e2b_network_update(struct e2b_req *rq, const char *id)
     json_t *net = json_deep_copy(body);
     json_object_del(net, "allow_internet_access");
     int rc = other_keys(net, true, &n, err, sizeof(err));
+    if (rc == 0) rc = inject_rules(json_object_get(net, "rules"), rq->secrets, &n.inject, err, sizeof(err));
     if (rc == 0) rc = egress_rules(net, n.internet, &n.policy, err, sizeof(err));
     json_decref(net);
     json_decref(body);
@@ -142,13 +261,16 @@ int e2b_network_update(struct e2b_req *rq, const char *id)
         ret = e2b_reply_error(rq, 404, "Sandbox \"%s\" doesn't exist or you don't have access to it", id);
     } else {
         pthread_mutex_lock(&s->mu);
-        rc = s->killed ? -ESRCH : sf_sandbox_set_network(s->sb, n.policy);
+        rc = s->killed ? -ESRCH : sf_sandbox_set_network(s->sb, n.policy, n.inject);
         pthread_mutex_unlock(&s->mu);
         if (rc == 0) {
             SF_LOGI(rq->lg, "e2b: sandbox %s: network rules updated", s->id);
             ret = e2b_reply(rq, 204, NULL, "", 0);
         } else if (rc == -ESRCH) {
             ret = e2b_reply_error(rq, 404, "Sandbox \"%s\" doesn't exist or you don't have access to it", id);
+        } else if (rc == -EPERM) {
+            ret = e2b_reply_error(rq, 409, "sandbox %s cannot take network.rules: this worker's "
+                                  "egress TLS is off (see its log)", id);
         } else {
             ret = e2b_reply_error(rq, 409, "sandbox %s has no egress path to change (this worker "
                                   "cannot give sandboxes network: see its log)", id);

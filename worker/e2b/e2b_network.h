@@ -2,17 +2,20 @@
  * (e2b_network.c) and the way in to a sandbox's ports (e2b_ingress.c).
  *
  *   create: allow_internet_access + network {allow_out, deny_out, dns_servers,
- *           allow_public_traffic, mask_request_host}  → the sandbox's egress
- *           rules (netpolicy.h) and its ingress settings
- *   PUT /sandboxes/{id}/network (update_network)     → new egress rules
+ *           rules, allow_public_traffic, mask_request_host} → the sandbox's
+ *           egress rules (netpolicy.h), injected headers (inject.h) and its
+ *           ingress settings
+ *   PUT /sandboxes/{id}/network (update_network)     → new egress rules and headers
  *   get_host(port): Host "<port>-<id>.<domain>"      → that port inside it
  *
  * allow_internet_access false is deny_out 0.0.0.0/0 (as E2B documents it),
  * on an egress namespace so that update_network can open it later; a worker
  * without egress (no CAP_NET_ADMIN) gives such a sandbox a plain namespace
- * instead, which update_network then cannot open (409). Options sandfleet
- * does not implement (egress_proxy, https_ports, rules until issue 15's
- * injection) are refused with 400, never ignored.
+ * instead, which update_network then cannot open (409). rules[host] =
+ * [{transform: {headers}}] become injected headers: values literal, or
+ * ${e2b.secrets.NAME} from the worker's secrets (NAME upper-cased, '-' and
+ * '.' as '_'). Options sandfleet does not implement (egress_proxy,
+ * https_ports, workload identity tokens) are refused with 400, never ignored.
  * Thread: any; the sandbox's fields used here are set at create. */
 #ifndef SF_E2B_NETWORK_H
 #define SF_E2B_NETWORK_H
@@ -21,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "inject.h"
 #include "netpolicy.h"
 
 struct e2b_sbx;
@@ -30,12 +34,15 @@ struct e2b_req;
 struct e2b_net_req {
     bool internet;                   /* allow_internet_access (default true) */
     struct sf_netpolicy *policy;     /* the egress rules (owned); NULL: the default policy */
+    struct sf_inject *inject;        /* network.rules, resolved (owned); NULL: none */
     bool public_traffic;             /* allow_public_traffic (default true) */
     char host_mask[256];             /* mask_request_host, "" for none */
 };
 
-/* From a create body. 0, or -EINVAL with the reason (a 400). */
-int e2b_network_from_create(const json_t *body, struct e2b_net_req *out, char *err, size_t errlen);
+/* From a create body; 'secrets' resolves ${e2b.secrets.NAME} (NULL: none).
+ * 0, or -EINVAL with the reason (a 400). */
+int e2b_network_from_create(const json_t *body, const struct sf_secrets *secrets,
+                            struct e2b_net_req *out, char *err, size_t errlen);
 void e2b_net_req_clear(struct e2b_net_req *n);
 /* Set a new sandbox's ingress fields (token, mask) from the request. */
 void e2b_network_init_sbx(struct e2b_sbx *s, const struct e2b_net_req *n);

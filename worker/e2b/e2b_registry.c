@@ -240,7 +240,9 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     /* Always an egress namespace, so that update_network can open what
      * allow_internet_access false closed; without egress on this worker, a
      * sandbox that asked for no internet gets a plain one (e2b_network.h). */
+    /* It trusts the egress CA from the start: update_network may add rules. */
     struct sf_sandbox_opts opts = { .network = true, .net_policy = c->net ? c->net->policy : NULL,
+                                    .inject = c->net ? c->net->inject : NULL, .egress_ca = true,
                                     .limits = c->limits, .label = s->id, .rootfs = c->rootfs };
     if (c->net) e2b_network_init_sbx(s, c->net);
     rc = sf_sandbox_create(r->prov, &opts, &s->sb, err, errlen);

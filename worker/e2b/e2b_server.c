@@ -24,6 +24,7 @@ struct sf_e2b_server {
     const struct sf_log *lg;
     char *api_key;
     const struct sf_policy *policy;
+    const struct sf_secrets *secrets;       /* borrowed */
     uint16_t port;
     const struct sf_templates *templates;   /* borrowed */
     struct sf_http_guard *guard;
@@ -215,6 +216,7 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         rq->lg = srv->lg;
         rq->api_key = srv->api_key;
         rq->policy = srv->policy;
+        rq->secrets = srv->secrets;
         rq->conn = conn;
         rq->method = method;
         rq->url = url;
@@ -304,6 +306,7 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     s->lg = cfg->lg;
     s->api_key = cfg->api_key ? sf_xstrdup(cfg->api_key) : NULL;
     s->policy = cfg->policy;
+    s->secrets = cfg->secrets;
     s->templates = cfg->templates;
     s->domain = cfg->domain && cfg->domain[0] ? sf_xstrdup(cfg->domain) : NULL;
     struct sf_http_limits lim = cfg->limits;

@@ -34,6 +34,8 @@ struct sf_e2b_server_cfg {
     const struct sf_templates *templates;  /* borrowed (template.h); NULL: only "base" */
     const char *domain;                  /* --e2b-domain: the "domain" sandboxes report, so
                                             get_host(port) names this server; NULL: none */
+    const struct sf_secrets *secrets;    /* the worker's (secrets.h), for network.rules'
+                                            ${e2b.secrets.NAME}; NULL: none */
     struct sf_http_limits limits;        /* connections, deadlines, bodies (http_guard.h);
                                             0 fields: defaults */
 };
@@ -78,6 +80,7 @@ struct e2b_req {
     const struct sf_log *lg;
     const char *api_key;
     const struct sf_policy *policy;      /* borrowed from the server's cfg */
+    const struct sf_secrets *secrets;    /* borrowed from the server's cfg */
     struct MHD_Connection *conn;
     const char *method, *url;
     char sandbox_id[64];                 /* envd: the sandbox addressed */

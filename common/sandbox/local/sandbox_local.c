@@ -205,14 +205,20 @@ static int local_stats(struct sf_sandbox *sb, struct sf_sandbox_stats *st)
     return 0;
 }
 
-static int local_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *rules)
+static int local_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *rules,
+                             const struct sf_inject *inject)
 {
     struct local_sandbox *ls = (struct local_sandbox *)sb;
     if (!ls->egress) {
         sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s was made without network", sb->id);
         return -ENOTSUP;
     }
-    sf_sbx_egress_set_policy(ls->egress, rules);
+    if (inject && !ls->env_extra) {
+        sf_errf(sb->errstr, sizeof(sb->errstr), "sandbox %s does not trust the egress path's CA "
+                "(made without inject rules, or this worker's egress TLS is off)", sb->id);
+        return -EPERM;
+    }
+    sf_sbx_egress_set_policy(ls->egress, rules, inject);
     return 0;
 }
 
@@ -355,10 +361,12 @@ static pid_t local_clone_here(struct local_sandbox *ls, const struct sf_sandbox_
 /* Injected headers mean TLS to those hosts ends at the worker, with a
  * certificate of its own CA (sbx_egress_tls.c): the sandbox gets that CA
  * (beside the host's usual ones) bound in, over the system bundle too when
- * it runs on the host's image, and the variables that point clients at it. */
+ * it runs on the host's image, and the variables that point clients at it.
+ * local_inject_opts: 0 (o2 and binds set), 1 (egress_ca without inject on a
+ * worker whose egress TLS is off: nothing to add), -ENOTSUP. */
 static const char *const local_ca_env[] = {
-    "SSL_CERT_FILE=/etc/sandfleet/ca-bundle.crt", "REQUESTS_CA_BUNDLE=/etc/sandfleet/ca-bundle.crt",
-    "CURL_CA_BUNDLE=/etc/sandfleet/ca-bundle.crt", "NODE_EXTRA_CA_CERTS=/etc/sandfleet/ca.crt", NULL,
+    "SSL_CERT_FILE=/run/sandfleet/ca-bundle.crt", "REQUESTS_CA_BUNDLE=/run/sandfleet/ca-bundle.crt",
+    "CURL_CA_BUNDLE=/run/sandfleet/ca-bundle.crt", "NODE_EXTRA_CA_CERTS=/run/sandfleet/ca.crt", NULL,
 };
 
 static int local_inject_opts(struct local_provider *lp, const struct sf_sandbox_opts *opts,
@@ -367,7 +375,9 @@ static int local_inject_opts(struct local_provider *lp, const struct sf_sandbox_
 {
     const char *bundle, *ca;
     struct stat st;
-    if (!opts->network || !lp->egress.eg || sf_sbx_egress_ca_files(lp->egress.eg, &bundle, &ca) < 0) {
+    bool ok = opts->network && lp->egress.eg && sf_sbx_egress_ca_files(lp->egress.eg, &bundle, &ca) == 0;
+    if (!ok && !opts->inject) return 1;                /* egress_ca only: best effort */
+    if (!ok) {
         sf_errf(errstr, errlen, "local sandbox: 'inject' cannot run on this worker: %s",
                 !opts->network ? "it needs network" : !lp->egress.eg ? lp->egress.why
                 : "its egress TLS could not start (see its log)");
@@ -377,8 +387,8 @@ static int local_inject_opts(struct local_provider *lp, const struct sf_sandbox_
     *binds = sf_xcalloc(opts->n_ro_binds + 3, sizeof(**binds));
     if (opts->n_ro_binds) memcpy(*binds, opts->ro_binds, opts->n_ro_binds * sizeof(**binds));
     size_t n = opts->n_ro_binds;
-    (*binds)[n++] = (struct sf_bind){ bundle, "/etc/sandfleet/ca-bundle.crt" };
-    (*binds)[n++] = (struct sf_bind){ ca, "/etc/sandfleet/ca.crt" };
+    (*binds)[n++] = (struct sf_bind){ bundle, "/run/sandfleet/ca-bundle.crt" };
+    (*binds)[n++] = (struct sf_bind){ ca, "/run/sandfleet/ca.crt" };
     if (!opts->rootfs && stat("/etc/ssl/certs/ca-certificates.crt", &st) == 0)
         (*binds)[n++] = (struct sf_bind){ bundle, "/etc/ssl/certs/ca-certificates.crt" };
     o2->ro_binds = *binds;
@@ -405,10 +415,12 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
     /* The worker's pid in the name: the cgroup sweep removes only leftovers of
      * workers that are gone. */
     snprintf(ls->base.id, sizeof(ls->base.id), "sf-%d-%s", (int)getpid(), hex);
-    if (opts->inject) {
+    if (opts->inject || (opts->egress_ca && opts->network)) {
         if ((rc = local_inject_opts(lp, opts, &o2, &binds, errstr, errlen)) < 0) goto cleanup;
-        opts = &o2;
-        ls->env_extra = local_ca_env;
+        if (rc == 0) {
+            opts = &o2;
+            ls->env_extra = local_ca_env;
+        }
     }
 
     if (lp->cgbase.version &&
@@ -451,8 +463,8 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
     ls->netns = ns.net;
     ns.net = -1;
     if (opts->network && pid > 0)
-        sf_sbx_egress_attach(lp->egress.eg, &ns, opts->net_policy, opts->inject, ls->base.id,
-                             &ls->egress);
+        sf_sbx_egress_attach(lp->egress.eg, ls->netns, &ns, opts->net_policy, opts->inject,
+                             ls->base.id, &ls->egress);
     sf_sbx_ns_close(&ns);
     /* v1: the child moved itself; v2: it started there (CLONE_INTO_CGROUP) */
     bool self_joined = cgj[0] >= 0 || in_cgroup;

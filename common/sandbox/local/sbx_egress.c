@@ -133,6 +133,22 @@ int eg_judge(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a, const struct
     return 0;
 }
 
+bool eg_has_inject(struct sf_sbx_egress_att *a)
+{
+    pthread_mutex_lock(&a->mu);
+    bool any = a->inject && a->inject->n;
+    pthread_mutex_unlock(&a->mu);
+    return any;
+}
+
+struct sf_inject *eg_inject_pick(struct sf_sbx_egress_att *a, const char *host)
+{
+    pthread_mutex_lock(&a->mu);
+    struct sf_inject *r = sf_inject_pick(a->inject, host);
+    pthread_mutex_unlock(&a->mu);
+    return r;
+}
+
 bool eg_name_ok(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a, const char *name,
                 bool need_house, bool need_sbx)
 {
@@ -203,6 +219,8 @@ void eg_conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset)
     c->head = NULL;
     eg_tls_free(c->tls);
     c->tls = NULL;
+    sf_inject_free(c->tls_rule);
+    c->tls_rule = NULL;
     eg_defer_free(eg, c);
 }
 
@@ -287,8 +305,8 @@ static void conn_sniffed(struct sf_sbx_egress *eg, struct eg_conn *c)
     }
     /* A TLS connection to a host the sandbox's inject rules name is ended
      * here (sbx_egress_tls.c); every other connection stays end to end. */
-    if (r == SF_SNIFF_NAME && !strcmp(proto, "tls") && c->att->inject &&
-        (c->tls_rule = sf_inject_match(c->att->inject, name)))
+    if (r == SF_SNIFF_NAME && !strcmp(proto, "tls") && eg->ca &&
+        (c->tls_rule = eg_inject_pick(c->att, name)))
         sf_strlcpy(c->tls_host, name, sizeof(c->tls_host));
     if (c->check_only) {
         /* Allowed already (by address, or by the sandbox's own DNS answer);
@@ -495,7 +513,7 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
         if (v == 0) {
             /* With inject rules, every connection's first bytes are looked
              * at (while it connects): a TLS one to such a host is intercepted. */
-            if (a->inject && eg->ca) c->sniffing = c->check_only = true;
+            if (eg->ca && eg_has_inject(a)) c->sniffing = c->check_only = true;
             if (conn_connect(eg, c) < 0) continue;
         } else {
             /* Open by name only. A name the sandbox's resolver gave this
@@ -533,6 +551,7 @@ static void att_free(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
                a->first_denied);
     sf_netpolicy_free(a->policy);
     sf_inject_free(a->inject);
+    if (a->netns >= 0) close(a->netns);
     pthread_mutex_destroy(&a->mu);
     eg_defer_free(eg, a);
 }
@@ -540,7 +559,7 @@ static void att_free(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
 static void att_start(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
 {
     static const enum eg_kind kinds[SF_SBX_NS_NSOCK] = {
-        [SF_SBX_NS_TCP] = EK_TCP_LISTEN, [SF_SBX_NS_UDP] = EK_UDP, [SF_SBX_NS_RAW] = 0,
+        [SF_SBX_NS_TCP] = EK_TCP_LISTEN, [SF_SBX_NS_UDP] = EK_UDP,
         [SF_SBX_NS_DNS_UDP] = EK_DNS_UDP, [SF_SBX_NS_DNS_TCP] = EK_DNS_LISTEN,
     };
     for (int i = 0; i < SF_SBX_NS_NSOCK; i++) {
@@ -762,12 +781,15 @@ void sf_sbx_egress_free(struct sf_sbx_egress *eg)
     free(eg);
 }
 
-int sf_sbx_egress_attach(struct sf_sbx_egress *eg, struct sf_sbx_ns *ns,
+int sf_sbx_egress_attach(struct sf_sbx_egress *eg, int netns, struct sf_sbx_ns *ns,
                          const struct sf_netpolicy *policy, const struct sf_inject *inject,
                          const char *label, struct sf_sbx_egress_att **out)
 {
+    int nsfd = fcntl(netns, F_DUPFD_CLOEXEC, 0);
+    if (nsfd < 0) return -errno;
     struct sf_sbx_egress_att *a = sf_xcalloc(1, sizeof(*a));
     a->eg = eg;
+    a->netns = nsfd;
     pthread_mutex_init(&a->mu, NULL);
     a->policy = sf_netpolicy_dup(policy);
     a->inject = sf_inject_dup(inject);
@@ -782,14 +804,19 @@ int sf_sbx_egress_attach(struct sf_sbx_egress *eg, struct sf_sbx_ns *ns,
     return 0;
 }
 
-void sf_sbx_egress_set_policy(struct sf_sbx_egress_att *a, const struct sf_netpolicy *policy)
+void sf_sbx_egress_set_policy(struct sf_sbx_egress_att *a, const struct sf_netpolicy *policy,
+                              const struct sf_inject *inject)
 {
     struct sf_netpolicy *p = sf_netpolicy_dup(policy), *old;
+    struct sf_inject *in = sf_inject_dup(inject), *old_in;
     pthread_mutex_lock(&a->mu);
     old = a->policy;
     a->policy = p;
+    old_in = a->inject;
+    a->inject = in;
     pthread_mutex_unlock(&a->mu);
     sf_netpolicy_free(old);
+    sf_inject_free(old_in);
 }
 
 void sf_sbx_egress_detach(struct sf_sbx_egress_att *a)

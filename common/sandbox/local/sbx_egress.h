@@ -62,10 +62,11 @@ struct sf_sbx_egress *sf_sbx_egress_new(const struct sf_sbx_egress_cfg *cfg, cha
 /* Stop: every sandbox must have been detached. NULL is a no-op. */
 void sf_sbx_egress_free(struct sf_sbx_egress *eg);
 
-/* Serve one sandbox: takes ns->sock[] (set to -1; ns->net stays the
- * caller's) and copies of 'policy' (NULL: the default policy) and 'inject'
- * (NULL: no interception). 'label' names the sandbox in logs. 0 or -errno. */
-int sf_sbx_egress_attach(struct sf_sbx_egress *eg, struct sf_sbx_ns *ns,
+/* Serve one sandbox: takes ns->sock[] (set to -1), a copy of the fd of its
+ * network namespace 'netns' (for UDP reply sockets made in it) and copies
+ * of 'policy' (NULL: the default policy) and 'inject' (NULL: no
+ * interception). 'label' names the sandbox in logs. 0 or -errno. */
+int sf_sbx_egress_attach(struct sf_sbx_egress *eg, int netns, struct sf_sbx_ns *ns,
                          const struct sf_netpolicy *policy, const struct sf_inject *inject,
                          const char *label, struct sf_sbx_egress_att **out);
 /* The worker's CA for injected headers (sbx_egress_tls.c): the file with
@@ -73,9 +74,10 @@ int sf_sbx_egress_attach(struct sf_sbx_egress *eg, struct sf_sbx_ns *ns,
  * sandboxes with inject rules. -ENOTSUP when interception could not start
  * (the reason is in the worker's log). */
 int sf_sbx_egress_ca_files(const struct sf_sbx_egress *eg, const char **bundle, const char **ca);
-/* Replace the sandbox's rules (E2B update_network). New connections follow
- * them; connections already open stay open. */
-void sf_sbx_egress_set_policy(struct sf_sbx_egress_att *a, const struct sf_netpolicy *policy);
+/* Replace the sandbox's rules and injected headers (E2B update_network).
+ * New connections follow them; connections already open stay as they are. */
+void sf_sbx_egress_set_policy(struct sf_sbx_egress_att *a, const struct sf_netpolicy *policy,
+                              const struct sf_inject *inject);
 /* Close every connection, flow and socket of the sandbox, then free it.
  * NULL is a no-op. */
 void sf_sbx_egress_detach(struct sf_sbx_egress_att *a);

@@ -141,7 +141,7 @@ static void answer(struct sf_sbx_egress_att *a, struct eg_dnstcp *tcp, int reply
         sf_buf_append(&tcp->out, msg, len);
         dnstcp_flush(a->eg, tcp);
     } else if (orig && orig->sin_family == AF_INET) {
-        eg_udp_inject(a, orig, client, msg, len);
+        eg_udp_inject(a, orig, client, msg, len, NULL);
     } else {
         sendto(reply_fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)client, sizeof(*client));
     }

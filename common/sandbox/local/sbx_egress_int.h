@@ -62,9 +62,8 @@ struct eg_conn {
     uint8_t *head;
     size_t hlen;
     int64_t deadline;                  /* sniff, resolve or connect; 0: none */
-    bool inject_check;                 /* the sandbox has inject rules: look at the first
-                                          bytes of every connection for their hosts */
-    const struct sf_inject_rule *tls_rule;  /* intercepted (sbx_egress_tls.c): the rule */
+    struct sf_inject *tls_rule;        /* intercepted (sbx_egress_tls.c): a copy of the
+                                          one rule for tls_host (rules may change) */
     char tls_host[256];
     struct eg_tls *tls;                /* the TLS ends once interception started */
     struct eg_conn *prev, *next;
@@ -79,7 +78,9 @@ struct sf_sbx_egress_att {                        /* one sandbox */
     struct eg_ep ep[SF_SBX_NS_NSOCK];
     pthread_mutex_t mu;
     struct sf_netpolicy *policy;       /* under mu; NULL: the default */
-    struct sf_inject *inject;          /* headers added to HTTPS to named hosts; NULL: none */
+    struct sf_inject *inject;          /* under mu: headers added to HTTPS to named hosts;
+                                          NULL: none */
+    int netns;                         /* its network namespace (reply sockets) */
     char label[64];
     struct eg_conn *conns;
     struct eg_flow *flows;
@@ -140,7 +141,7 @@ void eg_conn_resolved(struct sf_sbx_egress *eg, struct eg_conn *c, const uint32_
 int eg_dns_init(struct sf_sbx_egress *eg, char *err, size_t errlen);
 void eg_dns_fini(struct sf_sbx_egress *eg);
 /* A query from a sandbox: over its resolver socket (reply_fd, to 'client'),
- * or transparently to 'orig' (replied from 'orig' through the raw socket). */
+ * or transparently to 'orig' (replied from 'orig', eg_udp_inject). */
 void eg_dns_query_udp(struct sf_sbx_egress_att *a, const uint8_t *msg, size_t len, int reply_fd,
                       const struct sockaddr_in *client, const struct sockaddr_in *orig);
 void eg_dns_on_upstream(struct sf_sbx_egress *eg);
@@ -174,14 +175,19 @@ void eg_tls_event(struct sf_sbx_egress *eg, struct eg_conn *c, bool up_side, uin
 void eg_tls_free(struct eg_tls *t);
 /* Helpers of sbx_egress.c the TLS relay uses. */
 void eg_conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset);
+/* Does the sandbox have inject rules / a copy of the rule for 'host' (NULL: none)? */
+bool eg_has_inject(struct sf_sbx_egress_att *a);
+struct sf_inject *eg_inject_pick(struct sf_sbx_egress_att *a, const char *host);
 
 /* ---- sbx_egress_udp.c ----------------------------------------------------- */
 void eg_udp_in(struct sf_sbx_egress_att *a);
 void eg_flow_event(struct sf_sbx_egress *eg, struct eg_flow *f);
 void eg_flows_close(struct sf_sbx_egress_att *a);
 void eg_udp_tick(struct sf_sbx_egress_att *a, int64_t now);
-/* Send 'data' to 'to' from 'from' through the sandbox's raw socket. */
+/* Send 'data' to 'to' (in the sandbox) from 'from', by a socket made in
+ * the sandbox's namespace: *cache when >= 0, else a new one left in *cache
+ * (NULL: closed after). 0 or -errno. */
 int eg_udp_inject(struct sf_sbx_egress_att *a, const struct sockaddr_in *from, const struct sockaddr_in *to,
-                  const void *data, size_t len);
+                  const void *data, size_t len, int *cache);
 
 #endif

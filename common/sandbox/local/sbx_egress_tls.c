@@ -201,8 +201,9 @@ int eg_tls_init(struct sf_sbx_egress *eg, char *err, size_t errlen)
     chmod(ca->dir, 0755);
     snprintf(ca->bundle, sizeof(ca->bundle), "%s/bundle.pem", ca->dir);
     snprintf(ca->ca_file, sizeof(ca->ca_file), "%s/ca.pem", ca->dir);
-    const char *host_bundle = getenv(X509_get_default_cert_file_env());
-    if (!host_bundle || !*host_bundle) host_bundle = X509_get_default_cert_file();
+    /* The sandbox's bundle: the system's store (what a sandbox without the
+     * CA trusts), not the worker's SSL_CERT_FILE, plus the CA. */
+    const char *host_bundle = X509_get_default_cert_file();
     struct stat st;
     if (stat(host_bundle, &st) < 0) host_bundle = "/etc/ssl/certs/ca-certificates.crt";
     if (write_pem(ca->ca_file, ca->cert, NULL) < 0 || write_pem(ca->bundle, ca->cert, host_bundle) < 0) {
@@ -307,7 +308,7 @@ static int rewrite_head(struct eg_conn *c, struct eg_tls *t, size_t headlen)
 {
     struct sf_httphead h;
     if (sf_httphead_parse(t->head.data, headlen, &h) <= 0 || h.response) return -EPROTO;
-    const struct sf_inject_rule *r = c->tls_rule;
+    const struct sf_inject_rule *r = &c->tls_rule->r[0];
     struct sf_buf out = { 0 };
     sf_buf_appendf(&out, "%.*s %.*s HTTP/1.1\r\n", (int)h.method.n, h.method.p, (int)h.target.n,
                    h.target.p);

@@ -4,18 +4,19 @@
  * resolver; anything else is judged once per flow (client address and
  * port, destination address and port), and an allowed flow gets its own
  * socket in the worker's namespace, connected to the destination. Answers
- * go back into the sandbox through its raw socket, with the destination as
- * their source, so a connected UDP client accepts them; they carry the
+ * go back into the sandbox from a socket of the flow's made in the
+ * sandbox's namespace and bound to the destination, so a connected UDP
+ * client accepts them (no raw socket: no CAP_NET_RAW); they carry the
  * egress mark, so the namespace's tproxy rule lets them pass. A flow idle
  * for EG_FLOW_IDLE_MS is closed. UDP names no host: rules that open an
  * address only by name open it to UDP when the sandbox's resolver gave
  * that address for an allowed name. */
 #include "sbx_egress_int.h"
+#include "sbx_netns.h"
+#include "sbx_nl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/ip.h>
-#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -25,33 +26,41 @@ struct eg_flow {
     struct sf_sbx_egress_att *att;
     struct eg_ep ep;
     struct sockaddr_in client, dst;
+    int reply;                          /* in the sandbox, bound to dst; -1 until needed */
     int64_t last_ms;
     struct eg_flow *prev, *next;
 };
 
-int eg_udp_inject(struct sf_sbx_egress_att *a, const struct sockaddr_in *from,
-                  const struct sockaddr_in *to, const void *data, size_t len)
+/* A UDP socket in the sandbox's namespace bound to 'from' (every address
+ * is local there), marked so the namespace's tproxy rule lets what it sends
+ * pass. Unconnected: tproxy's lookup of established sockets skips it, so
+ * what the sandbox sends keeps going to the transparent socket. */
+static int reply_socket(struct sf_sbx_egress_att *a, const struct sockaddr_in *from)
 {
-    uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + 65507];
-    if (len > 65507) return -EMSGSIZE;
-    struct iphdr *ip = (struct iphdr *)pkt;
-    struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip));
-    memset(ip, 0, sizeof(*ip) + sizeof(*udp));
-    ip->version = 4;
-    ip->ihl = 5;
-    ip->ttl = 64;
-    ip->protocol = IPPROTO_UDP;
-    ip->tot_len = htons((uint16_t)(sizeof(*ip) + sizeof(*udp) + len));
-    ip->saddr = from->sin_addr.s_addr;          /* the kernel fills id and checksum */
-    ip->daddr = to->sin_addr.s_addr;
-    udp->source = from->sin_port;
-    udp->dest = to->sin_port;
-    udp->len = htons((uint16_t)(sizeof(*udp) + len));
-    udp->check = 0;                              /* optional over IPv4 */
-    memcpy(pkt + sizeof(*ip) + sizeof(*udp), data, len);
-    ssize_t n = sendto(a->ep[SF_SBX_NS_RAW].fd, pkt, sizeof(*ip) + sizeof(*udp) + len, MSG_DONTWAIT,
-                       (const struct sockaddr *)to, sizeof(*to));
-    return n < 0 ? -errno : 0;
+    int s = sf_sbx_netns_socket(a->netns, AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return s;
+    int one = 1;
+    uint32_t mark = SF_SBX_EGRESS_MARK;
+    if (setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(s, (const struct sockaddr *)from, sizeof(*from)) < 0) {
+        int rc = -errno;
+        close(s);
+        return rc;
+    }
+    return s;
+}
+
+int eg_udp_inject(struct sf_sbx_egress_att *a, const struct sockaddr_in *from,
+                  const struct sockaddr_in *to, const void *data, size_t len, int *cache)
+{
+    int s = cache && *cache >= 0 ? *cache : reply_socket(a, from);
+    if (s < 0) return s;
+    ssize_t n = sendto(s, data, len, MSG_DONTWAIT, (const struct sockaddr *)to, sizeof(*to));
+    int rc = n < 0 ? -errno : 0;
+    if (cache) *cache = s;
+    else close(s);
+    return rc;
 }
 
 static void flow_close(struct sf_sbx_egress *eg, struct eg_flow *f)
@@ -62,6 +71,7 @@ static void flow_close(struct sf_sbx_egress *eg, struct eg_flow *f)
     if (f->next) f->next->prev = f->prev;
     a->nflows--;
     eg_del(eg, &f->ep);
+    if (f->reply >= 0) close(f->reply);
     eg_defer_free(eg, f);
 }
 
@@ -114,6 +124,7 @@ static struct eg_flow *flow_open(struct sf_sbx_egress_att *a, const struct socka
         return NULL;
     }
     f->att = a;
+    f->reply = -1;
     f->client = *client;
     f->dst = *dst;
     f->next = a->flows;
@@ -161,7 +172,7 @@ void eg_flow_event(struct sf_sbx_egress *eg, struct eg_flow *f)
             return;
         }
         f->last_ms = sf_now_ms();
-        eg_udp_inject(f->att, &f->dst, &f->client, buf, (size_t)n);
+        eg_udp_inject(f->att, &f->dst, &f->client, buf, (size_t)n, &f->reply);
     }
 }
 

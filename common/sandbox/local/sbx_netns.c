@@ -111,15 +111,10 @@ static void sf_sbx_ns_low_ports(void)
 
 static int sf_sbx_ns_sock(int type, int proto, const char *ip, uint16_t port, bool transparent)
 {
-    int s = socket(AF_INET, type | SOCK_CLOEXEC | (proto == IPPROTO_RAW ? 0 : SOCK_NONBLOCK), proto);
+    int s = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
     if (s < 0) return -errno;
     int one = 1;
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-    if (proto == IPPROTO_RAW) {
-        uint32_t mark = SF_SBX_EGRESS_MARK;
-        if (setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) goto fail;
-        return s;
-    }
     inet_pton(AF_INET, ip, &sa.sin_addr);
     if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (transparent && setsockopt(s, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) ||
@@ -141,7 +136,6 @@ static int sf_sbx_ns_egress(struct sf_sbx_ns *ns)
     static const struct { int type, proto; const char *ip; uint16_t port; bool tp; } socks[] = {
         [SF_SBX_NS_TCP] = { SOCK_STREAM, 0, "0.0.0.0", SF_SBX_EGRESS_PORT, true },
         [SF_SBX_NS_UDP] = { SOCK_DGRAM, 0, "0.0.0.0", SF_SBX_EGRESS_PORT, true },
-        [SF_SBX_NS_RAW] = { SOCK_RAW, IPPROTO_RAW, NULL, 0, false },
         [SF_SBX_NS_DNS_UDP] = { SOCK_DGRAM, 0, "127.0.0.53", 53, false },
         [SF_SBX_NS_DNS_TCP] = { SOCK_STREAM, 0, "127.0.0.53", 53, false },
     };

@@ -35,7 +35,6 @@ enum sf_sbx_ns_kind { SF_SBX_NS_PLAIN = 0, SF_SBX_NS_EGRESS };
 enum sf_sbx_ns_sock {
     SF_SBX_NS_TCP = 0,          /* transparent TCP listener, 0.0.0.0:SF_SBX_EGRESS_PORT */
     SF_SBX_NS_UDP,              /* transparent UDP socket, same port, IP_RECVORIGDSTADDR */
-    SF_SBX_NS_RAW,              /* IPPROTO_RAW, marked: UDP replies with any source */
     SF_SBX_NS_DNS_UDP,          /* 127.0.0.53:53 */
     SF_SBX_NS_DNS_TCP,          /* 127.0.0.53:53, listening */
     SF_SBX_NS_NSOCK,
