@@ -7,8 +7,12 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +27,7 @@
 #include <cmocka.h>
 
 #include "sandbox.h"
+#include "sandbox_fs.h"
 #include "util.h"
 
 #include "sbx_harness.h"
@@ -163,6 +168,72 @@ static void planted_symlinks_cannot_redirect_worker_writes(void **state)
     assert_int_equal(access("/usr/bin/pwned", F_OK), -1);
     assert_int_equal(sf_sandbox_write_file(sb, "/../../../../tmp/dotdot", "y", 1, 0), 0);
     expect_out(sb, "cat /tmp/dotdot", "y");
+    sf_sandbox_destroy(sb);
+}
+
+/* A FIFO the sandbox plants where the worker will write next (a shared
+ * sandbox's next input, an E2B upload) must not block the worker's thread:
+ * opening a FIFO for writing waits for a reader, which the sandbox never
+ * has to provide, so the thread (and with it the sandbox, never destroyed)
+ * would be held for good. */
+struct fifo_write {
+    struct sf_sandbox *sb;
+    const char *path;
+    bool through_fs;             /* sandbox_fs.h's open (E2B uploads), else write_file */
+    int rc;
+    atomic_bool done;
+};
+
+static void *fifo_writer(void *arg)
+{
+    struct fifo_write *w = arg;
+    if (w->through_fs) {
+        int fd = -1;
+        w->rc = sf_sandbox_fs(w->sb)->open(w->sb, SF_FS_UID_ROOT, w->path, O_WRONLY | O_CREAT | O_TRUNC,
+                                           0644, &fd);
+        if (fd >= 0) close(fd);
+    } else {
+        w->rc = sf_sandbox_write_file(w->sb, w->path, "x", 1, 0);
+    }
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+static void write_to_planted_fifo(struct sf_sandbox *sb, const char *path, bool through_fs)
+{
+    struct fifo_write w = { .sb = sb, .path = path, .through_fs = through_fs };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fifo_writer, &w), 0);
+    for (int i = 0; i < 500 && !atomic_load(&w.done); i++) usleep(10 * 1000);
+    bool returned = atomic_load(&w.done);
+    if (!returned) {
+        /* Let the blocked writer go (a reader appears), then fail. */
+        char cmd[160];
+        snprintf(cmd, sizeof(cmd), "cat %s >/dev/null", path);
+        struct sf_run_result r;
+        run(sb, cmd, &r);
+        sf_run_result_clear(&r);
+    }
+    pthread_join(th, NULL);
+    if (!returned) fail_msg("writing %s (%s) blocked on a FIFO planted by the sandbox", path,
+                            through_fs ? "sandbox_fs open" : "write_file");
+    assert_true(w.rc < 0);
+}
+
+static void planted_fifo_cannot_hang_worker_writes(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "mkfifo /workspace/trap /tmp/trap2 && echo ok", "ok\n");
+    write_to_planted_fifo(sb, "/workspace/trap", false);
+    write_to_planted_fifo(sb, "/tmp/trap2", true);
+    /* Reads refuse it too, and a regular file next to it is still written. */
+    char *data = NULL;
+    size_t len = 0;
+    assert_true(sf_sandbox_read_file(sb, "/workspace/trap", 1024, &data, &len) < 0);
+    free(data);
+    assert_int_equal(sf_sandbox_write_file(sb, "/workspace/plain", "y", 1, 0), 0);
+    expect_out(sb, "cat /workspace/plain", "y");
     sf_sandbox_destroy(sb);
 }
 
@@ -568,6 +639,7 @@ int main(void)
         cmocka_unit_test(host_etc_is_not_there),
         cmocka_unit_test(usr_is_read_only),
         cmocka_unit_test(planted_symlinks_cannot_redirect_worker_writes),
+        cmocka_unit_test(planted_fifo_cannot_hang_worker_writes),
         cmocka_unit_test(disk_fill_stops_at_the_tmpfs_size),
         cmocka_unit_test(no_leaked_fds),
         cmocka_unit_test(worker_argv_and_env_do_not_leak),

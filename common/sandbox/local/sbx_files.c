@@ -34,6 +34,21 @@ int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode)
     return sf_openat_in(dirfd, path, flags, mode);
 }
 
+int sf_sbx_open_file(int rootfd, const char *path, int flags, int mode)
+{
+    struct stat st;
+    int fd = sf_sbx_openat2(rootfd, path, flags | O_NONBLOCK | O_NOCTTY, mode);
+    /* ENXIO: a FIFO without a reader (or a socket) opened for writing. */
+    if (fd < 0) return fd == -ENXIO ? -EINVAL : fd;
+    int rc = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? (S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL)
+           : fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ? -errno : 0;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 int sf_sbx_mkdirs(int rootfd, const char *dir)
 {
     return sf_mkdirs_in(rootfd, dir, 0755);
@@ -63,7 +78,7 @@ int sf_sbx_files_write(const struct sf_sbx_files *f, const char *path, const voi
         *slash = '/';
         if (rc < 0) goto cleanup;
     }
-    fd = sf_sbx_openat2(f->rootfd, abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode ? mode : 0644);
+    fd = sf_sbx_open_file(f->rootfd, abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode ? mode : 0644);
     if (fd < 0) { rc = fd; goto cleanup; }
     /* Exactly the given mode, whatever the worker's umask. */
     if (fchmod(fd, (mode_t)(mode ? mode : 0644)) < 0) { rc = -errno; goto cleanup; }
@@ -86,12 +101,10 @@ int sf_sbx_files_read(const struct sf_sbx_files *f, const char *path, size_t max
     if (f->rootfd < 0) return -ESRCH;
     if ((rc = sf_sbx_abs(path, abs, sizeof(abs))) < 0) return rc;
     sf_sbx_fsids_enter(f, &ids);
-    /* O_NONBLOCK: a FIFO planted by the sandbox must not hang the worker. */
-    fd = sf_sbx_openat2(f->rootfd, abs, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+    fd = sf_sbx_open_file(f->rootfd, abs, O_RDONLY, 0);
     if (fd < 0) { rc = fd; goto cleanup; }
     struct stat st;
     if (fstat(fd, &st) < 0) { rc = -errno; goto cleanup; }
-    if (!S_ISREG(st.st_mode)) { rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL; goto cleanup; }
     if ((size_t)st.st_size > max) { rc = -EFBIG; goto cleanup; }
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));

@@ -31,6 +31,13 @@ void sf_sbx_fsids_leave(const struct sf_sbx_fsids *s);
 /* openat2 under dirfd with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS (and
  * O_CLOEXEC). fd or -errno. */
 int sf_sbx_openat2(int dirfd, const char *path, int flags, int mode);
+/* A regular file under the root, opened with openat2 as above; 'flags'
+ * as for open(2). Never blocks: it is opened O_NONBLOCK (a FIFO the
+ * sandbox planted would otherwise hold the calling thread until the
+ * sandbox opens its other end — for a writer, forever), then checked and
+ * made blocking. fd, or -EISDIR (a directory), -EINVAL (anything else but
+ * a regular file), -errno. */
+int sf_sbx_open_file(int rootfd, const char *path, int flags, int mode);
 /* mkdir -p of the absolute 'dir' inside the root. 0 or -errno. */
 int sf_sbx_mkdirs(int rootfd, const char *dir);
 

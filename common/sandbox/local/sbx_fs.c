@@ -127,17 +127,11 @@ static int fs_open(struct sf_sandbox *sb, uint32_t uid, const char *path, int fl
             *slash = '/';
             if (rc < 0) goto out;
         }
-        fd = sf_sbx_openat2(f.rootfd, clean, flags | O_NOFOLLOW | O_NOCTTY, mode ? mode : 0644);
-        if (fd < 0) { rc = fd; goto out; }
+        fd = sf_sbx_open_file(f.rootfd, clean, flags | O_NOFOLLOW, mode ? mode : 0644);
     } else {
-        /* O_NONBLOCK: a FIFO planted by the sandbox must not hang us. */
-        fd = sf_sbx_openat2(f.rootfd, clean, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
-        if (fd < 0) { rc = fd; goto out; }
+        fd = sf_sbx_open_file(f.rootfd, clean, O_RDONLY, 0);
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0) { rc = -errno; goto out; }
-    if (!S_ISREG(st.st_mode)) { rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL; goto out; }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (fd < 0) { rc = fd; goto out; }
     *out = fd;
     fd = -1;
     rc = 0;
