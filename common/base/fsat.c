@@ -86,16 +86,80 @@ void sf_dir_names_free(char **names, size_t n)
     free(names);
 }
 
-int sf_empty_dir(int dirfd)
+/* rm -rf with a bounded number of descriptors and stack frames, however
+ * deep the tree: a sandbox can make a chain of 60000 directories, and
+ * holding one fd (and one frame) per level would exhaust the worker's
+ * descriptors (or its thread's stack) in the middle of the walk. Below
+ * FSAT_RM_DEPTH levels a directory is not descended into but moved up
+ * into the top directory being emptied (renameat2 RENAME_NOREPLACE under
+ * a fresh name, on the same file system), where a later pass removes it
+ * from the top again. Every entry is acted on relative to its parent's
+ * fd, never following a symlink. */
+#define FSAT_RM_DEPTH 32
+#define FSAT_RM_MOVES_MAX (1u << 22)     /* a bound even against a tree still growing */
+
+struct rm_walk {
+    int top;                             /* the directory being emptied */
+    unsigned moved;
+};
+
+static int rm_children(struct rm_walk *w, int dirfd, int depth);
+
+/* Move dirfd/name into the top directory; 1 moved, -errno. */
+static int rm_move_up(struct rm_walk *w, int dirfd, const char *name)
+{
+    char tmp[48];
+    for (int tries = 0; tries < 64; tries++) {
+        snprintf(tmp, sizeof(tmp), ".sf-rm-%d-%u", (int)getpid(), w->moved++);
+        if (syscall(SYS_renameat2, dirfd, name, w->top, tmp, RENAME_NOREPLACE) == 0) return 1;
+        if (errno != EEXIST) return errno == ENOENT ? 0 : -errno;
+    }
+    return -EEXIST;
+}
+
+static int rm_entry(struct rm_walk *w, int dirfd, const char *name, int depth)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT ? 0 : -errno;
+    if (S_ISDIR(st.st_mode)) {
+        if (depth >= FSAT_RM_DEPTH) {
+            int rc = rm_move_up(w, dirfd, name);
+            return rc < 0 ? rc : 0;
+        }
+        int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) return -errno;
+        int rc = rm_children(w, sub, depth + 1);
+        close(sub);
+        if (rc < 0) return rc;
+    }
+    if (unlinkat(dirfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+static int rm_children(struct rm_walk *w, int dirfd, int depth)
 {
     size_t n;
     char **names = sf_dir_names(dirfd, &n);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        int r = sf_remove_at(dirfd, names[i]);
+        int r = rm_entry(w, dirfd, names[i], depth);
         if (r < 0 && !rc) rc = r;
     }
     sf_dir_names_free(names, n);
+    return rc;
+}
+
+int sf_empty_dir(int dirfd)
+{
+    struct rm_walk w = { dirfd, 0 };
+    unsigned before;
+    int rc;
+    /* Again while the pass moved deep directories up to the top. */
+    do {
+        before = w.moved;
+        rc = rm_children(&w, dirfd, 0);
+    } while (rc == 0 && w.moved != before && w.moved < FSAT_RM_MOVES_MAX);
     return rc;
 }
 
