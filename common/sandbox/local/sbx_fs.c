@@ -314,9 +314,13 @@ out:
 
 /* ---- watches ------------------------------------------------------------ */
 
+/* A watch holds two descriptors whatever it covers: its inotify instance
+ * and an O_PATH fd of the watched directory. The directories below it are
+ * known by watch descriptor and path (relative to the top), not by an open
+ * fd each: a recursive watch of 1024 directories must not take 1024 of the
+ * worker's descriptors, which every sandbox and connection share. */
 struct fs_wdir {
     int wd;
-    int fd;                      /* O_PATH of the directory */
     char *rel;                   /* "" for the watched directory itself */
 };
 
@@ -324,6 +328,7 @@ struct fs_watch {
     struct sf_fs_watch base;
     struct sf_sbx_files f;
     int ifd;
+    int top;                     /* O_PATH of the watched directory */
     bool recursive;
     struct fs_wdir *dirs;
     size_t n, cap;
@@ -332,43 +337,76 @@ struct fs_watch {
 #define FS_WATCH_MASK (IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | \
                        IN_MOVED_TO | IN_MOVE_SELF | IN_ATTRIB | IN_ONLYDIR | IN_DONT_FOLLOW)
 
-/* Watch directory fd (taken) as rel; with recursive, its subdirectories too. */
-static int fs_watch_add(struct fs_watch *w, int fd, const char *rel)
+static struct fs_wdir *fs_watch_dir(struct fs_watch *w, int wd);
+
+/* Watch directory fd (borrowed) as rel. 0 added, 1 already watched (the
+ * same directory reached again), -errno. */
+static int fs_watch_one(struct fs_watch *w, int fd, const char *rel)
 {
     char proc[64];
-    if (w->n >= FS_WATCH_MAX_DIRS) {
-        close(fd);
-        return -ENOSPC;
-    }
+    if (w->n >= FS_WATCH_MAX_DIRS) return -ENOSPC;
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     int wd = inotify_add_watch(w->ifd, proc, FS_WATCH_MASK & ~IN_DONT_FOLLOW);
-    if (wd < 0) {
-        int rc = -errno;
-        close(fd);
-        return rc;
+    if (wd < 0) return -errno;
+    struct fs_wdir *d = fs_watch_dir(w, wd);
+    if (d) {
+        free(d->rel);
+        d->rel = sf_xstrdup(rel);
+        return 1;
     }
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 16;
         w->dirs = sf_xrealloc(w->dirs, w->cap * sizeof(*w->dirs));
     }
-    w->dirs[w->n++] = (struct fs_wdir){ wd, fd, sf_xstrdup(rel) };
-    if (!w->recursive) return 0;
-    int rd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rd < 0) return 0;
-    size_t n;
-    char **names = sf_dir_names(rd, &n);
-    for (size_t i = 0; i < n; i++) {
-        int sub = openat(rd, names[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0) {
-            char *r = rel[0] ? sf_xasprintf("%s/%s", rel, names[i]) : sf_xstrdup(names[i]);
-            fs_watch_add(w, sub, r);
-            free(r);
-        }
-        free(names[i]);
-    }
-    free(names);
-    close(rd);
+    w->dirs[w->n++] = (struct fs_wdir){ wd, sf_xstrdup(rel) };
     return 0;
+}
+
+/* Every directory below rel (already watched), breadth first, up to the
+ * cap; at most two descriptors open at a time, however deep the tree. */
+static void fs_watch_below(struct fs_watch *w, const char *rel)
+{
+    char **q = sf_xcalloc(1, sizeof(*q));
+    size_t head = 0, tail = 0, cap = 1;
+    bool full = false;
+    q[tail++] = sf_xstrdup(rel);
+    while (head < tail) {
+        char *r = q[head++];
+        int rd = r[0] ? sf_sbx_openat2(w->top, r, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0)
+                      : openat(w->top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        size_t n = 0;
+        char **names = rd >= 0 && !full ? sf_dir_names(rd, &n) : NULL;
+        for (size_t i = 0; i < n && !full; i++) {
+            int sub = openat(rd, names[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) continue;
+            char *c = r[0] ? sf_xasprintf("%s/%s", r, names[i]) : sf_xstrdup(names[i]);
+            int rc = fs_watch_one(w, sub, c);
+            close(sub);
+            full = rc == -ENOSPC;
+            if (rc != 0) {
+                free(c);
+                continue;
+            }
+            if (tail == cap) q = sf_xrealloc(q, (cap *= 2) * sizeof(*q));
+            q[tail++] = c;
+        }
+        sf_dir_names_free(names, n);
+        if (rd >= 0) close(rd);
+        free(r);
+    }
+    for (; head < tail; head++) free(q[head]);
+    free(q);
+}
+
+/* A directory that appeared at rel (its parent watched): watch it and,
+ * the watch being recursive, what it already holds (a tree moved in). */
+static void fs_watch_new(struct fs_watch *w, const char *rel)
+{
+    int fd = sf_sbx_openat2(w->top, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (fd < 0) return;
+    int rc = fs_watch_one(w, fd, rel);
+    close(fd);
+    if (rc == 0) fs_watch_below(w, rel);
 }
 
 static struct fs_wdir *fs_watch_dir(struct fs_watch *w, int wd)
@@ -382,7 +420,6 @@ static void fs_watch_forget(struct fs_watch *w, int wd)
 {
     for (size_t i = 0; i < w->n; i++)
         if (w->dirs[i].wd == wd) {
-            close(w->dirs[i].fd);
             free(w->dirs[i].rel);
             w->dirs[i] = w->dirs[--w->n];
             return;
@@ -434,10 +471,8 @@ static int fs_watch_read(struct sf_fs_watch *base, sf_fs_event_cb cb, void *arg)
             struct sf_fs_event ev = { k, rel };
             cb(arg, &ev);
             if (w->recursive && (ie->mask & IN_ISDIR) && (ie->mask & (IN_CREATE | IN_MOVED_TO)) &&
-                name[0]) {
-                int sub = openat(d->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub >= 0) fs_watch_add(w, sub, rel);
-            }
+                name[0])
+                fs_watch_new(w, rel);
             free(rel);
         }
     }
@@ -449,11 +484,9 @@ static void fs_watch_free(struct sf_fs_watch *base)
 {
     struct fs_watch *w = (struct fs_watch *)base;
     if (!w) return;
-    for (size_t i = 0; i < w->n; i++) {
-        close(w->dirs[i].fd);
-        free(w->dirs[i].rel);
-    }
+    for (size_t i = 0; i < w->n; i++) free(w->dirs[i].rel);
     free(w->dirs);
+    if (w->top >= 0) close(w->top);
     if (w->ifd >= 0) close(w->ifd);
     free(w);
 }
@@ -469,7 +502,7 @@ static int fs_watch(struct sf_sandbox *sb, uint32_t uid, const char *path, bool 
     int rc;
     *out = NULL;
     w->base.ops = &fs_watch_ops;
-    w->ifd = -1;
+    w->ifd = w->top = -1;
     w->recursive = recursive;
     if ((rc = sf_sbx_files_of(sb, uid, &w->f)) < 0 || (rc = fs_clean(path, clean, sizeof(clean))) < 0) {
         free(w);
@@ -477,8 +510,9 @@ static int fs_watch(struct sf_sandbox *sb, uint32_t uid, const char *path, bool 
     }
     sf_sbx_fsids_enter(&w->f, &ids);
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    int fd = w->ifd < 0 ? -errno : sf_sbx_openat2(w->f.rootfd, clean, O_PATH | O_DIRECTORY, 0);
-    rc = fd < 0 ? fd : fs_watch_add(w, fd, "");
+    w->top = w->ifd < 0 ? -errno : sf_sbx_openat2(w->f.rootfd, clean, O_PATH | O_DIRECTORY, 0);
+    rc = w->top < 0 ? w->top : fs_watch_one(w, w->top, "");
+    if (rc == 0 && recursive) fs_watch_below(w, "");
     sf_sbx_fsids_leave(&ids);
     if (rc < 0) {
         fs_watch_free(&w->base);
