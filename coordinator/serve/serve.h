@@ -44,6 +44,9 @@
 #include "workflow.h"
 
 #define SERVE_OWNER_MAX 96
+/* A stream submission without a run_id runs as "sub-<entry id>"; a
+ * submission may not name such an id itself. */
+#define SERVE_STREAM_ID_PREFIX "sub-"
 
 /* --- serve_submit.c ------------------------------------------------------- */
 

@@ -324,7 +324,7 @@ static void claim_done(struct serve *sv, struct job *j)
         } else {
             /* Never under the id it could not claim: that run is another's. */
             char own[160];
-            snprintf(own, sizeof(own), "sub-%s", r->handle);
+            snprintf(own, sizeof(own), SERVE_STREAM_ID_PREFIX "%s", r->handle);
             serve_job_store(sv, own, r->handle, r->sub.reply_to, NULL,
                             serve_rejected_doc(own, "run_id is taken by another run"));
         }

@@ -23,7 +23,7 @@ static void reject(struct serve *sv, const char *run_id, const char *handle, con
                    const char *why)
 {
     char home[160], claim[112], err[512];
-    snprintf(home, sizeof(home), "sub-%s", handle);
+    snprintf(home, sizeof(home), SERVE_STREAM_ID_PREFIX "%s", handle);
     snprintf(claim, sizeof(claim), "stream:%s", handle);
     struct sf_run_owner mine = { "stream", claim, NULL };
     if (run_id && strcmp(run_id, home) && sf_broker_claim_run(sv->b, run_id, &mine, false, err, sizeof(err)) >= 0)
@@ -44,7 +44,7 @@ static void take(struct serve *sv, const struct sf_delivery *d)
     struct sf_buf errs = {0};
     char why[512];
     r->kind = SERVE_SUBMIT;
-    snprintf(r->run_id, sizeof(r->run_id), "sub-%s", d->handle);
+    snprintf(r->run_id, sizeof(r->run_id), SERVE_STREAM_ID_PREFIX "%s", d->handle);
     if (rid && sf_valid_name(rid, SF_RUN_ID_MAX)) sf_strlcpy(r->run_id, rid, sizeof(r->run_id));
     sf_strlcpy(r->handle, d->handle, sizeof(r->handle));
     sf_strlcpy(r->owner, "stream", sizeof(r->owner));

@@ -92,6 +92,13 @@ int serve_submission_parse(const char *data, size_t len, struct serve_submission
         if (out->run_id && !sf_valid_name(out->run_id, SF_RUN_ID_MAX)) {
             sf_buf_appendf(errs, "submission: \"run_id\" must be letters, digits, '_', '-', '.'\n");
             bad = 1;
+        } else if (out->run_id && !strncmp(out->run_id, SERVE_STREAM_ID_PREFIX, strlen(SERVE_STREAM_ID_PREFIX))) {
+            /* Anyone can predict such an id (sub-<partition>-<offset> on
+             * Kafka): taken first, it would turn the stream submission away
+             * and put its rejection under the taker's run. */
+            sf_buf_appendf(errs, "submission: \"run_id\" '%s': ids starting with '" SERVE_STREAM_ID_PREFIX
+                           "' are reserved for stream submissions (sub-<entry id>)\n", out->run_id);
+            bad = 1;
         }
         char perr[128];
         if (sf_priority_from_json(json_object_get(doc, "priority"), &out->priority, perr, sizeof(perr)) < 0) {

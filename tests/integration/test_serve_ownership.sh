@@ -5,7 +5,8 @@
 #  1. takeover: alice's live run "victim"; bob submits the same run_id to A
 #     (409, the id is known here) and to B (409, its claim in Redis is
 #     alice's); a stream submission with that run_id is rejected under its
-#     own entry id; `run --run-id victim` is refused; once a worker comes,
+#     own entry id, whose id ("sub-<entry id>") no HTTP client may take
+#     first; `run --run-id victim` is refused; once a worker comes,
 #     alice's run finishes with alice's output;
 #  2. the intake is bounded: with A's one slot taken, two more submissions
 #     wait (202) and the next gets 429 with Retry-After;
@@ -54,6 +55,13 @@ wait_for 10 '[ "$(rcli HGET sf:run:victim status)" = running ]' || fail "alice's
 [ "$(post "$PB" "$BOB" "$(wf bobs '{"who": "bob"}' victim)")" = 409 ] || fail "bob on B: not 409: $(cat "$T/body")"
 [ "$(post "$PB" "$ALICE" "$(wf alices '{"who": "alice again"}' victim)")" = 409 ] || fail "alice again on B: not 409"
 grep -q "run 'victim' exists already (owner api:alice)" "$T/B.log" || fail "B did not log the refused claim"
+# A stream submission without a run_id runs as "sub-<entry id>", an id anyone
+# can predict (Kafka: sub-<partition>-<offset>): no HTTP client may take it
+# first, or that submission would be refused and its rejection stored under
+# the squatter's run.
+[ "$(post "$PB" "$BOB" "$(wf squat 1 "sub-$(date +%s%3N)-0")")" = 400 ] \
+    || fail "bob took a stream submission's id before it came: $(cat "$T/body")"
+grep -q "reserved for stream submissions" "$T/body" || fail "the 400 does not say why: $(cat "$T/body")"
 sid=$(rcli XADD sf:submissions '*' workflow "$(wf streamed '{"who": "stream"}')" run_id victim reply_to sf:reply:takeover)
 wait_for 15 'rcli GET "sf:run:sub-$sid:doc" | grep -q "run_id is taken"' \
     || fail "the stream takeover was not rejected under its own id: $(rcli GET "sf:run:sub-$sid:doc")"
