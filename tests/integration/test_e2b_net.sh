@@ -12,14 +12,12 @@
 set -u
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$(dirname "$0")/../lib/nethost.sh"
+. "$(dirname "$0")/../lib/e2b_venv.sh"
 t_cleanup_hooks+=("nethost_cleanup")
 unset E2B_API_KEY E2B_API_URL E2B_SANDBOX_URL E2B_DOMAIN
 
-VENV=${SF_BUILD:-$SF_SRC/build}/e2b-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import e2b' 2>/dev/null; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q e2b e2b-code-interpreter >"$T_TMP/pip.log" 2>&1
-fi
-check "the official e2b SDK is installed" "$VENV/bin/python" -c 'import e2b'
+VENV=$(sf_e2b_venv)
+check "the official e2b SDK is installed" [ -n "$VENV" ]
 
 NAME=pub-$$.sandfleet.test
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=test CA $$" \

@@ -10,6 +10,7 @@
 set -u
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$(dirname "$0")/../lib/template.sh"
+. "$(dirname "$0")/../lib/e2b_venv.sh"
 W="$SF_BIN/sandfleet-worker"
 C="$SF_BIN/sandfleet-coordinator"
 CLOUD_KEY=${E2B_API_KEY:-}
@@ -17,12 +18,8 @@ CLOUD=0; [ -n "$CLOUD_KEY" ] && [ -z "${E2B_API_URL:-}" ] && CLOUD=1
 unset E2B_API_KEY E2B_API_URL E2B_SANDBOX_URL E2B_DOMAIN
 
 # --- the SDK, in a venv cached in the build tree -----------------------------
-VENV=${SF_BUILD:-$SF_SRC/build}/e2b-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import e2b, e2b_code_interpreter' 2>/dev/null; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q e2b e2b-code-interpreter >"$T_TMP/pip.log" 2>&1
-fi
-"$VENV/bin/python" -c 'import e2b' 2>/dev/null
-check "the official e2b SDK is installed from PyPI ($("$VENV/bin/pip" show e2b 2>/dev/null | sed -n 's/^Version: //p'))" [ $? -eq 0 ]
+VENV=$(sf_e2b_venv)
+check "the official e2b SDK is installed from PyPI ($("$VENV/bin/pip" show e2b 2>/dev/null | sed -n 's/^Version: //p'))" [ -n "$VENV" ]
 PY="$VENV/bin/python"
 
 # --- a template (debootstrap minbase, cached across runs) -------------------------
