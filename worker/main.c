@@ -72,7 +72,10 @@ static const struct sf_opt worker_opts[] = {
       "E2B server: the domain sandboxes report, so the SDKs' get_host(port) is "
       "PORT-ID.DOMAIN (point *.DOMAIN at this server)", 0, 0 },
     { "e2b-max-sandboxes", "SANDFLEET_E2B_MAX_SANDBOXES", SF_OPT_INT, O(e2b_max), "64", "N",
-      "E2B server: sandboxes alive at once (429 beyond)", 1, 100000 },
+      "E2B server: sandboxes running at once (429 beyond)", 1, 100000 },
+    { "e2b-max-paused", "SANDFLEET_E2B_MAX_PAUSED", SF_OPT_INT, O(e2b_max_paused), "0", "N",
+      "E2B server: paused sandboxes kept at once, each holding its memory (429 beyond; "
+      "0: as --e2b-max-sandboxes)", 0, 100000 },
     /* An SDK client holds a connection per running command (its stream):
      * more connections than the other listeners, half of them per address. */
     SF_HTTP_LIMIT_OPTS_CONNS("e2b", "SANDFLEET_E2B", struct worker_cfg, e2b_limits, "16384", "1024",
@@ -155,6 +158,7 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     }
     struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .domain = cfg->e2b_domain, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
+                                      .max_paused = (int)cfg->e2b_max_paused,
                                       .policy = &w->policy, .templates = w->templates,
                                       .secrets = &w->secrets,
                                       .limits = cfg->e2b_limits };

@@ -45,7 +45,7 @@ struct worker_cfg {
     struct sf_strlist templates;      /* --template NAME=DIR (repeatable) */
     char *template_store;             /* imported templates: STORE/NAME/rootfs */
     char *e2b_listen, *e2b_api_key, *e2b_template, *e2b_domain;  /* E2B-compatible server (e2b_server.h) */
-    long e2b_max;
+    long e2b_max, e2b_max_paused;
     struct sf_http_limits e2b_limits;    /* --e2b-max-conns ... (http_guard.h) */
     char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
     struct sf_http_limits http_limits;   /* its bounds (http_guard.h) */

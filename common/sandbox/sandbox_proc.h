@@ -35,7 +35,12 @@ struct sf_proc_event {
     bool sandbox_died;       /* EXIT: the sandbox went away under it */
 };
 
-typedef void (*sf_proc_cb)(void *arg, const struct sf_proc_event *ev);
+/* Returns true to hold the process's output: its consumer cannot take more
+ * now, so the host stops reading its stdout/stderr (the process blocks
+ * once its pipe is full, as on any pipe) until sf_proc_resume. Ignored
+ * for EXIT. Without it a process printing faster than its reader takes
+ * would grow the consumer's memory without end. */
+typedef bool (*sf_proc_cb)(void *arg, const struct sf_proc_event *ev);
 
 struct sf_proc_spec {
     const char *cmd;                 /* run by /bin/sh -c */
@@ -58,6 +63,7 @@ struct sf_proc_host_ops {
                  char *err, size_t errlen);
     int (*signal)(struct sf_proc_host *h, int pid, int sig);
     int (*resize)(struct sf_proc_host *h, int pid, uint16_t rows, uint16_t cols);
+    int (*resume)(struct sf_proc_host *h, int pid);
     void (*free)(struct sf_proc_host *h);
 };
 /* Every backend's proc host starts with this. */
@@ -87,6 +93,10 @@ static inline int sf_proc_signal(struct sf_proc_host *h, int pid, int sig)
  * SIGWINCH). 0, -ESRCH when not running, -ENOTTY when it has no terminal. */
 static inline int sf_proc_resize(struct sf_proc_host *h, int pid, uint16_t rows, uint16_t cols)
 { return h->ops->resize(h, pid, rows, cols); }
+/* Read a held process's output again (see sf_proc_cb). 0, -ESRCH when it
+ * is not running. Not from a callback. */
+static inline int sf_proc_resume(struct sf_proc_host *h, int pid)
+{ return h->ops->resume(h, pid); }
 /* Stop the host; every process still known gets an EXIT event with
  * sandbox_died first. Call before destroying the sandbox. NULL is a no-op. */
 static inline void sf_proc_host_free(struct sf_proc_host *h)

@@ -311,6 +311,7 @@ static int e2b_pause(struct e2b_req *rq, const char *id)
     int rc = e2b_registry_pause(rq->reg, id, err, sizeof(err));
     if (rc == -ENOENT) return e2b_not_found(rq, id);
     if (rc == -EALREADY) return e2b_reply_error(rq, 409, "Sandbox %s is already paused", id);
+    if (rc == -EUSERS) return e2b_reply_error(rq, 429, "%s", err);
     if (rc == -ENOTSUP)
         return e2b_reply_error(rq, 501, "pause is not supported by this server here: %s", err);
     if (rc < 0) return e2b_reply_error(rq, 500, "pausing sandbox %s: %s", id, err);

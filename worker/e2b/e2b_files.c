@@ -202,7 +202,9 @@ static void e2b_up_sink(struct e2b_upload *up, const char *data, size_t len)
 static void e2b_files_upload_data(struct e2b_req *rq, const char *data, size_t len)
 {
     struct e2b_upload *up = rq->sink.state;
-    if (!up || up->bad) return;
+    /* After the first error the answer is decided: the rest is dropped, not
+     * inflated (a gzip bomb past a full disk is GBs of inflating for nothing). */
+    if (!up || up->bad || up->err) return;
     if (!up->gz) {
         e2b_up_sink(up, data, len);
         return;

@@ -21,6 +21,8 @@
 
 #define E2B_WATCH_EVENTS_MAX 10000       /* kept per watcher between polls */
 #define E2B_WATCHERS_MAX 8               /* polled ones, per sandbox */
+#define E2B_LIST_MAX_ENTRIES 100000
+#define E2B_LIST_MAX_BYTES (32u << 20)   /* of the answer, about: see e2b_fs_list_cb */
 
 struct e2b_watcher {
     char id[40];
@@ -117,10 +119,23 @@ static int e2b_fs_stat(struct e2b_req *rq, struct e2b_sbx *s, uint32_t uid, cons
     return e2b_reply_json(rq, 200, json_pack("{s:o}", key, e2b_entry_json(&e)));
 }
 
+/* A listing is built in memory before it is sent, and the sandbox shapes
+ * it: 62 directories of 250-byte names make every path below them 16 KB,
+ * so 20000 empty files there held a GB of the worker's memory. Bounded by
+ * entries and by the size of their text (each entry's JSON object costs
+ * several times its strings; 256 bytes stands for its other fields). */
+struct e2b_list {
+    json_t *arr;
+    size_t bytes;
+};
+
 static int e2b_fs_list_cb(void *arg, const struct sf_fs_entry *e)
 {
-    json_array_append_new(arg, e2b_entry_json(e));
-    return json_array_size(arg) > 100000 ? -E2BIG : 0;
+    struct e2b_list *l = arg;
+    l->bytes += strlen(e->path) + strlen(e->name) + (e->symlink_target ? strlen(e->symlink_target) : 0) + 256;
+    if (json_array_size(l->arr) >= E2B_LIST_MAX_ENTRIES || l->bytes > E2B_LIST_MAX_BYTES) return -E2BIG;
+    json_array_append_new(l->arr, e2b_entry_json(e));
+    return 0;
 }
 
 /* ---- watchers ----------------------------------------------------------------- */
@@ -371,14 +386,19 @@ int e2b_fs_handle(struct e2b_req *rq, const char *method, uint32_t uid)
         free(from);
         free(to);
     } else if (!strcmp(method, "ListDir")) {
-        json_t *d = json_object_get(body, "depth"), *arr = json_array();
+        json_t *d = json_object_get(body, "depth");
+        struct e2b_list l = { json_array(), 0 };
         json_int_t depth = json_is_integer(d) ? json_integer_value(d) : 1;
         rc = e2b_fs_ops(s)->list(s->sb, uid, abs, depth < 1 ? 1 : depth > 64 ? 64 : (int)depth,
-                                 e2b_fs_list_cb, arr);
+                                 e2b_fs_list_cb, &l);
         if (rc == -ENOENT) ret = e2b_reply_connect_error(rq, "not_found", "directory not found: %s", abs);
+        else if (rc == -E2BIG)
+            ret = e2b_reply_connect_error(rq, "resource_exhausted", "listing %s: more than %d entries "
+                                          "or %u MiB: list it with a smaller depth", abs,
+                                          E2B_LIST_MAX_ENTRIES, E2B_LIST_MAX_BYTES >> 20);
         else if (rc < 0) ret = e2b_fs_error(rq, rc, "error reading directory", abs);
-        else ret = e2b_reply_json(rq, 200, json_pack("{s:O}", "entries", arr));
-        json_decref(arr);
+        else ret = e2b_reply_json(rq, 200, json_pack("{s:O}", "entries", l.arr));
+        json_decref(l.arr);
     } else if (!strcmp(method, "Remove")) {
         rc = e2b_fs_ops(s)->remove(s->sb, uid, abs);
         ret = rc < 0 ? e2b_fs_error(rq, rc, "error removing file or directory", abs)

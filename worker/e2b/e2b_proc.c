@@ -17,6 +17,12 @@
 #include <unistd.h>
 
 #define PROC_TRIM_BYTES (64u << 10)
+/* Output a process may have waiting for its slowest stream: beyond, the
+ * process host stops reading it (the process blocks on its full pipe, as
+ * under envd) until the streams are down to half of it. Without a bound a
+ * background command whose handle is never waited on (the SDK reads its
+ * stream only then) grew the worker by all it printed. */
+#define PROC_HOLD_BYTES (1u << 20)
 
 struct e2b_stream;
 
@@ -33,6 +39,7 @@ struct e2b_proc {
     struct sf_buf log;           /* encoded events from absolute offset 'base' */
     uint64_t base;
     bool ended;
+    bool held;                   /* the host holds its output (sf_proc_cb) */
     struct e2b_stream **subs;
     size_t nsubs, cap;
     bool first_sub_pending;      /* the Start stream has not attached yet */
@@ -92,24 +99,49 @@ static const char *e2b_signame(int sig)
     }
 }
 
-/* Drop log bytes every stream has read (caller holds mu). */
-static void e2b_proc_trim(struct e2b_proc *p)
+/* Where the slowest stream is in the log (caller holds mu); the log's
+ * start while the Start stream has not attached yet. */
+static uint64_t e2b_proc_slowest(const struct e2b_proc *p)
 {
     uint64_t min = p->base + p->log.len;
-    if (p->first_sub_pending) return;
+    if (p->first_sub_pending) return p->base;
     for (size_t i = 0; i < p->nsubs; i++)
         if (p->subs[i]->pos < min) min = p->subs[i]->pos;
-    size_t drop = (size_t)(min - p->base);
-    if (drop < PROC_TRIM_BYTES && drop < p->log.len) return;
-    memmove(p->log.data, p->log.data + drop, p->log.len - drop);
-    p->log.len -= drop;
-    if (p->log.data) p->log.data[p->log.len] = '\0';
-    p->base += drop;
+    return min;
 }
 
-static void e2b_proc_event(void *arg, const struct sf_proc_event *ev)
+/* Drop log bytes every stream has read (caller holds mu). True when the
+ * process's output was held and is now down to half the bound: the caller
+ * resumes it (e2b_proc_resume, without mu). */
+static bool e2b_proc_trim(struct e2b_proc *p)
+{
+    size_t drop = (size_t)(e2b_proc_slowest(p) - p->base);
+    if (drop && (drop >= PROC_TRIM_BYTES || drop == p->log.len)) {
+        memmove(p->log.data, p->log.data + drop, p->log.len - drop);
+        p->log.len -= drop;
+        if (p->log.data) p->log.data[p->log.len] = '\0';
+        p->base += drop;
+    }
+    uint64_t unread = p->base + p->log.len - e2b_proc_slowest(p);
+    if (p->held && unread <= PROC_HOLD_BYTES / 2) {
+        p->held = false;
+        return true;
+    }
+    return false;
+}
+
+/* Let the host read a held process again. */
+static void e2b_proc_resume(struct e2b_sbx *s, struct e2b_proc *p)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->ph) sf_proc_resume(s->ph, e2b_proc_pid(p));
+    pthread_mutex_unlock(&s->mu);
+}
+
+static bool e2b_proc_event(void *arg, const struct sf_proc_event *ev)
 {
     struct e2b_proc *p = arg;
+    bool hold = false;
     pthread_mutex_lock(&p->mu);
     if (ev->kind != SF_PROC_EXIT) {
         sf_e2b_put_data(&p->log, ev->kind == SF_PROC_STDOUT ? SF_E2B_STDOUT
@@ -131,7 +163,10 @@ static void e2b_proc_event(void *arg, const struct sf_proc_event *ev)
         if (p->stdin_fd >= 0) close(p->stdin_fd);
         p->stdin_fd = -1;
     }
+    /* (On the host's thread: it reads no held process, so held is false
+     * here but for the last drain of an exit.) */
     e2b_proc_trim(p);
+    if (!p->ended) hold = p->held = p->base + p->log.len - e2b_proc_slowest(p) > PROC_HOLD_BYTES;
     pthread_cond_broadcast(&p->cv);
     bool ended = p->ended && ev->kind == SF_PROC_EXIT;
     pthread_mutex_unlock(&p->mu);
@@ -139,6 +174,7 @@ static void e2b_proc_event(void *arg, const struct sf_proc_event *ev)
         e2b_sbx_remove_proc(p->s, p);
         e2b_proc_put(p);                      /* the sandbox table's reference */
     }
+    return hold;
 }
 
 /* ---- start / find ----------------------------------------------------------- */
@@ -311,8 +347,9 @@ static ssize_t e2b_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             memcpy(buf, p->log.data + (st->pos - p->base), n);
             st->pos += n;
             st->last_ms = sf_now_ms();
-            e2b_proc_trim(p);
+            bool resume = e2b_proc_trim(p);
             pthread_mutex_unlock(&p->mu);
+            if (resume) e2b_proc_resume(st->s, p);
             return (ssize_t)n;
         }
         if (p->ended) {
@@ -361,8 +398,9 @@ static void e2b_stream_free(void *cls)
             p->subs[i] = p->subs[--p->nsubs];
             break;
         }
-    e2b_proc_trim(p);
+    bool resume = e2b_proc_trim(p);
     pthread_mutex_unlock(&p->mu);
+    if (resume) e2b_proc_resume(st->s, p);
     sf_buf_free(&st->pend);
     e2b_proc_put(p);
     e2b_registry_put(st->r, st->s);

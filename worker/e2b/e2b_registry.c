@@ -17,6 +17,8 @@ struct e2b_registry {
     struct sf_sandbox_provider *prov;
     const struct sf_log *lg;
     int max;
+    int max_paused;                  /* paused ones kept at once: they hold their memory and
+                                        have no timeout, so they need a bound of their own */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct e2b_sbx **v;              /* live sandboxes, oldest first */
@@ -148,13 +150,14 @@ static void *e2b_reaper(void *arg)
     return NULL;
 }
 
-struct e2b_registry *e2b_registry_new(struct sf_sandbox_provider *prov, int max,
+struct e2b_registry *e2b_registry_new(struct sf_sandbox_provider *prov, int max, int max_paused,
                                       const struct sf_log *lg)
 {
     struct e2b_registry *r = sf_xcalloc(1, sizeof(*r));
     r->prov = prov;
     r->lg = lg;
     r->max = max > 0 ? max : 64;
+    r->max_paused = max_paused > 0 ? max_paused : r->max;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     if (pthread_create(&r->reaper, NULL, e2b_reaper, r)) {
@@ -381,6 +384,12 @@ int e2b_registry_pause(struct e2b_registry *r, const char *id, char *err, size_t
     if (!s || s->paused) {
         pthread_mutex_unlock(&r->mu);
         return s ? -EALREADY : -ENOENT;
+    }
+    if ((int)r->n - e2b_running(r) >= r->max_paused) {
+        pthread_mutex_unlock(&r->mu);
+        sf_errf(err, errlen, "%d sandboxes are paused already, the most this server keeps: kill or "
+                "resume one, or start the worker with a higher --e2b-max-paused", r->max_paused);
+        return -EUSERS;
     }
     s->refs++;
     pthread_mutex_unlock(&r->mu);

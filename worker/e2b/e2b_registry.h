@@ -64,8 +64,9 @@ struct e2b_sbx {
 
 struct e2b_registry;
 
-/* max: sandboxes alive at once (429 beyond). The provider is borrowed. */
-struct e2b_registry *e2b_registry_new(struct sf_sandbox_provider *prov, int max,
+/* max: sandboxes running at once (429 beyond); max_paused: paused ones
+ * kept at once (0: max). The provider is borrowed. */
+struct e2b_registry *e2b_registry_new(struct sf_sandbox_provider *prov, int max, int max_paused,
                                       const struct sf_log *lg);
 /* Stop the reaper, kill every sandbox, refuse new ones (-ESHUTDOWN). */
 void e2b_registry_kill_all(struct e2b_registry *r);
@@ -87,8 +88,8 @@ struct e2b_create {
 int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, struct e2b_sbx **out,
                         char *err, size_t errlen);
 /* Pause: freeze every process, stop its timeout, stop counting it as
- * running. 0, -ENOENT, -EALREADY (paused already), or -errno of the freezer
- * (message in err). */
+ * running. 0, -ENOENT, -EALREADY (paused already), -EUSERS (max_paused
+ * are paused; message in err), or -errno of the freezer (message in err). */
 int e2b_registry_pause(struct e2b_registry *r, const char *id, char *err, size_t errlen);
 /* Resume a paused sandbox (its timeout restarts at timeout_s, or what was
  * left when 0). 1 resumed, 0 it was running, -ENOENT, -EAGAIN at the

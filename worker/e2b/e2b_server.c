@@ -317,7 +317,7 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
         rc = -errno;
         goto fail;
     }
-    if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->lg))) {
+    if (!(s->reg = e2b_registry_new(cfg->prov, cfg->max_sandboxes, cfg->max_paused, cfg->lg))) {
         sf_errf(err, errlen, "cannot start the sandbox reaper thread");
         rc = -EAGAIN;
         goto fail;

@@ -30,6 +30,7 @@ struct sf_e2b_server_cfg {
     struct sf_sandbox_provider *prov;    /* borrowed; must be "local" */
     const struct sf_log *lg;             /* borrowed */
     int max_sandboxes;                   /* running at once; 429 beyond */
+    int max_paused;                      /* paused at once (0: max_sandboxes); 429 beyond */
     const struct sf_policy *policy;      /* the worker's caps (policy.h); NULL: none */
     const struct sf_templates *templates;  /* borrowed (template.h); NULL: only "base" */
     const char *domain;                  /* --e2b-domain: the "domain" sandboxes report, so

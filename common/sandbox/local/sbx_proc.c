@@ -34,6 +34,7 @@ struct proc {
     int fd[2];                   /* stdout, stderr read ends (a terminal: its
                                     master, and -1); -1 at EOF */
     bool pty;
+    bool held;                   /* its consumer asked for a pause: not polled */
     sf_proc_cb cb;
     void *arg;
 };
@@ -65,7 +66,7 @@ static void proc_deliver(struct proc *p, enum sf_proc_event_kind kind, const cha
 {
     if (p->pty) kind = SF_PROC_PTY;
     struct sf_proc_event ev = { .kind = kind, .pid = p->pid, .data = data, .len = len };
-    p->cb(p->arg, &ev);
+    if (p->cb(p->arg, &ev)) p->held = true;
 }
 
 /* Read what is there. Returns false at EOF or error (fd closed). */
@@ -183,8 +184,8 @@ static void *proc_thread(void *arg)
         pfd[0] = (struct pollfd){ h->ctl, POLLIN, 0 };
         pfd[1] = (struct pollfd){ h->wakefd, POLLIN, 0 };
         for (size_t i = 0; i < h->nprocs; i++)
-            for (int j = 0; j < 2; j++)
-                pfd[k++] = (struct pollfd){ h->procs[i].fd[j], POLLIN, 0 };  /* -1 is skipped */
+            for (int j = 0; j < 2; j++)                              /* -1 is skipped */
+                pfd[k++] = (struct pollfd){ h->procs[i].held ? -1 : h->procs[i].fd[j], POLLIN, 0 };
         pthread_mutex_unlock(&h->mu);
 
         if (poll(pfd, k, -1) < 0 && errno != EINTR) break;
@@ -198,7 +199,7 @@ static void *proc_thread(void *arg)
             if (!pfd[i].revents || pfd[i].fd < 0) continue;
             for (size_t j = 0; j < h->nprocs; j++)
                 for (int f = 0; f < 2; f++)
-                    if (h->procs[j].fd[f] == pfd[i].fd) proc_read(&h->procs[j], f, buf);
+                    if (h->procs[j].fd[f] == pfd[i].fd && !h->procs[j].held) proc_read(&h->procs[j], f, buf);
         }
         pthread_mutex_unlock(&h->mu);
         if (pfd[0].revents) proc_on_ctl(h, buf);
@@ -431,10 +432,25 @@ static int proc_resize(struct sf_proc_host *base, int pid, uint16_t rows, uint16
     return rc;
 }
 
+static int proc_resume(struct sf_proc_host *base, int pid)
+{
+    struct sbx_proc_host *h = (struct sbx_proc_host *)base;
+    int rc = -ESRCH;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->nprocs; i++)
+        if (h->procs[i].pid == pid) {
+            h->procs[i].held = false;
+            rc = 0;
+        }
+    pthread_mutex_unlock(&h->mu);
+    if (rc == 0) proc_wake(h);                /* poll its pipes again */
+    return rc;
+}
+
 /* ---- construction ------------------------------------------------------------ */
 
 static const struct sf_proc_host_ops proc_host_ops = { proc_spawn, proc_signal, proc_resize,
-                                                       proc_host_free };
+                                                       proc_resume, proc_host_free };
 
 int sf_sbx_proc_host_new(int ctl, bool user_mapped, const char *const *env_extra,
                          struct sf_proc_host **out, char *err, size_t errlen)
