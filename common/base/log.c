@@ -38,16 +38,26 @@ int sf_log_set_level(struct sf_log *lg, const char *name)
     return -EINVAL;
 }
 
-/* Append s with its control characters escaped (text lines only). */
+/* Append s with its control characters escaped (text lines only): C0 and
+ * DEL, and in UTF-8 the C1 controls (U+0080..U+009F, NEL among them) and
+ * the line and paragraph separators U+2028/U+2029, which Unicode-aware
+ * readers (Python's str.splitlines, some viewers) take as line breaks. */
 static void append_escaped(struct sf_buf *b, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
+        const unsigned char *u = (const unsigned char *)s + i;
+        unsigned char c = u[0];
         if (c == '\n') sf_buf_append(b, "\\n", 2);
         else if (c == '\r') sf_buf_append(b, "\\r", 2);
         else if (c == '\t') sf_buf_append(b, "\\t", 2);
         else if (c < 0x20 || c == 0x7f) sf_buf_appendf(b, "\\x%02x", c);
-        else sf_buf_append(b, &s[i], 1);
+        else if (c == 0xc2 && i + 1 < len && u[1] >= 0x80 && u[1] <= 0x9f) {
+            sf_buf_appendf(b, "\\u%04x", u[1]);
+            i++;
+        } else if (c == 0xe2 && i + 2 < len && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9)) {
+            sf_buf_appendf(b, "\\u%04x", 0x2000 + (u[2] - 0x80));
+            i += 2;
+        } else sf_buf_append(b, &s[i], 1);
     }
 }
 
@@ -89,7 +99,8 @@ void sf_log_event(const struct sf_log *lg, enum sf_log_level lv, const char *run
         if (!o) o = json_pack("{s:s, s:s}", "ts", ts, "msg", "(message was not valid UTF-8)");
         if (run_id) json_object_set_new(o, "run_id", json_string(run_id));
         if (task_id) json_object_set_new(o, "task_id", json_string(task_id));
-        char *s = json_dumps(o, JSON_COMPACT);
+        /* ASCII only: U+2028 and friends escaped too (see append_escaped). */
+        char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
         json_decref(o);
         sf_buf_appendf(&line, "%s\n", s ? s : "{}");
         free(s);

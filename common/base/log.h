@@ -4,8 +4,9 @@
  * sf_redact_url first.
  * A line cannot be forged by what it quotes: in text format every control
  * character of the ids and the message (a newline in a run id from the
- * wire, an agent's output in an error) is escaped (\n, \r, \t, \xHH);
- * JSON escapes them anyway. Text an agent wrote is logged only at debug
+ * wire, an agent's output in an error) is escaped (\n, \r, \t, \xHH), and
+ * so are the UTF-8 C1 controls and U+2028/U+2029 (\uHHHH), which some
+ * readers take as line breaks; JSON lines are ASCII, with those escaped. Text an agent wrote is logged only at debug
  * level and only through sf_log_excerpt (escaped and cut).
  * Library code logs through the struct sf_log it was given (or returns an
  * error message); the only direct writes to stderr are last words before

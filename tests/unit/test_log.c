@@ -49,6 +49,24 @@ static void text_lines_escape_what_they_quote(void **state)
     assert_non_null(strstr(line, "bad output: a\\nb\\tc\\x1b[31m\n"));
 }
 
+/* Lines that only Unicode-aware readers break (Python's str.splitlines,
+ * some viewers): NEL (U+0085) and the separators U+2028/U+2029 in a field
+ * from the wire (a JSON key quoted in a dead-letter reason). */
+static void unicode_line_breaks_are_escaped(void **state)
+{
+    (void)state;
+    const char *msg = "unknown limit 'a\xc2\x85" "b\xe2\x80\xa8" "c\xe2\x80\xa9" "d' \xc3\xa9";
+    char *line = logged(SF_LOG_TEXT, NULL, NULL, msg);
+    assert_non_null(strstr(line, "'a\\u0085b\\u2028c\\u2029d' \xc3\xa9\n"));   /* é stays */
+    assert_null(strstr(line, "\xe2\x80\xa8"));
+    line = logged(SF_LOG_JSON, NULL, NULL, msg);
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++) assert_true(*p < 0x80);
+    json_t *j = json_loads(line, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), msg);
+    json_decref(j);
+}
+
 static void json_lines_stay_one_valid_object(void **state)
 {
     (void)state;
@@ -78,6 +96,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_lines_escape_what_they_quote),
+        cmocka_unit_test(unicode_line_breaks_are_escaped),
         cmocka_unit_test(json_lines_stay_one_valid_object),
         cmocka_unit_test(excerpts_are_escaped_and_cut),
     };
