@@ -49,7 +49,9 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     char *k_rate = sf_xasprintf("sf:gate:rate:%s", r->key);
     char *k_res = sf_xasprintf("sf:gate:rate:%s:res", r->key);
     char *k_rwait = sf_xasprintf("sf:gate:rate:%s:wait", r->key);
-    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, handle);
+    const char *me = b->cfg.consumer ? b->cfg.consumer : "";
+    char *held = sf_xasprintf("%s@%s", handle, me);
+    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, held);
     char limit[24], per_s[40], burst[24], lease[24], score[32];
     /* Waiting order: older first, a priority level worth aging_ms of age
      * (the rule the band fetch applies too). */
@@ -61,8 +63,8 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     snprintf(score, sizeof(score), "%lld", (long long)(created - (int64_t)t->priority * rb->aging_ms));
     const char *ka[] = { stream, k_conc, k_cwait, k_rate, k_res, k_rwait, "sf:gates", "sf:gates:waiting",
                          rb->k_held,
-                         id, b->cfg.consumer ? b->cfg.consumer : "", holder, t->id, c->key, limit,
-                         r->key, per_s, burst, lease, raw, score, handle };
+                         id, me, holder, t->id, c->key, limit,
+                         r->key, per_s, burst, lease, raw, score, held };
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
     lens[19] = len;
@@ -76,6 +78,7 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     free(k_res);
     free(k_rwait);
     free(holder);
+    free(held);
     return rc;
 }
 
@@ -88,14 +91,16 @@ int sf_redis_gate_leave(struct sf_broker *b, const char *handle, const struct sf
     if (!t->concurrency.key[0]) return 0;            /* a token is spent, nothing to give back */
     char *k_conc = sf_xasprintf("sf:gate:conc:%s", t->concurrency.key);
     char *gate = sf_xasprintf("conc:%s", t->concurrency.key);
-    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, handle);
+    char *held = sf_xasprintf("%s@%s", handle, b->cfg.consumer ? b->cfg.consumer : "");
+    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, held);
     snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
-    const char *ka[] = { k_conc, rb->k_held, holder, handle, gate, lease };
+    const char *ka[] = { k_conc, rb->k_held, holder, held, gate, lease };
     int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_leave, 2, 4, ka, NULL);
     if (rc == 0) freeReplyObject(rep);
     free(k_conc);
     free(gate);
     free(holder);
+    free(held);
     return rc;
 }
 

@@ -142,10 +142,14 @@ const char sf_redis_lua_dead[] =
 /* KEYS: held hash, then the stream of each delivery. ARGV: consumer, lease
  * ms, holder prefix ("<queue>/"), the n handles, the n entry ids. Resets the
  * idle time of each entry this consumer still owns (XCLAIM to itself,
- * JUSTID: the delivery count is not bumped) and extends the concurrency slot
- * it holds, if any (the held hash names its key); returns the handles it no
- * longer owns. A plain XCLAIM would steal back an entry another worker has
- * rightfully reclaimed. */
+ * JUSTID: the delivery count is not bumped) and returns the handles it no
+ * longer owns; a plain XCLAIM would steal back an entry another worker has
+ * rightfully reclaimed. Extends the concurrency slot each delivery holds
+ * (the held hash names its key; slot and hash field are
+ * "<handle>@<consumer>") whether or not the entry is still its own: the
+ * copy that runs here counts until it is given back, even when another
+ * worker took the delivery over and settled it first. A slot that expired
+ * (this worker stalled past its lease) is not brought back (XX). */
 const char sf_redis_lua_renew[] =
     LUA_NOW
     "local n = #KEYS - 1\n"
@@ -155,12 +159,12 @@ const char sf_redis_lua_renew[] =
     "  local p = redis.call('XPENDING', s, 'workers', id, id, 1)\n"
     "  if #p == 1 and p[1][2] == ARGV[1] then\n"
     "    redis.call('XCLAIM', s, 'workers', ARGV[1], 0, id, 'JUSTID')\n"
-    "    local k = redis.call('HGET', KEYS[1], h)\n"
-    "    if k then\n"
-    "      redis.call('ZADD', 'sf:gate:conc:' .. k, 'XX', now + tonumber(ARGV[2]), ARGV[3] .. h)\n"
-    "    end\n"
     "  else\n"
     "    lost[#lost + 1] = h\n"
+    "  end\n"
+    "  local k = redis.call('HGET', KEYS[1], h .. '@' .. ARGV[1])\n"
+    "  if k then\n"
+    "    redis.call('ZADD', 'sf:gate:conc:' .. k, 'XX', now + tonumber(ARGV[2]), ARGV[3] .. h .. '@' .. ARGV[1])\n"
     "  end\n"
     "end\n"
     "return lost\n";
@@ -248,9 +252,12 @@ const char sf_redis_lua_stats[] =
 
 /* KEYS: stream, conc holders, conc waiting, rate bucket, rate reservations,
  * rate waiting, sf:gates, sf:gates:waiting, held hash.
- * ARGV: entry id, consumer, holder id ("<queue>/<handle>"), task id, conc
- * key ('' = none), limit, rate key ('' = none), per_s, burst, lease ms, raw
- * task, waiting score, handle.
+ * ARGV: entry id, consumer, holder id ("<queue>/<handle>@<consumer>"), task
+ * id, conc key ('' = none), limit, rate key ('' = none), per_s, burst, lease
+ * ms, raw task, waiting score, held field ("<handle>@<consumer>").
+ * A slot belongs to one delivery of one worker: a worker that stalled past
+ * its lease and wakes up to finish gives back only its own (expired) slot,
+ * never the one the delivery's reclaimer took.
  * Fenced like retry (only the delivery's owner). A task may start when its
  * concurrency key has a free slot and its rate key a token; a task that
  * arrives while others wait for the same gate waits behind them (a slot that
@@ -304,7 +311,7 @@ const char sf_redis_lua_gate_enter[] =
     "end\n"
     "return 0\n";
 
-/* KEYS: conc holders, held hash. ARGV: holder id, handle, gate
+/* KEYS: conc holders, held hash. ARGV: holder id, held field, gate
  * ("conc:<key>"), lease ms. The slot goes back; free slots go to the
  * oldest waiters at once. Returns how many were woken. */
 const char sf_redis_lua_gate_leave[] =
