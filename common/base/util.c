@@ -313,3 +313,28 @@ int sf_base64_decode(const char *s, size_t slen, char **out, size_t *outlen)
     *outlen = n;
     return 0;
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+size_t sf_pct_decode(const char *s, size_t n, char *out, size_t size, bool plus, char stop)
+{
+    size_t k = 0;
+    if (!size) return 0;
+    for (size_t i = 0; i < n && (!stop || s[i] != stop) && k + 1 < size; i++) {
+        int a, b;
+        if (s[i] == '%' && i + 2 < n && (a = hexval(s[i + 1])) >= 0 && (b = hexval(s[i + 2])) >= 0) {
+            out[k++] = (char)(a * 16 + b);
+            i += 2;
+        } else {
+            out[k++] = plus && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[k] = '\0';
+    return k;
+}

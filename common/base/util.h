@@ -35,6 +35,11 @@ void sf_buf_free(struct sf_buf *b);
 /* Hand the data to the caller (malloc'd, NUL-terminated, never NULL). */
 char *sf_buf_steal(struct sf_buf *b, size_t *len);
 
+/* %XX-decode s[0..n) into out (NUL-terminated, cut to size); '+' becomes a
+ * space when plus (query strings). Stops at stop (e.g. '?'; 0: none).
+ * Returns the length written. Malformed escapes are copied as they are. */
+size_t sf_pct_decode(const char *s, size_t n, char *out, size_t size, bool plus, char stop);
+
 /* Read a whole file; -errno, or -EFBIG when larger than max. */
 int sf_read_file(const char *path, size_t max, char **data, size_t *len);
 /* Raise this process's soft RLIMIT_NOFILE to at least 'want' (never above

@@ -157,6 +157,12 @@ struct sf_run_cursor {
     char cursor[64];            /* as results()'s: "" = from the start; updated in place */
 };
 
+enum sf_e2b_beat {
+    SF_E2B_BEAT = 0,            /* refresh */
+    SF_E2B_BEAT_FIRST,          /* a new process: drop what an old one under this id left */
+    SF_E2B_BEAT_LEAVING,        /* deregister */
+};
+
 struct sf_broker;
 struct sf_broker_ops {
     const char *scheme;
@@ -309,6 +315,39 @@ struct sf_broker_ops {
     /* Remove deliveries (n == 0: all) from the dead or pending list; returns how many. */
     int (*cb_purge)(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
                     char *err, size_t errlen);
+    /* --- E2B fleet: sandbox records and E2B worker capacity for the
+     * gateway (docs/e2b.md "Gateway", docs/protocol.md "E2B fleet";
+     * common/e2b/e2b_fleet.h has the JSON shapes). A backend without them
+     * leaves them NULL: sf_broker_e2b_missing() names what is missing and
+     * `serve --e2b-listen` / `--e2b-ingress` refuse to start. -------------- */
+    /* A worker's capacity (JSON text) as its E2B heartbeat. FIRST also drops
+     * every record an earlier process under this id left; LEAVING
+     * deregisters and drops its records. Returns 1 when the worker was
+     * registered before this beat, 0 when it was not (first beat, or it had
+     * been reaped as dead: the caller stores its records again). */
+    int (*e2b_beat)(struct sf_broker *b, const char *worker, const char *info,
+                    enum sf_e2b_beat mode, char *err, size_t errlen);
+    /* Every registered E2B worker: [{capacity..., "age_ms"}, ...]. */
+    int (*e2b_workers)(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+    /* Store a sandbox record (JSON text) owned by a registered worker:
+     * -ENOENT when the worker is not registered. if_absent: keep a record
+     * already there (the owner's own is the better one). */
+    int (*e2b_put)(struct sf_broker *b, const char *id, const char *worker, const char *rec,
+                   size_t len, int64_t started_ms, bool if_absent, char *err, size_t errlen);
+    /* The record of id (*rec NULL when none) and its owner's capacity with
+     * "age_ms" (*owner NULL when the owner is not registered). */
+    int (*e2b_get)(struct sf_broker *b, const char *id, char **rec, json_t **owner, char *err,
+                   size_t errlen);
+    /* Forget a record; 1 when it was there. */
+    int (*e2b_del)(struct sf_broker *b, const char *id, char *err, size_t errlen);
+    /* Records (JSON texts) whose owner is live, newest first. */
+    int (*e2b_list)(struct sf_broker *b, char ***recs, size_t *n, char *err, size_t errlen);
+    /* The ids recorded for this worker. */
+    int (*e2b_owned)(struct sf_broker *b, const char *worker, char ***ids, size_t *n, char *err,
+                     size_t errlen);
+    /* Deregister workers not heard from within their lease and drop their
+     * records. Returns how many records went. */
+    int (*e2b_reap)(struct sf_broker *b, char *err, size_t errlen);
     void (*free)(struct sf_broker *b);
 };
 
@@ -485,5 +524,14 @@ int sf_broker_callback_requeue(struct sf_broker *b, const char *id, const char *
 int sf_broker_callback_purge(struct sf_broker *b, bool dead, const char *const *ids, size_t n,
                              char *err, size_t errlen);
 bool sf_broker_has_callbacks(const struct sf_broker *b);
+
+/* NULL when the backend has every E2B fleet op; else a sentence naming the
+ * missing ones, for the gateway's and the worker's start-up error. */
+const char *sf_broker_e2b_missing(const struct sf_broker *b);
+/* The same for a broker URL, before connecting (a gateway or worker on
+ * kafka:// fails at once, not after waiting for the broker). */
+const char *sf_broker_url_e2b_missing(const char *url);
+/* Free what e2b_list / e2b_owned returned. */
+void sf_broker_strv_free(char **v, size_t n);
 
 #endif

@@ -592,6 +592,14 @@ static const struct sf_broker_ops redis_ops = {
     .cb_list = sf_redis_cb_list,
     .cb_requeue = sf_redis_cb_requeue,
     .cb_purge = sf_redis_cb_purge,
+    .e2b_beat = sf_redis_e2b_beat,
+    .e2b_workers = sf_redis_e2b_workers,
+    .e2b_put = sf_redis_e2b_put,
+    .e2b_get = sf_redis_e2b_get,
+    .e2b_del = sf_redis_e2b_del,
+    .e2b_list = sf_redis_e2b_list,
+    .e2b_owned = sf_redis_e2b_owned,
+    .e2b_reap = sf_redis_e2b_reap,
     .free = r_free,
 };
 

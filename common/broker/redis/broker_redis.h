@@ -122,6 +122,19 @@ int sf_redis_run_claim(struct sf_broker *b, const char *run_id, const struct sf_
 int sf_redis_results_many(struct sf_broker *b, struct sf_run_cursor *runs, size_t nruns, char **out,
                           size_t *lens, size_t *which, size_t max, int block_ms, size_t *n,
                           char *err, size_t errlen);
+/* broker_redis_e2b.c: the E2B fleet ops of broker.h (same contracts). */
+int sf_redis_e2b_beat(struct sf_broker *b, const char *worker, const char *info,
+                      enum sf_e2b_beat mode, char *err, size_t errlen);
+int sf_redis_e2b_workers(struct sf_broker *b, json_t **out, char *err, size_t errlen);
+int sf_redis_e2b_put(struct sf_broker *b, const char *id, const char *worker, const char *rec,
+                     size_t len, int64_t started_ms, bool if_absent, char *err, size_t errlen);
+int sf_redis_e2b_get(struct sf_broker *b, const char *id, char **rec, json_t **owner, char *err,
+                     size_t errlen);
+int sf_redis_e2b_del(struct sf_broker *b, const char *id, char *err, size_t errlen);
+int sf_redis_e2b_list(struct sf_broker *b, char ***recs, size_t *n, char *err, size_t errlen);
+int sf_redis_e2b_owned(struct sf_broker *b, const char *worker, char ***ids, size_t *n, char *err,
+                       size_t errlen);
+int sf_redis_e2b_reap(struct sf_broker *b, char *err, size_t errlen);
 
 /* The broker's connection pool (broker_redis.c), for the ops in other files. */
 struct sf_redis_pool *sf_redis_broker_pool(struct sf_broker *b);
