@@ -36,6 +36,7 @@ struct loop {
     int64_t grace_deadline;
     int64_t next_hb, next_renew, next_maintain, fetch_backoff_until;
     struct sf_retry fetch_retry;   /* pauses between failed fetches (not slept here) */
+    int64_t e2b_flush_after;      /* --e2b-ingress: next record flush after a failure */
     int64_t last_err_log;
 };
 
@@ -88,6 +89,8 @@ static void read_signals(struct loop *lp)
         if (lp->state == RUNNING) {
             lp->state = DRAINING;
             sf_health_set_draining(&lp->w->obs.health);
+            if (lp->w->e2b) lp->w->e2b->drain(lp->w->e2b->arg);
+            lp->next_hb = 0;                /* tell the E2B gateways at once */
             lp->grace_deadline = sf_now_ms() + lp->w->cfg->grace_s * 1000;
             SF_LOG(lp->w->lg, SF_LOG_INFO, NULL, NULL,
                    "signal %u: draining %zu in-flight task(s) (grace %lds; again to stop now)",
@@ -122,6 +125,21 @@ static void heartbeat(struct loop *lp, bool leaving)
     if (w->b->ops->heartbeat(w->b, &wi, leaving, err, sizeof(err)) < 0)
         log_broker_error(lp, "heartbeat", err);
     json_decref(wi.secrets);
+    const struct worker_e2b *e = w->e2b;
+    if (e && e->beat && e->beat(e->arg, w->b, lp->state == DRAINING, leaving, err, sizeof(err)) < 0)
+        log_broker_error(lp, "E2B heartbeat", err);
+}
+
+/* --e2b-ingress: sandbox records that changed go to the broker. */
+static void e2b_flush(struct loop *lp, int64_t now)
+{
+    char err[512];
+    const struct worker_e2b *e = lp->w->e2b;
+    if (!e || !e->flush || now < lp->e2b_flush_after) return;
+    if (e->flush(e->arg, lp->w->b, err, sizeof(err)) < 0) {
+        log_broker_error(lp, "storing E2B sandbox records", err);
+        lp->e2b_flush_after = now + 500;
+    }
 }
 
 static void renew(struct loop *lp)
@@ -232,8 +250,13 @@ int worker_loop(struct worker *w, int sfd)
             timeout = until > now ? (int)(until - now) : 0;
             if (timeout > 1000) timeout = 1000;
         }
-        struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { sf_pool_fd(w->pool), POLLIN, 0 } };
-        if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
+        struct pollfd pfd[3] = { { sfd, POLLIN, 0 }, { sf_pool_fd(w->pool), POLLIN, 0 },
+                                 { w->e2b && w->e2b->fd ? w->e2b->fd(w->e2b->arg) : -1, POLLIN, 0 } };
+        if (now < lp.e2b_flush_after) {
+            pfd[2].fd = -1;
+            if (lp.e2b_flush_after - now < timeout) timeout = (int)(lp.e2b_flush_after - now);
+        }
+        if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
             SF_LOG(w->lg, SF_LOG_ERROR, NULL, NULL, "poll: %s", strerror(errno));
             lp.hard = true;
         }
@@ -242,7 +265,15 @@ int worker_loop(struct worker *w, int sfd)
         take_done(&lp);
         if (lp.hard) break;
         now = sf_now_ms();
-        if (lp.state == DRAINING && w->n_inflight == 0) break;
+        /* E2B sandboxes are served on through the drain, until they end
+         * or the grace period does. */
+        size_t e2b_alive = w->e2b ? w->e2b->alive(w->e2b->arg) : 0;
+        if (lp.state == DRAINING && w->n_inflight == 0 && e2b_alive == 0) break;
+        if (lp.state == DRAINING && now >= lp.grace_deadline && w->n_inflight == 0) {
+            SF_LOG(w->lg, SF_LOG_INFO, NULL, NULL, "grace period over: killing %zu E2B sandbox(es)",
+                   e2b_alive);
+            break;
+        }
         if (lp.state == DRAINING && now >= lp.grace_deadline) {
             SF_LOG(w->lg, SF_LOG_WARN, NULL, NULL,
                    "grace period over: %zu task(s) return to the queue when their leases run out",
@@ -251,6 +282,7 @@ int worker_loop(struct worker *w, int sfd)
             break;
         }
         duties(&lp, now);
+        e2b_flush(&lp, now);
         if (can_fetch && lp.state == RUNNING && w->n_inflight < slots)
             fetch(&lp, slots - w->n_inflight, block_ms);
     }

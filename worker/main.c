@@ -4,6 +4,8 @@
  * sandbox backend is unusable. Only main() exits. */
 #include "worker.h"
 #include "config.h"
+#include "e2b_fleet.h"
+#include "e2b_member.h"
 #include "e2b_server.h"
 #include "exitcode.h"
 #include "template.h"
@@ -80,6 +82,12 @@ static const struct sf_opt worker_opts[] = {
      * more connections than the other listeners, half of them per address. */
     SF_HTTP_LIMIT_OPTS_CONNS("e2b", "SANDFLEET_E2B", struct worker_cfg, e2b_limits, "16384", "1024",
                              "512"),
+    { "e2b-ingress", "SANDFLEET_E2B_INGRESS", SF_OPT_STR, O(e2b_ingress), NULL, "HOST:PORT",
+      "join the E2B fleet: serve the sandboxes the gateway (serve --e2b-listen) places here, "
+      "at this address (listened on unless --e2b-listen says where); needs --broker", 0, 0 },
+    { "e2b-gateway-secret", "SANDFLEET_E2B_GATEWAY_SECRET", SF_OPT_STR, O(e2b_gw_secret), NULL, "SECRET",
+      "with --e2b-ingress: the secret shared with the gateway (best as --e2b-gateway-secret-file FILE)",
+      0, 0, SF_OPT_SECRET },
     { "e2b-template", "SANDFLEET_E2B_TEMPLATE", SF_OPT_STR, O(e2b_template), "base", "NAME",
       "template of E2B sandboxes for --sandbox e2b", 0, 0 },
     { "http", "SANDFLEET_HTTP", SF_OPT_STR, O(http), NULL, "HOST:PORT",
@@ -147,27 +155,106 @@ static bool start_wait_stop(void *arg)
 /* --e2b-listen: make the provider, start the server. Without --broker,
  * serve until SIGTERM/SIGINT (returns 0 then); otherwise return 0 at once
  * and let the pull loop run beside it. SF_EXIT_BROKEN when it cannot start. */
+/* What the loop drives of the E2B server (worker.h, struct worker_e2b). */
+static void e2b_drain(void *arg) { sf_e2b_server_drain(((struct worker *)arg)->e2b_srv); }
+static size_t e2b_alive(void *arg) { return sf_e2b_server_alive(((struct worker *)arg)->e2b_srv); }
+static int e2b_beat(void *arg, struct sf_broker *b, bool draining, bool leaving, char *err, size_t errlen)
+{
+    return e2b_member_beat(((struct worker *)arg)->member, b, draining, leaving, err, errlen);
+}
+static int e2b_fd(void *arg) { return e2b_member_fd(((struct worker *)arg)->member); }
+static int e2b_flush(void *arg, struct sf_broker *b, char *err, size_t errlen)
+{
+    return e2b_member_flush(((struct worker *)arg)->member, b, err, errlen);
+}
+
+/* --e2b-ingress: the member (e2b_member.h) with the gateway's secret. */
+static int worker_e2b_member(struct worker *w)
+{
+    char err[1024];
+    size_t slen;
+    const struct worker_cfg *cfg = w->cfg;
+    if (!cfg->bf.url) {
+        SF_LOGE(w->lg, "--e2b-ingress needs --broker: the fleet's state lives there");
+        return SF_EXIT_USAGE;
+    }
+    if (sf_e2b_secret_check(cfg->e2b_gw_secret, "e2b-gateway-secret", err, sizeof(err)) < 0) {
+        SF_LOGE(w->lg, "--e2b-ingress: %s", err);
+        return SF_EXIT_USAGE;
+    }
+    const char *missing = sf_broker_url_e2b_missing(cfg->bf.url);
+    if (missing) {
+        SF_LOGE(w->lg, "--e2b-ingress: %s", missing);
+        return SF_EXIT_USAGE;
+    }
+    slen = strlen(cfg->e2b_gw_secret);
+    /* ":PORT": listen on every address, advertise this machine's own. */
+    char own[96];
+    const char *adv = cfg->e2b_ingress;
+    if (adv[0] == ':') {
+        int rc = e2b_member_own_ingress(adv + 1, own, sizeof(own));
+        if (rc < 0) {
+            SF_LOGE(w->lg, "--e2b-ingress %s: no address of this machine to advertise (%s); "
+                    "give HOST:PORT", adv, strerror(-rc));
+            return SF_EXIT_USAGE;
+        }
+        adv = own;
+    }
+    w->member = e2b_member_new(w->id, adv, cfg->lease_ms, cfg->e2b_gw_secret, slen, w->lg);
+    if (!w->member) {
+        SF_LOGE(w->lg, "eventfd: %s", strerror(errno));
+        return SF_EXIT_BROKEN;
+    }
+    return 0;
+}
+
 static int worker_e2b_start(struct worker *w, const struct sf_provider_config *pcfg,
                             struct sf_e2b_server **out, int sfd)
 {
     char err[1024];
     const struct worker_cfg *cfg = w->cfg;
+    int code;
+    if (cfg->e2b_ingress && (code = worker_e2b_member(w)) != 0) return code;
     if (!(w->prov = sf_sandbox_provider_new(cfg->sandbox, pcfg, err, sizeof(err)))) {
         SF_LOGE(w->lg, "sandbox '%s': %s", cfg->sandbox, err);
         return SF_EXIT_BROKEN;
     }
-    struct sf_e2b_server_cfg ecfg = { .listen = cfg->e2b_listen, .domain = cfg->e2b_domain, .api_key = cfg->e2b_api_key,
+    char any[80];
+    const char *listen = cfg->e2b_listen ? cfg->e2b_listen : cfg->e2b_ingress;
+    if (listen && listen[0] == ':') {
+        snprintf(any, sizeof(any), "0.0.0.0%s", listen);
+        listen = any;
+    }
+    /* Behind the gateway every connection comes from a gateway: a few
+     * addresses holding many (pooled, streams), so the per-address cap is
+     * the total one. */
+    struct sf_http_limits lim = cfg->e2b_limits;
+    if (w->member) lim.max_conns_per_ip = lim.max_conns;
+    struct sf_e2b_server_cfg ecfg = { .listen = listen, .domain = cfg->e2b_domain, .api_key = cfg->e2b_api_key,
                                       .prov = w->prov, .lg = w->lg, .max_sandboxes = (int)cfg->e2b_max,
                                       .max_paused = (int)cfg->e2b_max_paused,
                                       .policy = &w->policy, .templates = w->templates,
                                       .secrets = &w->secrets,
-                                      .limits = cfg->e2b_limits };
+                                      .limits = lim, .member = w->member };
     if (sf_e2b_server_start(&ecfg, out, err, sizeof(err)) < 0) {
         SF_LOGE(w->lg, "%s", err);
         return SF_EXIT_BROKEN;
     }
-    SF_LOGI(w->lg, "serving the E2B API and envd on port %u (%s)%s", sf_e2b_server_port(*out),
-            cfg->e2b_listen, cfg->e2b_api_key ? "" : "; any API key is accepted");
+    if (w->member) {
+        /* Port 0 (tests): advertise the port actually bound. */
+        const char *adv = e2b_member_ingress(w->member);
+        size_t n = strlen(adv);
+        if (!cfg->e2b_listen && n > 2 && !strcmp(adv + n - 2, ":0")) {
+            char *bound = sf_xasprintf("%.*s:%u", (int)(n - 2), adv, sf_e2b_server_port(*out));
+            e2b_member_set_ingress(w->member, bound);
+            free(bound);
+        }
+        SF_LOGI(w->lg, "serving E2B sandboxes for the fleet's gateway on port %u (%s)",
+                sf_e2b_server_port(*out), listen);
+    } else {
+        SF_LOGI(w->lg, "serving the E2B API and envd on port %u (%s)%s", sf_e2b_server_port(*out),
+                listen, cfg->e2b_api_key ? "" : "; any API key is accepted");
+    }
     if (cfg->bf.url) return 0;
     for (;;) {
         struct pollfd pfd = { sfd, POLLIN, 0 };
@@ -211,6 +298,7 @@ int main(int argc, char **argv)
 {
     struct worker_cfg cfg = {0};
     struct worker w = {0};
+    struct worker_e2b e2b_hooks;
     struct sf_log lg;
     struct sf_provider_config pcfg = {0};
     char **pos = NULL, err[1024];
@@ -235,7 +323,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandfleet-worker: bad --log-format or --log-level\n");
         goto out;
     }
-    if (!cfg.bf.url && !cfg.e2b_listen) {
+    if (cfg.e2b_ingress && !cfg.e2b_ingress[0]) {        /* SANDFLEET_E2B_INGRESS="": off */
+        free(cfg.e2b_ingress);
+        cfg.e2b_ingress = NULL;
+    }
+    if (!cfg.bf.url && !cfg.e2b_listen && !cfg.e2b_ingress) {
         fprintf(stderr, "sandfleet-worker: --broker (or SANDFLEET_BROKER) or --e2b-listen is required\n");
         goto out;
     }
@@ -311,8 +403,16 @@ int main(int argc, char **argv)
     pcfg.egress_dns = (const char *const *)cfg.egress_dns.v;
     pcfg.log = &lg;
     /* The E2B server runs beside the pull loop when --broker is given too. */
-    if (cfg.e2b_listen) {
+    if (cfg.e2b_listen || cfg.e2b_ingress) {
         if ((code = worker_e2b_start(&w, &pcfg, &e2b, sfd)) != 0 || !cfg.bf.url) goto out;
+        w.e2b_srv = e2b;
+        e2b_hooks = (struct worker_e2b){ .arg = &w, .drain = e2b_drain, .alive = e2b_alive };
+        if (w.member) {
+            e2b_hooks.beat = e2b_beat;
+            e2b_hooks.fd = e2b_fd;
+            e2b_hooks.flush = e2b_flush;
+        }
+        w.e2b = &e2b_hooks;
         code = SF_EXIT_USAGE;
     }
 
@@ -365,6 +465,7 @@ int main(int argc, char **argv)
     }
 out:
     sf_e2b_server_stop(e2b);
+    e2b_member_free(w.member);
     sf_pool_free(w.pool, NULL);
     sf_warm_pool_free(w.ecfg.warm);
     sf_sandbox_provider_free(w.prov);

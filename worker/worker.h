@@ -47,6 +47,7 @@ struct worker_cfg {
     char *e2b_listen, *e2b_api_key, *e2b_template, *e2b_domain;  /* E2B-compatible server (e2b_server.h) */
     long e2b_max, e2b_max_paused;
     struct sf_http_limits e2b_limits;    /* --e2b-max-conns ... (http_guard.h) */
+    char *e2b_ingress, *e2b_gw_secret;   /* behind the fleet's gateway (e2b_member.h) */
     char *http;             /* --http HOST:PORT: /metrics, /healthz, /readyz */
     struct sf_http_limits http_limits;   /* its bounds (http_guard.h) */
     long healthz_stale_s;
@@ -70,6 +71,22 @@ enum wjob_outcome {
 };
 
 struct worker;
+struct e2b_member;
+struct sf_e2b_server;
+/* What the loop drives of the worker's E2B server (worker/e2b/, set up by
+ * main.c; NULL without --e2b-listen / --e2b-ingress). The loop sees only
+ * these, so it is built and tested without the E2B server. */
+struct worker_e2b {
+    void *arg;
+    void (*drain)(void *arg);                    /* take no new sandboxes */
+    size_t (*alive)(void *arg);                  /* sandboxes alive */
+    /* --e2b-ingress only (NULL otherwise): the fleet's heartbeat, and the
+     * records of changed sandboxes (fd readable when some wait). */
+    int (*beat)(void *arg, struct sf_broker *b, bool draining, bool leaving, char *err,
+                size_t errlen);
+    int (*fd)(void *arg);
+    int (*flush)(void *arg, struct sf_broker *b, char *err, size_t errlen);
+};
 
 /* Where a job is; the pool thread moves it forward, the loop reads it. */
 enum wjob_phase {
@@ -113,6 +130,9 @@ struct worker {
     atomic_llong done, failed;
     int64_t started_ms;
     struct sf_callback_dispatch *cbd;   /* callbacks.c: delivering callbacks; NULL when off */
+    const struct worker_e2b *e2b;       /* --e2b-listen / --e2b-ingress, or NULL */
+    struct sf_e2b_server *e2b_srv;      /* main.c: the server behind it */
+    struct e2b_member *member;          /* main.c: --e2b-ingress's state */
     struct sf_callback_allow cb_allow;
     struct sf_secrets secrets;    /* where task and callback secrets come from */
     struct worker_obs obs;    /* metrics and probes (obs.h); any thread */

@@ -3,6 +3,8 @@
  * paging headers, and the legacy list), kill, set timeout, connect and
  * refreshes. Error bodies are {"code":<int>,"message":...} as E2B's. */
 #include "e2b_server.h"
+#include "e2b_fleet.h"
+#include "e2b_member.h"
 #include "e2b_registry.h"
 #include "e2b_network.h"
 #include "template.h"
@@ -21,17 +23,6 @@
 #define E2B_MAX_TIMEOUT_S 86400
 
 /* ---- JSON views of a sandbox -------------------------------------------------- */
-
-static json_t *e2b_time(int64_t wall_ms)
-{
-    char buf[40];
-    time_t t = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)(wall_ms % 1000));
-    return json_string(buf);
-}
 
 /* Sandbox: what create and connect return. */
 static json_t *e2b_sandbox_json(struct e2b_req *rq, const struct e2b_sbx *s)
@@ -52,8 +43,8 @@ static json_t *e2b_detail_json(struct e2b_registry *reg, struct e2b_sbx *s, cons
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:s,s:O}",
                           "templateID", s->template_id, "alias", s->template_id,
                           "sandboxID", s->id, "clientID", E2B_CLIENT_ID,
-                          "startedAt", e2b_time(s->started_wall_ms),
-                          "endAt", e2b_time(__atomic_load_n(&s->end_wall_ms, __ATOMIC_RELAXED)),
+                          "startedAt", sf_e2b_time_json(s->started_wall_ms),
+                          "endAt", sf_e2b_time_json(__atomic_load_n(&s->end_wall_ms, __ATOMIC_RELAXED)),
                           "cpuCount", (int)(cpus > 0 ? cpus : 1),
                           "memoryMB", s->memory_mb > 0 ? s->memory_mb : 512,
                           "diskSizeMB", s->disk_mb > 0 ? s->disk_mb : 256, "state", e2b_sbx_paused(reg, s) ? "paused" : "running",
@@ -77,23 +68,6 @@ static json_t *e2b_body(struct e2b_req *rq, bool required)
         j = NULL;
     }
     return j;
-}
-
-/* ^[a-z0-9]+(-[a-z0-9]+)?$; the "-<clientID>" suffix is dropped. */
-static bool e2b_valid_id(const char *in, char *out, size_t size)
-{
-    size_t n = 0;
-    int dashes = 0;
-    for (const char *p = in; *p; p++) {
-        if (*p == '-') {
-            if (++dashes > 1 || p == in || !p[1]) return false;
-            continue;
-        }
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p))) return false;
-    }
-    for (const char *p = in; *p && *p != '-' && n + 1 < size; p++) out[n++] = *p;
-    out[n] = '\0';
-    return n > 0 && n + 1 < size;
 }
 
 static int e2b_not_found(struct e2b_req *rq, const char *id)
@@ -171,7 +145,10 @@ static int e2b_create(struct e2b_req *rq, bool v2)
     int rc = e2b_registry_create(rq->reg, &c, &s, err, sizeof(err));
     if (rc == -EAGAIN) ret = e2b_reply_error(rq, 429, "%s", err);
     else if (rc < 0) ret = e2b_reply_error(rq, rc == -ESHUTDOWN ? 503 : 500, "%s", err);
-    else ret = e2b_reply_json(rq, 201, e2b_sandbox_json(rq, s));
+    else {
+        e2b_member_created(rq, s);
+        ret = e2b_reply_json(rq, 201, e2b_sandbox_json(rq, s));
+    }
     if (rc == 0) e2b_registry_put(rq->reg, s);
     json_decref(body);
     e2b_net_req_clear(&net);
@@ -336,7 +313,7 @@ static json_t *e2b_metric_json(struct e2b_sbx *s)
     pthread_mutex_unlock(&s->mu);
     double pct = d_ms > 0 && st.cpus > 0 ? 100.0 * (double)d_cpu / 1000.0 / (double)d_ms / st.cpus : 0;
     if (pct < 0) pct = 0;
-    json_t *ts = e2b_time(now);
+    json_t *ts = sf_e2b_time_json(now);
     json_t *j = json_pack("{s:o,s:I,s:i,s:f,s:I,s:I,s:I,s:I,s:I}", "timestamp", ts,
                           "timestampUnix", (json_int_t)(now / 1000), "cpuCount", st.cpus,
                           "cpuUsedPct", pct, "memUsed", (json_int_t)(st.mem_bytes > 0 ? st.mem_bytes : 0),
@@ -440,6 +417,6 @@ int e2b_api_handle(struct e2b_req *rq)
     if (idlen >= sizeof(raw)) return e2b_reply_error(rq, 400, "Invalid sandbox ID");
     memcpy(raw, rest, idlen);
     raw[idlen] = '\0';
-    if (!e2b_valid_id(raw, id, sizeof(id))) return e2b_reply_error(rq, 400, "Invalid sandbox ID");
+    if (!sf_e2b_valid_id(raw, id, sizeof(id))) return e2b_reply_error(rq, 400, "Invalid sandbox ID");
     return e2b_sandbox_action(rq, id, slash ? slash + 1 : "");
 }

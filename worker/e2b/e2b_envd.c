@@ -6,6 +6,7 @@
  * Paths resolve like envd's for its default user: relative and "~" paths
  * are under /home/user. */
 #include "e2b_server.h"
+#include "e2b_fleet.h"
 #include "e2b_connect.h"
 #include "e2b_proc.h"
 #include "e2b_registry.h"
@@ -24,8 +25,7 @@
 
 int e2b_gone(struct e2b_req *rq)
 {
-    return e2b_reply_json(rq, 502, json_pack("{s:s,s:s,s:i}", "sandboxId", rq->sandbox_id,
-                                             "message", "The sandbox was not found", "code", 502));
+    return e2b_reply_json(rq, 502, sf_e2b_gone_json(rq->sandbox_id));
 }
 
 char *e2b_resolve(const char *path)

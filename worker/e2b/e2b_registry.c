@@ -25,7 +25,9 @@ struct e2b_registry {
     size_t n, cap;
     int creating;                    /* creates in progress, counted against max */
     int watches;                     /* directory watches open (e2b_fs.c) */
-    bool stop;
+    bool stop, draining;
+    void (*observe)(void *arg, const char *id);   /* fleet hook, or NULL */
+    void *observe_arg;
     pthread_t reaper;
 };
 
@@ -115,6 +117,7 @@ int e2b_registry_kill(struct e2b_registry *r, const char *id)
     if (!s) return -ENOENT;
     e2b_sbx_kill(s);
     SF_LOGI(r->lg, "e2b: sandbox %s killed", s->id);
+    if (r->observe) r->observe(r->observe_arg, s->id);
     e2b_registry_put(r, s);
     return 0;
 }
@@ -139,6 +142,7 @@ static void *e2b_reaper(void *arg)
             pthread_mutex_unlock(&r->mu);
             e2b_sbx_kill(expired);
             SF_LOGI(r->lg, "e2b: sandbox %s reached its timeout and was killed", expired->id);
+            if (r->observe) r->observe(r->observe_arg, expired->id);
             e2b_registry_put(r, expired);
             pthread_mutex_lock(&r->mu);
             continue;
@@ -181,6 +185,7 @@ void e2b_registry_kill_all(struct e2b_registry *r)
         pthread_mutex_unlock(&r->mu);
         if (!s) break;
         e2b_sbx_kill(s);
+        if (r->observe) r->observe(r->observe_arg, s->id);
         e2b_registry_put(r, s);
     }
 }
@@ -205,6 +210,8 @@ static int e2b_running(const struct e2b_registry *r)
     return n;
 }
 
+static int e2b_set_end(struct e2b_registry *r, const char *id, int timeout_s, bool extend_only);
+
 int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, struct e2b_sbx **out,
                         char *err, size_t errlen)
 {
@@ -212,9 +219,10 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     int rc;
     *out = NULL;
     pthread_mutex_lock(&r->mu);
-    if (r->stop) {
+    if (r->stop || r->draining) {
         pthread_mutex_unlock(&r->mu);
-        sf_errf(err, errlen, "the server is shutting down");
+        sf_errf(err, errlen, r->stop ? "the server is shutting down"
+                                     : "this worker is draining: it takes no new sandboxes");
         return -ESHUTDOWN;
     }
     if (e2b_running(r) + r->creating >= r->max) {
@@ -278,6 +286,7 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
     pthread_mutex_unlock(&r->mu);
     SF_LOGI(r->lg, "e2b: sandbox %s created (template %s, timeout %ds, local %s)", s->id,
             s->template_id, c->timeout_s, s->sb->id);
+    if (r->observe) r->observe(r->observe_arg, s->id);
     *out = s;
     return 0;
 }
@@ -305,6 +314,40 @@ void e2b_registry_ref(struct e2b_registry *r, struct e2b_sbx *s)
 
 int e2b_registry_set_timeout(struct e2b_registry *r, const char *id, int timeout_s,
                              bool extend_only)
+{
+    int rc = e2b_set_end(r, id, timeout_s, extend_only);
+    if (rc == 0 && r->observe) r->observe(r->observe_arg, id);
+    return rc;
+}
+
+void e2b_registry_observe(struct e2b_registry *r, void (*fn)(void *arg, const char *id), void *arg)
+{
+    r->observe = fn;
+    r->observe_arg = arg;
+}
+
+size_t e2b_registry_count(struct e2b_registry *r, int *running)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n;
+    if (running) *running = e2b_running(r);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+int e2b_registry_max(const struct e2b_registry *r)
+{
+    return r->max;
+}
+
+void e2b_registry_drain(struct e2b_registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->draining = true;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int e2b_set_end(struct e2b_registry *r, const char *id, int timeout_s, bool extend_only)
 {
     int rc = -ENOENT;
     pthread_mutex_lock(&r->mu);
@@ -408,6 +451,7 @@ int e2b_registry_pause(struct e2b_registry *r, const char *id, char *err, size_t
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         SF_LOGI(r->lg, "e2b: sandbox %s paused", s->id);
+        if (r->observe) r->observe(r->observe_arg, s->id);
     }
     e2b_registry_put(r, s);
     return rc;
@@ -442,6 +486,7 @@ int e2b_registry_resume(struct e2b_registry *r, const char *id, int timeout_s, c
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         SF_LOGI(r->lg, "e2b: sandbox %s resumed", s->id);
+        if (r->observe) r->observe(r->observe_arg, s->id);
         rc = 1;
     }
     e2b_registry_put(r, s);

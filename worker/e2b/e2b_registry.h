@@ -119,6 +119,18 @@ void e2b_fs_watchers_free(struct e2b_registry *r, struct e2b_sbx *s);
 bool e2b_registry_watch_take(struct e2b_registry *r);
 void e2b_registry_watch_give(struct e2b_registry *r);
 
+/* Fleet hooks (worker/e2b/e2b_member.c). fn(arg, id) is called, with no
+ * lock held, after a sandbox was created, killed, paused, resumed or had its
+ * end moved. Set
+ * once before the server serves. */
+void e2b_registry_observe(struct e2b_registry *r, void (*fn)(void *arg, const char *id), void *arg);
+/* Sandboxes alive now (running + paused; running: those counted against
+ * the cap), and the cap. */
+size_t e2b_registry_count(struct e2b_registry *r, int *running);
+int e2b_registry_max(const struct e2b_registry *r);
+/* Refuse new sandboxes (-ESHUTDOWN, "draining"); the live ones go on. */
+void e2b_registry_drain(struct e2b_registry *r);
+
 /* Process table of a sandbox (worker/e2b/e2b_proc.c uses these). */
 void e2b_sbx_add_proc(struct e2b_sbx *s, struct e2b_proc *p);
 void e2b_sbx_remove_proc(struct e2b_sbx *s, struct e2b_proc *p);

@@ -3,6 +3,8 @@
  * routing between the REST API and envd, and the reply helpers. See
  * e2b_server.h. */
 #include "e2b_server.h"
+#include "e2b_fleet.h"
+#include "e2b_member.h"
 #include "e2b_registry.h"
 #include "e2b_network.h"
 #include "template.h"
@@ -21,6 +23,7 @@
 struct sf_e2b_server {
     struct MHD_Daemon *d;
     struct e2b_registry *reg;
+    struct e2b_member *member;           /* behind the gateway, or NULL */
     const struct sf_log *lg;
     char *api_key;
     const struct sf_policy *policy;
@@ -56,6 +59,7 @@ int e2b_reply(struct e2b_req *rq, unsigned status, const char *ctype, const void
 {
     struct MHD_Response *r = sf_mhd_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (ctype) sf_mhd_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    for (int i = 0; i < rq->nxhdr; i++) sf_mhd_add_response_header(r, rq->xhdr[i][0], rq->xhdr[i][1]);
     int ret = sf_mhd_queue_response(rq->conn, status, r);
     sf_mhd_destroy_response(r);
     return ret;
@@ -77,7 +81,7 @@ int e2b_reply_error(struct e2b_req *rq, unsigned status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return e2b_reply_json(rq, status, json_pack("{s:i,s:s}", "code", (int)status, "message", msg));
+    return e2b_reply_json(rq, status, sf_e2b_error_json((int)status, msg));
 }
 
 static unsigned e2b_connect_status(const char *code)
@@ -117,31 +121,16 @@ const char *e2b_query(struct e2b_req *rq, const char *name)
 
 /* ---- routing ---------------------------------------------------------------- */
 
-/* "<port>-<id>.<domain>[:port]" → id (the port stays at the start of host). */
-static bool e2b_host_sandbox(const char *host, char *id, size_t size)
-{
-    const char *dash = host ? strchr(host, '-') : NULL, *dot;
-    if (!dash || dash == host || !(dot = strchr(dash, '.'))) return false;
-    for (const char *p = host; p < dash; p++)
-        if (*p < '0' || *p > '9') return false;
-    size_t n = (size_t)(dot - dash - 1);
-    const char *more = memchr(dash + 1, '-', n);    /* an old "-<clientID>" suffix */
-    if (more) n = (size_t)(more - dash - 1);
-    if (!n || n >= size) return false;
-    memcpy(id, dash + 1, n);
-    id[n] = '\0';
-    return true;
-}
-
 /* A request names a sandbox by E2b-Sandbox-Id (and E2b-Sandbox-Port) or by
  * its Host; port 49983 is envd, any other a port of the sandbox (get_host). */
 static void e2b_classify(struct e2b_req *rq)
 {
+    unsigned port;
     const char *id = e2b_header(rq, "E2b-Sandbox-Id"), *host = e2b_header(rq, "Host");
     if (id && id[0]) {
         sf_strlcpy(rq->sandbox_id, id, sizeof(rq->sandbox_id));
         rq->envd = !e2b_ingress_route(rq, NULL, e2b_header(rq, "E2b-Sandbox-Port"));
-    } else if (e2b_host_sandbox(host, rq->sandbox_id, sizeof(rq->sandbox_id))) {
+    } else if (sf_e2b_host_route(host, &port, rq->sandbox_id, sizeof(rq->sandbox_id))) {
         rq->envd = !e2b_ingress_route(rq, host, NULL);
     }
 }
@@ -154,6 +143,16 @@ static void e2b_classify(struct e2b_req *rq)
 static void e2b_admit(struct e2b_req *rq)
 {
     const char *url = rq->url;
+    char why[256];
+    /* Behind the gateway nothing is served, and no body read, for a
+     * request that is not the gateway's. */
+    if (rq->member && !e2b_member_auth(rq->member, e2b_header(rq, SF_E2B_GW_AUTH), rq->method, url,
+                                       e2b_header(rq, "Host"), e2b_header(rq, "E2b-Sandbox-Id"),
+                                       why, sizeof(why))) {
+        e2b_reply_error(rq, 401, "%s", why);
+        rq->answered = true;
+        return;
+    }
     if (!rq->envd && !strcmp(url, "/files") && e2b_query(rq, "signature")) {
         /* A signed URL names its sandbox by the signature only. */
         if ((rq->sbx = e2b_files_signed_sandbox(rq))) {
@@ -220,6 +219,7 @@ static enum MHD_Result e2b_access(void *cls, struct MHD_Connection *conn, const 
         rq->conn = conn;
         rq->method = method;
         rq->url = url;
+        rq->member = srv->member;
         rq->body_max = E2B_API_BODY_MAX;
         e2b_classify(rq);
         *con_cls = rq;
@@ -322,6 +322,10 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
         rc = -EAGAIN;
         goto fail;
     }
+    if ((s->member = cfg->member)) {
+        e2b_member_attach(s->member, s->reg);
+        e2b_registry_observe(s->reg, e2b_member_changed, s->member);
+    }
     struct MHD_OptionItem opts[SF_HTTP_GUARD_NOPTS + 4] = {
         { MHD_OPTION_SOCK_ADDR, 0, &sa },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)e2b_completed, s },
@@ -356,6 +360,16 @@ fail:
 uint16_t sf_e2b_server_port(const struct sf_e2b_server *s)
 {
     return s->port;
+}
+
+void sf_e2b_server_drain(struct sf_e2b_server *s)
+{
+    if (s) e2b_registry_drain(s->reg);
+}
+
+size_t sf_e2b_server_alive(struct sf_e2b_server *s)
+{
+    return s ? e2b_registry_count(s->reg, NULL) : 0;
 }
 
 void sf_e2b_server_stop(struct sf_e2b_server *s)

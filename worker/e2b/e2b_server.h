@@ -39,6 +39,9 @@ struct sf_e2b_server_cfg {
                                             ${e2b.secrets.NAME}; NULL: none */
     struct sf_http_limits limits;        /* connections, deadlines, bodies (http_guard.h);
                                             0 fields: defaults */
+    /* Behind the fleet's gateway (--e2b-ingress, e2b_member.h): every
+     * request must be the gateway's. NULL: a standalone server. Borrowed. */
+    struct e2b_member *member;
 };
 
 struct sf_e2b_server;
@@ -49,6 +52,10 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
                         char *err, size_t errlen);
 /* The port actually bound. */
 uint16_t sf_e2b_server_port(const struct sf_e2b_server *s);
+/* Take no new sandboxes (SIGTERM); the live ones are served on. */
+void sf_e2b_server_drain(struct sf_e2b_server *s);
+/* Sandboxes alive now. */
+size_t sf_e2b_server_alive(struct sf_e2b_server *s);
 /* Stop accepting, kill every sandbox, free. NULL is a no-op. */
 void sf_e2b_server_stop(struct sf_e2b_server *s);
 
@@ -94,6 +101,9 @@ struct e2b_req {
     struct sf_buf body;
     size_t body_max;                     /* a kept body's limit */
     struct e2b_sink sink;                /* .data set: the body is streamed */
+    struct e2b_member *member;           /* the fleet's, or NULL */
+    char xhdr[2][2][64];                 /* extra response headers (name, value) */
+    int nxhdr;
 };
 
 /* Replies; each queues a response and returns MHD's result. */
