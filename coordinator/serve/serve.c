@@ -21,6 +21,7 @@
 #include "coord.h"
 #include "run_broker.h"
 #include "serve.h"
+#include "gw.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -54,6 +55,17 @@ static const struct sf_opt serve_opts[] = {
     { "retry-base-ms", "SANDFLEET_RETRY_BASE_MS", SF_OPT_INT, O(retry_base_ms), "500", "MS", "first retry delay", 1, 3600000 },
     { "lease-ms", "SANDFLEET_LEASE_MS", SF_OPT_INT, O(lease_ms), "30000", "MS", "the fleet's lease (live workers in /api/status)", 100, 86400000 },
     { "grace-s", "SANDFLEET_GRACE_S", SF_OPT_INT, O(grace_s), "30", "S", "on SIGTERM, time for active runs to finish", 0, 86400 },
+    { "e2b-listen", "SANDFLEET_E2B_LISTEN", SF_OPT_STR, O(e2b_listen), NULL, "HOST:PORT",
+      "serve the E2B API for the whole fleet here (workers join with --e2b-ingress; docs/e2b.md)", 0, 0 },
+    { "e2b-api-key", "SANDFLEET_E2B_API_KEY", SF_OPT_LIST, O(e2b_keys), NULL, "KEY",
+      "an X-API-Key the gateway accepts, repeatable; best as --e2b-api-key-file FILE (one per line)",
+      0, 0, SF_OPT_SECRET },
+    { "e2b-gateway-secret", "SANDFLEET_E2B_GATEWAY_SECRET", SF_OPT_STR, O(e2b_secret), NULL, "SECRET",
+      "the secret shared with the workers' --e2b-ingress (best as --e2b-gateway-secret-file FILE)",
+      0, 0, SF_OPT_SECRET },
+    SF_HTTP_LIMIT_OPTS_CONNS("e2b", "SANDFLEET_E2B", struct serve_cfg, e2b_limits, "1024", "4096", "1024"),
+    { "e2b-min-free-mb", "SANDFLEET_E2B_MIN_FREE_MB", SF_OPT_INT, O(e2b_min_free_mb), "256", "MB",
+      "a worker gets new sandboxes only with this much memory free", 0, 1L << 30 },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "help", NULL, SF_OPT_BOOL, O(help), "0", NULL, "show this help", 0, 0 },
@@ -229,6 +241,7 @@ int coord_cmd_serve(int argc, char **argv)
     struct sf_log lg;
     struct sf_http *http = NULL;
     struct sf_tokens *tokens = NULL;
+    struct sf_gw *gw = NULL;
     char **pos = NULL, err[1024], host[64] = "localhost";
     int code, sfd = -1;
     sigset_t mask;
@@ -264,6 +277,16 @@ int coord_cmd_serve(int argc, char **argv)
         SF_LOGE(&lg, "signalfd: %s", strerror(errno));
         goto out;
     }
+    if (cfg.e2b_listen && !cfg.e2b_listen[0]) {          /* SANDFLEET_E2B_LISTEN="": off */
+        free(cfg.e2b_listen);
+        cfg.e2b_listen = NULL;
+    }
+    const char *missing;
+    if (cfg.e2b_listen && (missing = sf_broker_url_e2b_missing(cfg.bf.url))) {
+        SF_LOGE(&lg, "--e2b-listen: %s", missing);
+        code = SF_EXIT_USAGE;
+        goto out;
+    }
     if (open_broker(&sv, &lg, err, sizeof(err)) < 0) {
         SF_LOGE(&lg, "%s", err);
         goto out;
@@ -276,6 +299,17 @@ int coord_cmd_serve(int argc, char **argv)
         SF_LOGE(&lg, "%s", err);
         goto out;
     }
+    if (cfg.e2b_listen) {
+        struct serve_e2b_cfg ec = { .listen = cfg.e2b_listen, .keys = cfg.e2b_keys.v,
+                                    .nkeys = cfg.e2b_keys.n, .secret = cfg.e2b_secret,
+                                    .limits = cfg.e2b_limits,
+                                    .min_free_mb = cfg.e2b_min_free_mb };
+        if (serve_e2b_start(&ec, sv.b, sv.m, &lg, &gw, err, sizeof(err)) < 0) {
+            SF_LOGE(&lg, "%s", err);
+            code = SF_EXIT_USAGE;
+            goto out;
+        }
+    }
     if (serve_reader_start(&sv) < 0) {
         SF_LOGE(&lg, "cannot start the submissions reader");
         goto out;
@@ -283,6 +317,7 @@ int coord_cmd_serve(int argc, char **argv)
     code = serve_loop(&sv, sfd);
     SF_LOG(&lg, SF_LOG_INFO, NULL, NULL, "stopped (%s)", code ? "runs left unfinished" : "drained");
 out:
+    sf_gw_stop(gw);                         /* before the broker it uses */
     shut_down(&sv, http);
     serve_table_destroy(&sv.tab);
 out_table:

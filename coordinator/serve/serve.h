@@ -172,6 +172,10 @@ struct serve_cfg {
     char *http, *id, *log_format, *log_level, *api_token_file;
     long max_runs, max_queued, max_inflight, retry_base_ms, lease_ms, grace_s, io_threads;
     struct sf_http_limits http_limits;
+    char *e2b_listen, *e2b_secret;      /* the fleet's E2B gateway (serve_e2b.c) */
+    struct sf_strlist e2b_keys;
+    struct sf_http_limits e2b_limits;
+    long e2b_min_free_mb;
     int help;
 };
 
@@ -257,5 +261,20 @@ void serve_run_wake(struct srun *run);
 void serve_runs_free(struct serve *sv);
 /* The run ids active now (keepalive), malloc'd array of copies. */
 char **serve_runs_ids(struct serve *sv, size_t *n);
+
+/* serve_e2b.c: --e2b-listen, the fleet's E2B gateway (coordinator/gateway/gw.h). */
+struct sf_gw;
+struct serve_e2b_cfg {
+    const char *listen, *secret;
+    char *const *keys;
+    size_t nkeys;
+    int64_t min_free_mb;
+    struct sf_http_limits limits;
+};
+/* Check the keys and the secret, then start the gateway's thread.
+ * 0, or -errno with the reason (a backend without the E2B ops, no key on a
+ * non-loopback address, no secret, the port). */
+int serve_e2b_start(const struct serve_e2b_cfg *ec, struct sf_broker *b, struct sf_metrics *m,
+                    const struct sf_log *lg, struct sf_gw **out, char *err, size_t errlen);
 
 #endif
