@@ -11,8 +11,10 @@
 #   2. build sandfleet (deploy/Dockerfile) and the offline stand-ins for the
 #      public images (deploy/test/docker-compose.offline.yml)
 #   3. Redis + 3 workers; examples/analyze-report, fanout and shared through
-#      Redis, outputs checked
-#      a network step: nettest-web reached by name, Redis not
+#      Redis, outputs checked; a network step: nettest-web reached by name,
+#      Redis not; then the workers join the E2B gateway (profile e2b) and the
+#      official SDK on the host creates 6 sandboxes through it (commands,
+#      files), spread over the workers
 #   4. kill -9 of a worker container that holds tasks in the middle of a
 #      20-task run: every task still completes, the killed worker's tasks are
 #      finished by others (short lease: SANDFLEET_LEASE_MS)
@@ -59,7 +61,7 @@ cleanup() {
     return
   fi
   if [ -n "${DOCKER_HOST:-}" ]; then
-    dc --profile kafka --profile run --profile nettest down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
+    dc --profile kafka --profile run --profile nettest --profile e2b down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
       cat "$workdir/down.log" >&2
   fi
   rm -f "$here"/kafka/extra-ca/*.crt
@@ -158,6 +160,15 @@ docker_inspect() { engine inspect -f "$2" "$1"; }
 engine() { if [ "${SF_USE_DOCKER:-0}" = 1 ]; then docker "$@"; else podman "$@"; fi; }
 # Straight to the engine: an API exec session keeps a conmon around for 5 min.
 redis_cli() { engine exec -i "$(dc ps -q redis)" redis-cli "$@"; }
+registered() {     # registered ZSET N: wait (30 s) for N members; prints how many there are
+  local n=0
+  for _ in $(seq 30); do
+    n=$(redis_cli ZCARD "$1" | tr -dc 0-9)
+    [ "${n:-0}" -ge "$2" ] && break
+    sleep 1
+  done
+  echo "${n:-0}"
+}
 
 # run_wf NAME PATH-IN-CONTAINER [extra compose-run args...]: the result
 # document in $workdir/NAME.json, the exit code in $workdir/NAME.rc
@@ -217,12 +228,8 @@ wait_healthy redis 60 || fail "redis not healthy"
 wait_healthy worker 90 || fail "workers not healthy"
 [ "$(dc ps -q worker | wc -l)" = 3 ] || fail "expected 3 worker containers"
 # Each worker registers itself: three live workers in the registry.
-for _ in $(seq 30); do
-  nw=$(redis_cli ZCARD sf:default:workers | tr -dc 0-9)
-  [ "${nw:-0}" -ge 3 ] && break
-  sleep 1
-done
-[ "${nw:-0}" -ge 3 ] || { dc logs --tail 20 worker >&2; fail "only ${nw:-0} workers registered in Redis"; }
+nw=$(registered sf:default:workers 3)
+[ "$nw" -ge 3 ] || { dc logs --tail 20 worker >&2; fail "only $nw workers registered in Redis"; }
 sf_log "redis + 3 workers up, $nw registered"
 
 phase redis-examples
@@ -256,6 +263,42 @@ assert out["resolv"] == "127.0.0.53", out
 print("network step: %s" % out)
 PY
 dc --profile nettest rm -sf nettest-web >/dev/null 2>&1
+# ---- 3b. the fleet's E2B gateway, used with the official SDK ----------------------
+# The workers join the gateway (profile e2b) with ":3001" (their own address);
+# the SDK on the host creates sandboxes through the gateway's published port.
+phase e2b-gateway
+e2b_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export SANDFLEET_E2B_INGRESS=:3001 SANDFLEET_E2B_PORT=$e2b_port
+SANDFLEET_E2B_GATEWAY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SANDFLEET_E2B_API_KEY=e2b_$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export SANDFLEET_E2B_GATEWAY_SECRET SANDFLEET_E2B_API_KEY
+dc --profile e2b up -d --scale worker=3 worker gateway >"$workdir/up-e2b.log" 2>&1 ||
+  { cat "$workdir/up-e2b.log" >&2; fail "docker-compose --profile e2b up"; }
+wait_healthy gateway 60 || fail "gateway not healthy"
+wait_healthy worker 90 || fail "workers not healthy after joining the E2B fleet"
+ne=$(registered sf:e2b:workers 3)
+[ "$ne" -ge 3 ] || { dc logs --tail 20 worker >&2; fail "only $ne workers joined the E2B fleet"; }
+venv=$repo/build/e2b-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import e2b' 2>/dev/null; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q e2b >"$workdir/pip.log" 2>&1 ||
+    fail "installing the e2b SDK from PyPI"
+fi
+E2B_API_KEY=$SANDFLEET_E2B_API_KEY E2B_API_URL=http://127.0.0.1:$e2b_port E2B_SANDBOX_URL=http://127.0.0.1:$e2b_port \
+  "$venv/bin/python" "$repo/tests/integration/e2b_gateway.py" burst 6 compose >"$workdir/e2b.json" 2>"$workdir/e2b.err" ||
+  { tail -5 "$workdir/e2b.err" >&2; dc logs --tail 20 gateway >&2; fail "the SDK through the gateway"; }
+e2b_ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["ok"])' "$workdir/e2b.json")
+[ "$e2b_ok" = 6 ] || fail "only $e2b_ok of 6 sandboxes worked through the gateway"
+e2b_spread=0
+for w in $(redis_cli ZRANGE sf:e2b:workers 0 -1 | tr -d '\r'); do
+  [ "$(redis_cli SCARD "sf:e2b:w:$w" | tr -dc 0-9)" -gt 0 ] && e2b_spread=$((e2b_spread + 1))
+done
+[ "$e2b_spread" -ge 2 ] || fail "the gateway placed every sandbox on one worker"
+E2B_API_KEY=$SANDFLEET_E2B_API_KEY E2B_API_URL=http://127.0.0.1:$e2b_port E2B_SANDBOX_URL=http://127.0.0.1:$e2b_port \
+  "$venv/bin/python" "$repo/tests/integration/e2b_gateway.py" kill \
+  $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["ids"]))' "$workdir/e2b.json") >/dev/null
+sf_log "e2b gateway: 6 sandboxes through the SDK on $e2b_spread workers"
+dc --profile e2b rm -sf gateway >/dev/null 2>&1
+unset SANDFLEET_E2B_INGRESS SANDFLEET_E2B_GATEWAY_SECRET SANDFLEET_E2B_API_KEY SANDFLEET_E2B_PORT
 
 # The no-privilege worker (non-root, no capabilities, read-only root) on its
 # own queue, with --sandbox process (e2b would need an E2B account).
@@ -397,11 +440,11 @@ fi
 
 # ---- 6. down ----------------------------------------------------------------------
 phase down
-dc --profile kafka --profile run --profile nettest down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
+dc --profile kafka --profile run --profile nettest --profile e2b down -v --remove-orphans >"$workdir/down.log" 2>&1 ||
   { cat "$workdir/down.log" >&2; fail "down -v"; }
 left=$(engine ps -aq --filter "label=com.docker.compose.project=$project" | wc -l)
 [ "$left" = 0 ] || fail "$left container(s) left after down -v"
 phase done
 for n in "${notes[@]}"; do sf_log "note: $n"; done
 sf_log "phases: ${phase_times[*]}"
-echo "compose-test: OK in $((SECONDS - t0))s: redis=3 examples ok on 3 workers (local sandbox: root+SYS_ADMIN,SETUID,SETGID); unprivileged worker (--sandbox process) ok, unprivileged local sandbox refused (exit 3); kill-9 of a worker holding $ntasks task(s) -> 20/20 tasks completed by others; $kafka_result; down -v clean"
+echo "compose-test: OK in $((SECONDS - t0))s: redis=3 examples ok on 3 workers (local sandbox: root+SYS_ADMIN,SETUID,SETGID); e2b gateway: 6 SDK sandboxes on $e2b_spread workers; unprivileged worker (--sandbox process) ok, unprivileged local sandbox refused (exit 3); kill-9 of a worker holding $ntasks task(s) -> 20/20 tasks completed by others; $kafka_result; down -v clean"
