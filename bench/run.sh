@@ -29,6 +29,7 @@ sections=(
   "map_e2e.sh:10. end to end: a coordinator's map vs BullMQ and Celery, plain and in bwrap"
   "python_agent.sh:11. a Python agent: cold, warm, Celery in-process"
   "many_agents.sh:12. a thousand waiting agents on one worker vs BullMQ"
+  "e2b_fleet.sh:13. E2B gateway: time to first output"
 )
 status=0
 for s in "${sections[@]}"; do
