@@ -20,10 +20,9 @@ C="$SF_BIN/sandfleet-coordinator"
 LEASE=3000
 unset E2B_API_KEY E2B_API_URL E2B_SANDBOX_URL E2B_DOMAIN SANDFLEET_E2B_GATEWAY_SECRET
 
-VENV=${SF_BUILD:-$SF_SRC/build}/e2b-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import e2b' 2>/dev/null; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q e2b >"$T_TMP/pip.log" 2>&1
-fi
+. "$SF_SRC/tests/lib/e2b_venv.sh"
+VENV=$(sf_e2b_venv)
+[ -n "$VENV" ] || { not_ok "the official e2b SDK could not be installed"; t_done; exit 1; }
 PY="$VENV/bin/python"
 
 redis_start "$T_TMP/redis" || exit 1
