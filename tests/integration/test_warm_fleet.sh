@@ -83,7 +83,9 @@ for b in redis kafka; do
     done
     for name in cold warm count; do
         "$C" run "$W/$name.json" --broker "$url" --output "$T/$b-$name.json" 2>>"$T/$b-coord.log"
-        check "$b: the $name run exits 0" [ $? -eq 0 ]
+        rc=$?
+        check "$b: the $name run exits 0" [ $rc -eq 0 ]
+        [ $rc -eq 0 ] || { echo "--- $b-coord.log"; tail -20 "$T/$b-coord.log"; }
     done
     check "$b: warm and cold documents are the same" same "$b" "$T/$b-cold.json" "$T/$b-warm.json"
     check "$b: the same document as the central run" same "$b" "$T/c-process-cold.json" "$T/$b-warm.json"
