@@ -80,6 +80,24 @@ size_t sf_dns_reply(const uint8_t *query, const struct sf_dns_q *q, int rcode, u
     return q->end;
 }
 
+size_t sf_dns_reply_a(const uint8_t *query, const struct sf_dns_q *q, uint32_t v4, uint32_t ttl,
+                      uint8_t *out, size_t cap)
+{
+    size_t n = q->end + 16;
+    if (n > cap || !sf_dns_reply(query, q, SF_DNS_NOERROR, out, cap)) return 0;
+    put16(out + 6, 1);                                  /* ANCOUNT */
+    uint8_t *rr = out + q->end;
+    put16(rr, 0xc000 | DNS_HDR);                        /* the question's name */
+    put16(rr + 2, SF_DNS_A);
+    put16(rr + 4, SF_DNS_IN);
+    put16(rr + 6, (uint16_t)(ttl >> 16));
+    put16(rr + 8, (uint16_t)ttl);
+    put16(rr + 10, 4);
+    put16(rr + 12, (uint16_t)(v4 >> 16));
+    put16(rr + 14, (uint16_t)v4);
+    return n;
+}
+
 size_t sf_dns_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap)
 {
     size_t n = strlen(name), o = DNS_HDR;

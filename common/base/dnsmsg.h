@@ -40,6 +40,10 @@ int sf_dns_question(const uint8_t *msg, size_t len, struct sf_dns_q *q);
 size_t sf_dns_reply(const uint8_t *query, const struct sf_dns_q *q, int rcode, uint8_t *out,
                     size_t cap);
 
+/* The same with one A record for the question's name (NOERROR). */
+size_t sf_dns_reply_a(const uint8_t *query, const struct sf_dns_q *q, uint32_t v4, uint32_t ttl,
+                      uint8_t *out, size_t cap);
+
 /* A recursive query for name/qtype with 'id'. Returns its length, 0 when
  * the name is not a valid name or out too small. */
 size_t sf_dns_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap);

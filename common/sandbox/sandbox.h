@@ -158,6 +158,12 @@ struct sf_sandbox_ops {
      * has been started (wait for writability, then read SO_ERROR). 0 or
      * -errno. Thread-safe with the sandbox's use. */
     int (*connect_port)(struct sf_sandbox *sb, uint16_t port, int *fd);
+    /* Optional (NULL: -ENOTSUP): let the provider's other sandboxes with
+     * network reach this one's ports by HTTP to "<port>-<name>" (E2B
+     * get_host from inside a sandbox: name is "<id>.<domain>"); 'token'
+     * (NULL: none) must then come in the e2b-traffic-access-token header.
+     * Until the sandbox is destroyed. 0 or -errno. */
+    int (*set_ingress)(struct sf_sandbox *sb, const char *name, const char *token);
     /* Optional (NULL: -ENOTSUP): start spec->cmd and leave it running (its
      * stdin_data, timeout_s and callbacks are not used). One started command
      * per sandbox at a time, never together with run(). Returns 0 with cmd
@@ -206,6 +212,8 @@ static inline int sf_sandbox_set_network(struct sf_sandbox *sb, const struct sf_
 { return sb->ops->set_network ? sb->ops->set_network(sb, rules, inject) : -ENOTSUP; }
 static inline int sf_sandbox_connect_port(struct sf_sandbox *sb, uint16_t port, int *fd)
 { return sb->ops->connect_port ? sb->ops->connect_port(sb, port, fd) : -ENOTSUP; }
+static inline int sf_sandbox_set_ingress(struct sf_sandbox *sb, const char *name, const char *token)
+{ return sb->ops->set_ingress ? sb->ops->set_ingress(sb, name, token) : -ENOTSUP; }
 
 /* --- providers ---------------------------------------------------------- */
 

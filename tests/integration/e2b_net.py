@@ -32,13 +32,15 @@ def check(cond, what):
         FAILED.append(what)
 
 
-def reach(sb, url):
+def reach(sb, url, token=""):
     """What a GET of url from inside the sandbox gives: "ok:<body start>" or "err:<exception>"."""
     code = ("import urllib.request, sys\n"
-            "try: print('ok:' + urllib.request.urlopen(sys.argv[1], timeout=5).read()[:40].decode())\n"
+            "h = {'e2b-traffic-access-token': sys.argv[2]} if len(sys.argv) > 2 else {}\n"
+            "r = urllib.request.Request(sys.argv[1], headers=h)\n"
+            "try: print('ok:' + urllib.request.urlopen(r, timeout=5).read()[:40].decode())\n"
             "except Exception as e: print('err:' + type(e).__name__)\n")
     sb.files.write("/tmp/reach.py", code)
-    return sb.commands.run(f"python3 /tmp/reach.py {url}", timeout=30).stdout.strip()
+    return sb.commands.run(f"python3 /tmp/reach.py {url} {token}", timeout=30).stdout.strip()
 
 
 def fetch_json(sb, url):
@@ -161,6 +163,14 @@ def main():
     st2, b2, _ = ingress(off, 8000, path="/x")
     check((st1, b1) == (200, b"one /x?q=a%20b&k"), f"get_host: sandbox one answers its own port ({b1!r})")
     check((st2, b2) == (200, b"two /x"), f"get_host: sandbox two answers its own port ({b2!r})")
+    got = reach(off, f"http://{sb.get_host(8000)}/in")
+    check(got == "ok:one /in", f"get_host from inside: sandbox two fetches sandbox one's URL ({got})")
+    got = reach(sb, f"http://{off.get_host(8000)}:8000/in")
+    check(got == "ok:two /in", f"... and one fetches two's, on any port of the URL ({got})")
+    closed = Sandbox.create(network={"deny_out": ["0.0.0.0/0"]})
+    check(reach(closed, f"http://{sb.get_host(8000)}/in").startswith("err:"),
+          "... not from a sandbox whose rules close the internet")
+    closed.kill()
     st, body, r = ingress(sb, 8000, "POST", "/echo", body=b"x" * 100000)
     check(st == 200 and body == b"one:" + b"x" * 100000, "get_host: a POST body goes in, the answer out")
     check(r.getheader("X-Echo-Host") == sb.get_host(8000), "get_host: the server sees the Host asked for")
@@ -213,6 +223,10 @@ def main():
     check(st == 403, f"... and not without it (403: {body[:70]!r})")
     st, body, _ = ingress(priv, 8000, path="/t", headers={"e2b-traffic-access-token": "wrong"})
     check(st == 403, "... and a wrong token is refused")
+    check(reach(sb, f"http://{priv.get_host(8000)}/t").startswith("err:"),
+          "... from inside another sandbox too")
+    got = reach(sb, f"http://{priv.get_host(8000)}/t", priv.traffic_access_token or "")
+    check(got == "ok:three /t", f"... which gets through with the token ({got})")
     for x in (sb, off, priv):
         x.kill()
     print(f"{len(FAILED)} failed")

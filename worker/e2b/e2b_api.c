@@ -124,7 +124,7 @@ static int e2b_create(struct e2b_req *rq, bool v2)
         .metadata = json_is_object(meta) ? meta : NULL,
         .env_vars = json_is_object(envs) ? envs : NULL,
         .secure = v2 || json_is_true(json_object_get(body, "secure")),
-        .rootfs = rootfs,
+        .rootfs = rootfs, .domain = e2b_domain(rq->srv),
     };
     struct e2b_net_req net;
     if (e2b_network_from_create(body, rq->secrets, &net, err, sizeof(err)) < 0) {

@@ -269,6 +269,12 @@ int e2b_registry_create(struct e2b_registry *r, const struct e2b_create *c, stru
         e2b_sbx_free(r, s);
         return rc;
     }
+    /* Its get_host URLs work from other sandboxes as from outside. */
+    if (c->domain) {
+        char name[256];
+        snprintf(name, sizeof(name), "%s.%s", s->id, c->domain);
+        sf_sandbox_set_ingress(s->sb, name, s->traffic_token[0] ? s->traffic_token : NULL);
+    }
     struct sf_sandbox_stats st = { 0 };
     if (sf_sandbox_stats(s->sb, &st) == 0) {
         s->memory_mb = (int)(st.mem_limit_bytes >> 20);

@@ -81,6 +81,8 @@ struct e2b_create {
     const struct e2b_net_req *net;   /* egress rules and ingress settings (e2b_network.h) */
     struct sf_limits limits;         /* filled under the worker's caps */
     const char *rootfs;              /* the template's root; NULL: the default image */
+    const char *domain;              /* --e2b-domain: other sandboxes reach this one's
+                                        get_host names too; NULL: none */
 };
 
 /* Create a sandbox; the result carries one reference for the caller.

@@ -158,6 +158,7 @@ static void local_destroy(struct sf_sandbox *sb)
     struct local_sandbox *ls = (struct local_sandbox *)sb;
     if (!ls) return;
     sf_sbx_local_kill(ls, NULL);
+    if (ls->lp->egress.eg) sf_sbx_egress_ingress_del(ls->lp->egress.eg, ls);
     sf_sbx_egress_detach(ls->egress);
     if (ls->netns >= 0) close(ls->netns);
     if (ls->ctl >= 0) close(ls->ctl);
@@ -222,6 +223,13 @@ static int local_set_network(struct sf_sandbox *sb, const struct sf_netpolicy *r
     return 0;
 }
 
+static int local_set_ingress(struct sf_sandbox *sb, const char *name, const char *token)
+{
+    struct local_sandbox *ls = (struct local_sandbox *)sb;
+    if (!ls->lp->egress.eg || ls->netns < 0) return -ENOTSUP;
+    return sf_sbx_egress_ingress_add(ls->lp->egress.eg, ls, ls->netns, name, token);
+}
+
 static int local_connect_port(struct sf_sandbox *sb, uint16_t port, int *fd)
 {
     struct local_sandbox *ls = (struct local_sandbox *)sb;
@@ -250,6 +258,7 @@ static const struct sf_sandbox_ops local_ops = {
     .stats = local_stats,
     .set_network = local_set_network,
     .connect_port = local_connect_port,
+    .set_ingress = local_set_ingress,
     .start = sf_sbx_local_start,
     .reap = sf_sbx_local_reap,
 };

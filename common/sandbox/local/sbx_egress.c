@@ -1,5 +1,6 @@
 /* common/sandbox/local/sbx_egress.c: see sbx_egress.h. The proxy thread's
- * loop, the sandboxes it serves, the verdict on a destination, and TCP.
+ * loop, the sandboxes it serves, and TCP (the verdict on a destination is
+ * sbx_egress_judge.c).
  *
  * Design: one epoll loop, level-triggered; every fd's interest is set from
  * its connection's state after each step, so no event is lost and none
@@ -81,98 +82,6 @@ static void eg_bury(struct sf_sbx_egress *eg)
     eg->ngrave = 0;
 }
 
-/* ---- the verdict ------------------------------------------------------------ */
-
-struct sf_netpolicy *eg_policy(struct sf_sbx_egress_att *a)
-{
-    pthread_mutex_lock(&a->mu);
-    struct sf_netpolicy *p = sf_netpolicy_dup(a->policy);
-    pthread_mutex_unlock(&a->mu);
-    return p;
-}
-
-/* Is this one of the host's own addresses? Binding to it succeeds only
- * then, whichever interface holds it, and it follows address changes. */
-static bool eg_host_local(const struct sockaddr_in *dst)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return true;                    /* cannot tell: assume the worst */
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = dst->sin_addr };
-    bool local = bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno != EADDRNOTAVAIL;
-    close(s);
-    return local;
-}
-
-int eg_judge(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a, const struct sockaddr_in *dst,
-             bool *need_house, bool *need_sbx, char *why, size_t whylen)
-{
-    const struct sockaddr *sa = (const struct sockaddr *)dst;
-    *need_house = *need_sbx = false;
-    enum sf_netaddr_class cls = sf_netaddr_classify(sa);
-    bool local = (cls == SF_NETADDR_PUBLIC || cls == SF_NETADDR_DOCUMENTATION) && eg_host_local(dst);
-    enum sf_netverdict h = sf_netpolicy_house(eg->op, sa, local);
-    if (h == SF_NET_DENY) {
-        sf_errf(why, whylen, "%s", local ? "an address of the worker's host"
-                                         : sf_netaddr_class_name(cls));
-        return -EACCES;
-    }
-    pthread_mutex_lock(&a->mu);
-    enum sf_netverdict s = sf_netpolicy_addr(a->policy, sa);
-    pthread_mutex_unlock(&a->mu);
-    if (s == SF_NET_DENY) {
-        sf_errf(why, whylen, "not allowed by the sandbox's network rules");
-        return -EACCES;
-    }
-    *need_house = h == SF_NET_BY_NAME;
-    *need_sbx = s == SF_NET_BY_NAME;
-    if (*need_house || *need_sbx) {
-        sf_errf(why, whylen, "%s only open to allowed host names",
-                *need_house ? sf_netaddr_class_name(cls) : "by the sandbox's rules");
-        return 1;
-    }
-    return 0;
-}
-
-bool eg_has_inject(struct sf_sbx_egress_att *a)
-{
-    pthread_mutex_lock(&a->mu);
-    bool any = a->inject && a->inject->n;
-    pthread_mutex_unlock(&a->mu);
-    return any;
-}
-
-struct sf_inject *eg_inject_pick(struct sf_sbx_egress_att *a, const char *host)
-{
-    pthread_mutex_lock(&a->mu);
-    struct sf_inject *r = sf_inject_pick(a->inject, host);
-    pthread_mutex_unlock(&a->mu);
-    return r;
-}
-
-bool eg_name_ok(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a, const char *name,
-                bool need_house, bool need_sbx)
-{
-    if (need_house && !sf_netpolicy_name(eg->op, name)) return false;
-    if (!need_sbx) return true;
-    pthread_mutex_lock(&a->mu);
-    bool ok = sf_netpolicy_name(a->policy, name);
-    pthread_mutex_unlock(&a->mu);
-    return ok;
-}
-
-void eg_denied(struct sf_sbx_egress_att *a, const char *proto, const struct sockaddr_in *dst,
-               const char *why)
-{
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &dst->sin_addr, ip, sizeof(ip));
-    a->n_denied++;
-    if (!a->first_denied[0])
-        snprintf(a->first_denied, sizeof(a->first_denied), "%s %s:%u (%s)", proto, ip,
-                 ntohs(dst->sin_port), why);
-    SF_LOG(a->eg->log, SF_LOG_DEBUG, NULL, a->label, "egress denied: %s %s:%u: %s", proto, ip,
-           ntohs(dst->sin_port), why);
-}
-
 /* ---- TCP connections -------------------------------------------------------- */
 
 static void conn_interest(struct sf_sbx_egress *eg, struct eg_conn *c)
@@ -248,14 +157,17 @@ static int conn_release_head(struct eg_conn *c)
     return 0;
 }
 
-/* Start the upstream connection. -1 when it failed (c is then closed). */
-static int conn_connect(struct sf_sbx_egress *eg, struct eg_conn *c)
+/* Start the upstream connection (s >= 0: one already connecting). -1 when
+ * it failed (c is then closed). */
+static int conn_connect(struct sf_sbx_egress *eg, struct eg_conn *c, int s)
 {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    else goto started;
     if (s >= 0 && connect(s, (struct sockaddr *)&c->dst, sizeof(c->dst)) < 0 && errno != EINPROGRESS) {
         close(s);
         s = -1;
     }
+started:
     if (s < 0 || eg_add(eg, &c->uep, EK_CONN_U, c, s, EPOLLOUT) < 0) {
         if (s >= 0) close(s);
         c->uep.fd = -1;
@@ -281,7 +193,7 @@ void eg_conn_resolved(struct sf_sbx_egress *eg, struct eg_conn *c, const uint32_
     uint32_t want = ntohl(c->dst.sin_addr.s_addr);
     for (size_t i = 0; i < n; i++)
         if (v4[i] == want) {
-            if (conn_connect(eg, c) == 0) conn_opened(eg, c);
+            if (conn_connect(eg, c, -1) == 0) conn_opened(eg, c);
             return;
         }
     conn_deny(eg, c, "the host it names does not resolve to this address");
@@ -295,6 +207,21 @@ static void conn_sniffed(struct sf_sbx_egress *eg, struct eg_conn *c)
     enum sf_sniff r = sf_sniff_name(c->head, c->hlen, name, sizeof(name), &proto);
     if (r == SF_SNIFF_MORE && !c->c_eof) {
         conn_interest(eg, c);
+        return;
+    }
+    if (c->ingress) {
+        /* Another sandbox's port, by its get_host name (sbx_egress_in.c). */
+        char why[300] = "another sandbox is reached by HTTP naming it";
+        int s = r == SF_SNIFF_NAME && !strcmp(proto, "http")
+                    ? eg_ingress_connect(c->att, c->head, c->hlen, name, why, sizeof(why)) : -1;
+        if (s < 0) {
+            conn_deny(eg, c, why);
+        } else if (conn_release_head(c) < 0) {
+            close(s);
+            eg_conn_close(eg, c, true);
+        } else if (conn_connect(eg, c, s) == 0) {
+            conn_interest(eg, c);
+        }
         return;
     }
     if (r == SF_SNIFF_NAME && !eg_name_ok(eg, c->att, name, c->need_house, c->need_sbx)) {
@@ -326,7 +253,7 @@ static void conn_sniffed(struct sf_sbx_egress *eg, struct eg_conn *c)
     }
     /* The name is allowed: is this address really that host? */
     if (eg_bind_has(c->att, name, ntohl(c->dst.sin_addr.s_addr))) {
-        if (conn_connect(eg, c) == 0) conn_opened(eg, c);
+        if (conn_connect(eg, c, -1) == 0) conn_opened(eg, c);
         return;
     }
     c->resolving = true;
@@ -504,6 +431,12 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
         }
         c->cap_cu = (size_t)fcntl(c->pcu[0], F_GETPIPE_SZ);
         c->cap_uc = (size_t)fcntl(c->puc[0], F_GETPIPE_SZ);
+        if (ntohl(dst.sin_addr.s_addr) == EG_INGRESS_VIP) {
+            c->sniffing = c->ingress = true;
+            c->deadline = sf_now_ms() + EG_SNIFF_MS;
+            conn_interest(eg, c);
+            continue;
+        }
         char why[200];
         int v = eg_judge(eg, a, &dst, &c->need_house, &c->need_sbx, why, sizeof(why));
         if (v < 0) {
@@ -514,7 +447,7 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
             /* With inject rules, every connection's first bytes are looked
              * at (while it connects): a TLS one to such a host is intercepted. */
             if (eg->ca && eg_has_inject(a)) c->sniffing = c->check_only = true;
-            if (conn_connect(eg, c) < 0) continue;
+            if (conn_connect(eg, c, -1) < 0) continue;
         } else {
             /* Open by name only. A name the sandbox's resolver gave this
              * address lets protocols that name no host through; otherwise
@@ -526,7 +459,7 @@ static void tcp_accept(struct sf_sbx_egress *eg, struct sf_sbx_egress_att *a)
                 if (eg_name_ok(eg, a, bound, c->need_house, c->need_sbx)) break;
             if (bound) {
                 c->check_only = true;
-                if (conn_connect(eg, c) < 0) continue;
+                if (conn_connect(eg, c, -1) < 0) continue;
             } else {
                 c->deadline = sf_now_ms() + EG_SNIFF_MS;
             }
@@ -714,6 +647,7 @@ struct sf_sbx_egress *sf_sbx_egress_new(const struct sf_sbx_egress_cfg *cfg, cha
     eg->epfd = epoll_create1(EPOLL_CLOEXEC);
     eg->cmd_ep.fd = eg->timer_ep.fd = eg->dns_ep.fd = -1;
     pthread_mutex_init(&eg->mu, NULL);
+    pthread_mutex_init(&eg->in_mu, NULL);
     pthread_cond_init(&eg->cv, NULL);
     eg->op = sf_netpolicy_dup(cfg->op);
     eg->log = cfg->log;
@@ -778,6 +712,8 @@ void sf_sbx_egress_free(struct sf_sbx_egress *eg)
     sf_netpolicy_free(eg->op);
     pthread_cond_destroy(&eg->cv);
     pthread_mutex_destroy(&eg->mu);
+    eg_ingress_free(eg);
+    pthread_mutex_destroy(&eg->in_mu);
     free(eg);
 }
 

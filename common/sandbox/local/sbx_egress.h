@@ -74,6 +74,14 @@ int sf_sbx_egress_attach(struct sf_sbx_egress *eg, int netns, struct sf_sbx_ns *
  * sandboxes with inject rules. -ENOTSUP when interception could not start
  * (the reason is in the worker's log). */
 int sf_sbx_egress_ca_files(const struct sf_sbx_egress *eg, const char **bundle, const char **ca);
+/* Other sandboxes reach this one's ports by HTTP with Host "<port>-<name>"
+ * (E2B get_host from inside a sandbox, sbx_egress_in.c): their resolver
+ * answers that name, the worker connects to 127.0.0.1:port inside 'netns'
+ * (copied) and relays. 'token' (NULL: none) must then be sent in the header
+ * e2b-traffic-access-token. 'key' identifies the entry for del. 0 or -errno. */
+int sf_sbx_egress_ingress_add(struct sf_sbx_egress *eg, const void *key, int netns, const char *name,
+                              const char *token);
+void sf_sbx_egress_ingress_del(struct sf_sbx_egress *eg, const void *key);
 /* Replace the sandbox's rules and injected headers (E2B update_network).
  * New connections follow them; connections already open stay as they are. */
 void sf_sbx_egress_set_policy(struct sf_sbx_egress_att *a, const struct sf_netpolicy *policy,

@@ -264,6 +264,12 @@ static void query_common(struct sf_sbx_egress_att *a, const uint8_t *msg, size_t
         answer_rcode(a, tcp, reply_fd, client, orig, msg, &q, SF_DNS_NOERROR);
         return;
     }
+    if (q.qtype == SF_DNS_A && eg_ingress_name(eg, q.name)) {   /* another sandbox's port */
+        uint8_t out[EG_DNS_MAX_MSG + 16];
+        size_t n = sf_dns_reply_a(msg, &q, EG_INGRESS_VIP, 60, out, sizeof(out));
+        if (n) answer(a, tcp, reply_fd, client, orig, out, n);
+        return;
+    }
     struct eg_pending *pd = pending_new(eg, a);
     if (!pd || !pd->nup) {
         if (pd) pending_free(pd);

@@ -24,6 +24,9 @@
 #define EG_DNS_TIMEOUT_MS 5000
 #define EG_DNS_TRY_MS 1500             /* per upstream, then the next one */
 #define EG_BIND_MIN_S 300              /* a DNS answer binds a name this long at least */
+/* What the sandbox's resolver answers for another sandbox's "<port>-<name>"
+ * (sbx_egress_in.c): in 100.64/10, never a destination of its own. */
+#define EG_INGRESS_VIP 0x647ffffeu     /* 100.127.255.254 */
 
 enum eg_kind {
     EK_CMD = 1, EK_TIMER, EK_TCP_LISTEN, EK_UDP, EK_DNS_UDP, EK_DNS_LISTEN,
@@ -58,6 +61,7 @@ struct eg_conn {
                                           one shows, must still be an allowed one */
     bool resolving;                    /* waiting for eg_conn_resolved */
     bool need_house, need_sbx;
+    bool ingress;                      /* to EG_INGRESS_VIP: another sandbox, by name */
     struct sockaddr_in dst;
     uint8_t *head;
     size_t hlen;
@@ -112,6 +116,9 @@ struct sf_sbx_egress {
     struct eg_pending *pending;        /* EG_MAX_PENDING slots */
     struct eg_tls_ca *ca;              /* interception (sbx_egress_tls.c); NULL: none */
     uint16_t dns_id;                   /* next upstream query id (random start) */
+    pthread_mutex_t in_mu;             /* the ingress names (sbx_egress_in.c) */
+    struct eg_ingress *ingress;
+    size_t ningress;
     bool stop;
 };
 
@@ -178,6 +185,16 @@ void eg_conn_close(struct sf_sbx_egress *eg, struct eg_conn *c, bool reset);
 /* Does the sandbox have inject rules / a copy of the rule for 'host' (NULL: none)? */
 bool eg_has_inject(struct sf_sbx_egress_att *a);
 struct sf_inject *eg_inject_pick(struct sf_sbx_egress_att *a, const char *host);
+
+/* ---- sbx_egress_in.c ------------------------------------------------------ */
+void eg_ingress_free(struct sf_sbx_egress *eg);
+/* Is name "<port>-<name of a sandbox>"? */
+bool eg_ingress_name(struct sf_sbx_egress *eg, const char *name);
+/* A connection of sandbox a whose HTTP head (head, hlen) names 'host':
+ * a socket connecting to that port inside the sandbox it names, or -errno
+ * with the reason in why (unknown name, rules, traffic token). */
+int eg_ingress_connect(struct sf_sbx_egress_att *a, const uint8_t *head, size_t hlen, const char *host,
+                       char *why, size_t whylen);
 
 /* ---- sbx_egress_udp.c ----------------------------------------------------- */
 void eg_udp_in(struct sf_sbx_egress_att *a);
