@@ -137,6 +137,13 @@ struct sf_sandbox_ops {
                struct sf_run_result *res);
     /* Kill everything in the sandbox and free it; leaves nothing on the host. */
     void (*destroy)(struct sf_sandbox *sb);
+    /* Optional (NULL: nothing): kill every process in the sandbox now,
+     * while other threads may still be in calls on it (which then fail
+     * with -ESRCH, or finish with what they had open); destroy() frees it
+     * later. For a server whose requests hold a sandbox past its end: a
+     * download being read must not keep its processes running. Thread:
+     * any, one call at a time. */
+    void (*kill)(struct sf_sandbox *sb);
     /* Optional (NULL: -ENOTSUP): several processes at once, sandbox_proc.h. */
     int (*proc_host)(struct sf_sandbox *sb, struct sf_proc_host **out, char *err, size_t errlen);
     /* Optional (NULL): the file system as one of its users, sandbox_fs.h. */
@@ -194,6 +201,8 @@ static inline int sf_sandbox_read_file(struct sf_sandbox *sb, const char *path,
 static inline int sf_sandbox_run(struct sf_sandbox *sb, const struct sf_run_spec *spec,
                                  struct sf_run_result *res)
 { return sb->ops->run(sb, spec, res); }
+static inline void sf_sandbox_kill(struct sf_sandbox *sb)
+{ if (sb->ops->kill) sb->ops->kill(sb); }
 static inline int sf_sandbox_freeze(struct sf_sandbox *sb, bool frozen)
 { return sb->ops->freeze ? sb->ops->freeze(sb, frozen) : -ENOTSUP; }
 static inline int sf_sandbox_stats(struct sf_sandbox *sb, struct sf_sandbox_stats *st)

@@ -90,6 +90,41 @@ sb.kill()
 check(wait_for(lambda: sandbox_inits() == base),
       "... and the sandbox is gone once killed (no request thread holds it)")
 
+# --- a killed sandbox ends at once, whoever still holds a request on it ------------------
+# A download being read holds the sandbox until it completes; its processes
+# (a daemon started in the background among them) must not outlive the kill
+# meanwhile, or a slow reader keeps a sandbox no cap counts running forever.
+sb = Sandbox.create(timeout=120)
+sb.commands.run("(setsid sleep 7777 >/dev/null 2>&1 &); head -c 64M /dev/zero > /home/user/big")
+url = urllib.parse.urlparse(os.environ["E2B_SANDBOX_URL"])
+dl = socket.create_connection((url.hostname, url.port), timeout=30)
+dl.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+dl.sendall((f"GET /files?path=/home/user/big HTTP/1.1\r\nHost: x\r\nE2b-Sandbox-Id: {sb.sandbox_id}\r\n"
+            f"X-Access-Token: {sb._envd_access_token}\r\n\r\n").encode())
+head = dl.recv(64)
+reading = []
+
+
+def trickle():
+    while not reading:
+        try:
+            if not dl.recv(4096):
+                return
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+rt = threading.Thread(target=trickle)
+rt.start()
+check(head.startswith(b"HTTP/1.1 200") and sandbox_inits() == base + 1, "a download of 64 MB is being read slowly")
+sb.kill()
+check(wait_for(lambda: sandbox_inits() == base, 10),
+      "a killed sandbox (with a daemon in it) ends at once, while its download is still being read")
+reading.append(1)
+dl.close()
+rt.join()
+
 # --- a chain of directories deeper than the worker has descriptors ------------------
 sb = Sandbox.create(timeout=120)
 r = sb.commands.run("python3 -c 'import os\nos.chdir(\"/home/user\")\nfor i in range(3000):\n"

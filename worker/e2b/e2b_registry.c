@@ -93,6 +93,10 @@ static void e2b_sbx_kill(struct e2b_sbx *s)
         /* Ends every process with sandbox_died: open streams finish. */
         sf_proc_host_free(ph);
     }
+    /* Everything else too (a daemon started in the background): requests
+     * still holding the sandbox (a download being read) must not keep it
+     * running; it is freed when the last of them ends. */
+    sf_sandbox_kill(s->sb);
     pthread_mutex_unlock(&s->mu);
 }
 

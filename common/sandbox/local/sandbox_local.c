@@ -89,17 +89,18 @@ ssize_t sf_sbx_local_recv(int ctl, struct sf_sbx_msg *m, int *fd, int64_t deadli
  * pidfd become readable. */
 void sf_sbx_local_kill(struct local_sandbox *ls, const char *why)
 {
+    /* init_pid 0 first (atomically): the file calls of other threads
+     * (sf_sbx_files_of) see a dead sandbox from here on. */
+    pid_t pid = __atomic_exchange_n(&ls->init_pid, 0, __ATOMIC_ACQ_REL);
     if (ls->pidfd >= 0) {
         syscall(SYS_pidfd_send_signal, ls->pidfd, SIGKILL, NULL, 0);
         struct pollfd pfd = { ls->pidfd, POLLIN, 0 };
         while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {}
         close(ls->pidfd);
         ls->pidfd = -1;
-        ls->init_pid = 0;
-    } else if (ls->init_pid > 0) {
-        kill(ls->init_pid, SIGKILL);
-        while (waitpid(ls->init_pid, NULL, 0) < 0 && errno == EINTR) {}
-        ls->init_pid = 0;
+    } else if (pid > 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     }
     if (why && !ls->dead[0]) sf_strlcpy(ls->dead, why, sizeof(ls->dead));
 }
@@ -119,7 +120,7 @@ int sf_sbx_files_of(struct sf_sandbox *sb, uint32_t uid, struct sf_sbx_files *f)
 {
     struct local_sandbox *ls = (struct local_sandbox *)sb;
     *f = local_files(ls);
-    if (ls->rootfd < 0 || ls->init_pid <= 0) return -ESRCH;
+    if (ls->rootfd < 0 || __atomic_load_n(&ls->init_pid, __ATOMIC_ACQUIRE) <= 0) return -ESRCH;
     if (uid == SF_FS_UID_USER && ls->lp->user_uid) {
         f->uid = ls->lp->user_uid;
         f->gid = ls->lp->user_gid;
@@ -169,6 +170,11 @@ static void local_destroy(struct sf_sandbox *sb)
     if (rc < 0)
         SF_LOGW(ls->lp->log, "sandbox %s: cgroup %s not removed: %s", sb->id, cgdir, strerror(-rc));
     free(ls);
+}
+
+static void local_kill(struct sf_sandbox *sb)
+{
+    sf_sbx_local_kill((struct local_sandbox *)sb, "the sandbox was killed");
 }
 
 static int local_proc_host(struct sf_sandbox *sb, struct sf_proc_host **out, char *err,
@@ -252,6 +258,7 @@ static const struct sf_sandbox_ops local_ops = {
     .read_file = local_read_file,
     .run = sf_sbx_local_run,
     .destroy = local_destroy,
+    .kill = local_kill,
     .proc_host = local_proc_host,
     .fs = &sf_sbx_fs_ops,
     .freeze = local_freeze,
