@@ -24,7 +24,7 @@ make demo
 phase make-demo
 
 if [ "${SF_FRESH_SKIP_TESTS:-0}" != 1 ]; then
-  make test-fast CTEST_ARGS="--output-on-failure ${SF_FRESH_TESTS:+-R $SF_FRESH_TESTS}"
+  make test-fast CTEST_ARGS="--output-on-failure ${SF_FRESH_TESTS:+-R '$SF_FRESH_TESTS'}"
   phase make-test-fast
   # make test's sanitizer and fuzz halves use the same packages; one fuzz
   # target built and run proves them without doubling the compile time.
