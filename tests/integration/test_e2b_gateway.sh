@@ -95,6 +95,11 @@ sdk A list burst >"$T_TMP/listA.json"
 check "Sandbox.list (metadata filter, pages of 5) answers the 12 from the broker" \
   jtrue "$T_TMP/listA.json" "sorted(d['ids']) == sorted('$IDS'.split())"
 
+# a worker serving E2B sandboxes pulls tasks at the same time
+rcli XADD sf:default:tasks '*' task '{"v":1,"id":"gw-task","run_id":"gw-run","step":"echo","run":"cat","input":{"both":"at once"},"reply_to":"sf:reply:gw"}' >/dev/null
+rcli XREAD BLOCK 20000 STREAMS sf:reply:gw 0-0 >"$T_TMP/task.out"
+check "the workers also pull tasks while they serve the 12 sandboxes" grep -q '"both":"at once"' "$T_TMP/task.out"
+
 # --- routing by Host and by header, the API key, a bogus sandbox -----------------------
 S1=$(echo $W1IDS | cut -d' ' -f1)
 TOK=$(rcli HGET sf:e2b:sbx:$S1 r | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
