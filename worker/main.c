@@ -8,6 +8,7 @@
 #include "e2b_member.h"
 #include "e2b_server.h"
 #include "exitcode.h"
+#include "http.h"
 #include "template.h"
 #include "template_import.h"
 #include "util.h"
@@ -215,15 +216,23 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     const struct worker_cfg *cfg = w->cfg;
     int code;
     if (cfg->e2b_ingress && (code = worker_e2b_member(w)) != 0) return code;
-    if (!(w->prov = sf_sandbox_provider_new(cfg->sandbox, pcfg, err, sizeof(err)))) {
-        SF_LOGE(w->lg, "sandbox '%s': %s", cfg->sandbox, err);
-        return SF_EXIT_BROKEN;
-    }
     char any[80];
     const char *listen = cfg->e2b_listen ? cfg->e2b_listen : cfg->e2b_ingress;
     if (listen && listen[0] == ':') {
         snprintf(any, sizeof(any), "0.0.0.0%s", listen);
         listen = any;
+    }
+    /* Without a key anyone who can connect runs code (with the internet)
+     * in this worker's sandboxes: loopback only, as serve's API. */
+    if (!cfg->e2b_api_key && !w->member && !sf_http_is_loopback(listen)) {
+        SF_LOGE(w->lg, "--e2b-listen %s is not a loopback address: set --e2b-api-key (or "
+                "--e2b-api-key-file, SANDFLEET_E2B_API_KEY) before serving the E2B API to a network "
+                "(docs/security.md, \"Front doors\")", listen);
+        return SF_EXIT_USAGE;
+    }
+    if (!(w->prov = sf_sandbox_provider_new(cfg->sandbox, pcfg, err, sizeof(err)))) {
+        SF_LOGE(w->lg, "sandbox '%s': %s", cfg->sandbox, err);
+        return SF_EXIT_BROKEN;
     }
     /* Behind the gateway every connection comes from a gateway: a few
      * addresses holding many (pooled, streams), so the per-address cap is

@@ -7,7 +7,8 @@
 #   three 300 MiB uploads at once (bogus sandbox, no token, and a real one
 #   that fills the sandbox's disk) grow the server by less than 64 MB;
 #   a 64 MiB upload and download round-trip byte for byte, gzip both ways;
-#   200 slow connections from 127.0.0.2 and /health from 127.0.0.1 < 1 s.
+#   200 slow connections from 127.0.0.2 and /health from 127.0.0.1 < 1 s;
+#   no API key: refused on anything but a loopback address.
 set -u
 . "$(dirname "$0")/../lib/testlib.sh"
 W="$SF_BIN/sandfleet-worker"
@@ -165,4 +166,11 @@ T_FAIL=$((T_FAIL + $(grep -c '^not ok - ' "$T_TMP/doors.out")))
 check "the door checks ran to the end" [ $rc -eq 0 ] 
 kill -TERM $WPID; wait $WPID; rc=$?
 check "worker exits 0 on SIGTERM" [ $rc -eq 0 ]
+
+# Without an API key the E2B API (sandboxes that run code with internet
+# access) is open to whoever connects: only on a loopback address, as serve.
+# 192.0.2.1 (TEST-NET) is never bound: the refusal must come first.
+"$W" --e2b-listen "192.0.2.1:$PORT" --template-store "$T_TMP/store" >"$T_TMP/open.log" 2>&1; rc=$?
+check "--e2b-listen on a non-loopback address without --e2b-api-key exits 2 (got $rc)" [ $rc -eq 2 ]
+check "... naming the API key" grep -q -- "--e2b-api-key" "$T_TMP/open.log"
 t_done
