@@ -190,6 +190,14 @@ static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max,
     return 0;
 }
 
+/* The pool got its connection back after losing it (any thread). */
+static void reconnected(void *arg)
+{
+    struct redis_broker *rb = arg;
+    atomic_store(&rb->reclaim_after, sf_now_ms() + rb->lease_ms);
+    if (rb->base.cfg.on_reconnect) rb->base.cfg.on_reconnect(rb->base.cfg.on_reconnect_arg);
+}
+
 static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int block_ms,
                    size_t *n, char *err, size_t errlen)
 {
@@ -199,7 +207,10 @@ static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int
     int rc;
     *n = 0;
     if (!max) return 0;
-    if (sf_now_ms() >= rb->next_reclaim_ms && (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
+    /* No reclaim while Redis is away (the call that finds it back must not
+     * be the reclaim) nor for a lease after (reclaim_after). */
+    if (sf_now_ms() >= rb->next_reclaim_ms && sf_now_ms() >= atomic_load(&rb->reclaim_after) &&
+        !sf_redis_pool_down(rb->pool) && (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
         return rc;
     if (*n == max) return 0;
     /* Something will be due for maintain() before the block ends (a retry,
@@ -628,7 +639,7 @@ struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cf
     for (int p = 1; p < SF_REDIS_BANDS; p++) rb->k_band[p] = sf_xasprintf("sf:%s:tasks:p%d", q, p);
     rb->aging_ms = cfg->priority_aging_ms > 0 ? cfg->priority_aging_ms : 60000;
     rb->pool = sf_redis_pool_new(&u, cfg->connect_timeout_ms, cfg->log);
-    if (cfg->on_reconnect) sf_redis_pool_set_reconnect_hook(rb->pool, cfg->on_reconnect, cfg->on_reconnect_arg);
+    sf_redis_pool_set_reconnect_hook(rb->pool, reconnected, rb);
     sf_redis_url_clear(&u);
     return &rb->base;
 }

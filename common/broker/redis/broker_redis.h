@@ -44,6 +44,9 @@ void sf_redis_pool_free(struct sf_redis_pool *p);
 /* Call fn(arg) whenever a connection succeeds after a failure (the moment
  * "reconnected" is logged). Set before the pool is shared between threads. */
 void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *arg), void *arg);
+/* A call failed because Redis was unreachable, and no connection has
+ * succeeded since. Any thread. */
+bool sf_redis_pool_down(struct sf_redis_pool *p);
 
 /* Run one command (binary-safe argv). On success *out is the reply (caller
  * frees with freeReplyObject) and 0 is returned. An error reply is mapped:
@@ -85,6 +88,12 @@ struct redis_broker {
     /* When maintain() will next have something to move (CLOCK_MONOTONIC ms;
      * 0 = nothing known): fetch blocks no longer than that. */
     atomic_llong due_at;
+    /* No reclaim before this time (CLOCK_MONOTONIC ms): set to a lease
+     * after every reconnection. While Redis was away no owner could renew,
+     * so every entry looks idle once it is back (its delivery time is
+     * kept); reclaiming then would run live workers' tasks a second time.
+     * A lease of renewals lets the owners speak first. Any thread. */
+    atomic_llong reclaim_after;
     /* fetch thread only */
     int64_t next_reclaim_ms;
     int reclaim_band;               /* band whose XAUTOCLAIM scan is under way */

@@ -144,6 +144,14 @@ void sf_redis_pool_set_reconnect_hook(struct sf_redis_pool *p, void (*fn)(void *
     p->hook_arg = arg;
 }
 
+bool sf_redis_pool_down(struct sf_redis_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool down = p->was_down != 0;
+    pthread_mutex_unlock(&p->mu);
+    return down;
+}
+
 void sf_redis_pool_free(struct sf_redis_pool *p)
 {
     if (!p) return;
