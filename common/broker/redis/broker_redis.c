@@ -194,8 +194,13 @@ static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max,
 static void reconnected(void *arg)
 {
     struct redis_broker *rb = arg;
-    atomic_store(&rb->reclaim_after, sf_now_ms() + rb->lease_ms);
+    atomic_store(&rb->hold_until, sf_now_ms() + rb->lease_ms);
     if (rb->base.cfg.on_reconnect) rb->base.cfg.on_reconnect(rb->base.cfg.on_reconnect_arg);
+}
+
+bool sf_redis_hold(struct redis_broker *rb)
+{
+    return sf_now_ms() < atomic_load(&rb->hold_until) || sf_redis_pool_down(rb->pool);
 }
 
 static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int block_ms,
@@ -208,9 +213,9 @@ static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int
     *n = 0;
     if (!max) return 0;
     /* No reclaim while Redis is away (the call that finds it back must not
-     * be the reclaim) nor for a lease after (reclaim_after). */
-    if (sf_now_ms() >= rb->next_reclaim_ms && sf_now_ms() >= atomic_load(&rb->reclaim_after) &&
-        !sf_redis_pool_down(rb->pool) && (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
+     * be the reclaim) nor for a lease after. */
+    if (sf_now_ms() >= rb->next_reclaim_ms && !sf_redis_hold(rb) &&
+        (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
         return rc;
     if (*n == max) return 0;
     /* Something will be due for maintain() before the block ends (a retry,
@@ -379,8 +384,9 @@ static int r_maintain(struct sf_broker *b, char *err, size_t errlen)
     char lease[24];
     int moved = 0;
     snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
-    const char *ka[] = { rb->k_delayed, rb->k_tasks, "sf:gates:waiting", "100", lease };
-    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_promote, 3, 2, ka, NULL);
+    const char *ka[] = { rb->k_delayed, rb->k_tasks, "sf:gates:waiting", "100", lease,
+                         sf_redis_hold(rb) ? "1" : "0" };
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_promote, 3, 3, ka, NULL);
     if (rc < 0) return rc;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER) {
         moved = (int)r->element[0]->integer;

@@ -88,18 +88,24 @@ struct redis_broker {
     /* When maintain() will next have something to move (CLOCK_MONOTONIC ms;
      * 0 = nothing known): fetch blocks no longer than that. */
     atomic_llong due_at;
-    /* No reclaim before this time (CLOCK_MONOTONIC ms): set to a lease
-     * after every reconnection. While Redis was away no owner could renew,
-     * so every entry looks idle once it is back (its delivery time is
-     * kept); reclaiming then would run live workers' tasks a second time.
-     * A lease of renewals lets the owners speak first. Any thread. */
-    atomic_llong reclaim_after;
+    /* No lease is taken as run out before this time (CLOCK_MONOTONIC ms):
+     * set to a lease after every reconnection. While Redis was away no owner
+     * could renew, so every entry looks idle once it is back (its delivery
+     * time is kept) and every concurrency slot expired; reclaiming or
+     * reaping then would run live workers' tasks a second time, or start
+     * more tasks than a key's limit beside them. A lease of renewals lets
+     * the owners speak first (sf_redis_hold). Any thread. */
+    atomic_llong hold_until;
     /* fetch thread only */
     int64_t next_reclaim_ms;
     int reclaim_band;               /* band whose XAUTOCLAIM scan is under way */
     char reclaim_cursor[64];
 };
 #define RB(b) ((struct redis_broker *)(b))
+
+/* Whether leases must not be taken as run out now: Redis is unreachable,
+ * or was until less than a lease ago (hold_until). */
+bool sf_redis_hold(struct redis_broker *rb);
 
 /* A delivery's handle is its entry id in band 0 and "p<band>/<entry id>" in
  * the others. The stream a handle belongs to, with *id set to the entry id

@@ -64,12 +64,13 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     const char *ka[] = { stream, k_conc, k_cwait, k_rate, k_res, k_rwait, "sf:gates", "sf:gates:waiting",
                          rb->k_held,
                          id, me, holder, t->id, c->key, limit,
-                         r->key, per_s, burst, lease, raw, score, held };
+                         r->key, per_s, burst, lease, raw, score, held,
+                         sf_redis_hold(rb) ? "1" : "0" };
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
     lens[19] = len;
     redisReply *rep;
-    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_enter, 9, 13, ka, lens);
+    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_enter, 9, 14, ka, lens);
     if (rc == 0) rc = sf_redis_int_reply(rep);
     if (rc > 2) rc = -EPROTO;
     free(k_conc);
@@ -94,8 +95,8 @@ int sf_redis_gate_leave(struct sf_broker *b, const char *handle, const struct sf
     char *held = sf_xasprintf("%s@%s", handle, b->cfg.consumer ? b->cfg.consumer : "");
     char *holder = sf_xasprintf("%s/%s", b->cfg.queue, held);
     snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
-    const char *ka[] = { k_conc, rb->k_held, holder, held, gate, lease };
-    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_leave, 2, 4, ka, NULL);
+    const char *ka[] = { k_conc, rb->k_held, holder, held, gate, lease, sf_redis_hold(rb) ? "1" : "0" };
+    int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_leave, 2, 5, ka, NULL);
     if (rc == 0) freeReplyObject(rep);
     free(k_conc);
     free(gate);

@@ -19,8 +19,13 @@
  * gates with waiting tasks. A waiting member is "<stream>\n<task id>\n<raw
  * task>"; waking it XADDs the raw task back to its stream and reserves the
  * capacity for that task id ("r:<task id>", expiring after a lease), so a
- * task arriving meanwhile cannot take it. */
+ * task arriving meanwhile cannot take it.
+ * Slots and reservations older than now are reaped (reap_to), except while
+ * the caller holds expiry back: for a lease after it reconnected to Redis
+ * (redis_broker.hold_until), when every lease looks expired because nobody
+ * could renew during the outage. */
 #define LUA_GATES \
+    "local reap_to = now\n" \
     "local function sf_wake(m, lease, reskey)\n" \
     "  local a = string.find(m, '\\n', 1, true)\n" \
     "  local b = string.find(m, '\\n', a + 1, true)\n" \
@@ -57,17 +62,17 @@
     "  if not spec then redis.call('SREM', 'sf:gates:waiting', gate) return 0, -1 end\n" \
     "  if kind == 'conc' then\n" \
     "    local hk = 'sf:gate:conc:' .. k\n" \
-    "    redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)\n" \
+    "    redis.call('ZREMRANGEBYSCORE', hk, '-inf', reap_to)\n" \
     "    local free = tonumber(spec) - redis.call('ZCARD', hk)\n" \
     "    local n = sf_wake_n(gate, hk .. ':wait', free, lease, hk)\n" \
     "    local first = redis.call('ZRANGE', hk, 0, 0, 'WITHSCORES')\n" \
-    "    if #first < 2 or redis.call('ZCARD', hk .. ':wait') == 0 then return n, -1 end\n" \
+    "    if #first < 2 or reap_to < now or redis.call('ZCARD', hk .. ':wait') == 0 then return n, -1 end\n" \
     "    return n, math.max(0, tonumber(first[2]) - now)\n" \
     "  end\n" \
     "  local per_s, burst = string.match(spec, '^(%S+) (%S+)$')\n" \
     "  local rk = 'sf:gate:rate:' .. k\n" \
     "  local tokens = sf_bucket(rk, tonumber(per_s), tonumber(burst))\n" \
-    "  redis.call('ZREMRANGEBYSCORE', rk .. ':res', '-inf', now)\n" \
+    "  redis.call('ZREMRANGEBYSCORE', rk .. ':res', '-inf', reap_to)\n" \
     "  local held = redis.call('ZCARD', rk .. ':res')\n" \
     "  local n = sf_wake_n(gate, rk .. ':wait', math.floor(tokens) - held, lease, rk .. ':res')\n" \
     "  if redis.call('ZCARD', rk .. ':wait') == 0 then return n, -1 end\n" \
@@ -169,7 +174,8 @@ const char sf_redis_lua_renew[] =
     "end\n"
     "return lost\n";
 
-/* KEYS: delayed zset, tasks, sf:gates:waiting. ARGV: max to move, lease ms.
+/* KEYS: delayed zset, tasks, sf:gates:waiting. ARGV: max to move, lease ms,
+ * '1' to hold expiry back (see SF_REDIS_HOLD below).
  * Due retries back to the queue; free gate capacity to waiting tasks (a few
  * gates per call); which bands p >= 1 exist; in how many ms something will
  * be due to move (the next retry, token or expiring slot; -1 none), so an
@@ -178,6 +184,7 @@ const char sf_redis_lua_renew[] =
  * SCARD and nine EXISTS here, in the call every worker makes anyway. */
 const char sf_redis_lua_promote[] =
     LUA_NOW LUA_GATES
+    "if ARGV[3] == '1' then reap_to = 0 end\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
     "for _, m in ipairs(due) do\n"
     "  redis.call('XADD', KEYS[2], '*', 'task', m)\n"
@@ -254,7 +261,8 @@ const char sf_redis_lua_stats[] =
  * rate waiting, sf:gates, sf:gates:waiting, held hash.
  * ARGV: entry id, consumer, holder id ("<queue>/<handle>@<consumer>"), task
  * id, conc key ('' = none), limit, rate key ('' = none), per_s, burst, lease
- * ms, raw task, waiting score, held field ("<handle>@<consumer>").
+ * ms, raw task, waiting score, held field ("<handle>@<consumer>"), '1' to
+ * hold expiry back.
  * A slot belongs to one delivery of one worker: a worker that stalled past
  * its lease and wakes up to finish gives back only its own (expired) slot,
  * never the one the delivery's reclaimer took.
@@ -267,6 +275,7 @@ const char sf_redis_lua_stats[] =
  * its reservations go back. Returns 0 start, 1 waiting, 2 not ours. */
 const char sf_redis_lua_gate_enter[] =
     LUA_NOW LUA_GATES
+    "if ARGV[14] == '1' then reap_to = 0 end\n"
     "local p = redis.call('XPENDING', KEYS[1], 'workers', ARGV[1], ARGV[1], 1)\n"
     "if #p == 0 or p[1][2] ~= ARGV[2] then return 2 end\n"
     "local lease = tonumber(ARGV[10])\n"
@@ -284,7 +293,7 @@ const char sf_redis_lua_gate_enter[] =
     "end\n"
     "if conc then\n"
     "  redis.call('HSET', KEYS[7], 'conc:' .. ARGV[5], ARGV[6])\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', reap_to)\n"
     "  local mine = redis.call('ZSCORE', KEYS[2], ARGV[3]) or redis.call('ZSCORE', KEYS[2], res)\n"
     "  if not mine and (redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) or\n"
     "                   redis.call('ZCARD', KEYS[3]) > 0) then\n"
@@ -294,7 +303,7 @@ const char sf_redis_lua_gate_enter[] =
     "if rate then\n"
     "  redis.call('HSET', KEYS[7], 'rate:' .. ARGV[7], ARGV[8] .. ' ' .. ARGV[9])\n"
     "  local tokens = sf_bucket(KEYS[4], tonumber(ARGV[8]), tonumber(ARGV[9]))\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', reap_to)\n"
     "  local mine = redis.call('ZSCORE', KEYS[5], res)\n"
     "  local others = redis.call('ZCARD', KEYS[5]) - (mine and 1 or 0)\n"
     "  if tokens - others < 1 or (not mine and redis.call('ZCARD', KEYS[6]) > 0) then\n"
@@ -312,10 +321,11 @@ const char sf_redis_lua_gate_enter[] =
     "return 0\n";
 
 /* KEYS: conc holders, held hash. ARGV: holder id, held field, gate
- * ("conc:<key>"), lease ms. The slot goes back; free slots go to the
+ * ("conc:<key>"), lease ms, '1' to hold expiry back. The slot goes back; free slots go to the
  * oldest waiters at once. Returns how many were woken. */
 const char sf_redis_lua_gate_leave[] =
     LUA_NOW LUA_GATES
+    "if ARGV[5] == '1' then reap_to = 0 end\n"
     "redis.call('ZREM', KEYS[1], ARGV[1])\n"
     "redis.call('HDEL', KEYS[2], ARGV[2])\n"
     "if redis.call('SISMEMBER', 'sf:gates:waiting', ARGV[3]) == 0 then return 0 end\n"
