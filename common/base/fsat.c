@@ -112,6 +112,12 @@ static int rm_move_up(struct rm_walk *w, int dirfd, const char *name)
     for (int tries = 0; tries < 64; tries++) {
         snprintf(tmp, sizeof(tmp), ".sf-rm-%d-%u", (int)getpid(), w->moved++);
         if (syscall(SYS_renameat2, dirfd, name, w->top, tmp, RENAME_NOREPLACE) == 0) return 1;
+        /* A file system without RENAME_NOREPLACE: the name is ours alone
+         * (pid and counter) once it is free. */
+        if (errno == EINVAL) {
+            if (faccessat(w->top, tmp, F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
+            if (errno == ENOENT && renameat(dirfd, name, w->top, tmp) == 0) return 1;
+        }
         if (errno != EEXIST) return errno == ENOENT ? 0 : -errno;
     }
     return -EEXIST;
