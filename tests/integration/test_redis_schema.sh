@@ -100,7 +100,7 @@ worker_stop w1
 grep -q 'authentication failed' "$T/badpw.log" || fail "no clear message for a wrong password"
 grep -q 'wrong' "$T/badpw.log" && fail "the password was logged"
 REDIS_URL_SAVED=$REDIS_URL; REDIS_URL="redis://sandfleet-worker:wpw@127.0.0.1:$REDIS_PORT"
-worker_start aclw --concurrency 1 --retry-base-ms 50
+worker_start aclw --concurrency 2 --retry-base-ms 50
 REDIS_URL=$REDIS_URL_SAVED
 rcli XADD sf:default:tasks '*' task "$(task_json acl-1 acl 'exit 1' '{"max_attempts":2,"reply_to":"sf:reply:acl"}')" >/dev/null
 reply=$(rcli XREAD BLOCK 10000 STREAMS sf:reply:acl 0-0)

@@ -151,10 +151,11 @@ const char sf_redis_lua_dead[] =
  * longer owns; a plain XCLAIM would steal back an entry another worker has
  * rightfully reclaimed. Extends the concurrency slot each delivery holds
  * (the held hash names its key; slot and hash field are
- * "<handle>@<consumer>") whether or not the entry is still its own: the
- * copy that runs here counts until it is given back, even when another
- * worker took the delivery over and settled it first. A slot that expired
- * (this worker stalled past its lease) is not brought back (XX). */
+ * "<handle>@<consumer>"), and the key's TTL with it, whether or not the
+ * entry is still its own: the copy that runs here counts until it is given
+ * back, even when another worker took the delivery over and settled it
+ * first. A slot that expired (this worker stalled past its lease) is not
+ * brought back (XX). */
 const char sf_redis_lua_renew[] =
     LUA_NOW
     "local n = #KEYS - 1\n"
@@ -168,8 +169,8 @@ const char sf_redis_lua_renew[] =
     "    lost[#lost + 1] = h\n"
     "  end\n"
     "  local k = redis.call('HGET', KEYS[1], h .. '@' .. ARGV[1])\n"
-    "  if k then\n"
-    "    redis.call('ZADD', 'sf:gate:conc:' .. k, 'XX', now + tonumber(ARGV[2]), ARGV[3] .. h .. '@' .. ARGV[1])\n"
+    "  if k and redis.call('ZADD', 'sf:gate:conc:' .. k, 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[3] .. h .. '@' .. ARGV[1]) == 1 then\n"
+    "    redis.call('EXPIRE', 'sf:gate:conc:' .. k, 86400)\n"
     "  end\n"
     "end\n"
     "return lost\n";
@@ -285,7 +286,7 @@ const char sf_redis_lua_gate_enter[] =
     "  if conc then redis.call('ZREM', KEYS[2], res) end\n"
     "  if rate then redis.call('ZREM', KEYS[5], res) end\n"
     "  redis.call('ZADD', wk, ARGV[12], KEYS[1] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[11])\n"
-    "  redis.call('EXPIRE', wk, 604800)\n"
+    "  redis.call('PERSIST', wk)\n"
     "  redis.call('SADD', KEYS[8], gate)\n"
     "  redis.call('XACK', KEYS[1], 'workers', ARGV[1])\n"
     "  redis.call('XDEL', KEYS[1], ARGV[1])\n"
