@@ -6,7 +6,9 @@
 #  2. the slots of a key are renewed with their leases, and so is the key's
 #     TTL (a day from the last task that entered: a task running longer let
 #     the key vanish, and the next task of the key started beside it). The
-#     test shortens the TTL by hand and waits for a renewal to restore it.
+#     test shortens the TTL by hand and waits for a renewal to restore it;
+#  3. what a worker holds (sf:Q:held:<worker>) expires with the worker: a
+#     worker killed -9 with slots left its entries forever in a shared hash.
 set -u
 export SF_TEST_SANDBOX=process      # A waits for a file of the test
 source "$SF_SRC/tests/lib/fleet.sh"
@@ -18,6 +20,8 @@ wait_for 20 '[ "$(rcli ZCARD sf:gate:conc:keys)" = 1 ]' || fail "A did not take 
 rcli XADD sf:default:tasks '*' task "$(task_json B keys cat "$gated")" >/dev/null
 wait_for 20 '[ "$(rcli ZCARD sf:gate:conc:keys:wait)" = 1 ]' || fail "B did not wait"
 [ "$(rcli TTL sf:gate:conc:keys:wait)" = -1 ] || fail "the waiting set expires: TTL $(rcli TTL sf:gate:conc:keys:wait)"
+ttl=$(rcli TTL sf:default:held:w1)
+[ "$ttl" -gt 0 ] || fail "the worker's held hash does not expire (TTL $ttl)"
 rcli EXPIRE sf:gate:conc:keys 2 >/dev/null
 wait_for 10 '[ "$(rcli TTL sf:gate:conc:keys)" -gt 100 ]' || fail "the slots' key was not kept alive by A's renewals"
 [ "$(rcli XLEN sf:reply:keys)" = 0 ] || fail "B ran while A held the only slot"

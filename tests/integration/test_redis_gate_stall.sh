@@ -47,5 +47,7 @@ print(f"A on w1 {a[0]['start']:.2f}-{a[0]['end']:.2f}, A on w2 {a[1]['start']:.2
 assert b["start"] >= a[1]["end"], "B started while w2's copy of A ran"
 PY
 wait_for 10 '[ "$(rcli ZCARD sf:gate:conc:stall)" = 0 ]' || fail "a slot was left taken: $(rcli ZRANGE sf:gate:conc:stall 0 -1)"
-[ "$(rcli HLEN sf:default:held)" = 0 ] || fail "held entries left: $(rcli HGETALL sf:default:held)"
+for w in w1 w2; do
+    [ "$(rcli HLEN sf:default:held:$w)" = 0 ] || fail "held entries left: $(rcli HGETALL sf:default:held:$w)"
+done
 echo PASS

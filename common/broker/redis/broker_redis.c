@@ -640,7 +640,8 @@ struct sf_broker *sf_broker_redis_new(const char *url, const struct sf_broker_cf
     rb->k_delayed = sf_xasprintf("sf:%s:delayed", q);
     rb->k_workers = sf_xasprintf("sf:%s:workers", q);
     rb->k_winfo = sf_xasprintf("sf:%s:workers:info", q);
-    rb->k_held = sf_xasprintf("sf:%s:held", q);
+    /* Per worker, so that a dead worker's entries expire with the key. */
+    rb->k_held = sf_xasprintf("sf:%s:held:%s", q, cfg->consumer ? cfg->consumer : "coordinator");
     rb->k_band[0] = rb->k_tasks;
     for (int p = 1; p < SF_REDIS_BANDS; p++) rb->k_band[p] = sf_xasprintf("sf:%s:tasks:p%d", q, p);
     rb->aging_ms = cfg->priority_aging_ms > 0 ? cfg->priority_aging_ms : 60000;

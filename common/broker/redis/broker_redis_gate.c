@@ -50,8 +50,7 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     char *k_res = sf_xasprintf("sf:gate:rate:%s:res", r->key);
     char *k_rwait = sf_xasprintf("sf:gate:rate:%s:wait", r->key);
     const char *me = b->cfg.consumer ? b->cfg.consumer : "";
-    char *held = sf_xasprintf("%s@%s", handle, me);
-    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, held);
+    char *holder = sf_xasprintf("%s/%s@%s", b->cfg.queue, handle, me);
     char limit[24], per_s[40], burst[24], lease[24], score[32];
     /* Waiting order: older first, a priority level worth aging_ms of age
      * (the rule the band fetch applies too). */
@@ -64,7 +63,7 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     const char *ka[] = { stream, k_conc, k_cwait, k_rate, k_res, k_rwait, "sf:gates", "sf:gates:waiting",
                          rb->k_held,
                          id, me, holder, t->id, c->key, limit,
-                         r->key, per_s, burst, lease, raw, score, held,
+                         r->key, per_s, burst, lease, raw, score, handle,
                          sf_redis_hold(rb) ? "1" : "0" };
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
@@ -79,7 +78,6 @@ int sf_redis_gate_enter(struct sf_broker *b, const char *handle, const struct sf
     free(k_res);
     free(k_rwait);
     free(holder);
-    free(held);
     return rc;
 }
 
@@ -92,16 +90,14 @@ int sf_redis_gate_leave(struct sf_broker *b, const char *handle, const struct sf
     if (!t->concurrency.key[0]) return 0;            /* a token is spent, nothing to give back */
     char *k_conc = sf_xasprintf("sf:gate:conc:%s", t->concurrency.key);
     char *gate = sf_xasprintf("conc:%s", t->concurrency.key);
-    char *held = sf_xasprintf("%s@%s", handle, b->cfg.consumer ? b->cfg.consumer : "");
-    char *holder = sf_xasprintf("%s/%s", b->cfg.queue, held);
+    char *holder = sf_xasprintf("%s/%s@%s", b->cfg.queue, handle, b->cfg.consumer ? b->cfg.consumer : "");
     snprintf(lease, sizeof(lease), "%lld", (long long)rb->lease_ms);
-    const char *ka[] = { k_conc, rb->k_held, holder, held, gate, lease, sf_redis_hold(rb) ? "1" : "0" };
+    const char *ka[] = { k_conc, rb->k_held, holder, handle, gate, lease, sf_redis_hold(rb) ? "1" : "0" };
     int rc = sf_redis_eval(rb, &rep, err, errlen, sf_redis_lua_gate_leave, 2, 5, ka, NULL);
     if (rc == 0) freeReplyObject(rep);
     free(k_conc);
     free(gate);
     free(holder);
-    free(held);
     return rc;
 }
 

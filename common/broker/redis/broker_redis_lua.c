@@ -150,8 +150,8 @@ const char sf_redis_lua_dead[] =
  * JUSTID: the delivery count is not bumped) and returns the handles it no
  * longer owns; a plain XCLAIM would steal back an entry another worker has
  * rightfully reclaimed. Extends the concurrency slot each delivery holds
- * (the held hash names its key; slot and hash field are
- * "<handle>@<consumer>"), and the key's TTL with it, whether or not the
+ * (this worker's held hash maps the handle to the key; the slot is
+ * "<queue>/<handle>@<consumer>"), and the key's TTL with it, whether or not the
  * entry is still its own: the copy that runs here counts until it is given
  * back, even when another worker took the delivery over and settled it
  * first. A slot that expired (this worker stalled past its lease) is not
@@ -168,11 +168,12 @@ const char sf_redis_lua_renew[] =
     "  else\n"
     "    lost[#lost + 1] = h\n"
     "  end\n"
-    "  local k = redis.call('HGET', KEYS[1], h .. '@' .. ARGV[1])\n"
+    "  local k = redis.call('HGET', KEYS[1], h)\n"
     "  if k and redis.call('ZADD', 'sf:gate:conc:' .. k, 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[3] .. h .. '@' .. ARGV[1]) == 1 then\n"
     "    redis.call('EXPIRE', 'sf:gate:conc:' .. k, 86400)\n"
     "  end\n"
     "end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], 86400) end\n"
     "return lost\n";
 
 /* KEYS: delayed zset, tasks, sf:gates:waiting. ARGV: max to move, lease ms,
@@ -262,8 +263,9 @@ const char sf_redis_lua_stats[] =
  * rate waiting, sf:gates, sf:gates:waiting, held hash.
  * ARGV: entry id, consumer, holder id ("<queue>/<handle>@<consumer>"), task
  * id, conc key ('' = none), limit, rate key ('' = none), per_s, burst, lease
- * ms, raw task, waiting score, held field ("<handle>@<consumer>"), '1' to
- * hold expiry back.
+ * ms, raw task, waiting score, handle, '1' to hold expiry back. The held
+ * hash is this worker's (it expires a day after its last renewal: a dead
+ * worker's entries go with it).
  * A slot belongs to one delivery of one worker: a worker that stalled past
  * its lease and wakes up to finish gives back only its own (expired) slot,
  * never the one the delivery's reclaimer took.
@@ -318,10 +320,11 @@ const char sf_redis_lua_gate_enter[] =
     "  redis.call('ZADD', KEYS[2], now + lease, ARGV[3])\n"
     "  redis.call('EXPIRE', KEYS[2], 86400)\n"
     "  redis.call('HSET', KEYS[9], ARGV[13], ARGV[5])\n"
+    "  redis.call('EXPIRE', KEYS[9], 86400)\n"
     "end\n"
     "return 0\n";
 
-/* KEYS: conc holders, held hash. ARGV: holder id, held field, gate
+/* KEYS: conc holders, this worker's held hash. ARGV: holder id, handle, gate
  * ("conc:<key>"), lease ms, '1' to hold expiry back. The slot goes back; free slots go to the
  * oldest waiters at once. Returns how many were woken. */
 const char sf_redis_lua_gate_leave[] =
