@@ -6,8 +6,8 @@
  *     One task = create, write /tmp/input.json, run `cat /tmp/input.json`,
  *     read the output, destroy (as sandbox_cost.c). Median and min per mode,
  *     the create phase alone, then each mode alone again for its CPU time
- *     per task (the process and its children: pool helpers and the egress
- *     proxy included).
+ *     per task (bench_cpu.h: the process and everything it starts — the
+ *     zygote's sandboxes, the pool helpers, the egress proxy).
  *  2. A TCP stream: this program's "send" mode writes MB megabytes to a sink
  *     ("sink" mode) on a test host in a network namespace of its own
  *     (198.51.100.x, joined by a veth pair), once from the host network and
@@ -17,6 +17,7 @@
  *   net_cost [iterations=200] [MB=1024]
  *   net_cost sink PORT            (internal)
  *   net_cost send IP PORT MB      (internal) */
+#include "bench_cpu.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -52,16 +53,6 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_d);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static double cpu_us(void)
-{
-    struct rusage self, kids;
-    getrusage(RUSAGE_SELF, &self);
-    getrusage(RUSAGE_CHILDREN, &kids);
-    return (self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
-            kids.ru_stime.tv_sec) * 1e6 + self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-           kids.ru_utime.tv_usec + kids.ru_stime.tv_usec;
 }
 
 /* ---- 2. the stream's two ends -------------------------------------------------- */
@@ -167,14 +158,14 @@ static int per_task(struct sf_sandbox_provider *prov, struct sf_sandbox_opts *op
         snprintf(what, sizeof(what), "%s: create", mode_names[m]);
         report(what, cre[m], n);
     }
-    printf("CPU per task, each mode alone (%d tasks; process and children):\n", n);
+    printf("CPU per task, each mode alone (%d tasks; counted by %s):\n", n, bench_cpu_source());
     for (int m = 0; m < NMODES; m++) {
         usleep(300 * 1000);                      /* let the pools refill first */
-        double c0 = cpu_us(), x, y;
+        double c0 = bench_cpu_us(), x, y;
         for (int i = 0; i < n; i++)
             if (task(prov, &opts[m], &x, &y) < 0) return 1;
         usleep(300 * 1000);                      /* and count their refills */
-        printf("  %-10s %.2f ms\n", mode_names[m], (cpu_us() - c0) / n / 1e3);
+        printf("  %-10s %.2f ms\n", mode_names[m], (bench_cpu_us() - c0) / n / 1e3);
     }
     for (int m = 0; m < NMODES; m++) {
         free(tot[m]);
@@ -252,7 +243,7 @@ static int stream(struct sf_sandbox_provider *prov, const char *self, int mb, in
         snprintf(run, sizeof(run), "/tmp/nc send %s %d %d", ip, port, mb);
         struct sf_run_spec spec = { .cmd = run, .timeout_s = 300 };
         struct sf_run_result rr;
-        double c0 = cpu_us();
+        double c0 = bench_cpu_us();
         struct rusage ru0, ru1;
         getrusage(RUSAGE_SELF, &ru0);
         if (sf_sandbox_run(sb, &spec, &rr) || rr.exit_code) {
@@ -288,6 +279,8 @@ int main(int argc, char **argv)
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0) return 1;
     self[sl] = '\0';
+    bench_cpu_setup();                  /* before the provider: its zygote is counted too */
+    atexit(bench_cpu_cleanup);
     struct sf_sandbox_provider *prov = sf_sandbox_provider_new("local", NULL, err, sizeof(err));
     if (!prov) {
         fprintf(stderr, "%s\n", err);

@@ -15,6 +15,7 @@
  * tear network namespaces down. That is the cost a busy host pays per
  * task, as opposed to the latency of one.
  * Usage: sandbox_cost [iterations=200] */
+#include "bench_cpu.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -51,69 +52,6 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_d);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Where CPU time is read: a cpuacct.usage (ns) or cpu.stat (usage_usec)
- * file covering this process and everything it starts; "" for getrusage. */
-static char cpu_file[256];
-static bool cpu_v2;
-
-static void cpu_account_setup(void)
-{
-    char dir[128], path[192], buf[64];
-    snprintf(dir, sizeof(dir), "/sys/fs/cgroup/cpuacct/sf-bench-%d", (int)getpid());
-    if (mkdir(dir, 0755) == 0) {
-        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-        int fd = open(path, O_WRONLY);
-        int n = snprintf(buf, sizeof(buf), "%d", (int)getpid());
-        if (fd >= 0 && write(fd, buf, (size_t)n) == n)
-            snprintf(cpu_file, sizeof(cpu_file), "%s/cpuacct.usage", dir);
-        if (fd >= 0) close(fd);
-        return;
-    }
-    char *self = NULL;
-    size_t len;
-    if (sf_read_file("/proc/self/cgroup", 4096, &self, &len) == 0 && !strncmp(self, "0::/", 4)) {
-        self[strcspn(self, "\n")] = '\0';
-        if (self[4]) {
-            snprintf(cpu_file, sizeof(cpu_file), "/sys/fs/cgroup%s/cpu.stat", self + 3);
-            cpu_v2 = true;
-        }
-    }
-    free(self);
-}
-
-static void cpu_account_cleanup(void)
-{
-    if (!cpu_file[0] || cpu_v2) return;
-    /* back to the parent, then the cgroup can go */
-    int fd = open("/sys/fs/cgroup/cpuacct/cgroup.procs", O_WRONLY);
-    char buf[32], dir[128];
-    int n = snprintf(buf, sizeof(buf), "%d", (int)getpid());
-    if (fd >= 0) { if (write(fd, buf, (size_t)n) != n) {} close(fd); }
-    snprintf(dir, sizeof(dir), "/sys/fs/cgroup/cpuacct/sf-bench-%d", (int)getpid());
-    rmdir(dir);
-}
-
-static double cpu_us(void)
-{
-    if (cpu_file[0]) {
-        char *s = NULL;
-        size_t len;
-        double v = -1;
-        if (sf_read_file(cpu_file, 4096, &s, &len) == 0) {
-            const char *u = cpu_v2 ? strstr(s, "usage_usec ") : s;
-            if (u) v = cpu_v2 ? atof(u + 11) : atof(u) / 1000;
-        }
-        free(s);
-        if (v >= 0) return v;
-    }
-    struct rusage self, kids;
-    getrusage(RUSAGE_SELF, &self);
-    getrusage(RUSAGE_CHILDREN, &kids);
-    return (self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
-            kids.ru_stime.tv_sec) * 1e6 + self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-           kids.ru_utime.tv_usec + kids.ru_stime.tv_usec;
 }
 
 /* One local task; returns 0 or prints why it failed. */
@@ -176,8 +114,8 @@ int main(int argc, char **argv)
     int iters = argc > 1 ? atoi(argv[1]) : 200;
     char err[SF_ERRSTR_LEN];
     signal(SIGPIPE, SIG_IGN);
-    cpu_account_setup();            /* before the provider: its zygote is counted too */
-    atexit(cpu_account_cleanup);
+    bench_cpu_setup();            /* before the provider: its zygote is counted too */
+    atexit(bench_cpu_cleanup);
     struct sf_provider_config cfg = { 0 };
     struct sf_sandbox_provider *prov = sf_sandbox_provider_new("local", &cfg, err, sizeof(err));
     if (!prov) { fprintf(stderr, "provider: %s\n", err); return 1; }
@@ -227,11 +165,10 @@ int main(int argc, char **argv)
     printf("local phases (median ms):");
     for (int k = 0; k < 5; k++) printf(" %s %.3f", names[k], median(ph[k], iters) / 1000);
     printf("\nratio local/bwrap (medians): %.2f\n", median(local, iters) / median(bw, iters));
-    printf("CPU counted by %s\n", cpu_file[0] ? cpu_file : "getrusage (the zygote's children are "
-           "missed)");
+    printf("CPU counted by %s\n", bench_cpu_source());
     for (int way = 0; way < 3; way++) {
         static const char *const name[] = { "local", "bwrap", "bare" };
-        double c0 = cpu_us(), w0 = now_us();
+        double c0 = bench_cpu_us(), w0 = now_us();
         for (int i = 0; i < iters; i++) {
             double t[6];
             char buf[4096];
@@ -240,7 +177,7 @@ int main(int argc, char **argv)
             if (way == 2) spawn_collect(bare_argv, buf, sizeof(buf));
         }
         printf("%s alone: %.3f ms wall, %.3f ms CPU per task (mean of %d)\n", name[way],
-               (now_us() - w0) / iters / 1000, (cpu_us() - c0) / iters / 1000, iters);
+               (now_us() - w0) / iters / 1000, (bench_cpu_us() - c0) / iters / 1000, iters);
     }
     unlink(host_in);
     sf_sandbox_provider_free(prov);

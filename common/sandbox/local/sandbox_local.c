@@ -508,11 +508,19 @@ cleanup:
     return rc;
 }
 
-/* The ready pool's maker: a sandbox with the default options. */
+/* The ready pools' makers: a sandbox with the default options, with
+ * network off or on (the default policy). */
 static struct sf_sandbox *local_make_default(void *arg, char *err, size_t errlen)
 {
     struct sf_sandbox *sb = NULL;
     struct sf_sandbox_opts opts = { 0 };
+    return local_create_fresh(arg, &opts, &sb, err, errlen) < 0 ? NULL : sb;
+}
+
+static struct sf_sandbox *local_make_net(void *arg, char *err, size_t errlen)
+{
+    struct sf_sandbox *sb = NULL;
+    struct sf_sandbox_opts opts = { .network = true };
     return local_create_fresh(arg, &opts, &sb, err, errlen) < 0 ? NULL : sb;
 }
 
@@ -523,11 +531,20 @@ static int local_create(struct sf_sandbox_provider *p, const struct sf_sandbox_o
     struct sf_limits lim = opts->limits;
     sf_limits_merge(&lim, &lp->defaults);
     /* A ready one fits when only memory and pids differ (cgroup limits,
-     * rewritten here); the disk is the size of its tmpfs. */
-    bool fits = !opts->network && !opts->n_ro_binds && !opts->rootfs && !opts->inject &&
+     * rewritten here) and, with network, the rules (set here: nothing has
+     * run in it yet); the disk is the size of its tmpfs. The CA of
+     * injected headers changes its files: never from the pool. */
+    bool fits = !opts->n_ro_binds && !opts->rootfs && !opts->inject && !opts->egress_ca &&
                 lim.disk_mb == lp->defaults.disk_mb;
-    struct local_sandbox *ls = fits ? (struct local_sandbox *)sf_sbx_ready_take(lp->ready) : NULL;
+    struct local_sandbox *ls =
+        fits ? (struct local_sandbox *)sf_sbx_ready_take(opts->network ? lp->ready_net : lp->ready)
+             : NULL;
+    if (ls && opts->network && !ls->egress) {        /* its egress never started */
+        local_destroy(&ls->base);
+        ls = NULL;
+    }
     if (!ls) return local_create_fresh(p, opts, out, errstr, errlen);
+    if (opts->network) sf_sbx_egress_set_policy(ls->egress, opts->net_policy, NULL);
     ls->limits = lim;
     int rc = sf_sbx_cgroup_set_limits(&ls->cg, lim.memory_mb, lim.pids, errstr, errlen);
     if (rc < 0) {
@@ -544,7 +561,8 @@ static void local_free(struct sf_sandbox_provider *p)
 {
     struct local_provider *lp = (struct local_provider *)p;
     if (!lp) return;
-    sf_sbx_ready_free(lp->ready);       /* first: it creates through the rest */
+    sf_sbx_ready_free(lp->ready);       /* first: they create through the rest */
+    sf_sbx_ready_free(lp->ready_net);
     sf_sbx_zygote_stop(lp->zygote);
     sf_sbx_netns_pool_free(lp->netns);
     sf_sbx_egress_kit_stop(&lp->egress);
@@ -654,6 +672,9 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
     const char *rd = getenv("SF_SBX_READY");
     lp->ready = sf_sbx_ready_new(rd && *rd ? atoi(rd) : SF_LOCAL_READY, local_make_default, lp,
                                  lp->log);
+    if (lp->egress.eg)
+        lp->ready_net = sf_sbx_ready_new(rd && *rd ? atoi(rd) : SF_LOCAL_READY, local_make_net, lp,
+                                         lp->log);
     return &lp->base;
 fail:
     local_free(&lp->base);

@@ -41,6 +41,8 @@ struct local_provider {
     struct sf_sbx_zygote_cfg ids;       /* what every child gets (sbx_zygote.h) */
     struct sf_sbx_zygote *zygote;       /* clones the children; NULL: this process does */
     struct sf_sbx_ready *ready;         /* default sandboxes made ahead; NULL: none */
+    struct sf_sbx_ready *ready_net;     /* the same with network on (the default policy,
+                                           rules set when taken); NULL: none */
 };
 
 struct local_sandbox {

@@ -3,8 +3,10 @@
  * Creating a local sandbox takes 1-2 ms of wall time, most of it in the
  * kernel (namespaces, mounts). A helper thread keeps a few sandboxes with
  * the provider's default options ready, so a task that asks for nothing
- * special (no network, no template, no extra binds, the default disk) takes
- * one instead of waiting for a create. Each ready sandbox serves exactly one
+ * special (no template, no extra binds, no injected headers, the default
+ * disk) takes one instead of waiting for a create; the local provider keeps
+ * one pool with network off and one with network on (the default policy:
+ * a task's rules are set when it takes one, sandbox_local.c). Each ready sandbox serves exactly one
  * task, as a fresh one would: the work is the same, only moved off the
  * task's critical path — when the machine has a CPU to spare for it. The
  * helper runs SCHED_BATCH so that refilling never preempts a thread that
