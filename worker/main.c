@@ -273,6 +273,26 @@ static int worker_e2b_start(struct worker *w, const struct sf_provider_config *p
     }
 }
 
+/* Open files the worker may need. A running local sandbox holds up to 8
+ * here (control socket, root, network namespace, pidfd, three pipes, a
+ * broker connection while it completes): the usual soft limit of 1024 stops
+ * a worker near 120 slots (docs/operations.md, "A thousand agents on one
+ * worker"). The E2B server's sandboxes, running and paused, each hold a few
+ * and three per process a client starts in them (stdin, stdout, stderr), as
+ * many processes as their pids allow: two sandboxes full of background
+ * commands took 1024 whole, and then no sandbox could be made. */
+static long worker_want_fds(const struct worker_cfg *cfg, const struct sf_policy *policy)
+{
+    long want = 8 * cfg->concurrency + 256;
+    if (cfg->e2b_listen || cfg->e2b_ingress) {
+        struct sf_limits l = { 0 };
+        sf_policy_fill(policy, &l, NULL);
+        long sandboxes = cfg->e2b_max + (cfg->e2b_max_paused ? cfg->e2b_max_paused : cfg->e2b_max);
+        want += sandboxes * (3 * (long)l.pids + 32) + cfg->e2b_limits.max_conns;
+    }
+    return want;
+}
+
 /* sandfleet-worker template import NAME FILE | template list */
 static int worker_template_cmd(const struct worker_cfg *cfg, char **args, int n)
 {
@@ -352,15 +372,6 @@ int main(int argc, char **argv)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.concurrency = cpus > 0 ? cpus : 1;
     }
-    /* A running local sandbox holds up to 8 fds here (control socket, root,
-     * network namespace, pidfd, three pipes, a broker connection while it
-     * completes): the usual soft limit of 1024 stops a worker near 120 slots
-     * (docs/operations.md, "A thousand agents on one worker"). */
-    long want_fds = 8 * cfg.concurrency + 256, have_fds = sf_raise_nofile(want_fds);
-    if (have_fds < want_fds)
-        SF_LOGW(&lg, "--concurrency %ld wants about %ld open files, the hard limit allows %ld: "
-                "raise it (ulimit -Hn, systemd LimitNOFILE=) or sandboxes will fail with EMFILE",
-                cfg.concurrency, want_fds, have_fds);
     gethostname(w.host, sizeof(w.host) - 1);
     if (cfg.worker_id) {
         sf_strlcpy(w.id, cfg.worker_id, sizeof(w.id));
@@ -382,6 +393,12 @@ int main(int argc, char **argv)
         .no_network = cfg.no_network,
     };
     w.ecfg.policy = &w.policy;
+    long want_fds = worker_want_fds(&cfg, &w.policy), have_fds = sf_raise_nofile(want_fds);
+    if (have_fds < want_fds)
+        SF_LOGW(&lg, "--concurrency %ld%s wants about %ld open files, the hard limit allows %ld: "
+                "raise it (ulimit -Hn, systemd LimitNOFILE=) or sandboxes will fail with EMFILE",
+                cfg.concurrency, cfg.e2b_listen || cfg.e2b_ingress ? " with the E2B server's "
+                "sandboxes and processes" : "", want_fds, have_fds);
     w.templates = sf_templates_new();
     for (size_t i = 0; i < cfg.templates.n; i++)
         if (sf_templates_add_spec(w.templates, cfg.templates.v[i], err, sizeof(err)) < 0) {
