@@ -334,8 +334,11 @@ int sf_e2b_server_start(const struct sf_e2b_server_cfg *cfg, struct sf_e2b_serve
     size_t n = 3 + sf_http_guard_options(s->guard, opts + 3, SF_HTTP_GUARD_NOPTS);
     opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
     /* A thread per connection: a process stream blocks in its reader.
-     * Upgrades: WebSockets to a sandbox's port (e2b_ingress.c). */
-    s->d = sf_mhd_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+     * Upgrades: WebSockets to a sandbox's port (e2b_ingress.c). poll(), not
+     * select(): the worker holds three descriptors per process its
+     * sandboxes run, and select() refused every connection whose socket
+     * was numbered 1024 or more. */
+    s->d = sf_mhd_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE, 0, NULL, NULL, e2b_access, s,
                                opts);
     if (!s->d) {
