@@ -106,7 +106,11 @@ int sf_secret_load(const struct sf_secrets *s, const char *name, char **value, s
     }
     snprintf(var, sizeof(var), ENV_PREFIX "%s", name);
     snprintf(fvar, sizeof(fvar), ENV_PREFIX "%s_FILE", name);
-    if ((v = getenv(var)) && *v) {
+    /* SANDFLEET_SECRET_X_FILE is the file of X, not the value of a secret
+     * "X_FILE": such a name comes from its own _FILE variable or the folder. */
+    size_t nl = strlen(name);
+    bool file_var = nl > 5 && !strcmp(name + nl - 5, "_FILE");
+    if (!file_var && (v = getenv(var)) && *v) {
         *len = strlen(v);
         if (*len > SF_SECRET_VALUE_MAX) {
             sf_errf(err, errlen, "secret '%s' (%s) is larger than 64 KiB", name, var);

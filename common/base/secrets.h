@@ -5,7 +5,8 @@
  *
  * A name is [A-Z][A-Z0-9_]{0,63}. Where the value of NAME comes from, first
  * match wins:
- *   1. the process environment: SANDFLEET_SECRET_<NAME>
+ *   1. the process environment: SANDFLEET_SECRET_<NAME> (not for a NAME
+ *      ending in _FILE: that variable is the file form of another name)
  *   2. the file named by SANDFLEET_SECRET_<NAME>_FILE
  *   3. <dir>/<NAME> when a secrets folder is configured (--secrets-dir; e.g. a
  *      mounted Kubernetes Secret, whose keys are files)

@@ -95,6 +95,20 @@ static void plain_variable_is_not_a_source(void **state)
     unsetenv("UT_PLAIN");
 }
 
+/* SANDFLEET_SECRET_K_FILE names the file of K: a task asking for the secret
+ * "K_FILE" must not get that path as a value. */
+static void a_file_variable_is_not_a_value(void **state)
+{
+    (void)state;
+    char *v = NULL, err[512];
+    size_t len = 0;
+    setenv("SANDFLEET_SECRET_UTF_FILE", "/run/secrets/utf-private-path", 1);
+    assert_int_equal(sf_secret_load(NULL, "UTF_FILE", &v, &len, err, sizeof(err)), -ENOENT);
+    assert_null(v);
+    assert_null(strstr(err, "utf-private-path"));
+    unsetenv("SANDFLEET_SECRET_UTF_FILE");
+}
+
 static void names_are_checked(void **state)
 {
     (void)state;
@@ -254,6 +268,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(env_then_file_var_then_folder),
         cmocka_unit_test(plain_variable_is_not_a_source),
+        cmocka_unit_test(a_file_variable_is_not_a_value),
         cmocka_unit_test(names_are_checked),
         cmocka_unit_test(bad_files_are_refused),
         cmocka_unit_test(listing_has_names_only),
