@@ -60,7 +60,8 @@ static const struct sf_opt worker_opts[] = {
     { "max-cpu-s", "SANDFLEET_MAX_CPU_S", SF_OPT_INT, O(max_cpu_s), "0", "S",
       "refuse tasks asking more CPU seconds per command (0: no cap)", 0, 1L << 40 },
     { "max-timeout-s", "SANDFLEET_MAX_TIMEOUT_S", SF_OPT_DOUBLE, O(max_timeout_s), "3600", "S",
-      "refuse tasks asking a longer timeout; tasks without one get this (0: no cap)", 0, 0 },
+      "refuse tasks asking a longer timeout; tasks without one get this (0: no cap; at most "
+      "604800, a week, the longest a task may ask)", 0, SF_TIMEOUT_MAX_S },
     { "log-format", "SANDFLEET_LOG_FORMAT", SF_OPT_STR, O(log_format), "text", "text|json", "log format on stderr", 0, 0 },
     { "log-level", "SANDFLEET_LOG_LEVEL", SF_OPT_STR, O(log_level), "info", "LEVEL", "debug, info, warn or error", 0, 0 },
     { "template", NULL, SF_OPT_LIST, O(templates), NULL, "NAME=DIR",

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -43,8 +44,14 @@ static int set_value(const struct sf_opt *o, void *cfg, const char *val, const c
     }
     case SF_OPT_DOUBLE: {
         double v = strtod(val, &end);
-        if (end == val || *end || v < 0) {
+        /* strtod also takes "inf" and "nan", which no setting means. */
+        if (end == val || *end || !isfinite(v) || v < 0) {
             sf_errf(err, errlen, "%s: '%s' is not a non-negative number", from, val);
+            return -EINVAL;
+        }
+        if ((o->min || o->max) && (v < (double)o->min || v > (double)o->max)) {
+            sf_errf(err, errlen, "%s: '%s' must be a number from %ld to %ld", from, val, o->min,
+                    o->max);
             return -EINVAL;
         }
         *(double *)dst = v;

@@ -49,7 +49,7 @@ struct sf_opt {
     const char *def;       /* default as text, or NULL */
     const char *metavar;   /* for --help */
     const char *help;
-    long min, max;         /* for SF_OPT_INT (both 0: unchecked) */
+    long min, max;         /* for SF_OPT_INT and SF_OPT_DOUBLE (both 0: unchecked) */
     unsigned flags;        /* SF_OPT_SECRET */
 };
 

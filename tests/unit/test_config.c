@@ -17,6 +17,7 @@
 struct cfg {
     char *broker, *name, *key;
     long n;
+    double secs;
     struct sf_strlist kv;
 };
 
@@ -27,6 +28,7 @@ static const struct sf_opt opts[] = {
     { "n", "SFTEST_N", SF_OPT_INT, O(n), "1", "N", "n", 0, 100, 0 },
     { "kv", NULL, SF_OPT_LIST, O(kv), NULL, "K=V", "kv", 0, 0, SF_OPT_SECRET },
     { "key", NULL, SF_OPT_STR, O(key), NULL, "KEY", "an API key", 0, 0, SF_OPT_SECRET },
+    { "secs", NULL, SF_OPT_DOUBLE, O(secs), "1.5", "S", "seconds", 0, 3600 },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0, 0 },
 };
 
@@ -116,6 +118,28 @@ static void config_file_errors_name_the_line(void **state)
     assert_int_equal(parse(&c, 3, argv, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "bad2.conf:1: n: '1000' must be an integer from 0 to 100"));
     sf_opts_free(opts, &c);
+}
+
+/* A number setting (--max-timeout-s) is finite and within its range:
+ * strtod takes "inf" and "nan", and 1e300 s overflowed the deadlines. */
+static void numbers_are_finite_and_in_range(void **state)
+{
+    (void)state;
+    struct cfg c;
+    char err[256];
+    char a0[] = "prog", a1[] = "--secs", v_ok[] = "2.5", v_inf[] = "inf", v_nan[] = "nan",
+         v_big[] = "1e300";
+    char *argv[] = { a0, a1, v_ok, NULL };
+    assert_int_equal(parse(&c, 3, argv, err, sizeof(err)), 0);
+    assert_true(c.secs == 2.5);
+    sf_opts_free(opts, &c);
+    char *bad[] = { v_inf, v_nan, v_big };
+    for (size_t i = 0; i < 3; i++) {
+        argv[2] = bad[i];
+        assert_int_equal(parse(&c, 3, argv, err, sizeof(err)), -EINVAL);
+        sf_opts_free(opts, &c);
+    }
+    assert_non_null(strstr(err, "--secs: '1e300' must be a number from 0 to 3600"));
 }
 
 static void secrets_come_from_files(void **state)
@@ -209,6 +233,7 @@ int main(void)
         cmocka_unit_test(secrets_come_from_files),
         cmocka_unit_test(secrets_on_the_command_line_are_masked_in_argv),
         cmocka_unit_test(masking_rules),
+        cmocka_unit_test(numbers_are_finite_and_in_range),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
