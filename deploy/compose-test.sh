@@ -332,34 +332,46 @@ dc run --rm -T -v "$here/test/workflows:/test-workflows:ro" coordinator \
    run /test-workflows/slow-map/workflow.json >"$workdir/slow-map@redis.json" \
    2>"$workdir/slow-map@redis.err" &
 coord_pid=$!
-# Wait until the fleet holds tasks, then kill -9 the container of a worker that
-# has some pending (delivered, not acknowledged).
-victim= victim_tasks=
+# Wait until the fleet holds tasks, then kill -9 a worker that has some pending
+# (delivered, not acknowledged). The candidate is held still with SIGSTOP while
+# its pending entries are read, so it cannot acknowledge them between the look
+# and the kill (on a loaded host that race was lost); a candidate found holding
+# nothing once stopped is let go and the search goes on.
+signal_worker() {   # signal_worker CONTAINER SIG: to the worker process itself, from the host
+  if [ "${SF_USE_DOCKER:-0}" = 1 ]; then engine kill -s "$2" "$1" >/dev/null
+  else kill -"$2" "$(docker_inspect "$1" '{{.State.Pid}}')"; fi
+}
+held_by() {         # the task ids consumer $1 has pending, one per line
+  engine exec -i "$(dc ps -q redis)" sh -c '
+    for e in $(redis-cli XPENDING sf:default:tasks workers - + 100 "$1" | awk "NR % 4 == 1"); do
+      redis-cli XRANGE sf:default:tasks "$e" "$e"
+    done' sh "$1" | grep -o '"id":"[^"]*"' | sed 's/"id":"\(.*\)"/\1/' || true
+}
+declare -A host_of
+for id in $(dc ps -q worker); do host_of[$id]=$(docker_inspect "$id" '{{.Config.Hostname}}'); done
+victim= victim_host= victim_consumer=
+: >"$workdir/victim-task-ids"
 for _ in $(seq 120); do
   sleep 0.5
   pend=$(redis_cli XPENDING sf:default:tasks workers - + 100 2>/dev/null | paste - - - - || true)
   [ -n "$pend" ] || continue
-  for id in $(dc ps -q worker); do
-    host=$(docker_inspect "$id" '{{.Config.Hostname}}')
-    mine=$(printf '%s\n' "$pend" | awk -v h="$host" 'index($2, h "-") == 1 { print $1 }')
-    if [ -n "$mine" ]; then victim=$id victim_host=$host victim_tasks=$mine; break 2; fi
+  for id in "${!host_of[@]}"; do
+    consumer=$(printf '%s\n' "$pend" | awk -v h="${host_of[$id]}" 'index($2, h "-") == 1 { print $2; exit }')
+    [ -n "$consumer" ] || continue
+    signal_worker "$id" STOP
+    held_by "$consumer" >"$workdir/victim-task-ids"
+    if [ -s "$workdir/victim-task-ids" ]; then
+      # A crash, not a "docker kill" of the container: SIGKILL to the worker
+      # process (a manual kill/stop would switch the restart policy off).
+      signal_worker "$id" KILL
+      victim=$id victim_host=${host_of[$id]} victim_consumer=$consumer
+      break 2
+    fi
+    signal_worker "$id" CONT
   done
 done
 [ -n "$victim" ] || { kill "$coord_pid" 2>/dev/null; fail "no worker ever held a task of the slow run"; }
-victim_consumer=$(printf '%s\n' "$pend" | awk -v h="$victim_host" 'index($2, h "-") == 1 { print $2; exit }')
-# A crash, not a "docker kill": SIGKILL to the worker process from the host
-# (a manual kill/stop would switch the restart policy off for the container).
-if [ "${SF_USE_DOCKER:-0}" = 1 ]; then engine kill -s KILL "$victim" >/dev/null
-else kill -KILL "$(docker_inspect "$victim" '{{.State.Pid}}')"; fi
-# Now (well within the lease) read what the dead consumer still holds: those
-# entries stay pending under its name until another worker claims them.
-engine exec -i "$(dc ps -q redis)" sh -c '
-  for e in $(redis-cli XPENDING sf:default:tasks workers - + 100 "$1" | awk "NR % 4 == 1"); do
-    redis-cli XRANGE sf:default:tasks "$e" "$e"
-  done' sh "$victim_consumer" | grep -o '"id":"[^"]*"' | sed 's/"id":"\(.*\)"/\1/' \
-  >"$workdir/victim-task-ids" || true
 ntasks=$(wc -l <"$workdir/victim-task-ids")
-[ "$ntasks" -ge 1 ] || { kill "$coord_pid" 2>/dev/null; fail "the killed worker held no task any more (raced its acks)"; }
 sf_log "killed worker $victim_consumer (container ${victim:0:12}) holding $ntasks task(s)"
 kill_at=$SECONDS
 set +e; wait "$coord_pid"; echo $? >"$workdir/slow-map@redis.rc"; set -e
