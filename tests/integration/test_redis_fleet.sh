@@ -62,13 +62,15 @@ rcli XADD sf:default:tasks '*' task 'not json{' >/dev/null
 rcli XADD sf:default:tasks '*' task "$(task_json g1 garbage cat '{"v":7}')" >/dev/null
 rcli XADD sf:default:tasks '*' task '{"v":1,"id":"m1","run_id":"garbage","step":"s"}' >/dev/null
 rcli XADD sf:default:tasks '*' payload hello >/dev/null
-wait_for 10 '[ "$(rcli XLEN sf:default:dead)" -ge $((dead0 + 4)) ]' || fail "bad messages were not dead-lettered"
+printf 'he\0llo' | rcli -x XADD sf:default:tasks '*' binary >/dev/null
+wait_for 10 '[ "$(rcli XLEN sf:default:dead)" -ge $((dead0 + 5)) ]' || fail "bad messages were not dead-lettered"
 dead=$(rcli XRANGE sf:default:dead - +)
 echo "$dead" | grep -q '^malformed JSON' || fail "no 'malformed JSON' reason"
 echo "$dead" | grep -qx 'not json{' || fail "raw garbage not kept untouched"
 echo "$dead" | grep -q '^unsupported version 7' || fail "no 'unsupported version' reason"
 echo "$dead" | grep -q "^missing field 'run'" || fail "no 'missing field' reason"
 echo "$dead" | grep -q "no 'task' field" || fail "no reason for an entry without 'task'"
+rcli --no-raw XRANGE sf:default:dead - + | grep -qF '"binary=he\x00llo\n"' || fail "an entry without 'task' was not kept byte for byte"
 grep -q 'dead-lettered' "$T/w1.log" "$T/w2.log" || fail "dead letters not logged"
 kill -0 "${WPID[w1]}" && kill -0 "${WPID[w2]}" || fail "a worker died on a bad message"
 

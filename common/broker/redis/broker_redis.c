@@ -107,11 +107,16 @@ void sf_redis_entry_to_delivery(const redisReply *id, const redisReply *f, struc
             }
         }
     }
-    /* Keep what there was, as "field=value" lines, for the dead letter. */
+    /* Keep what there was, as "field=value" lines, for the dead letter
+     * (byte for byte: names and values may hold NULs). */
     struct sf_buf b = {0};
-    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
-        sf_buf_appendf(&b, "%s=%.*s\n", f->element[i]->str, (int)f->element[i + 1]->len,
-                       f->element[i + 1]->str ? f->element[i + 1]->str : "");
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->str) sf_buf_append(&b, k->str, k->len);
+        sf_buf_append(&b, "=", 1);
+        if (v->str) sf_buf_append(&b, v->str, v->len);
+        sf_buf_append(&b, "\n", 1);
+    }
     d->data = sf_buf_steal(&b, &d->len);
     snprintf(d->problem, sizeof(d->problem), "stream entry has no 'task' field");
 }
