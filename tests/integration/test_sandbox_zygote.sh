@@ -31,20 +31,28 @@ wait_for 20 '! kill -0 $Z 2>/dev/null && ! kill -0 $I 2>/dev/null'
 check "kill -9 of the worker takes the zygote with it" bash -c "! kill -0 $Z 2>/dev/null"
 check "... and the sandbox" bash -c "! kill -0 $I 2>/dev/null"
 
-# By default two sandboxes with the default options wait ready (sbx_ready.h):
-# a task takes one, and the pool is made up again.
+# By default two sandboxes with the default options wait ready (sbx_ready.h),
+# and two with the default egress policy (network on): a task takes one of its
+# kind, and that pool is made up again. Only a network-on sandbox's namespace
+# holds sockets (the worker's transparent ones, sbx_egress.h).
+socks() { tail -n +2 "/proc/$1/net/tcp" 2>/dev/null | wc -l; }
+off_inits() { for p in $(inits_of "$1"); do [ "$(socks "$p")" = 0 ] && echo "$p"; done; }
+on_inits() { for p in $(inits_of "$1"); do [ "$(socks "$p")" -gt 0 ] && echo "$p"; done; }
 rcli DEL sf:default:tasks >/dev/null
 SF_TEST_SANDBOX=local worker_start wr --concurrency 1
 W=${WPID[wr]}
-wait_for 20 '[ -n "$(zygote_of $W)" ] && [ "$(inits_of $(zygote_of $W) | wc -l)" = 2 ]'
+wait_for 20 '[ -n "$(zygote_of $W)" ] && [ "$(off_inits $(zygote_of $W) | wc -l)" = 2 ] && [ "$(on_inits $(zygote_of $W) | wc -l)" = 2 ]'
 Z=$(zygote_of "$W")
-check "an idle worker keeps 2 sandboxes ready" [ "$(inits_of "$Z" | wc -l)" = 2 ]
-before=$(inits_of "$Z" | sort | tr '\n' ' ')
+check "an idle worker keeps 2 sandboxes ready with the network off" [ "$(off_inits "$Z" | wc -l)" = 2 ]
+check "... and 2 with the network on" [ "$(on_inits "$Z" | wc -l)" = 2 ]
+before=$(off_inits "$Z" | sort | tr '\n' ' ')
+net_before=$(on_inits "$Z" | sort | tr '\n' ' ')
 rcli XADD sf:default:tasks '*' task "$(task_json z3 rr 'echo {\"ok\": 1}')" >/dev/null
 wait_for 30 '[ "$(rcli XLEN sf:run:rr:results)" = 1 ]'
 check "a task runs on one of them" bash -c "redis-cli -p $REDIS_PORT XRANGE sf:run:rr:results - + | grep -q '\"status\":\"ok\"'"
-wait_for 20 '[ "$(inits_of $Z | wc -l)" = 2 ] && [ "$(inits_of $Z | sort | tr "\n" " ")" != "$before" ]'
-check "... and the pool is made up again" bash -c "[ \"\$(ps -o pid= --ppid $Z | wc -l)\" = 2 ]"
+wait_for 20 '[ "$(off_inits $Z | wc -l)" = 2 ] && [ "$(off_inits $Z | sort | tr "\n" " ")" != "$before" ]'
+check "... and the pool is made up again" bash -c "[ \"\$(ps -o pid= --ppid $Z | wc -l)\" = 4 ] && [ '$(off_inits "$Z" | sort | tr '\n' ' ')' != '$before' ]"
+check "... the network-on pool untouched" [ "$(on_inits "$Z" | sort | tr '\n' ' ')" = "$net_before" ]
 worker_stop wr
 
 # Without the zygote: the same task runs, cloned by the worker itself.

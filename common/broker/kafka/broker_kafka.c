@@ -390,26 +390,33 @@ char *sf_kafka_header(const rd_kafka_message_t *m, const char *name)
 
 /* --- reading a partition ------------------------------------------------------- */
 
+int sf_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo, int64_t *hi,
+                        char *err, size_t errlen)
+{
+    int64_t deadline = sf_now_ms() + SYNC_WAIT_MS;
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, 10000)) &&
+           (sf_kafka_errno(e) == -EAGAIN || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
+           sf_now_ms() < deadline)
+        sf_sleep_ms(100);
+    if (e) {
+        sf_errf(err, errlen, "watermarks of %s[%d]: %s", topic, part, rd_kafka_err2str(e));
+        return sf_kafka_errno(e);
+    }
+    return 0;
+}
+
 int sf_kafka_scan(struct kafka_broker *kb, const char *topic, int32_t part, int64_t from,
                   int (*cb)(const rd_kafka_message_t *m, void *arg), void *arg,
                   char *err, size_t errlen)
 {
-    int64_t lo = 0, hi = 0, deadline = sf_now_ms() + SYNC_WAIT_MS;
+    int64_t lo = 0, hi = 0;
     int rc = 0;
     rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_t *rk = sf_kafka_client(kb, KAFKA_READER, NULL, err, errlen);
     if (!rk) return -EINVAL;
     rd_kafka_resp_err_t e;
-    /* A leader moving (or just elected) answers "not leader" for a moment. */
-    while ((e = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, 10000)) &&
-           sf_kafka_errno(e) == -EAGAIN && sf_now_ms() < deadline) {
-        sf_sleep_ms(100);
-    }
-    if (e) {
-        sf_errf(err, errlen, "watermarks of %s[%d]: %s", topic, part, rd_kafka_err2str(e));
-        rc = sf_kafka_errno(e);
-        goto out;
-    }
+    if ((rc = sf_kafka_watermarks(rk, topic, part, &lo, &hi, err, errlen)) < 0) goto out;
     if (from < lo) from = lo;
     if (from >= hi) goto out;
     l = rd_kafka_topic_partition_list_new(1);
@@ -419,6 +426,7 @@ int sf_kafka_scan(struct kafka_broker *kb, const char *topic, int32_t part, int6
         rc = sf_kafka_errno(e);
         goto out;
     }
+    int64_t deadline = sf_now_ms() + SYNC_WAIT_MS;
     while (sf_now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m) continue;

@@ -207,6 +207,12 @@ int sf_kafka_produce_sync(struct kafka_broker *kb, const char *topic, int32_t pa
 int32_t sf_kafka_partition_for(const char *key, int32_t n);
 /* A header value as a NUL-terminated copy (malloc'd) or NULL. */
 char *sf_kafka_header(const rd_kafka_message_t *m, const char *name);
+/* Low and high watermarks of one partition. A leader just elected or
+ * moving answers "not leader" (and a topic just created "unknown
+ * partition") for a moment: transient answers are asked again for up to
+ * 30 s. 0, or -errno with "watermarks of topic[part]: reason". */
+int sf_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo, int64_t *hi,
+                        char *err, size_t errlen);
 /* Read the messages of one partition in [from, hwm-at-start) through a
  * short-lived reader; cb returns 1 to stop early. 0 or -errno. */
 int sf_kafka_scan(struct kafka_broker *kb, const char *topic, int32_t part, int64_t from,

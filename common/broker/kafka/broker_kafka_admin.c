@@ -279,11 +279,7 @@ int sf_kafka_dead_count(struct kafka_broker *kb, int64_t *count, char *err, size
     const char *k;
     int rc;
     *count = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(kb->producer, kb->t_dlq, 0, &lo, &hi, 10000);
-    if (e) {
-        sf_errf(err, errlen, "watermarks of %s: %s", kb->t_dlq, rd_kafka_err2str(e));
-        return sf_kafka_errno(e);
-    }
+    if ((rc = sf_kafka_watermarks(kb->producer, kb->t_dlq, 0, &lo, &hi, err, errlen)) < 0) return rc;
     if ((rc = sf_kafka_read_table(kb, kb->t_dlq_handled, 0, &handled, err, errlen)) < 0) return rc;
     *count = hi - lo;
     json_object_foreach(handled, k, v) {

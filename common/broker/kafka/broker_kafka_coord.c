@@ -351,10 +351,8 @@ static int reader_open(struct kafka_broker *kb, const char *run_id, int64_t pos,
     int nparts = kb->n_results_parts;
     pthread_mutex_unlock(&kb->mu);
     int32_t part = sf_kafka_partition_for(run_id, nparts > 0 ? nparts : 1);
-    if ((e = rd_kafka_query_watermark_offsets(kb->reader, kb->t_results, part, &lo, &hi, 10000))) {
-        sf_errf(err, errlen, "watermarks of %s[%d]: %s", kb->t_results, part, rd_kafka_err2str(e));
-        return sf_kafka_errno(e);
-    }
+    if ((rc = sf_kafka_watermarks(kb->reader, kb->t_results, part, &lo, &hi, err, errlen)) < 0)
+        return rc;
     if (pos < lo) pos = lo;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, kb->t_results, part)->offset = pos;
@@ -458,12 +456,7 @@ static int lag(struct kafka_broker *kb, const char *topic, const char *group, in
     int rc = sf_kafka_partitions(rk, topic, group != NULL, &l, err, errlen);
     for (int p = 0; rc == 0 && p < l->cnt; p++) {
         int64_t lo, hi;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
-        if (e) {
-            sf_errf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
-            rc = sf_kafka_errno(e);
-            break;
-        }
+        if ((rc = sf_kafka_watermarks(rk, topic, p, &lo, &hi, err, errlen)) < 0) break;
         int64_t from = group && l->elems[p].offset >= 0 ? l->elems[p].offset : lo;
         *sum += hi > from ? hi - from : 0;
     }
