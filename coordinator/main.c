@@ -245,6 +245,12 @@ out:
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);                /* an agent may close its stdin early */
+    /* Before any thread; the local sandbox warns when they cannot go. */
+    char groups[256];
+    int grc = sf_drop_host_groups(groups, sizeof(groups));
+    if (grc < 0)
+        fprintf(stderr, "sandfleet-coordinator: supplementary groups kept: setgroups: %s\n",
+                strerror(-grc));
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? SF_EXIT_USAGE : 0;

@@ -353,6 +353,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandfleet-worker: bad --log-format or --log-level\n");
         goto out;
     }
+    /* Before any thread; the local sandbox warns when they cannot go. */
+    int grc = sf_drop_host_groups(err, sizeof(err));
+    if (grc < 0) SF_LOGW(&lg, "supplementary groups kept: setgroups: %s", strerror(-grc));
     if (cfg.e2b_ingress && !cfg.e2b_ingress[0]) {        /* SANDFLEET_E2B_INGRESS="": off */
         free(cfg.e2b_ingress);
         cfg.e2b_ingress = NULL;

@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <sys/resource.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -337,4 +339,22 @@ size_t sf_pct_decode(const char *s, size_t n, char *out, size_t size, bool plus,
     }
     out[k] = '\0';
     return k;
+}
+
+int sf_drop_host_groups(char *list, size_t size)
+{
+    if (size) list[0] = '\0';
+    if (geteuid() == 0) return setgroups(0, NULL) < 0 ? -errno : 0;
+    int n = getgroups(0, NULL);
+    if (n <= 0) return 0;
+    gid_t *g = sf_xcalloc((size_t)n, sizeof(*g));
+    n = getgroups(n, g);
+    struct sf_buf b = {0};
+    int extra = 0;
+    for (int i = 0; i < n; i++)
+        if (g[i] != getegid()) sf_buf_appendf(&b, "%s%u", extra++ ? "," : "", (unsigned)g[i]);
+    if (b.data && size) sf_strlcpy(list, b.data, size);
+    sf_buf_free(&b);
+    free(g);
+    return extra;
 }

@@ -49,6 +49,15 @@ long sf_raise_nofile(long want);
 /* mkdir -p: every missing directory of 'path' with 'mode'. 0 or -errno. */
 int sf_mkdir_p(const char *path, int mode);
 
+/* Supplementary groups (docker, disk, adm, ...) a worker inherits from sudo
+ * or its service manager grant nothing it needs and would follow it into
+ * everything it starts. Run as root: drop them all (setgroups(0)); call in
+ * main() before any thread (glibc signals every thread for setgroups).
+ * Unprivileged: nothing can drop them; returns how many groups other than
+ * our gid we hold (their ids in list, comma-separated, cut to size) so the
+ * caller can warn. -errno when root's setgroups fails. */
+int sf_drop_host_groups(char *list, size_t size);
+
 /* Write all of buf to fd, retrying on EINTR/short writes. */
 int sf_write_all(int fd, const void *buf, size_t n);
 

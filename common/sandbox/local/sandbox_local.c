@@ -617,6 +617,15 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
         /* Without privileges we can map exactly one id: our own. */
         lp->host_uid = geteuid();
         lp->host_gid = getegid();
+        /* Nor drop our supplementary groups: setgroups is denied in the
+         * sandbox's namespace, so the kernel still grants them there. */
+        char groups[256];
+        if (sf_drop_host_groups(groups, sizeof(groups)) > 0)
+            SF_LOGW(lp->log, "local sandboxes keep this worker's supplementary groups (%s): an "
+                    "unprivileged worker cannot drop them, and files of these groups stay "
+                    "readable to agents; start it without them (systemd: no "
+                    "SupplementaryGroups=, a user in no other group; setpriv --clear-groups) "
+                    "or as root", groups);
     }
     lp->ids = (struct sf_sbx_zygote_cfg){
         .filter = &lp->bpf, .drop_groups = lp->worker_is_root, .host_uid = lp->host_uid,
