@@ -83,32 +83,15 @@ def kill(ids):
     return {"killed": sum(bool(Sandbox.kill(s)) for s in ids)}
 
 
-FLAKE = b"closed the connection without an answer"
-
-
 def open_request(host, method="GET", path="/", body=None, headers=None):
     """A request to the gateway (E2B_API_URL) with that Host: (connection,
-    response), the body not read yet. One retry when the worker's own port
-    relay says the sandbox's server closed the connection without an answer:
-    that happens straight against `--e2b-listen` too, without the gateway (a
-    kept-alive connection into the sandbox that the server had closed), and
-    is the worker's to fix, not what this test is about."""
+    response), the body not read yet."""
     u = urllib.parse.urlsplit(os.environ["E2B_API_URL"])
     h = {"Host": host}
     h.update(headers or {})
-    data = list(body) if hasattr(body, "__next__") else body
-    for attempt in range(2):
-        c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-        c.request(method, path, body=iter(data) if isinstance(data, list) else data, headers=h,
-                  encode_chunked="Transfer-Encoding" in h)
-        r = c.getresponse()
-        if r.status != 502 or attempt:
-            return c, r
-        out = r.read()
-        if FLAKE not in out:
-            r.read = lambda *a, out=out: out
-            return c, r
-        c.close()
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request(method, path, body=body, headers=h, encode_chunked="Transfer-Encoding" in h)
+    return c, c.getresponse()
 
 
 def gateway_request(host, method="GET", path="/", body=None, headers=None):
@@ -140,17 +123,13 @@ def gethost(sid, server):
     out["stream_first"] = r.readline().decode()    # before the rest exists
     sb.files.write("/tmp/go", "go")
     out["stream_rest"] = r.read().decode()
-    for attempt in range(2):                   # the same one retry as open_request
-        s = socket.create_connection((u.hostname, u.port), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (host, key)).encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(1)
-        if not head.startswith(b"HTTP/1.1 502") or attempt:
-            break
-        s.close()
+    s = socket.create_connection((u.hostname, u.port), timeout=30)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (host, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
     out["ws_status"] = head.split(b"\r\n")[0].decode()
     mask, msg = os.urandom(4), b"hello"
     s.sendall(bytes([0x81, 0x80 | len(msg)]) + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(msg)))

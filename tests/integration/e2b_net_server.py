@@ -81,6 +81,13 @@ def serve(c, name):
     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(out) + out)
 
 
+def handle(c, name):
+    try:
+        serve(c, name)
+    finally:
+        c.close()
+
+
 def main():
     port, name = int(sys.argv[1]), sys.argv[2]
     s = socket.socket()
@@ -89,7 +96,10 @@ def main():
     s.listen(16)
     while True:
         c, _ = s.accept()
-        threading.Thread(target=lambda: (serve(c, name), c.close()), daemon=True).start()
+        # Each thread gets its own socket as an argument: a closure over the
+        # loop's c would close whichever connection was accepted last (the
+        # next request, once the client had its answer), answering nothing.
+        threading.Thread(target=handle, args=(c, name), daemon=True).start()
 
 
 main()
