@@ -6,6 +6,7 @@
  * Nothing printed carries a header value or the body: headers may hold
  * tokens, bodies may be large; `--json` shows header names only. */
 #include "callbacks.h"
+#include "cmd.h"
 #include "exitcode.h"
 #include "util.h"
 
@@ -177,25 +178,12 @@ int coord_cmd_callbacks(int argc, char **argv)
         goto out;
     }
     if (cfg.help) { usage(stdout); code = 0; goto out; }
-    sf_log_set_level(&lg, cfg.log_level);
-    if (npos != 1 || (strcmp(pos[0], "list") && strcmp(pos[0], "retry") && strcmp(pos[0], "purge"))) {
-        usage(stderr);
-        goto out;
-    }
-    if (!cfg.bf.url) { fprintf(stderr, "sandfleet-coordinator callbacks: --broker is required\n"); goto out; }
-    if (strcmp(pos[0], "list") && !cfg.all == !cfg.ids.n) {
-        fprintf(stderr, "sandfleet-coordinator callbacks %s: name what to act on: --id ID... or --all\n", pos[0]);
-        goto out;
-    }
-    struct sf_broker_cfg bcfg = { .log = &lg };
-    if ((rc = sf_broker_open(&cfg.bf, &bcfg, 10000, NULL, NULL, &b, err, sizeof(err))) < 0) {
-        fprintf(stderr, "sandfleet-coordinator callbacks: %s\n", err);
-        code = rc == -EINVAL ? SF_EXIT_USAGE : SF_EXIT_BROKEN;
-        goto out;
-    }
-    if (!strcmp(pos[0], "list")) {
+    const char *verb;
+    struct coord_admin adm = { "callbacks", &cfg.bf, cfg.log_level, cfg.all, cfg.ids.n, 10000 };
+    if ((code = coord_admin_open(&adm, pos, npos, &lg, &verb, &b))) goto out;
+    if (!strcmp(verb, "list")) {
         rc = do_list(b, &cfg, err, sizeof(err));
-    } else if (!strcmp(pos[0], "retry")) {
+    } else if (!strcmp(verb, "retry")) {
         rc = do_retry(b, &cfg, &missing, err, sizeof(err));
     } else {
         rc = sf_broker_callback_purge(b, cfg.dead, (const char *const *)cfg.ids.v, cfg.all ? 0 : cfg.ids.n,
@@ -207,7 +195,7 @@ int coord_cmd_callbacks(int argc, char **argv)
         }
     }
     if (rc < 0) {
-        fprintf(stderr, "sandfleet-coordinator callbacks %s: %s\n", pos[0], err);
+        fprintf(stderr, "sandfleet-coordinator callbacks %s: %s\n", verb, err);
         code = SF_EXIT_BROKEN;
         goto out;
     }

@@ -87,25 +87,8 @@ int coord_cmd_dead(int argc, char **argv)
         goto out;
     }
     if (cfg.help) { usage(stdout); code = 0; goto out; }
-    verb = npos == 1 ? pos[0] : "";
-    if (strcmp(verb, "list") && strcmp(verb, "retry") && strcmp(verb, "purge")) {
-        fprintf(stderr, "sandfleet-coordinator dead: say list, retry or purge (see --help)\n");
-        goto out;
-    }
-    if (!cfg.bf.url || sf_log_set_level(&lg, cfg.log_level) < 0) {
-        fprintf(stderr, "sandfleet-coordinator dead: --broker URL is required (see --help)\n");
-        goto out;
-    }
-    if (strcmp(verb, "list") && !cfg.all == !cfg.ids.n) {
-        fprintf(stderr, "sandfleet-coordinator dead %s: name the dead letters with --id ID... or --all\n", verb);
-        goto out;
-    }
-    struct sf_broker_cfg bcfg = { .log = &lg };
-    if ((rc = sf_broker_open(&cfg.bf, &bcfg, 5000, NULL, NULL, &b, err, sizeof(err))) < 0) {
-        fprintf(stderr, "sandfleet-coordinator dead: %s\n", err);
-        code = rc == -EINVAL ? SF_EXIT_USAGE : SF_EXIT_BROKEN;
-        goto out;
-    }
+    struct coord_admin adm = { "dead", &cfg.bf, cfg.log_level, cfg.all, cfg.ids.n, 5000 };
+    if ((code = coord_admin_open(&adm, pos, npos, &lg, &verb, &b))) goto out;
     code = SF_EXIT_BROKEN;
     const char *const *ids = (const char *const *)cfg.ids.v;
     if (!strcmp(verb, "list")) rc = do_list(b, &cfg, err, sizeof(err));

@@ -227,34 +227,27 @@ void serve_job_work(void *job, void *ctx)
 
 /* --- submitting (loop thread) --------------------------------------------------------- */
 
-void serve_job_parse(struct serve *sv, struct serve_req *r)
+static struct job *job_new(enum job_kind kind)
 {
     struct job *j = sf_xcalloc(1, sizeof(*j));
-    j->kind = JOB_PARSE;
+    j->kind = kind;
+    return j;
+}
+
+static void submit_req(struct serve *sv, enum job_kind kind, struct serve_req *r)
+{
+    struct job *j = job_new(kind);
     j->req = r;
     submit(sv, j);
 }
 
-void serve_job_claim(struct serve *sv, struct serve_req *r)
-{
-    struct job *j = sf_xcalloc(1, sizeof(*j));
-    j->kind = JOB_CLAIM;
-    j->req = r;
-    submit(sv, j);
-}
-
-void serve_job_ask(struct serve *sv, struct serve_req *r)
-{
-    struct job *j = sf_xcalloc(1, sizeof(*j));
-    j->kind = JOB_ASK;
-    j->req = r;
-    submit(sv, j);
-}
+void serve_job_parse(struct serve *sv, struct serve_req *r) { submit_req(sv, JOB_PARSE, r); }
+void serve_job_claim(struct serve *sv, struct serve_req *r) { submit_req(sv, JOB_CLAIM, r); }
+void serve_job_ask(struct serve *sv, struct serve_req *r) { submit_req(sv, JOB_ASK, r); }
 
 void serve_job_prepare(struct serve *sv, struct srun *run)
 {
-    struct job *j = sf_xcalloc(1, sizeof(*j));
-    j->kind = JOB_PREPARE;
+    struct job *j = job_new(JOB_PREPARE);
     j->run = run;
     submit(sv, j);
 }
@@ -262,8 +255,7 @@ void serve_job_prepare(struct serve *sv, struct srun *run)
 void serve_job_store(struct serve *sv, const char *run_id, const char *handle, const char *reply_to,
                      const char *status, json_t *doc)
 {
-    struct job *j = sf_xcalloc(1, sizeof(*j));
-    j->kind = JOB_STORE;
+    struct job *j = job_new(JOB_STORE);
     sf_strlcpy(j->run_id, run_id, sizeof(j->run_id));
     sf_strlcpy(j->handle, handle ? handle : "", sizeof(j->handle));
     sf_strlcpy(j->final, status ? status : "", sizeof(j->final));
@@ -275,8 +267,7 @@ void serve_job_store(struct serve *sv, const char *run_id, const char *handle, c
 
 void serve_job_keepalive(struct serve *sv)
 {
-    struct job *j = sf_xcalloc(1, sizeof(*j));
-    j->kind = JOB_KEEPALIVE;
+    struct job *j = job_new(JOB_KEEPALIVE);
     j->ids = serve_runs_ids(sv, &j->n_ids);
     sv->keepalive_busy = true;
     submit(sv, j);

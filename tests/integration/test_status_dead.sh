@@ -98,6 +98,20 @@ expect "dead after purge --id" "$(rcli XLEN sf:default:dead)" 1
 expect "purge of an unknown id exits" $? 1
 "$C" dead retry --broker "$REDIS_URL" >/dev/null 2>&1
 expect "retry without ids exits" $? 2
+# The checks `dead` and `callbacks` share (cmd_admin.c): usage errors exit 2
+# with the reason, before any broker is asked.
+for cmd in dead callbacks; do
+  "$C" $cmd frob --broker "$REDIS_URL" >/dev/null 2>"$T/adm.err"
+  expect "$cmd frob exits" $? 2
+  grep -q "say list, retry or purge" "$T/adm.err" || fail "$cmd frob: $(cat "$T/adm.err")"
+  "$C" $cmd list >/dev/null 2>&1
+  expect "$cmd list without --broker exits" $? 2
+  "$C" $cmd list --broker "$REDIS_URL" --log-level loud >/dev/null 2>&1
+  expect "$cmd list --log-level loud exits" $? 2
+  "$C" $cmd purge --broker "$REDIS_URL" --id x --all >/dev/null 2>"$T/adm.err"
+  expect "$cmd purge with both --id and --all exits" $? 2
+  grep -q "name what to act on" "$T/adm.err" || fail "$cmd purge --id --all: $(cat "$T/adm.err")"
+done
 "$C" dead purge --broker "$REDIS_URL" --all | grep -q 'purged 1' || fail "purge --all"
 st
 expect "dead after purge --all" "$(sj 'd["dead"]["count"]')" 0
