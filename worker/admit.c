@@ -42,7 +42,7 @@ static void fail_unrun(struct worker *w, struct wjob *j, const struct sf_task *t
     va_end(ap);
     struct sf_result *r = sf_result_for(t, st, w->id, "%s", msg);
     SF_LOG(w->lg, SF_LOG_WARN, t->run_id, t->id, "not run: %s", msg);
-    worker_complete(w, j, t, r);                  /* result + dead letter with the reason */
+    worker_complete(w, j, t, r, NULL);            /* result + dead letter with the reason */
     sf_result_free(r);
 }
 

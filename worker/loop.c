@@ -8,6 +8,8 @@
  *   - when every slot is busy (or we are draining), wait on the signalfd and
  *     the pool's eventfd only. That is the backpressure: a worker never holds
  *     a task it has no slot for, so tasks stay available to other workers.
+ * A slot whose task settled with a result usually brings its next delivery
+ * itself (worker.h): the loop then hears of it only through lease renewals.
  * The fetch block is short (a quarter of the lease, at most 1 s) so leases
  * are renewed and signals are seen in time. A job's lease is renewed until
  * its outcome is settled in the broker (worker.h, enum wjob_phase), not
@@ -57,7 +59,7 @@ static void remove_inflight(struct worker *w, struct wjob *j)
 }
 
 /* The job's ids for a log line, or NULLs while the pool thread has not
- * published them yet. */
+ * published them yet. Under w->jobs_mu while the job is in flight. */
 static void job_ids(const struct wjob *j, const char **run_id, const char **task_id)
 {
     bool ready = atomic_load_explicit(&j->ids_ready, memory_order_acquire);
@@ -65,18 +67,13 @@ static void job_ids(const struct wjob *j, const char **run_id, const char **task
     *task_id = ready ? j->task_id : NULL;
 }
 
+/* Jobs whose slot went idle (each outcome was logged by its pool thread). */
 static void take_done(struct loop *lp)
 {
     struct worker *w = lp->w;
     struct wjob *j;
-    const char *run, *task;
     while ((j = sf_pool_take_done(w->pool))) {
         remove_inflight(w, j);
-        job_ids(j, &run, &task);
-        if (j->outcome == WJOB_OK)
-            SF_LOG(w->lg, SF_LOG_DEBUG, run, task, "done (attempt %d)", j->attempt);
-        else if (j->outcome == WJOB_FAILED)
-            SF_LOG(w->lg, SF_LOG_WARN, run, task, "failed for good (attempt %d); dead-lettered", j->attempt);
         sf_delivery_clear(&j->d);
         free(j);
     }
@@ -88,6 +85,7 @@ static void read_signals(struct loop *lp)
     while (read(lp->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (lp->state == RUNNING) {
             lp->state = DRAINING;
+            atomic_store(&lp->w->draining, true);      /* slots take no next delivery */
             sf_health_set_draining(&lp->w->obs.health);
             if (lp->w->e2b) lp->w->e2b->drain(lp->w->e2b->arg);
             lp->next_hb = 0;                /* tell the E2B gateways at once */
@@ -145,25 +143,36 @@ static void e2b_flush(struct loop *lp, int64_t now)
 static void renew(struct loop *lp)
 {
     struct worker *w = lp->w;
-    const char *handles[w->n_inflight ? w->n_inflight : 1];
-    struct wjob *jobs[w->n_inflight ? w->n_inflight : 1];
-    bool lost[w->n_inflight ? w->n_inflight : 1];
+    size_t cap = w->n_inflight ? w->n_inflight : 1;
+    char (*copies)[sizeof(w->inflight[0]->d.handle)] = sf_xcalloc(cap, sizeof(*copies));
+    const char *handles[cap];
+    struct wjob *jobs[cap];
+    bool lost[cap];
     size_t n = 0;
     char err[512];
+    /* Copies: a pool thread may move its job on to the slot's next delivery
+     * meanwhile (worker.h). */
+    pthread_mutex_lock(&w->jobs_mu);
     for (size_t i = 0; i < w->n_inflight; i++) {
         struct wjob *j = w->inflight[i];
         if (atomic_load(&j->phase) == WJOB_SETTLED) continue;
         jobs[n] = j;
-        handles[n++] = j->d.handle;
+        memcpy(copies[n], j->d.handle, sizeof(copies[n]));
+        handles[n] = copies[n];
+        n++;
     }
-    if (!n) return;
-    if (w->b->ops->renew(w->b, handles, n, lost, err, sizeof(err)) < 0) {
-        log_broker_error(lp, "lease renewal", err);
+    pthread_mutex_unlock(&w->jobs_mu);
+    if (!n || w->b->ops->renew(w->b, handles, n, lost, err, sizeof(err)) < 0) {
+        if (n) log_broker_error(lp, "lease renewal", err);
+        free(copies);
         return;
     }
+    pthread_mutex_lock(&w->jobs_mu);
     for (size_t i = 0; i < n; i++) {
         /* A job that settled meanwhile was acked: "not ours" is expected.
-         * One still settling says for itself whether its result was new. */
+         * One still settling says for itself whether its result was new;
+         * one that went on to its next delivery renews that one next time. */
+        if (strcmp(jobs[i]->d.handle, handles[i])) continue;
         if (lost[i] && atomic_load(&jobs[i]->phase) != WJOB_RUNNING) continue;
         sf_counter_inc(lost[i] ? w->obs.leases_lost : w->obs.renewals);
         if (!lost[i] || jobs[i]->lost_logged) continue;
@@ -174,6 +183,8 @@ static void renew(struct loop *lp)
                "lease of %s lost (another worker reclaimed it); the first result stored wins",
                jobs[i]->d.handle);
     }
+    pthread_mutex_unlock(&w->jobs_mu);
+    free(copies);
 }
 
 static void duties(struct loop *lp, int64_t now)
@@ -244,6 +255,9 @@ int worker_loop(struct worker *w, int sfd)
         int timeout = 0;
         if (!can_fetch) {
             int64_t until = lp.next_renew < lp.next_hb ? lp.next_renew : lp.next_hb;
+            /* Busy slots go on by themselves (worker.h): due retries must
+             * not wait for one of them to come back. */
+            if (lp.state == RUNNING && lp.next_maintain < until) until = lp.next_maintain;
             if (lp.state == RUNNING && w->n_inflight < slots && lp.fetch_backoff_until < until)
                 until = lp.fetch_backoff_until;
             if (lp.state == DRAINING && lp.grace_deadline < until) until = lp.grace_deadline;

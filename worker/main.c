@@ -416,6 +416,7 @@ int main(int argc, char **argv)
     w.ecfg.warm = sf_warm_pool_new((size_t)cfg.concurrency, cfg.warm_idle_s * 1000);
     w.ecfg.secrets = &w.secrets;
     w.inflight = sf_xcalloc((size_t)cfg.concurrency, sizeof(struct wjob *));
+    pthread_mutex_init(&w.jobs_mu, NULL);
     worker_obs_init(&w.obs, cfg.bf.queue, cfg.sandbox, cfg.concurrency, cfg.healthz_stale_s * 1000);
 
     /* Signals arrive through a signalfd; block them before any thread starts

@@ -13,8 +13,14 @@
  * stays in flight until settled), so the work is not redone because the
  * broker blinked; past that deadline the delivery is left to its lease.
  *
- * Shared with the loop thread (worker.h): j->phase (atomic) and the ids,
- * which this thread writes once and then publishes with j->ids_ready. */
+ * A completion may bring the slot's next delivery (worker.h): this thread
+ * then runs it too, and the job goes back to the loop only when a settling
+ * call brought none (the queue was empty, draining, priority bands or a
+ * reclaim scan want the loop's fetch, another outcome than a result).
+ *
+ * Shared with the loop thread (worker.h): j->phase (atomic), the ids, which
+ * this thread writes once per delivery and then publishes with
+ * j->ids_ready, and j->d, replaced under w->jobs_mu. */
 #include "worker.h"
 #include "retry.h"
 #include "util.h"
@@ -112,7 +118,7 @@ static int schedule_retry(struct worker *w, struct wjob *j, const struct sf_task
 }
 
 void worker_complete(struct worker *w, struct wjob *j, const struct sf_task *t,
-                     const struct sf_result *r)
+                     const struct sf_result *r, struct sf_delivery *next)
 {
     char err[1024], reason[1200];
     bool ok = r->status == SF_RESULT_OK;
@@ -121,8 +127,9 @@ void worker_complete(struct worker *w, struct wjob *j, const struct sf_task *t,
     if (!ok)
         snprintf(reason, sizeof(reason), "%s after %d attempt%s: %s", sf_result_status_name(r->status),
                  t->attempt, t->attempt == 1 ? "" : "s", r->error ? r->error : "(no message)");
+    if (atomic_load(&w->draining) || atomic_load(&w->hard_stop)) next = NULL;
     while ((rc = sf_broker_complete_task(w->b, j->d.handle, t, r, j->d.data, j->d.len,
-                                         ok ? NULL : reason, err, sizeof(err))) < 0 &&
+                                         ok ? NULL : reason, next, err, sizeof(err))) < 0 &&
            sf_broker_transient(rc) && sf_retry_wait(&rt, err)) {}
     if (rc < 0) {
         worker_settle_failed(w, j, rc, "storing a result", err);
@@ -141,7 +148,9 @@ bool worker_should_retry(const struct sf_task *t, const struct sf_result *r)
            t->attempt < t->max_attempts;
 }
 
-static void run_task(struct worker *w, struct wjob *j)
+/* One delivery; *next gets the slot's next one when the result's call
+ * brought it. */
+static void run_task(struct worker *w, struct wjob *j, struct sf_delivery *next)
 {
     struct sf_task *t = NULL;
     struct sf_result *r = NULL;
@@ -186,16 +195,51 @@ static void run_task(struct worker *w, struct wjob *j)
     if (worker_should_retry(t, r))
         j->outcome = schedule_retry(w, j, t, err, sizeof(err)) < 0 ? WJOB_ABANDONED : WJOB_RETRY;
     else
-        worker_complete(w, j, t, r);
+        worker_complete(w, j, t, r, next);
     worker_leave(w, j, t);
     sf_result_free(r);
     sf_task_free(t);
 }
 
+static void log_outcome(struct worker *w, const struct wjob *j)
+{
+    const char *run = j->run_id[0] ? j->run_id : NULL, *task = j->task_id[0] ? j->task_id : NULL;
+    if (j->outcome == WJOB_OK)
+        SF_LOG(w->lg, SF_LOG_DEBUG, run, task, "done (attempt %d)", j->attempt);
+    else if (j->outcome == WJOB_FAILED)
+        SF_LOG(w->lg, SF_LOG_WARN, run, task, "failed for good (attempt %d); dead-lettered", j->attempt);
+}
+
+/* The slot goes on with its next delivery: the loop renews that one now. */
+static void take_next(struct worker *w, struct wjob *j, struct sf_delivery *next)
+{
+    struct sf_delivery old;
+    pthread_mutex_lock(&w->jobs_mu);
+    old = j->d;
+    j->d = *next;
+    atomic_store_explicit(&j->ids_ready, false, memory_order_relaxed);
+    j->task_id[0] = j->run_id[0] = '\0';
+    j->attempt = 0;
+    j->outcome = WJOB_OK;
+    j->gated = false;
+    j->lost_logged = false;
+    atomic_store(&j->phase, WJOB_RUNNING);
+    pthread_mutex_unlock(&w->jobs_mu);
+    sf_delivery_clear(&old);
+    memset(next, 0, sizeof(*next));
+}
+
 void worker_slot_work(void *job, void *ctx)
 {
     struct wjob *j = job;
-    run_task(ctx, j);
+    struct worker *w = ctx;
+    struct sf_delivery next = {0};
+    for (;;) {
+        run_task(w, j, &next);
+        log_outcome(w, j);
+        if (!next.data) break;
+        take_next(w, j, &next);
+    }
     /* Settled (or given up): the loop stops renewing and takes the job back. */
     atomic_store(&j->phase, WJOB_SETTLED);
 }

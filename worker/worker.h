@@ -9,10 +9,15 @@
  * threads only touch their own struct wjob, the broker (thread-safe), the
  * provider (thread-safe create) and the atomic counters. A job is shared
  * between the two while in flight: see struct wjob. (ThreadSanitizer-clean:
- * tests/unit/test_worker_slots.c in a build with -DENABLE_TSAN=ON.) */
+ * tests/unit/test_worker_slots.c in a build with -DENABLE_TSAN=ON.)
+ * A job is a slot kept busy: the call that settles a task may bring the
+ * slot's next delivery (sf_completion.next), which the same pool thread then
+ * runs without going back to the loop (no fetch round trip, no hand-off
+ * per task). The loop still fetches for slots that went idle. */
 #ifndef SF_WORKER_H
 #define SF_WORKER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -96,17 +101,20 @@ enum wjob_phase {
     WJOB_SETTLED,      /* acked or given up: no more renewals */
 };
 
-/* One delivery in flight. The loop fills d, submits the job and takes it
- * back from the pool's done queue (after which it owns everything again).
- * Meanwhile the pool thread writes task_id/run_id/attempt once and then
- * sets ids_ready (release): the loop reads them only after seeing ids_ready
- * (acquire). outcome is read by the loop only after the job came back. */
+/* A slot's deliveries in flight, one at a time. The loop fills d, submits
+ * the job and takes it back from the pool's done queue (after which it owns
+ * everything again). Meanwhile the pool thread writes task_id/run_id/attempt
+ * once per delivery and then sets ids_ready (release): the loop reads them
+ * only after seeing ids_ready (acquire), under w->jobs_mu. When a settling
+ * call brought the next delivery, the pool thread puts it in d (and resets
+ * the rest) under w->jobs_mu, which the loop holds while it reads d.handle
+ * or the ids. outcome is read by the loop only after the job came back. */
 struct wjob {
     struct worker *w;
-    struct sf_delivery d;     /* loop fills it; read-only afterwards */
+    struct sf_delivery d;     /* changed only under w->jobs_mu (see above) */
     atomic_int phase;         /* enum wjob_phase */
     atomic_bool ids_ready;
-    bool lost_logged;         /* loop thread */
+    bool lost_logged;         /* under w->jobs_mu */
     enum wjob_outcome outcome;
     char task_id[SF_TASK_ID_MAX + 1];
     char run_id[SF_RUN_ID_MAX + 1];   /* with task_id: on every log line about the job */
@@ -126,7 +134,9 @@ struct worker {
     char id[128], host[64];
     struct wjob **inflight;   /* loop thread: jobs submitted, not yet taken back */
     size_t n_inflight;
+    pthread_mutex_t jobs_mu;  /* a job's delivery and ids while in flight (struct wjob) */
     atomic_int hard_stop;     /* pool threads stop retrying broker calls */
+    atomic_bool draining;     /* set by the loop: slots take no next delivery */
     atomic_llong done, failed;
     int64_t started_ms;
     struct sf_callback_dispatch *cbd;   /* callbacks.c: delivering callbacks; NULL when off */
@@ -154,9 +164,10 @@ void worker_settle_failed(struct worker *w, struct wjob *j, int rc, const char *
 int worker_requeue(struct worker *w, struct wjob *j, const struct sf_task *next, int64_t delay_ms,
                    const char *what, char *err, size_t errlen);
 /* The final result r of t (a dead letter with it when it failed); sets
- * j->outcome. */
+ * j->outcome. next: NULL, or (zeroed) where the slot's next delivery may
+ * come in the same call (not while draining or stopping). */
 void worker_complete(struct worker *w, struct wjob *j, const struct sf_task *t,
-                     const struct sf_result *r);
+                     const struct sf_result *r, struct sf_delivery *next);
 
 /* admit.c: 0 when task t of job j may run now; 1 when it was handed on or
  * finished without running (j->outcome says how). Pool threads. */

@@ -310,7 +310,8 @@ static int reply_prefixes(struct sf_broker *b, const char *list, char *err, size
 
 int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struct sf_task *t,
                             const struct sf_result *r, const char *raw, size_t raw_len,
-                            const char *dead_reason, char *err, size_t errlen)
+                            const char *dead_reason, struct sf_delivery *next, char *err,
+                            size_t errlen)
 {
     json_t *j = sf_result_to_json(r);
     char *s = NULL, *cb_id = NULL, *cb_rec = NULL;
@@ -321,6 +322,7 @@ int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struc
         .task_id = t->id, .run_id = t->run_id, .reply_to = t->reply_to,
         .result = s, .result_len = strlen(s),
         .dead_raw = dead_reason ? raw : NULL, .dead_len = raw_len, .dead_reason = dead_reason,
+        .next = next,
     };
     /* The callback is queued in the step that stores the result, so a crash
      * cannot store one without the other (docs/protocol.md §8). */

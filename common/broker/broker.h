@@ -108,6 +108,12 @@ struct sf_completion {
     const char *callback_id;
     const char *callback;
     size_t callback_len;
+    /* Non-NULL (zeroed by the caller): the slot this completion frees may
+     * take its next delivery in the same round trip, into *next (next->data
+     * stays NULL when none was taken: the queue was empty, priority bands
+     * or a reclaim scan want the full fetch, or the backend cannot). One
+     * delivery for the one slot: a worker never holds more than its slots. */
+    struct sf_delivery *next;
 };
 
 /* A callback delivery taken by cb_claim: the record text and the fence
@@ -460,10 +466,12 @@ int sf_broker_publish_task(struct sf_broker *b, const struct sf_task *t, char *e
 struct sf_task *sf_broker_decode_task(struct sf_broker *b, const char *data, size_t len,
                                       bool *transient, char *err, size_t errlen);
 /* Encode 'r' (output to a blob when large) and complete the delivery. When
- * dead_reason is not NULL the raw task is dead-lettered in the same step. */
+ * dead_reason is not NULL the raw task is dead-lettered in the same step.
+ * next: NULL, or where the next delivery may go (sf_completion.next). */
 int sf_broker_complete_task(struct sf_broker *b, const char *handle, const struct sf_task *t,
                             const struct sf_result *r, const char *raw, size_t raw_len,
-                            const char *dead_reason, char *err, size_t errlen);
+                            const char *dead_reason, struct sf_delivery *next, char *err,
+                            size_t errlen);
 /* Decode a result, fetching a claim-checked output. */
 struct sf_result *sf_broker_decode_result(struct sf_broker *b, const char *data, size_t len,
                                           char *err, size_t errlen);

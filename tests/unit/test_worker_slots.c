@@ -7,6 +7,9 @@
  *    while the broker refuses the result (issue 16: it used to stop at the
  *    end of the run), and a settle that cannot succeed gives up after
  *    --settle-timeout-s, leaving the delivery to its lease;
+ *  - a slot that settles a task may take its next delivery in the same call
+ *    (sf_completion.next): still never more held than slots, the loop
+ *    renews the new delivery, and none is taken while draining;
  *  - retry decisions: a failure with attempts left is stored as the next
  *    attempt with the backoff, the last one and a rejected one are final
  *    (result + dead letter naming the reason), bad messages are
@@ -49,6 +52,8 @@ struct mock {
     size_t held, max_held, max_asked_over_free;   /* slot accounting */
     int64_t complete_fails_until;                  /* complete -ECONNRESET before this time */
     int complete_fails, completes, maintains, heartbeats_leaving;
+    bool chain;                 /* complete hands out the next message when asked */
+    int chained, unasked_after_stop;   /* next deliveries given; completes without 'next' */
     /* renewals of each handle, with their time */
     struct { char handle[16]; int64_t at; } renews[MAX_EVENTS];
     size_t n_renews;
@@ -76,25 +81,32 @@ static void settle(struct mock *m, const char *handle)
 
 static int m_check(struct sf_broker *b, char *err, size_t n) { (void)b; (void)err; (void)n; return 0; }
 
+/* Under m->mu: up to max undelivered messages into out. */
+static size_t deliver(struct mock *m, struct sf_delivery *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n && n < max; i++) {
+        if (m->q[i].delivered) continue;
+        m->q[i].delivered = true;
+        out[n] = (struct sf_delivery){ .data = strdup(m->q[i].data), .len = strlen(m->q[i].data) };
+        sf_strlcpy(out[n].handle, m->q[i].handle, sizeof(out[n].handle));
+        if (!strcmp(m->q[i].data, "PROBLEM")) sf_strlcpy(out[n].problem, "no 'task' field", 160);
+        n++;
+        if (++m->held > m->max_held) m->max_held = m->held;
+    }
+    return n;
+}
+
 static int m_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int block_ms, size_t *n,
                    char *err, size_t errlen)
 {
     struct mock *m = (struct mock *)b;
     (void)err; (void)errlen;
-    *n = 0;
     pthread_mutex_lock(&m->mu);
     /* The worker must only ask for what it has room for (its slots). */
     long slots = 2;
     if ((long)(max + m->held) > slots) m->max_asked_over_free++;
-    for (size_t i = 0; i < m->n && *n < max; i++) {
-        if (m->q[i].delivered) continue;
-        m->q[i].delivered = true;
-        out[*n] = (struct sf_delivery){ .data = strdup(m->q[i].data), .len = strlen(m->q[i].data) };
-        sf_strlcpy(out[*n].handle, m->q[i].handle, sizeof(out[*n].handle));
-        if (!strcmp(m->q[i].data, "PROBLEM")) sf_strlcpy(out[*n].problem, "no 'task' field", 160);
-        (*n)++;
-        if (++m->held > m->max_held) m->max_held = m->held;
-    }
+    *n = deliver(m, out, max);
     pthread_mutex_unlock(&m->mu);
     if (!*n) sf_sleep_ms(block_ms < 20 ? block_ms : 20);
     return 0;
@@ -134,6 +146,8 @@ static int m_complete(struct sf_broker *b, const char *handle, const struct sf_c
         m->results[i] = strdup(c->result);
         if (c->dead_reason) m->dead_reasons[i] = strdup(c->dead_reason);
         settle(m, handle);
+        if (m->chain && c->next) m->chained += (int)deliver(m, c->next, 1);
+        if (m->chain && !c->next) m->unasked_after_stop++;
     }
     pthread_mutex_unlock(&m->mu);
     return rc;
@@ -248,6 +262,7 @@ static void rig_start(struct rig *r, long lease_ms, long settle_timeout_s)
     r->w.policy.max.memory_mb = 1024;
     r->w.ecfg.policy = &r->w.policy;
     r->w.inflight = sf_xcalloc(2, sizeof(struct wjob *));
+    pthread_mutex_init(&r->w.jobs_mu, NULL);
     worker_obs_init(&r->w.obs, "default", "process", 2, 30000);
     struct sf_provider_config pcfg = {0};
     r->w.prov = sf_sandbox_provider_new("process", &pcfg, err, sizeof(err));
@@ -287,6 +302,7 @@ static void rig_free(struct rig *r)
     sf_sandbox_provider_free(r->w.prov);
     worker_obs_free(&r->w.obs);
     free(r->w.inflight);
+    pthread_mutex_destroy(&r->w.jobs_mu);
     for (size_t i = 0; i < r->m.n; i++) {
         free(r->m.q[i].data);
         free(r->m.results[i]);
@@ -305,6 +321,16 @@ static void push_task(struct rig *r, const char *id, const char *run, const char
     free(t);
 }
 
+/* n tasks r:s:0.. running cmd */
+static void push_tasks(struct rig *r, int n, const char *cmd)
+{
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "r:s:%d", i);
+        push_task(r, id, cmd, NULL);
+    }
+}
+
 /* ---- the tests ------------------------------------------------------------------- */
 
 static void never_holds_more_than_its_slots(void **state)
@@ -312,11 +338,7 @@ static void never_holds_more_than_its_slots(void **state)
     (void)state;
     struct rig r;
     rig_start(&r, 30000, 60);
-    for (int i = 0; i < 6; i++) {
-        char id[16];
-        snprintf(id, sizeof(id), "r:s:%d", i);
-        push_task(&r, id, "sleep 0.1; cat", NULL);
-    }
+    push_tasks(&r, 6, "sleep 0.1; cat");
     rig_run(&r);
     assert_true(rig_wait_settled(&r, 6, 20000));
     assert_int_equal(rig_stop(&r), 0);                  /* drained cleanly */
@@ -326,6 +348,47 @@ static void never_holds_more_than_its_slots(void **state)
     assert_int_equal(r.m.heartbeats_leaving, 1);
     assert_true(r.m.maintains >= 1);                    /* due retries promoted while running */
     assert_int_equal(r.w.n_inflight, 0);
+    rig_free(&r);
+}
+
+static size_t renewals_of(struct rig *r, const char *handle, int64_t after, int64_t before);
+
+static void a_slot_takes_its_next_task_with_the_result(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 300, 60);                  /* renewed every 100 ms */
+    r.m.chain = true;
+    push_tasks(&r, 6, "sleep 0.3; cat");
+    rig_run(&r);
+    assert_true(rig_wait_settled(&r, 6, 20000));
+    assert_int_equal(rig_stop(&r), 0);
+    assert_int_equal(r.m.completes, 6);
+    assert_true(r.m.chained >= 3);           /* two fetched, the rest came with results */
+    assert_int_equal(r.m.max_held, 2);       /* one next delivery per slot freed */
+    assert_int_equal(r.m.max_asked_over_free, 0);
+    /* The loop renewed every delivery while it ran, the chained ones too. */
+    for (size_t i = 0; i < 6; i++) assert_true(renewals_of(&r, r.m.q[i].handle, 0, INT64_MAX) >= 1);
+    assert_int_equal(sf_counter_get(r.w.obs.leases_lost), 0);
+    assert_int_equal(r.w.n_inflight, 0);
+    rig_free(&r);
+}
+
+static void a_draining_slot_takes_no_next_task(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 30000, 60);
+    r.m.chain = true;
+    push_tasks(&r, 5, "sleep 0.3; cat");
+    rig_run(&r);
+    sf_sleep_ms(100);                        /* both slots busy with their first task */
+    assert_int_equal(rig_stop(&r), 0);       /* SIGTERM: drain */
+    /* The two running tasks finished and took nothing more. */
+    assert_int_equal(r.m.completes, 2);
+    assert_int_equal(r.m.chained, 0);
+    assert_int_equal(r.m.unasked_after_stop, 2);
+    assert_false(r.m.q[2].delivered);
     rig_free(&r);
 }
 
@@ -464,6 +527,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);            /* as the worker: an agent may close its stdin early */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(never_holds_more_than_its_slots),
+        cmocka_unit_test(a_slot_takes_its_next_task_with_the_result),
+        cmocka_unit_test(a_draining_slot_takes_no_next_task),
         cmocka_unit_test(lease_is_renewed_until_the_result_is_stored),
         cmocka_unit_test(a_settle_that_cannot_succeed_gives_up_and_leaves_the_lease),
         cmocka_unit_test(failures_are_retried_until_the_last_attempt),

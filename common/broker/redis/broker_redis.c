@@ -182,14 +182,14 @@ static int reclaim(struct redis_broker *rb, struct sf_delivery *out, size_t max,
     for (size_t i = 0; i < *n; i++) mark_poison(rb, &out[i]);
     /* A full scan done: the next band in use, or wait for the next interval;
      * otherwise continue the scan on the next fetch. */
-    rb->next_reclaim_ms = 0;
+    atomic_store(&rb->next_reclaim_ms, 0);
     if (!strcmp(rb->reclaim_cursor, "0-0")) {
         rb->reclaim_cursor[0] = '\0';
         do band++; while (band < SF_REDIS_BANDS && !(bands & (1u << band)));
         rb->reclaim_band = band < SF_REDIS_BANDS ? band : 0;
         if (!rb->reclaim_band) {
             int64_t every = rb->lease_ms / 2 < 5000 ? rb->lease_ms / 2 : 5000;
-            rb->next_reclaim_ms = sf_now_ms() + (every > 50 ? every : 50);
+            atomic_store(&rb->next_reclaim_ms, sf_now_ms() + (every > 50 ? every : 50));
         }
     }
     return 0;
@@ -219,7 +219,7 @@ static int r_fetch(struct sf_broker *b, struct sf_delivery *out, size_t max, int
     if (!max) return 0;
     /* No reclaim while Redis is away (the call that finds it back must not
      * be the reclaim) nor for a lease after. */
-    if (sf_now_ms() >= rb->next_reclaim_ms && !sf_redis_hold(rb) &&
+    if (sf_now_ms() >= atomic_load(&rb->next_reclaim_ms) && !sf_redis_hold(rb) &&
         (rc = reclaim(rb, out, max, n, err, errlen)) < 0)
         return rc;
     if (*n == max) return 0;
@@ -302,31 +302,38 @@ static int r_complete(struct sf_broker *b, const char *handle, const struct sf_c
     redisReply *r;
     const char *id = "";
     const char *stream = handle ? sf_redis_handle_stream(rb, handle, &id) : rb->k_tasks;
+    /* The next delivery in the same script only where the fetch would be
+     * exactly the plain read of band 0: no band in use (the script checks
+     * again) and no reclaim scan due (the fetch thread runs those). */
+    bool chain = c->next && !atomic_load(&rb->bands) && sf_now_ms() < atomic_load(&rb->next_reclaim_ms);
     const char *ka[] = { stream, k_res, k_done, rb->k_dead, c->reply_to ? c->reply_to : k_res,
                          k_cb, k_cbdue,
                          id, c->task_id, c->result, rb->ttl_str,
                          c->reply_to ? "1" : "0", c->dead_raw ? c->dead_raw : "",
                          c->dead_reason ? c->dead_reason : "",
                          c->callback ? c->callback_id : "", c->callback ? c->callback : "",
-                         rb->k_tasks };
+                         rb->k_tasks, chain ? consumer(rb) : "" };
     size_t lens[NELEM(ka)];
     for (size_t i = 0; i < NELEM(ka); i++) lens[i] = strlen(ka[i]);
     lens[9] = c->result_len;
     if (c->dead_raw) lens[12] = c->dead_len;
     if (c->callback) lens[15] = c->callback_len;
-    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 10, ka, lens);
+    int rc = sf_redis_eval(rb, &r, err, errlen, sf_redis_lua_complete, 7, 11, ka, lens);
     free(k_res);
     free(k_done);
     free(k_cb);
     free(k_cbdue);
     if (rc < 0) return rc;
     int fresh = -1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_INTEGER) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_INTEGER) {
         fresh = (int)r->element[0]->integer;
         /* A band stream appeared: fetch by band now (the band script then
          * learns which); none: the plain fetch. */
         if (r->element[1]->integer > 0 && !atomic_load(&rb->bands)) atomic_fetch_or(&rb->bands, SF_REDIS_BANDS_UNKNOWN);
         if (r->element[1]->integer == 0) atomic_store(&rb->bands, 0);
+        if (chain && r->elements == 3 && sf_redis_is_entry(r->element[2]))
+            sf_redis_entry_to_delivery(r->element[2]->element[0], r->element[2]->element[1], c->next,
+                                       false, 0);
     }
     freeReplyObject(r);
     return fresh == 1 ? 0 : 1;

@@ -96,8 +96,11 @@ struct redis_broker {
      * more tasks than a key's limit beside them. A lease of renewals lets
      * the owners speak first (sf_redis_hold). Any thread. */
     atomic_llong hold_until;
+    /* When the next XAUTOCLAIM scan is due (CLOCK_MONOTONIC ms; 0: now or
+     * under way). The fetch thread writes; a completion reads it, to leave
+     * the next fetch to the fetch thread (which reclaims) once it is due. */
+    atomic_llong next_reclaim_ms;
     /* fetch thread only */
-    int64_t next_reclaim_ms;
     int reclaim_band;               /* band whose XAUTOCLAIM scan is under way */
     char reclaim_cursor[64];
 };

@@ -94,12 +94,16 @@ const char sf_redis_lua_publish[] =
  * ARGV: entry id ('' = none), task id, result json, ttl s, has reply_to
  * '0'/'1', raw task to dead-letter, dead reason ('' = none), callback id
  * ('' = none), callback record (due now: workers deliver it), the band-0
- * stream name.
+ * stream name, the consumer that takes its next task here ('' = none).
  * The done hash keeps one result per task id: a second completion of the
  * same task (a reclaimed duplicate) only acks. Returns {1 stored / 0 dup,
- * how many band streams p >= 1 exist} - so a worker whose slot just freed
- * knows whether to fetch by band before its next fetch, not a housekeeping
- * later (one EXISTS of nine keys). */
+ * how many band streams p >= 1 exist[, next entry]} - so a worker whose
+ * slot just freed knows whether to fetch by band before its next fetch,
+ * not a housekeeping later (one EXISTS of nine keys). With a consumer and
+ * no band stream, the slot's next task comes with the reply: the
+ * XREADGROUP COUNT 1 of band 0 the worker would send next (one round trip
+ * per task instead of two); pcall, because the writes above are done and
+ * a missing group must not fail them (the fetch recreates it). */
 const char sf_redis_lua_complete[] =
     "local fresh = redis.call('HSETNX', KEYS[3], ARGV[2], '1')\n"
     "if fresh == 1 then\n"
@@ -121,8 +125,14 @@ const char sf_redis_lua_complete[] =
     "  redis.call('XDEL', KEYS[1], ARGV[1])\n"
     "end\n"
     "local b = ARGV[10]\n"
-    "return {fresh, redis.call('EXISTS', b .. ':p1', b .. ':p2', b .. ':p3', b .. ':p4', b .. ':p5',\n"
-    "                          b .. ':p6', b .. ':p7', b .. ':p8', b .. ':p9')}\n";
+    "local bands = redis.call('EXISTS', b .. ':p1', b .. ':p2', b .. ':p3', b .. ':p4', b .. ':p5',\n"
+    "                         b .. ':p6', b .. ':p7', b .. ':p8', b .. ':p9')\n"
+    "if ARGV[11] and ARGV[11] ~= '' and bands == 0 then\n"
+    "  local ok, r = pcall(redis.call, 'XREADGROUP', 'GROUP', 'workers', ARGV[11], 'COUNT', 1,\n"
+    "                      'STREAMS', b, '>')\n"
+    "  if ok and r then return {fresh, bands, r[1][2][1]} end\n"
+    "end\n"
+    "return {fresh, bands}\n";
 
 /* KEYS: tasks, delayed zset. ARGV: entry id, consumer, delay ms, next task.
  * Fenced: only the delivery's current owner may schedule its retry, so a
