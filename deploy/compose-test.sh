@@ -324,7 +324,7 @@ urc=$?
 set -e
 [ "$urc" = 3 ] && grep -q 'local sandbox: ' "$workdir/unpriv-local.err" ||
   { tail -5 "$workdir/unpriv-local.err" >&2; fail "an unprivileged local sandbox should be refused with exit 3 (got $urc)"; }
-sf_log "unprivileged local sandbox refused (exit 3): $(grep -o 'local sandbox: [^(]*' "$workdir/unpriv-local.err" | head -1)"
+sf_log "unprivileged local sandbox refused (exit 3): $(grep -o 'local sandbox: [^(]*' "$workdir/unpriv-local.err" | awk 'NR == 1')"
 
 # ---- 4. kill a worker mid-run ---------------------------------------------------
 phase kill-test
@@ -424,7 +424,7 @@ probe=$(dc run --rm -T --no-deps --entrypoint sh coordinator -c \
         2>&1 >/dev/null | tail -3 || true)
 if printf '%s' "$probe" | grep -q 'not in this build'; then
   kafka_result="kafka=broker-healthy,workflows-SKIPPED(no kafka backend in this build)"
-  notes+=("kafka workflows skipped: $(printf '%s' "$probe" | grep -o 'kafka://[^(]*not in this build[^)]*' | head -1)")
+  notes+=("kafka workflows skipped: $(printf '%s' "$probe" | grep -o 'kafka://[^(]*not in this build[^)]*' | awk 'NR == 1')")
   [ "${SF_REQUIRE_KAFKA:-0}" = 1 ] && fail "SF_REQUIRE_KAFKA=1 and the build has no Kafka backend"
 else
   export SANDFLEET_BROKER=kafka://kafka:9092
@@ -441,7 +441,9 @@ else
      2>"$workdir/slow-map@kafka.err" &
   coord_pid=$!
   sleep 4   # the first wave of 2 s tasks is in flight
-  k=$(dc ps -q worker | head -1)
+  # awk, not head: head exits early and docker-compose dies of SIGPIPE (exit
+  # 141), which pipefail turns into the failure of the whole test
+  k=$(dc ps -q worker | awk 'NR == 1')
   if [ "${SF_USE_DOCKER:-0}" = 1 ]; then engine kill -s KILL "$k" >/dev/null
   else kill -KILL "$(docker_inspect "$k" '{{.State.Pid}}')"; fi
   set +e; wait "$coord_pid"; echo $? >"$workdir/slow-map@kafka.rc"; set -e

@@ -150,7 +150,7 @@ ready() {
     local sasl=()
     [ -n "$sasl_pw" ] && sasl=(-X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN
                                -X "sasl.username=$sasl_user" -X "sasl.password=$sasl_pw")
-    kcat -L -b "127.0.0.1:$port" "${sasl[@]}" -m 2 -J 2>/dev/null | grep -q '"brokers":\[{"id":1'
+    kcat -L -b "127.0.0.1:$port" "${sasl[@]}" -m 2 -J 2>/dev/null | grep '"brokers":\[{"id":1' >/dev/null
 }
 
 start() {
