@@ -344,7 +344,6 @@ size_t sf_pct_decode(const char *s, size_t n, char *out, size_t size, bool plus,
 int sf_drop_host_groups(char *list, size_t size)
 {
     if (size) list[0] = '\0';
-    if (geteuid() == 0) return setgroups(0, NULL) < 0 ? -errno : 0;
     int n = getgroups(0, NULL);
     if (n <= 0) return 0;
     gid_t *g = sf_xcalloc((size_t)n, sizeof(*g));
@@ -356,5 +355,7 @@ int sf_drop_host_groups(char *list, size_t size)
     if (b.data && size) sf_strlcpy(list, b.data, size);
     sf_buf_free(&b);
     free(g);
+    /* Only our own gid, or none: nothing to drop, nothing to warn about. */
+    if (extra && geteuid() == 0) return setgroups(0, NULL) < 0 ? -errno : 0;
     return extra;
 }

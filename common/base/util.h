@@ -55,7 +55,9 @@ int sf_mkdir_p(const char *path, int mode);
  * main() before any thread (glibc signals every thread for setgroups).
  * Unprivileged: nothing can drop them; returns how many groups other than
  * our gid we hold (their ids in list, comma-separated, cut to size) so the
- * caller can warn. -errno when root's setgroups fails. */
+ * caller can warn. -errno when root's setgroups fails (a user namespace
+ * with setgroups denied); 0 without a group besides our gid, whoever we
+ * are (nothing is asked of the kernel then). */
 int sf_drop_host_groups(char *list, size_t size);
 
 /* Write all of buf to fd, retrying on EINTR/short writes. */
