@@ -148,6 +148,40 @@ static void usr_is_read_only(void **state)
     sf_sandbox_destroy(sb);
 }
 
+/* Every sandbox's root, /etc and /dev come from one image (sbx_image.h):
+ * nothing in them may be writable, or one sandbox could leave something
+ * for the next. They look as they would if the sandbox had made them. */
+static void the_shared_root_is_read_only(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "for p in /x /etc/x /etc/passwd /dev/x /root/x /mnt/x /run/x; do "
+                   "(echo pwned > $p) 2>&1 | grep -q 'Read-only file system' || echo $p; done; "
+                   "chmod 777 /etc/passwd 2>/dev/null || echo no-chmod; "
+                   "stat -c '%U:%G %a' / /etc /etc/passwd /root /dev",
+               "no-chmod\nroot:root 755\nroot:root 755\nroot:root 644\nroot:root 755\n"
+               "root:root 755\n");
+    sf_sandbox_destroy(sb);
+    struct sf_sandbox *next = mk(NULL);
+    expect_out(next, "grep -c pwned /etc/passwd; find /mnt /root /run -mindepth 1 | wc -l",
+               "0\n0\n");
+    sf_sandbox_destroy(next);
+}
+
+/* The sandbox's mount table holds its own root only: no host mount point
+ * (/sys, /work, the host's /tmp ...) is there, visible or under another.
+ * What the host mounted under /usr (the test VM binds its kernel's modules
+ * at /usr/lib/modules/<version>) is part of the read-only /usr. */
+static void the_mount_table_holds_only_the_sandbox_root(void **state)
+{
+    (void)state;
+    struct sf_sandbox *sb = mk(NULL);
+    expect_out(sb, "cut -d' ' -f5 /proc/self/mountinfo | grep -Ev "
+                   "'^/$|^/(usr|bin|sbin|lib[a-z0-9]*|etc|dev|proc|workspace|home|tmp)(/|$)'"
+                   " || echo none", "none\n");
+    sf_sandbox_destroy(sb);
+}
+
 static void planted_symlinks_cannot_redirect_worker_writes(void **state)
 {
     (void)state;
@@ -638,6 +672,8 @@ int main(void)
         cmocka_unit_test(root_only_host_file_is_unreadable),
         cmocka_unit_test(host_etc_is_not_there),
         cmocka_unit_test(usr_is_read_only),
+        cmocka_unit_test(the_shared_root_is_read_only),
+        cmocka_unit_test(the_mount_table_holds_only_the_sandbox_root),
         cmocka_unit_test(planted_symlinks_cannot_redirect_worker_writes),
         cmocka_unit_test(planted_fifo_cannot_hang_worker_writes),
         cmocka_unit_test(disk_fill_stops_at_the_tmpfs_size),

@@ -372,6 +372,43 @@ static void bad_ro_bind_fails_create_with_a_message(void **state)
     assert_int_equal(sf_sandbox_create(prov, &o, &sb, err, sizeof(err)), -EINVAL);
 }
 
+/* A host file bound read-only is the file as it is at each sandbox's
+ * start: written in place, or replaced by a rename (as ldconfig replaces
+ * /etc/ld.so.cache), the next sandbox sees the new one, although the
+ * bind is made once per image (sbx_image.h). */
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void a_replaced_host_file_reaches_the_next_sandbox(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sf-image-XXXXXX", file[64], next[64];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(file, sizeof(file), "%s/conf", dir);
+    snprintf(next, sizeof(next), "%s/conf.new", dir);
+    put_file(file, "one\n");
+    struct sf_bind b = { file, "/data/conf" };
+    struct sf_sandbox_opts o = { .ro_binds = &b, .n_ro_binds = 1 };
+    struct sf_sandbox *sb = mk(&o);
+    expect_out(sb, "cat /data/conf", "one\n");
+    sf_sandbox_destroy(sb);
+    put_file(next, "two\n");
+    assert_int_equal(rename(next, file), 0);
+    sb = mk(&o);
+    expect_out(sb, "cat /data/conf", "two\n");
+    sf_sandbox_destroy(sb);
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(sf_sandbox_create(prov, &o, &sb, (char[SF_ERRSTR_LEN]){ 0 }, SF_ERRSTR_LEN),
+                     -ENOENT);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +425,7 @@ int main(void)
         cmocka_unit_test(destroy_leaves_no_cgroup_and_no_process),
         cmocka_unit_test(fifty_sandboxes_leak_no_fds),
         cmocka_unit_test(bad_ro_bind_fails_create_with_a_message),
+        cmocka_unit_test(a_replaced_host_file_reaches_the_next_sandbox),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -299,7 +299,7 @@ static int local_netns(struct local_provider *lp, const struct sf_sandbox_opts *
 /* Parent side of the handshake: ids (unless the zygote wrote them), cgroup,
  * GO, then READY or an error. */
 static int local_handshake(struct local_sandbox *ls, const struct sf_sandbox_opts *opts,
-                           bool self_joined, char *errstr, size_t errlen)
+                           bool self_joined, int part, char *errstr, size_t errlen)
 {
     struct local_provider *lp = ls->lp;
     int rc;
@@ -322,7 +322,7 @@ static int local_handshake(struct local_sandbox *ls, const struct sf_sandbox_opt
         /* The same options give the same plan: build it again to name the step. */
         struct sf_sbx_mount_plan plan = { 0 };
         if (m.step == SF_SBX_STEP_MOUNT &&
-            sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0, e2,
+            sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0, part, e2,
                                     sizeof(e2)) == 0)
             sf_sbx_mount_describe(&plan, m.detail, desc, sizeof(desc));
         sf_sbx_mount_plan_free(&plan);
@@ -348,7 +348,7 @@ static pid_t local_clone_here(struct local_sandbox *ls, const struct sf_sandbox_
     struct local_provider *lp = ls->lp;
     struct sf_sbx_mount_plan plan = { 0 };
     int rc = sf_sbx_mount_plan_build(&plan, opts, ls->limits.disk_mb, lp->user_uid != 0,
-                                      errstr, errlen);
+                                      SF_SBX_PLAN_FULL, errstr, errlen);
     if (rc < 0) return rc;
     struct sf_sbx_child_cfg cfg = {
         .ctl_fd = ctl_fd, .drop_groups = lp->worker_is_root, .plan = &plan, .filter = &lp->bpf,
@@ -460,6 +460,7 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
     if ((rc = local_netns(lp, opts, &ns, errstr, errlen)) < 0) goto cleanup;
     pid_t pid;
     bool in_cgroup = false;
+    int part = SF_SBX_PLAN_FULL;
     if (lp->zygote) {
         struct sf_sbx_zygote_req req = { .opts = opts, .disk_mb = ls->limits.disk_mb,
                                          .ctl_fd = sv[1], .cg_join = { cgj[0], cgj[1] },
@@ -468,7 +469,7 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
             req.cgroup_dir = open(ls->cg.mem, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         bool at_clone;
         int zrc = sf_sbx_zygote_spawn(lp->zygote, &req, &pid, &ls->pidfd, &at_clone, &in_cgroup,
-                                      errstr, errlen);
+                                      &part, errstr, errlen);
         if (req.cgroup_dir >= 0) close(req.cgroup_dir);
         if (zrc < 0) pid = at_clone ? local_clone_error(-zrc, errstr, errlen) : zrc;
     } else {
@@ -494,7 +495,7 @@ static int local_create_fresh(struct sf_sandbox_provider *p, const struct sf_san
     sv[1] = -1;
     ls->ctl = sv[0];
     sv[0] = -1;
-    if ((rc = local_handshake(ls, opts, self_joined, errstr, errlen)) < 0)
+    if ((rc = local_handshake(ls, opts, self_joined, part, errstr, errlen)) < 0)
         goto cleanup;
     free(binds);
     *out = &ls->base;
@@ -665,9 +666,16 @@ struct sf_sandbox_provider *sf_sandbox_local_new(const struct sf_provider_config
      * is now. SF_SBX_NO_ZYGOTE=1 clones from here instead (benchmarks.md §1
      * compares the two). */
     lp->ids.cap_last = lp->cap_last;
-    const char *nz = getenv("SF_SBX_NO_ZYGOTE");
+    const char *nz = getenv("SF_SBX_NO_ZYGOTE"), *ni = getenv("SF_SBX_NO_IMAGE");
+    /* SF_SBX_NO_IMAGE=1: every sandbox builds its whole root (sbx_image.h;
+     * benchmarks.md §1 compares). */
+    lp->ids.images = !(ni && *ni == '1');
     if (!(nz && *nz == '1') && !(lp->zygote = sf_sbx_zygote_start(&lp->ids, cgerr, sizeof(cgerr))))
         SF_LOGW(lp->log, "local sandbox: %s; sandboxes are cloned from the worker", cgerr);
+    const char *noimg = sf_sbx_zygote_no_images(lp->zygote);
+    if (noimg && lp->worker_is_root && lp->ids.images)
+        SF_LOGW(lp->log, "local sandbox: no sandbox images (%s); each sandbox builds its whole "
+                "root", noimg);
     /* Without the privilege to make network namespaces outside a user
      * namespace, every sandbox makes its own (slower, as safe). */
     int nserr;

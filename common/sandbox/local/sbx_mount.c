@@ -72,7 +72,8 @@ static struct sf_sbx_mop *sf_sbx_in(struct sf_sbx_plan_ctx *c, enum sf_sbx_mop_k
                                     const char *src, const char *inside, int mode)
 {
     char dst[PATH_MAX];
-    snprintf(dst, sizeof(dst), "%s%s", c->mp, inside);
+    /* Sandbox paths are checked shorter than PATH_MAX / 2 (sf_sbx_path_ok). */
+    if (snprintf(dst, sizeof(dst), "%s%s", c->mp, inside) >= (int)sizeof(dst)) dst[0] = '\0';
     return sf_sbx_plan_add(c->plan, kind, src, dst, mode);
 }
 
@@ -259,115 +260,81 @@ static bool sf_sbx_proc_has(size_t i)
     return !sf_sbx_proc_absent[i];
 }
 
-int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
-                            int64_t disk_mb, bool user_mapped, char *errstr, size_t errlen)
+/* The image: the top directories, /usr (or a template), /etc. */
+static int sf_sbx_plan_image(struct sf_sbx_plan_ctx *c, const struct sf_sandbox_opts *opts,
+                             char *errstr, size_t errlen)
 {
-    struct sf_sbx_plan_ctx c = { .plan = plan, .tpl = opts->rootfs };
-    char (*real)[PATH_MAX] = NULL;
-    char buf[PATH_MAX], opt[128];
+    char buf[PATH_MAX];
     int rc = 0;
-
-    memset(plan, 0, sizeof(*plan));
-    if (opts->n_ro_binds) real = sf_xcalloc(opts->n_ro_binds, sizeof(*real));
-    for (size_t i = 0; i < opts->n_ro_binds; i++) {
-        const struct sf_bind *b = &opts->ro_binds[i];
-        if (!b->host_path || !b->sandbox_path || !sf_sbx_path_ok(b->sandbox_path)) {
-            sf_errf(errstr, errlen, "ro_bind: sandbox path '%s' must be absolute, without '..'",
-                    b->sandbox_path ? b->sandbox_path : "(null)");
-            rc = -EINVAL;
-            goto cleanup;
-        }
-        if (!realpath(b->host_path, real[i])) {
-            rc = -errno;
-            sf_errf(errstr, errlen, "ro_bind: host path %s: %s", b->host_path, strerror(errno));
-            goto cleanup;
-        }
-    }
-    /* The host directory the new root is built on must not hide a source. */
-    static const char *const cands[] = { "/tmp", "/mnt", "/media", "/srv", "/opt", "/run",
-                                         "/boot", "/home", "/var" };
-    for (size_t k = 0; k < sizeof(cands) / sizeof(cands[0]) && !c.rw[0]; k++) {
-        struct stat st;
-        if (lstat(cands[k], &st) < 0 || !S_ISDIR(st.st_mode)) continue;
-        bool clash = c.tpl && sf_sbx_path_under(c.tpl, cands[k]);
-        for (size_t i = 0; i < opts->n_ro_binds; i++)
-            if (sf_sbx_path_under(real[i], cands[k])) clash = true;
-        if (clash) continue;
-        sf_strlcpy(c.mp[0] ? c.rw : c.mp, cands[k], sizeof(c.mp));
-    }
-    if (!c.rw[0]) {
-        sf_errf(errstr, errlen, "no two host directories to build the sandbox root on (ro_binds "
-                "cover all but one of /tmp, /mnt, /media, /srv, /opt, /run, /boot, /home, /var)");
-        rc = -ENOENT;
-        goto cleanup;
-    }
-
-    sf_sbx_plan_add(plan, SF_SBX_MOP_PRIVATE, NULL, "/", 0);
-    sf_sbx_plan_add(plan, SF_SBX_MOP_TMPFS, NULL, c.mp, 0)->data =
-        sf_sbx_plan_str(plan, sf_xstrdup("size=4m,nr_inodes=4096,mode=0755"));
     static const char *const top[] = { "/usr", "/etc", "/proc", "/dev", "/workspace", "/home",
                                        "/tmp", "/root", "/mnt", "/run" };
     for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
-        sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, top[i], 0755);
-    if (c.tpl) rc = sf_sbx_plan_template(&c, errstr, errlen);
-    else sf_sbx_ro_bind(&c, "/usr", "/usr", true);
-    if (rc < 0) goto cleanup;
+        sf_sbx_in(c, SF_SBX_MOP_MKDIR, NULL, top[i], 0755);
+    if (c->tpl) rc = sf_sbx_plan_template(c, errstr, errlen);
+    else sf_sbx_ro_bind(c, "/usr", "/usr", true);
+    if (rc < 0) return rc;
     static const char *const links[] = { "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" };
-    for (size_t i = 0; !c.tpl && i < sizeof(links) / sizeof(links[0]); i++) {
+    for (size_t i = 0; !c->tpl && i < sizeof(links) / sizeof(links[0]); i++) {
         struct stat st;
         if (lstat(links[i], &st) < 0) continue;
         if (S_ISLNK(st.st_mode)) {
             ssize_t n = readlink(links[i], buf, sizeof(buf) - 1);
             if (n <= 0) continue;
             buf[n] = '\0';
-            sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, buf, links[i], 0);
+            sf_sbx_in(c, SF_SBX_MOP_SYMLINK, buf, links[i], 0);
         } else if (S_ISDIR(st.st_mode)) {
-            sf_sbx_ro_bind(&c, links[i], links[i], true);
+            sf_sbx_ro_bind(c, links[i], links[i], true);
         }
     }
 
     /* /etc: only what programs need to start; nothing about the host (a
      * template brings its own /etc; these four are the sandbox's anyway). */
-    sf_sbx_etc(&c, "/etc/passwd",
+    sf_sbx_etc(c, "/etc/passwd",
                  "root:x:0:0:root:/root:/bin/sh\n"
                  "user:x:1000:1000:user:/home/user:/bin/sh\n"
                  "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
-    sf_sbx_etc(&c, "/etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n");
-    sf_sbx_etc(&c, "/etc/hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n");
-    sf_sbx_etc(&c, "/etc/hostname", "sandbox\n");
-    if (c.tpl) {
-        if (opts->network) sf_sbx_etc_host(&c, "/etc/resolv.conf");
-        goto writable;
+    sf_sbx_etc(c, "/etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n");
+    sf_sbx_etc(c, "/etc/hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n");
+    sf_sbx_etc(c, "/etc/hostname", "sandbox\n");
+    if (c->tpl) {
+        if (opts->network) sf_sbx_etc_host(c, "/etc/resolv.conf");
+        return 0;
     }
-    sf_sbx_ro_bind_if(&c, "/etc/ld.so.cache");
-    sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf");
-    sf_sbx_ro_bind_if(&c, "/etc/ld.so.conf.d");
-    sf_sbx_ro_bind_if(&c, "/etc/alternatives");
+    sf_sbx_ro_bind_if(c, "/etc/ld.so.cache");
+    sf_sbx_ro_bind_if(c, "/etc/ld.so.conf");
+    sf_sbx_ro_bind_if(c, "/etc/ld.so.conf.d");
+    sf_sbx_ro_bind_if(c, "/etc/alternatives");
     if (opts->network) {
         /* The sandbox's resolver is the worker's egress path (sbx_egress.h);
          * the host's resolver configuration stays out. */
-        sf_sbx_write(&c, "/etc/resolv.conf", "nameserver 127.0.0.53\noptions edns0\n");
-        sf_sbx_write(&c, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"
+        sf_sbx_write(c, "/etc/resolv.conf", "nameserver 127.0.0.53\noptions edns0\n");
+        sf_sbx_write(c, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"
                      "networks: files\nprotocols: files\nservices: files\n");
         static const char *const net[] = { "/etc/gai.conf", "/etc/host.conf", "/etc/services",
                                            "/etc/protocols", "/etc/ssl", "/etc/ca-certificates" };
-        for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++) sf_sbx_ro_bind_if(&c, net[i]);
+        for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++) sf_sbx_ro_bind_if(c, net[i]);
     }
+    return 0;
+}
 
-writable:;
-    /* One writable tmpfs: its size is the sandbox's disk limit. It is
-     * mounted outside the new root, in the old one, so the detach of the
-     * old root after pivot_root takes its mount point away too: every
-     * umount costs an RCU grace period (~0.1-0.3 ms), this saves one. */
+/* One writable tmpfs on c->rw: its size is the sandbox's disk limit; its
+ * directories are bound where they belong (shm by sf_sbx_plan_shm, once
+ * /dev is there), and c->rw itself is detached later (FULL: with the old
+ * root, in the same umount: each umount waits for an RCU grace period;
+ * SANDBOX: its own). */
+static void sf_sbx_plan_writable(struct sf_sbx_plan_ctx *c, int64_t disk_mb, bool user_mapped)
+{
+    char buf[PATH_MAX], opt[128];
+    struct sf_sbx_mount_plan *plan = c->plan;
     int64_t inodes = disk_mb * 256 < 4096 ? 4096 : disk_mb * 256;
     snprintf(opt, sizeof(opt), "size=%" PRId64 "m,nr_inodes=%" PRId64 ",mode=0755", disk_mb, inodes);
-    sf_sbx_plan_add(plan, SF_SBX_MOP_TMPFS, NULL, c.rw, 0)->data = sf_sbx_plan_str(plan, sf_xstrdup(opt));
+    sf_sbx_plan_add(plan, SF_SBX_MOP_TMPFS, NULL, c->rw, 0)->data = sf_sbx_plan_str(plan, sf_xstrdup(opt));
     static const struct { const char *dir; int mode; } rwdirs[] = {
         { "workspace", 0755 }, { "home", 0755 }, { "home/user", 0755 }, { "tmp", 01777 },
         { "tmp/shared", 01777 }, { "shm", 01777 },
     };
     for (size_t i = 0; i < sizeof(rwdirs) / sizeof(rwdirs[0]); i++) {
-        snprintf(buf, sizeof(buf), "%s/%s", c.rw, rwdirs[i].dir);
+        snprintf(buf, sizeof(buf), "%s/%s", c->rw, rwdirs[i].dir);
         /* /home/user is user's; the sandbox's root has no capabilities
          * (no CAP_DAC_OVERRIDE), so it may write there only through the
          * mode. */
@@ -375,42 +342,59 @@ writable:;
         sf_sbx_plan_add(plan, SF_SBX_MOP_MKDIR, NULL, buf, home ? 0777 : rwdirs[i].mode);
     }
     if (user_mapped) {
-        snprintf(buf, sizeof(buf), "%s/home/user", c.rw);
+        snprintf(buf, sizeof(buf), "%s/home/user", c->rw);
         sf_sbx_plan_add(plan, SF_SBX_MOP_CHOWN, NULL, buf, 1000);
     }
-    snprintf(buf, sizeof(buf), "%s/workspace", c.rw);
-    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/workspace", 0);
-    snprintf(buf, sizeof(buf), "%s/home", c.rw);
-    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/home", 0);
-    snprintf(buf, sizeof(buf), "%s/tmp", c.rw);
-    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/tmp", 0);
+    static const char *const places[][2] = { { "workspace", "/workspace" }, { "home", "/home" },
+                                             { "tmp", "/tmp" } };
+    for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s/%s", c->rw, places[i][0]);
+        sf_sbx_in(c, SF_SBX_MOP_BIND, buf, places[i][1], 0);
+    }
+}
 
-    /* /dev: a small tmpfs with the harmless devices bound from the host. */
-    sf_sbx_in(&c, SF_SBX_MOP_TMPFS, NULL, "/dev", 0)->data =
-        sf_sbx_plan_str(plan, sf_xstrdup("size=64k,nr_inodes=64,mode=0755"));
+static void sf_sbx_plan_shm(struct sf_sbx_plan_ctx *c)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s/shm", c->rw);
+    sf_sbx_in(c, SF_SBX_MOP_BIND, buf, "/dev/shm", 0);
+}
+
+/* /dev: a small tmpfs with the harmless devices bound from the host; it
+ * is made read-only once /dev/pts and /dev/shm are there (FULL) or right
+ * away (IMAGE: each sandbox mounts those on the read-only /dev). */
+static void sf_sbx_plan_dev(struct sf_sbx_plan_ctx *c)
+{
+    sf_sbx_in(c, SF_SBX_MOP_TMPFS, NULL, "/dev", 0)->data =
+        sf_sbx_plan_str(c->plan, sf_xstrdup("size=64k,nr_inodes=64,mode=0755"));
     for (size_t i = 0; i < sizeof(sf_sbx_dev_nodes) / sizeof(sf_sbx_dev_nodes[0]); i++) {
         char host[64], inside[64];
         snprintf(host, sizeof(host), "/dev/%s", sf_sbx_dev_nodes[i]);
         snprintf(inside, sizeof(inside), "/dev/%s", sf_sbx_dev_nodes[i]);
-        sf_sbx_in(&c, SF_SBX_MOP_MKFILE, NULL, inside, 0666);
-        sf_sbx_in(&c, SF_SBX_MOP_BIND, host, inside, 0);
+        sf_sbx_in(c, SF_SBX_MOP_MKFILE, NULL, inside, 0666);
+        sf_sbx_in(c, SF_SBX_MOP_BIND, host, inside, 0);
     }
-    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd", "/dev/fd", 0);
-    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/0", "/dev/stdin", 0);
-    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/1", "/dev/stdout", 0);
-    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/2", "/dev/stderr", 0);
-    /* A terminal of its own: a new devpts instance, never the host's. */
-    sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, "/dev/pts", 0755);
-    sf_sbx_in(&c, SF_SBX_MOP_DEVPTS, NULL, "/dev/pts", 0);
-    sf_sbx_in(&c, SF_SBX_MOP_SYMLINK, "pts/ptmx", "/dev/ptmx", 0);
-    sf_sbx_in(&c, SF_SBX_MOP_MKDIR, NULL, "/dev/shm", 0755);
-    snprintf(buf, sizeof(buf), "%s/shm", c.rw);
-    sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, "/dev/shm", 0);
-    sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, "/dev", 0);
+    sf_sbx_in(c, SF_SBX_MOP_SYMLINK, "/proc/self/fd", "/dev/fd", 0);
+    sf_sbx_in(c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/0", "/dev/stdin", 0);
+    sf_sbx_in(c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/1", "/dev/stdout", 0);
+    sf_sbx_in(c, SF_SBX_MOP_SYMLINK, "/proc/self/fd/2", "/dev/stderr", 0);
+    sf_sbx_in(c, SF_SBX_MOP_MKDIR, NULL, "/dev/pts", 0755);
+    sf_sbx_in(c, SF_SBX_MOP_SYMLINK, "pts/ptmx", "/dev/ptmx", 0);
+    sf_sbx_in(c, SF_SBX_MOP_MKDIR, NULL, "/dev/shm", 0755);
+}
 
-    /* /proc: our own pid namespace's; cover what leaks the host kernel. */
-    sf_sbx_in(&c, SF_SBX_MOP_PROC, NULL, "/proc", 0);
-    snprintf(buf, sizeof(buf), "%s/dev/null", c.mp);
+/* A terminal of its own: a new devpts instance, never the host's. */
+static void sf_sbx_plan_devpts(struct sf_sbx_plan_ctx *c)
+{
+    sf_sbx_in(c, SF_SBX_MOP_DEVPTS, NULL, "/dev/pts", 0);
+}
+
+/* /proc: our own pid namespace's; cover what leaks the host kernel. */
+static void sf_sbx_plan_proc(struct sf_sbx_plan_ctx *c)
+{
+    char buf[PATH_MAX];
+    sf_sbx_in(c, SF_SBX_MOP_PROC, NULL, "/proc", 0);
+    snprintf(buf, sizeof(buf), "%s/dev/null", c->mp);
     /* Entries this kernel does not have (the worker's /proc is a procfs of
      * the same kernel) would only be failed steps in every sandbox. */
     const size_t nf = sizeof(sf_sbx_proc_masked_files) / sizeof(sf_sbx_proc_masked_files[0]);
@@ -422,40 +406,142 @@ writable:;
         char inside[64];
         snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_masked_files[i]);
         if (!sf_sbx_proc_has(i)) continue;
-        sf_sbx_in(&c, SF_SBX_MOP_BIND, buf, inside, 0)->optional = true;
+        sf_sbx_in(c, SF_SBX_MOP_BIND, buf, inside, 0)->optional = true;
     }
     for (size_t i = 0; i < nd; i++) {
         char inside[64];
         snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_masked_dirs[i]);
         if (!sf_sbx_proc_has(nf + i)) continue;
-        struct sf_sbx_mop *op = sf_sbx_in(&c, SF_SBX_MOP_TMPFS, NULL, inside, 0);
-        op->data = sf_sbx_plan_str(plan, sf_xstrdup("size=4k,nr_inodes=1,mode=0555"));
+        struct sf_sbx_mop *op = sf_sbx_in(c, SF_SBX_MOP_TMPFS, NULL, inside, 0);
+        op->data = sf_sbx_plan_str(c->plan, sf_xstrdup("size=4k,nr_inodes=1,mode=0555"));
         op->optional = true;
-        sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, inside, 0)->optional = true;
+        sf_sbx_in(c, SF_SBX_MOP_RDONLY, NULL, inside, 0)->optional = true;
     }
     for (size_t i = 0; i < sizeof(sf_sbx_proc_ro) / sizeof(sf_sbx_proc_ro[0]); i++) {
         char inside[64], self[PATH_MAX];
         snprintf(inside, sizeof(inside), "/proc/%s", sf_sbx_proc_ro[i]);
         if (!sf_sbx_proc_has(nf + nd + i)) continue;
-        snprintf(self, sizeof(self), "%s%s", c.mp, inside);
-        sf_sbx_in(&c, SF_SBX_MOP_BIND, self, inside, 0)->optional = true;
-        struct sf_sbx_mop *op = sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, inside, 0);
+        snprintf(self, sizeof(self), "%s%s", c->mp, inside);
+        sf_sbx_in(c, SF_SBX_MOP_BIND, self, inside, 0)->optional = true;
+        struct sf_sbx_mop *op = sf_sbx_in(c, SF_SBX_MOP_RDONLY, NULL, inside, 0);
         op->rec = true;
         op->optional = true;
     }
+}
 
+/* The sandbox paths each sandbox mounts for itself: an image's bind there
+ * would be hidden. */
+static const char *const sf_sbx_own_places[] = { "/workspace", "/home", "/tmp", "/proc", "/dev" };
+
+bool sf_sbx_mount_image_fits(const struct sf_sandbox_opts *opts)
+{
+    for (size_t i = 0; i < opts->n_ro_binds; i++) {
+        const char *p = opts->ro_binds[i].sandbox_path;
+        for (size_t k = 0; p && k < sizeof(sf_sbx_own_places) / sizeof(sf_sbx_own_places[0]); k++)
+            if (sf_sbx_path_under(p, sf_sbx_own_places[k])) return false;
+    }
+    return true;
+}
+
+/* Check the ro_binds, resolve their host paths into real[], and pick the
+ * host directories the new root (c->mp) and the writable tmpfs (c->rw) are
+ * mounted on: ones that hide no source. */
+static int sf_sbx_plan_places(struct sf_sbx_plan_ctx *c, const struct sf_sandbox_opts *opts,
+                              char (*real)[PATH_MAX], char *errstr, size_t errlen)
+{
+    for (size_t i = 0; i < opts->n_ro_binds; i++) {
+        const struct sf_bind *b = &opts->ro_binds[i];
+        if (!b->host_path || !b->sandbox_path || !sf_sbx_path_ok(b->sandbox_path)) {
+            sf_errf(errstr, errlen, "ro_bind: sandbox path '%s' must be absolute, without '..'",
+                    b->sandbox_path ? b->sandbox_path : "(null)");
+            return -EINVAL;
+        }
+        if (!realpath(b->host_path, real[i])) {
+            int rc = -errno;
+            sf_errf(errstr, errlen, "ro_bind: host path %s: %s", b->host_path, strerror(errno));
+            return rc;
+        }
+    }
+    static const char *const cands[] = { "/tmp", "/mnt", "/media", "/srv", "/opt", "/run",
+                                         "/boot", "/home", "/var" };
+    for (size_t k = 0; k < sizeof(cands) / sizeof(cands[0]) && !c->rw[0]; k++) {
+        struct stat st;
+        if (lstat(cands[k], &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        bool clash = c->tpl && sf_sbx_path_under(c->tpl, cands[k]);
+        for (size_t i = 0; i < opts->n_ro_binds; i++)
+            if (sf_sbx_path_under(real[i], cands[k])) clash = true;
+        if (clash) continue;
+        sf_strlcpy(c->mp[0] ? c->rw : c->mp, cands[k], sizeof(c->mp));
+    }
+    if (!c->rw[0]) {
+        sf_errf(errstr, errlen, "no two host directories to build the sandbox root on (ro_binds "
+                "cover all but one of /tmp, /mnt, /media, /srv, /opt, /run, /boot, /home, /var)");
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static int sf_sbx_plan_ro_binds(struct sf_sbx_plan_ctx *c, const struct sf_sandbox_opts *opts,
+                                char (*real)[PATH_MAX], char *errstr, size_t errlen)
+{
     for (size_t i = 0; i < opts->n_ro_binds; i++) {
         struct stat st;
         const char *inside = opts->ro_binds[i].sandbox_path;
         if (stat(real[i], &st) < 0) {
-            rc = -errno;
+            int rc = -errno;
             sf_errf(errstr, errlen, "ro_bind: %s: %s", real[i], strerror(errno));
-            goto cleanup;
+            return rc;
         }
-        sf_sbx_mkparents(&c, inside);
-        sf_sbx_ro_bind(&c, real[i], inside, S_ISDIR(st.st_mode));
+        sf_sbx_mkparents(c, inside);
+        sf_sbx_ro_bind(c, real[i], inside, S_ISDIR(st.st_mode));
     }
+    return 0;
+}
 
+/* The sandbox's part on an image: it is inside the image's root already.
+ * The writable tmpfs goes on /proc for a moment (the image's procfs lies
+ * below: the directory exists and nothing of the sandbox is there yet),
+ * its directories are bound into place and it is detached before the
+ * sandbox's own /proc is mounted there. */
+static void sf_sbx_plan_sandbox(struct sf_sbx_plan_ctx *c, int64_t disk_mb, bool user_mapped)
+{
+    sf_strlcpy(c->rw, "/proc", sizeof(c->rw));
+    sf_sbx_plan_writable(c, disk_mb, user_mapped);
+    sf_sbx_plan_shm(c);
+    sf_sbx_plan_add(c->plan, SF_SBX_MOP_UMOUNT, NULL, c->rw, 0);
+    sf_sbx_plan_devpts(c);
+    sf_sbx_plan_proc(c);
+}
+
+int sf_sbx_mount_plan_build(struct sf_sbx_mount_plan *plan, const struct sf_sandbox_opts *opts,
+                            int64_t disk_mb, bool user_mapped, enum sf_sbx_plan_part part,
+                            char *errstr, size_t errlen)
+{
+    struct sf_sbx_plan_ctx c = { .plan = plan, .tpl = opts->rootfs };
+    char (*real)[PATH_MAX] = NULL;
+    int rc = 0;
+
+    memset(plan, 0, sizeof(*plan));
+    if (part == SF_SBX_PLAN_SANDBOX) {
+        sf_sbx_plan_sandbox(&c, disk_mb, user_mapped);
+        return 0;
+    }
+    if (opts->n_ro_binds) real = sf_xcalloc(opts->n_ro_binds, sizeof(*real));
+    if ((rc = sf_sbx_plan_places(&c, opts, real, errstr, errlen)) < 0) goto cleanup;
+    sf_sbx_plan_add(plan, SF_SBX_MOP_PRIVATE, NULL, "/", 0);
+    sf_sbx_plan_add(plan, SF_SBX_MOP_TMPFS, NULL, c.mp, 0)->data =
+        sf_sbx_plan_str(plan, sf_xstrdup("size=4m,nr_inodes=4096,mode=0755"));
+    if ((rc = sf_sbx_plan_image(&c, opts, errstr, errlen)) < 0) goto cleanup;
+    if (part == SF_SBX_PLAN_FULL) sf_sbx_plan_writable(&c, disk_mb, user_mapped);
+    sf_sbx_plan_dev(&c);
+    if (part == SF_SBX_PLAN_FULL) {
+        sf_sbx_plan_devpts(&c);
+        sf_sbx_plan_shm(&c);
+    }
+    sf_sbx_in(&c, SF_SBX_MOP_RDONLY, NULL, "/dev", 0);
+    if (part == SF_SBX_PLAN_FULL) sf_sbx_plan_proc(&c);
+    else sf_sbx_in(&c, SF_SBX_MOP_PROC, NULL, "/proc", 0);
+    if ((rc = sf_sbx_plan_ro_binds(&c, opts, real, errstr, errlen)) < 0) goto cleanup;
     sf_sbx_plan_add(plan, SF_SBX_MOP_PIVOT, NULL, c.mp, 0);
     sf_sbx_plan_add(plan, SF_SBX_MOP_RDONLY, NULL, "/", 0);
 cleanup:
@@ -482,6 +568,7 @@ void sf_sbx_mount_describe(const struct sf_sbx_mount_plan *plan, size_t i, char 
         [SF_SBX_MOP_BIND] = "bind", [SF_SBX_MOP_RDONLY] = "make read-only",
         [SF_SBX_MOP_PROC] = "mount /proc on", [SF_SBX_MOP_PIVOT] = "pivot_root into",
         [SF_SBX_MOP_CHOWN] = "chown", [SF_SBX_MOP_DEVPTS] = "mount devpts on",
+        [SF_SBX_MOP_UMOUNT] = "detach",
     };
     if (i >= plan->n) { snprintf(out, size, "mount step %zu", i); return; }
     const struct sf_sbx_mop *op = &plan->ops[i];
@@ -561,6 +648,8 @@ static int sf_sbx_mop_run(const struct sf_sbx_mop *op)
         /* max: terminals count against the host-wide kernel.pty.max. */
         return mount("devpts", op->dst, "devpts", MS_NOSUID | MS_NOEXEC,
                      "newinstance,ptmxmode=0666,mode=0620,max=" SF_SBX_PTY_MAX_STR) < 0 ? -errno : 0;
+    case SF_SBX_MOP_UMOUNT:
+        return umount2(op->dst, MNT_DETACH) < 0 ? -errno : 0;
     case SF_SBX_MOP_PIVOT:
         if (chdir(op->dst) < 0) return -errno;
         if (syscall(SYS_pivot_root, ".", ".") < 0) return -errno;

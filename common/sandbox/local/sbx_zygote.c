@@ -11,6 +11,7 @@
  * and run sbx_init.c as before. The zygote dies with the worker
  * (PR_SET_PDEATHSIG, and end of file on its socket). */
 #include "sbx_zygote.h"
+#include "sbx_image.h"
 #include "sbx_init.h"
 #include "sbx_mount.h"
 #include "util.h"
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -52,6 +54,7 @@ struct zyg_reply {
     int32_t pid;
     int32_t at_clone;                   /* err came from clone() itself */
     int32_t in_cgroup;                  /* the child started in its v2 cgroup */
+    int32_t part;                       /* the child's plan: enum sf_sbx_plan_part */
     char msg[SF_ERRSTR_LEN];            /* the whole reason */
 };
 
@@ -59,6 +62,7 @@ struct sf_sbx_zygote {
     pthread_mutex_t mu;
     int sock;
     pid_t pid;
+    char no_images[SF_ERRSTR_LEN];      /* why there are no images; "" when there are */
 };
 
 int sf_sbx_write_maps(pid_t pid, const struct sf_sbx_zygote_cfg *ids, const char **what)
@@ -89,6 +93,7 @@ int sf_sbx_write_maps(pid_t pid, const struct sf_sbx_zygote_cfg *ids, const char
 
 struct zyg_plan {
     bool used, network;
+    enum sf_sbx_plan_part part;
     int64_t disk_mb;
     char *rootfs;
     struct sf_sbx_mount_plan plan;
@@ -98,34 +103,42 @@ struct zyg_plan {
 struct zyg {
     const struct sf_sbx_zygote_cfg *cfg;
     int sock, home_net;
+    int home_mnt, cwd;                  /* where to come back after an image */
+    struct sf_sbx_images *images;       /* NULL: every child builds its whole root */
     struct zyg_plan plans[ZYG_PLANS];
     uint64_t tick;
     char buf[ZYG_MAX_REQ];
 };
 
-static void zyg_reply(int sock, int err, pid_t pid, int pidfd, const char *msg, bool in_cgroup)
+static void zyg_reply(int sock, int err, pid_t pid, int pidfd, const char *msg, bool in_cgroup,
+                      enum sf_sbx_plan_part part)
 {
-    struct zyg_reply r = { .err = err, .pid = pid, .at_clone = pid < 0, .in_cgroup = in_cgroup };
+    struct zyg_reply r = { .err = err, .pid = pid, .at_clone = pid < 0, .in_cgroup = in_cgroup,
+                           .part = part };
     if (msg) sf_strlcpy(r.msg, msg, sizeof(r.msg));
     if (r.at_clone) r.pid = 0;
     sf_sbx_send_with_fd(sock, &r, sizeof(r), pidfd);
 }
 
-/* The plan for these options: a cached one when there are no extra binds. */
+/* The child's plan for these options (the whole root, or its own part on
+ * an image: that depends only on the disk size): a cached one unless
+ * extra binds are in it. */
 static int zyg_plan(struct zyg *z, const struct sf_sandbox_opts *o, int64_t disk_mb,
-                    struct sf_sbx_mount_plan **out, struct sf_sbx_mount_plan *own, char *err,
-                    size_t errlen)
+                    enum sf_sbx_plan_part part, struct sf_sbx_mount_plan **out,
+                    struct sf_sbx_mount_plan *own, char *err, size_t errlen)
 {
     bool user_mapped = z->cfg->user_uid != 0;
-    if (o->n_ro_binds) {
+    if (o->n_ro_binds && part == SF_SBX_PLAN_FULL) {
         *out = own;
-        return sf_sbx_mount_plan_build(own, o, disk_mb, user_mapped, err, errlen);
+        return sf_sbx_mount_plan_build(own, o, disk_mb, user_mapped, part, err, errlen);
     }
+    bool network = part == SF_SBX_PLAN_FULL && o->network;
+    const char *rootfs = part == SF_SBX_PLAN_FULL && o->rootfs ? o->rootfs : "";
     struct zyg_plan *lru = &z->plans[0];
     for (int i = 0; i < ZYG_PLANS; i++) {
         struct zyg_plan *p = &z->plans[i];
-        if (p->used && p->network == o->network && p->disk_mb == disk_mb &&
-            !strcmp(p->rootfs ? p->rootfs : "", o->rootfs ? o->rootfs : "")) {
+        if (p->used && p->part == part && p->network == network && p->disk_mb == disk_mb &&
+            !strcmp(p->rootfs ? p->rootfs : "", rootfs)) {
             p->last = ++z->tick;
             *out = &p->plan;
             return 0;
@@ -137,15 +150,90 @@ static int zyg_plan(struct zyg *z, const struct sf_sandbox_opts *o, int64_t disk
         free(lru->rootfs);
     }
     memset(lru, 0, sizeof(*lru));
-    int rc = sf_sbx_mount_plan_build(&lru->plan, o, disk_mb, user_mapped, err, errlen);
+    int rc = sf_sbx_mount_plan_build(&lru->plan, o, disk_mb, user_mapped, part, err, errlen);
     if (rc < 0) return rc;
     lru->used = true;
-    lru->network = o->network;
+    lru->part = part;
+    lru->network = network;
     lru->disk_mb = disk_mb;
-    lru->rootfs = o->rootfs ? sf_xstrdup(o->rootfs) : NULL;
+    lru->rootfs = rootfs[0] ? sf_xstrdup(rootfs) : NULL;
     lru->last = ++z->tick;
     *out = &lru->plan;
     return 0;
+}
+
+/* Enter the image for o (its mount namespace: clone() copies it), or
+ * stay for a child that builds its whole root. Returns the part of the
+ * plan the child runs, or -errno (err) for options no root can be built
+ * for (a bad ro_bind). */
+static int zyg_enter_image(struct zyg *z, const struct sf_sandbox_opts *o, char *err,
+                           size_t errlen)
+{
+    int fd;
+    if (!z->images || !sf_sbx_mount_image_fits(o)) return SF_SBX_PLAN_FULL;
+    int rc = sf_sbx_images_get(z->images, o, &fd, err, errlen);
+    if (rc < 0) return rc;
+    return setns(fd, CLONE_NEWNS) == 0 ? SF_SBX_PLAN_SANDBOX : SF_SBX_PLAN_FULL;
+}
+
+/* Back from an image: never clone from one by accident, never run with its
+ * root as cwd. */
+static void zyg_leave_image(struct zyg *z)
+{
+    if (setns(z->home_mnt, CLONE_NEWNS) < 0 || fchdir(z->cwd) < 0) _exit(1);
+}
+
+/* Parse a request into o (strings point into z->buf, binds into
+ * binds[64]). false for a malformed one. */
+static bool zyg_parse(struct zyg *z, size_t len, int nfds, struct zyg_req_hdr *h,
+                      struct sf_bind *binds, struct sf_sandbox_opts *o)
+{
+    if (len < sizeof(*h)) return false;
+    memcpy(h, z->buf, sizeof(*h));
+    int want = 1 + !!(h->flags & ZYG_HAS_NETNS) + !!(h->flags & ZYG_HAS_CG0) +
+               !!(h->flags & ZYG_HAS_CG1) + !!(h->flags & ZYG_HAS_CGDIR);
+    const char *p = z->buf + sizeof(*h), *end = z->buf + len, *s[1 + 2 * 64];
+    size_t nstr = 1 + 2 * (size_t)h->n_binds;
+    if (nfds != want || h->n_binds > 64 || h->strings_len != len - sizeof(*h)) return false;
+    for (size_t ns = 0; ns < nstr; ns++) {
+        const char *zp = memchr(p, '\0', (size_t)(end - p));
+        if (!zp) return false;
+        s[ns] = p;
+        p = zp + 1;
+    }
+    for (uint32_t i = 0; i < h->n_binds; i++)
+        binds[i] = (struct sf_bind){ .host_path = s[1 + 2 * i], .sandbox_path = s[2 + 2 * i] };
+    *o = (struct sf_sandbox_opts){ .network = (h->flags & ZYG_NETWORK) != 0,
+                                   .rootfs = s[0][0] ? s[0] : NULL,
+                                   .ro_binds = binds, .n_ro_binds = h->n_binds };
+    return true;
+}
+
+/* Clone the child with cfg, into cgroup dir cgdir when >= 0 (v2). */
+static pid_t zyg_clone(const struct sf_sbx_child_cfg *cfg, bool new_net, int cgdir, int *pidfd,
+                       bool *in_cgroup)
+{
+    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (new_net ? CLONE_NEWNET : 0) | CLONE_PIDFD | SIGCHLD;
+    pid_t pid = -1;
+    *in_cgroup = false;
+    if (cgdir >= 0) {
+        /* cgroup v2: the child starts in its cgroup (CLONE_INTO_CGROUP), so
+         * nobody moves it from outside, which takes the kernel's global
+         * cgroup_threadgroup_rwsem. Kernels or setups without it: below. */
+        struct clone_args ca;
+        memset(&ca, 0, sizeof(ca));
+        ca.flags = (uint64_t)(flags & ~0xffL & ~(long)CLONE_PIDFD) | CLONE_PIDFD | CLONE_INTO_CGROUP;
+        ca.pidfd = (uint64_t)(uintptr_t)pidfd;
+        ca.exit_signal = SIGCHLD;
+        ca.cgroup = (uint64_t)cgdir;
+        pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid == 0) sf_sbx_init_main(cfg);
+        *in_cgroup = pid > 0;
+    }
+    if (pid < 0) pid = (pid_t)syscall(SYS_clone, flags, 0, pidfd, 0, 0);
+    if (pid == 0) sf_sbx_init_main(cfg);
+    return pid;
 }
 
 /* Serve one request; fds[] are closed by the caller. */
@@ -154,33 +242,22 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
     struct zyg_req_hdr h;
     char err[SF_ERRSTR_LEN] = "";
     struct sf_bind binds[64];
-    if (len < sizeof(h)) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request", false); return; }
-    memcpy(&h, z->buf, sizeof(h));
-    int want = 1 + !!(h.flags & ZYG_HAS_NETNS) + !!(h.flags & ZYG_HAS_CG0) + !!(h.flags & ZYG_HAS_CG1) +
-               !!(h.flags & ZYG_HAS_CGDIR);
-    const char *p = z->buf + sizeof(h), *end = z->buf + len, *s[1 + 2 * 64];
-    size_t ns = 0, nstr = 1 + 2 * (size_t)h.n_binds;
-    bool ok = nfds == want && h.n_binds <= 64 && h.strings_len == len - sizeof(h);
-    for (; ok && ns < nstr; ns++) {
-        const char *zp = memchr(p, '\0', (size_t)(end - p));
-        if (!zp) { ok = false; break; }
-        s[ns] = p;
-        p = zp + 1;
+    struct sf_sandbox_opts o;
+    if (!zyg_parse(z, len, nfds, &h, binds, &o)) {
+        zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request", false, SF_SBX_PLAN_FULL);
+        return;
     }
-    if (!ok) { zyg_reply(z->sock, EPROTO, 0, -1, "zygote: bad request", false); return; }
-    for (uint32_t i = 0; i < h.n_binds; i++)
-        binds[i] = (struct sf_bind){ .host_path = s[1 + 2 * i], .sandbox_path = s[2 + 2 * i] };
-    struct sf_sandbox_opts o = { .network = (h.flags & ZYG_NETWORK) != 0,
-                                 .rootfs = s[0][0] ? s[0] : NULL,
-                                 .ro_binds = binds, .n_ro_binds = h.n_binds };
     struct sf_sbx_mount_plan own = { 0 }, *plan = NULL;
-    int rc = zyg_plan(z, &o, h.disk_mb, &plan, &own, err, sizeof(err));
+    int part = zyg_enter_image(z, &o, err, sizeof(err)), rc = part;
+    if (part >= 0 && (rc = zyg_plan(z, &o, h.disk_mb, part, &plan, &own, err, sizeof(err))) < 0 &&
+        part == SF_SBX_PLAN_SANDBOX)
+        zyg_leave_image(z);
     if (rc < 0) {
-        zyg_reply(z->sock, -rc, 0, -1, err, false);
+        zyg_reply(z->sock, -rc, 0, -1, err, false, SF_SBX_PLAN_FULL);
         sf_sbx_mount_plan_free(&own);
         return;
     }
-    int k = 1, netns = -1, cgdir = -1;
+    int k = 1, netns = -1, cgdir = -1, pidfd = -1;
     struct sf_sbx_child_cfg cfg = {
         .ctl_fd = fds[0], .drop_groups = z->cfg->drop_groups, .plan = plan,
         .filter = z->cfg->filter, .cap_last = z->cfg->cap_last, .cg_join = { -1, -1 },
@@ -191,40 +268,26 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
     if (h.flags & ZYG_HAS_CG1) cfg.cg_join[1] = fds[k++];
     if (h.flags & ZYG_HAS_CGDIR) cgdir = fds[k++];
     cfg.lo_ready = netns >= 0;
+    pid_t pid = -1;
+    bool in_cgroup = false;
+    int clone_err = 0, ns_err = 0;
     if (netns >= 0 && setns(netns, CLONE_NEWNET) < 0) {
-        rc = errno;
-        snprintf(err, sizeof(err), "entering the sandbox's network namespace: %s", strerror(rc));
-        zyg_reply(z->sock, rc, 0, -1, err, false);
-        sf_sbx_mount_plan_free(&own);
+        ns_err = errno;
+        snprintf(err, sizeof(err), "entering the sandbox's network namespace: %s", strerror(ns_err));
+    } else {
+        pid = zyg_clone(&cfg, netns < 0, cgdir, &pidfd, &in_cgroup);
+        clone_err = errno;
+        if (netns >= 0 && setns(z->home_net, CLONE_NEWNET) < 0) _exit(1);   /* never stay in one */
+    }
+    if (part == SF_SBX_PLAN_SANDBOX) zyg_leave_image(z);
+    sf_sbx_mount_plan_free(&own);
+    if (ns_err) {
+        zyg_reply(z->sock, ns_err, 0, -1, err, false, SF_SBX_PLAN_FULL);
         return;
     }
-    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                 (netns >= 0 ? 0 : CLONE_NEWNET) | CLONE_PIDFD | SIGCHLD;
-    int pidfd = -1;
-    bool in_cgroup = false;
-    pid_t pid = -1;
-    if (cgdir >= 0) {
-        /* cgroup v2: the child starts in its cgroup (CLONE_INTO_CGROUP), so
-         * nobody moves it from outside, which takes the kernel's global
-         * cgroup_threadgroup_rwsem. Kernels or setups without it: below. */
-        struct clone_args ca;
-        memset(&ca, 0, sizeof(ca));
-        ca.flags = (uint64_t)(flags & ~0xffL & ~(long)CLONE_PIDFD) | CLONE_PIDFD | CLONE_INTO_CGROUP;
-        ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-        ca.exit_signal = SIGCHLD;
-        ca.cgroup = (uint64_t)cgdir;
-        pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-        if (pid == 0) sf_sbx_init_main(&cfg);
-        in_cgroup = pid > 0;
-    }
-    if (pid < 0) pid = (pid_t)syscall(SYS_clone, flags, 0, &pidfd, 0, 0);
-    if (pid == 0) sf_sbx_init_main(&cfg);
-    int clone_err = errno;
-    if (netns >= 0 && setns(z->home_net, CLONE_NEWNET) < 0) _exit(1);   /* never stay in one */
-    sf_sbx_mount_plan_free(&own);
     if (pid < 0) {
         snprintf(err, sizeof(err), "clone: %s", strerror(clone_err));
-        zyg_reply(z->sock, clone_err, -1, -1, err, false);    /* pid -1: at clone */
+        zyg_reply(z->sock, clone_err, -1, -1, err, false, SF_SBX_PLAN_FULL);   /* at clone */
         return;
     }
     const char *what = NULL;
@@ -232,12 +295,43 @@ static void zyg_serve(struct zyg *z, size_t len, const int *fds, int nfds)
         snprintf(err, sizeof(err), "local sandbox: %s for pid %d: %s", what, (int)pid,
                  strerror(-rc));
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        zyg_reply(z->sock, -rc, 0, -1, err, false);
+        zyg_reply(z->sock, -rc, 0, -1, err, false, SF_SBX_PLAN_FULL);
         close(pidfd);
         return;
     }
-    zyg_reply(z->sock, 0, pid, pidfd, NULL, cgdir >= 0 && in_cgroup);
+    zyg_reply(z->sock, 0, pid, pidfd, NULL, cgdir >= 0 && in_cgroup, part);
     close(pidfd);
+}
+
+/* Can a child cloned from the default image mount its own procfs (the
+ * kernel's "fully visible" rule, sbx_image.h)? A throw-away child tries,
+ * before any sandbox depends on it. 0 or a positive errno. */
+static int zyg_probe_image(struct zyg *z)
+{
+    int p[2], err = EIO;
+    char e[SF_ERRSTR_LEN];
+    struct sf_sandbox_opts def = { 0 };
+    if (pipe2(p, O_CLOEXEC) < 0) return errno;
+    int part = zyg_enter_image(z, &def, e, sizeof(e));
+    if (part != SF_SBX_PLAN_SANDBOX) {
+        if (part == SF_SBX_PLAN_FULL) zyg_leave_image(z);
+        close(p[0]);
+        close(p[1]);
+        return part < 0 ? -part : ENOTSUP;
+    }
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | SIGCHLD,
+                               0, 0, 0, 0);
+    if (pid == 0) {
+        int r = mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ? errno : 0;
+        if (write(p[1], &r, sizeof(r)) != (ssize_t)sizeof(r)) _exit(1);
+        _exit(0);
+    }
+    if (pid < 0) err = errno;
+    zyg_leave_image(z);
+    close(p[1]);
+    if (pid > 0 && read(p[0], &err, sizeof(err)) != (ssize_t)sizeof(err)) err = EIO;
+    close(p[0]);
+    return err;
 }
 
 static void __attribute__((noreturn)) zyg_main(const struct sf_sbx_zygote_cfg *cfg, int sock,
@@ -270,6 +364,19 @@ static void __attribute__((noreturn)) zyg_main(const struct sf_sbx_zygote_cfg *c
     }
     sigprocmask(SIG_SETMASK, &none, NULL);
     z.home_net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    z.home_mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    z.cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    /* The first message says whether sandboxes get images (sbx_image.h). */
+    char why[SF_ERRSTR_LEN] = "turned off (SF_SBX_NO_IMAGE=1)";
+    if (cfg->images && z.home_mnt >= 0 && z.cwd >= 0)
+        z.images = sf_sbx_images_new(cfg->host_uid, cfg->host_gid, why, sizeof(why));
+    int perr = z.images ? zyg_probe_image(&z) : 0;
+    if (perr) {
+        snprintf(why, sizeof(why), "a sandbox on an image cannot mount its /proc: %s", strerror(perr));
+        sf_sbx_images_free(z.images);
+        z.images = NULL;
+    }
+    zyg_reply(sock, z.images ? 0 : ENOTSUP, 0, -1, z.images ? NULL : why, false, SF_SBX_PLAN_FULL);
     for (;;) {
         struct iovec iov = { z.buf, sizeof(z.buf) };
         union { char buf[CMSG_SPACE(5 * sizeof(int))]; struct cmsghdr align; } u;
@@ -286,7 +393,7 @@ static void __attribute__((noreturn)) zyg_main(const struct sf_sbx_zygote_cfg *c
                 memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
         }
         if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-            zyg_reply(sock, EPROTO, 0, -1, "zygote: request too large", false);
+            zyg_reply(sock, EPROTO, 0, -1, "zygote: request too large", false, SF_SBX_PLAN_FULL);
         else
             zyg_serve(&z, (size_t)n, fds, nfds);
         for (int i = 0; i < nfds; i++) close(fds[i]);
@@ -322,7 +429,22 @@ struct sf_sbx_zygote *sf_sbx_zygote_start(const struct sf_sbx_zygote_cfg *cfg, c
     pthread_mutex_init(&z->mu, NULL);
     z->sock = sv[0];
     z->pid = pid;
+    struct zyg_reply r;
+    ssize_t n;
+    while ((n = recv(z->sock, &r, sizeof(r), 0)) < 0 && errno == EINTR) {}
+    if (n != (ssize_t)sizeof(r)) {
+        sf_errf(err, errlen, "zygote: it ended at start (%s)", n < 0 ? strerror(errno) : "no answer");
+        sf_sbx_zygote_stop(z);
+        return NULL;
+    }
+    r.msg[sizeof(r.msg) - 1] = '\0';
+    if (r.err) sf_strlcpy(z->no_images, r.msg[0] ? r.msg : strerror(r.err), sizeof(z->no_images));
     return z;
+}
+
+const char *sf_sbx_zygote_no_images(const struct sf_sbx_zygote *z)
+{
+    return z && z->no_images[0] ? z->no_images : NULL;
 }
 
 void sf_sbx_zygote_stop(struct sf_sbx_zygote *z)
@@ -336,10 +458,11 @@ void sf_sbx_zygote_stop(struct sf_sbx_zygote *z)
 
 int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req *req,
                         pid_t *pid, int *pidfd, bool *at_clone, bool *in_cgroup_out,
-                        char *err, size_t errlen)
+                        int *part, char *err, size_t errlen)
 {
     *at_clone = false;
     *in_cgroup_out = false;
+    *part = SF_SBX_PLAN_FULL;
     const struct sf_sandbox_opts *o = req->opts;
     struct zyg_req_hdr h = { .disk_mb = req->disk_mb, .n_binds = (uint32_t)o->n_ro_binds };
     struct sf_buf b = { 0 };
@@ -417,5 +540,6 @@ int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req 
     }
     *pid = r.pid;
     *in_cgroup_out = r.in_cgroup != 0;
+    *part = r.part;
     return 0;
 }

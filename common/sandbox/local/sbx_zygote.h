@@ -14,7 +14,10 @@
  * depends on (network, disk size, template root, extra binds) and the fds
  * the child needs (its control socket end, v1 cgroup "tasks" files, a
  * network namespace to start in); the zygote builds the plan (the same
- * ones are cached), clones the child, writes its uid/gid maps and answers
+ * ones are cached), enters the image for those options when it has one
+ * (sbx_image.h: the read-only part of the root, built once) so that the
+ * child's mount namespace is a copy of it, clones the child, comes back,
+ * writes the child's uid/gid maps and answers
  * with the child's pid and a pidfd. The worker then talks to the child over
  * the control socket exactly as before (GO, READY, RUN), kills it through
  * the pidfd and waits for its end by polling the pidfd; the zygote, whose
@@ -45,6 +48,7 @@ struct sf_sbx_zygote_cfg {
     uint32_t host_uid, host_gid;        /* sandbox root's host ids */
     uint32_t user_uid, user_gid;        /* "user" (1000), 0: not mapped */
     bool write_setgroups;               /* unprivileged: "deny" before gid_map */
+    bool images;                        /* clone from images where it can (sbx_image.h) */
 };
 
 /* Fork the zygote. NULL with the reason in err (then the caller clones from
@@ -54,6 +58,9 @@ struct sf_sbx_zygote *sf_sbx_zygote_start(const struct sf_sbx_zygote_cfg *cfg, c
 /* Stop it (its live children are not touched: each dies with its control
  * socket). NULL ok. */
 void sf_sbx_zygote_stop(struct sf_sbx_zygote *z);
+/* NULL when its children are cloned from images (sbx_image.h), else why
+ * not: each child then builds its whole root. */
+const char *sf_sbx_zygote_no_images(const struct sf_sbx_zygote *z);
 
 /* Per sandbox: what the plan depends on, and the fds the child needs. */
 struct sf_sbx_zygote_req {
@@ -67,11 +74,13 @@ struct sf_sbx_zygote_req {
 };
 
 /* Clone one sandbox child. 0 with *pid (in our pid namespace) and *pidfd
- * (owned by the caller), and *in_cgroup when the child started in
- * req->cgroup_dir (else the caller attaches it); -errno with the reason in
- * err (a bad ro_bind, the zygote gone). The request's fds stay the caller's. */
+ * (owned by the caller), *in_cgroup when the child started in
+ * req->cgroup_dir (else the caller attaches it) and *part, the part of the
+ * mount plan it runs (enum sf_sbx_plan_part: the whole root, or its own
+ * part on an image); -errno with the reason in err (a bad ro_bind, the
+ * zygote gone). The request's fds stay the caller's. */
 int sf_sbx_zygote_spawn(struct sf_sbx_zygote *z, const struct sf_sbx_zygote_req *req,
-                        pid_t *pid, int *pidfd, bool *at_clone, bool *in_cgroup,
+                        pid_t *pid, int *pidfd, bool *at_clone, bool *in_cgroup, int *part,
                         char *err, size_t errlen);
 
 /* Write the uid/gid maps (and "deny" to setgroups when asked) of the new
