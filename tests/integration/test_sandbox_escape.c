@@ -5,6 +5,9 @@
  * test is not just a broken probe. Needs root (host file owned by root,
  * cgroups) and user namespaces. */
 #include <arpa/inet.h>
+#include <linux/magic.h>
+#include <linux/mount.h>
+#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -39,9 +45,10 @@ static int escape_setup(void **state)
     return group_setup(state);
 }
 
-static bool host_has_process(const char *a0, const char *a1)
+/* The host pid of a process whose argv is exactly a0 a1, or 0. */
+static pid_t host_pid_of(const char *a0, const char *a1)
 {
-    bool found = false;
+    pid_t found = 0;
     DIR *d = opendir("/proc");
     for (struct dirent *e; d && !found && (e = readdir(d));) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
@@ -52,10 +59,16 @@ static bool host_has_process(const char *a0, const char *a1)
         size_t n = fread(buf, 1, sizeof(buf) - 1, f);
         fclose(f);
         buf[n] = '\0';
-        if (!strcmp(buf, a0) && strlen(a0) + 1 < n && !strcmp(buf + strlen(a0) + 1, a1)) found = true;
+        if (!strcmp(buf, a0) && strlen(a0) + 1 < n && !strcmp(buf + strlen(a0) + 1, a1))
+            found = (pid_t)atoi(e->d_name);
     }
     if (d) closedir(d);
     return found;
+}
+
+static bool host_has_process(const char *a0, const char *a1)
+{
+    return host_pid_of(a0, a1) != 0;
 }
 
 /* A sleep duration no other process on the host uses ("<base>.<our pid>"),
@@ -180,6 +193,100 @@ static void the_mount_table_holds_only_the_sandbox_root(void **state)
                    "'^/$|^/(usr|bin|sbin|lib[a-z0-9]*|etc|dev|proc|workspace|home|tmp)(/|$)'"
                    " || echo none", "none\n");
     sf_sandbox_destroy(sb);
+}
+
+/* What the sandbox's root could do to the shared image if seccomp let
+ * every mount call through: a child of this test (root on the host) joins
+ * the user and mount namespaces of the sandbox process 'pid', with every
+ * capability there, and tries to make the image writable, to write into
+ * it, and to look under the sandbox's /proc. Writes the attempts that
+ * worked to fd 'out', space separated. */
+static void __attribute__((noreturn)) attack_the_image(pid_t pid, int out)
+{
+    char path[64], bad[512] = "";
+    size_t n = 0;
+#define BAD(what) (n += (size_t)snprintf(bad + n, sizeof(bad) - n, "%s ", (what)))
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+    int u = open(path, O_RDONLY | O_CLOEXEC);
+    snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+    int m = open(path, O_RDONLY | O_CLOEXEC);
+    if (u < 0 || m < 0 || setns(u, CLONE_NEWUSER) < 0 || setns(m, CLONE_NEWNS) < 0 ||
+        setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || chdir("/") < 0) {
+        BAD("cannot-join");
+        goto out;
+    }
+    struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY }, rw = { .attr_clr = MOUNT_ATTR_RDONLY };
+    /* Control: the sandbox's own mounts obey (the capabilities are there). */
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/tmp", 0, &ro, sizeof(ro)) < 0 ||
+        syscall(SYS_mount_setattr, AT_FDCWD, "/tmp", 0, &rw, sizeof(rw)) < 0)
+        BAD("no-control");
+    static const char *const image[] = { "/", "/usr", "/dev", "/etc/ld.so.cache" };
+    for (size_t i = 0; i < sizeof(image) / sizeof(image[0]); i++) {
+        if (syscall(SYS_mount_setattr, AT_FDCWD, image[i], AT_RECURSIVE, &rw, sizeof(rw)) == 0)
+            BAD("mount_setattr-rw");
+        if (mount(NULL, image[i], NULL, MS_REMOUNT | MS_BIND, NULL) == 0) BAD("remount-bind-rw");
+        if (mount(NULL, image[i], NULL, MS_REMOUNT, NULL) == 0) BAD("remount-rw");
+    }
+    /* A detached copy keeps the lock. */
+    int t = (int)syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+    if (t >= 0 && syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &rw,
+                          sizeof(rw)) == 0)
+        BAD("open_tree-rw");
+    if (umount2("/usr", MNT_DETACH) == 0) BAD("umount-usr");
+    if (umount2("/etc/ld.so.cache", MNT_DETACH) == 0) BAD("umount-etc-file");
+    int fd = open("/etc/passwd", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 || mkdir("/pwned", 0755) == 0 || mkdir("/etc/pwned", 0755) == 0) BAD("wrote");
+    /* The image's procfs lies under the sandbox's own: it belongs to an
+     * empty pid namespace, not to the host's. */
+    if (umount2("/proc", MNT_DETACH) < 0) BAD("proc-umount-failed");
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9') { BAD("image-proc-has-pids"); break; }
+    struct statfs fs;
+    if (!d || statfs("/proc", &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC) BAD("no-image-proc");
+    if (d) closedir(d);
+    if (open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC) >= 0) BAD("sysrq");
+    if (open("/proc/kcore", O_RDONLY | O_CLOEXEC) >= 0) BAD("kcore");
+#undef BAD
+out:
+    if (write(out, bad, strlen(bad)) < 0) _exit(2);
+    _exit(0);
+}
+
+/* Every mount of the image is locked read-only in a sandbox's user
+ * namespace by the kernel (the copy belongs to a less privileged user
+ * namespace), so seccomp is not the only thing between a sandbox and the
+ * files every other sandbox runs: its root with every capability (as if a
+ * kernel bug let it past the filter) still cannot write there. Without
+ * images each sandbox's root is its own, and this does not apply. */
+static void the_image_stays_read_only_for_a_sandbox_root_past_seccomp(void **state)
+{
+    (void)state;
+    const char *ni = getenv("SF_SBX_NO_IMAGE");
+    if (geteuid() != 0 || (ni && strcmp(ni, "0"))) skip();
+    struct sf_sandbox *sb = mk(NULL);
+    char arg[32], cmd[96], got[512] = "";
+    snprintf(cmd, sizeof(cmd), "(exec >&- 2>&-; sleep %s) &", secs(300, arg, sizeof(arg)));
+    expect_out(sb, cmd, "");
+    assert_true(wait_for_process("sleep", arg));
+    pid_t target = host_pid_of("sleep", arg);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) attack_the_image(target, p[1]);
+    close(p[1]);
+    ssize_t n = read(p[0], got, sizeof(got) - 1);
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(c, &st, 0), c);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    got[n > 0 ? n : 0] = '\0';
+    assert_string_equal(got, "");
+    sf_sandbox_destroy(sb);
+    struct sf_sandbox *next = mk(NULL);
+    expect_out(next, "test -e /pwned || test -e /etc/pwned || echo clean", "clean\n");
+    sf_sandbox_destroy(next);
 }
 
 static void planted_symlinks_cannot_redirect_worker_writes(void **state)
@@ -674,6 +781,7 @@ int main(void)
         cmocka_unit_test(usr_is_read_only),
         cmocka_unit_test(the_shared_root_is_read_only),
         cmocka_unit_test(the_mount_table_holds_only_the_sandbox_root),
+        cmocka_unit_test(the_image_stays_read_only_for_a_sandbox_root_past_seccomp),
         cmocka_unit_test(planted_symlinks_cannot_redirect_worker_writes),
         cmocka_unit_test(planted_fifo_cannot_hang_worker_writes),
         cmocka_unit_test(disk_fill_stops_at_the_tmpfs_size),
