@@ -36,25 +36,6 @@
 
 static const char input[] = "{\"task\": \"bench\", \"values\": [1, 2, 3, 4, 5]}\n";
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* ---- 2. the stream's two ends -------------------------------------------------- */
 
 static int sink(int port)
@@ -86,7 +67,7 @@ static int send_mb(const char *ip, int port, int mb)
         return 1;
     }
     static char buf[1 << 20];
-    double t0 = now_us();
+    double t0 = bench_now_us();
     for (int i = 0; i < mb; i++)
         if (sf_write_all(s, buf, sizeof(buf)) < 0) {
             perror("write");
@@ -98,7 +79,7 @@ static int send_mb(const char *ip, int port, int mb)
         fprintf(stderr, "sink got %lld bytes\n", got);
         return 1;
     }
-    printf("%d %.6f\n", mb, (now_us() - t0) / 1e6);
+    printf("%d %.6f\n", mb, (bench_now_us() - t0) / 1e6);
     return 0;
 }
 
@@ -114,17 +95,17 @@ static int task(struct sf_sandbox_provider *prov, const struct sf_sandbox_opts *
     struct sf_run_result r;
     struct sf_run_spec spec = { .cmd = "cat /tmp/input.json", .timeout_s = 10 };
     char err[SF_ERRSTR_LEN];
-    double t0 = now_us();
+    double t0 = bench_now_us();
     if (sf_sandbox_create(prov, o, &sb, err, sizeof(err))) {
         fprintf(stderr, "create: %s\n", err);
         return -1;
     }
-    double t1 = now_us();
+    double t1 = bench_now_us();
     int rc = sf_sandbox_write_file(sb, "/tmp/input.json", input, sizeof(input) - 1, 0644) ||
              sf_sandbox_run(sb, &spec, &r) || r.exit_code || strcmp(r.out, input);
     if (!rc) sf_run_result_clear(&r);
     sf_sandbox_destroy(sb);
-    *total = now_us() - t0;
+    *total = bench_now_us() - t0;
     *create = t1 - t0;
     return rc ? -1 : 0;
 }
@@ -136,7 +117,7 @@ static void report(const char *what, double *v, int n)
         if (v[i] < lo) lo = v[i];
         if (v[i] > hi) hi = v[i];
     }
-    printf("  %-22s median %6.2f ms  min %6.2f  max %7.2f\n", what, median(v, n) / 1e3, lo / 1e3,
+    printf("  %-22s median %6.2f ms  min %6.2f  max %7.2f\n", what, bench_median(v, n) / 1e3, lo / 1e3,
            hi / 1e3);
 }
 
@@ -262,9 +243,9 @@ static int stream(struct sf_sandbox_provider *prov, const char *self, int mb, in
         printf("  round %d: host network %7.0f MB/s   egress path %7.0f MB/s   ratio %.2f   "
                "proxy CPU %.2f s/GB\n", r + 1, host[r], sbx[r], sbx[r] / host[r], cpu_sbx[r]);
     }
+    double mh = bench_median(host, rounds), ms = bench_median(sbx, rounds);
     printf("  median: host %.0f MB/s, egress %.0f MB/s, ratio %.2f, proxy CPU %.2f s/GB\n",
-           median(host, rounds), median(sbx, rounds), median(sbx, rounds) / median(host, rounds),
-           median(cpu_sbx, rounds));
+           mh, ms, ms / mh, bench_median(cpu_sbx, rounds));
     sf_sandbox_destroy(sb);
     return 0;
 }

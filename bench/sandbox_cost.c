@@ -37,25 +37,6 @@
 
 static const char input[] = "{\"task\": \"bench\", \"values\": [1, 2, 3, 4, 5]}\n";
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* One local task; returns 0 or prints why it failed. */
 static int local_task(struct sf_sandbox_provider *prov, double t[6])
 {
@@ -63,29 +44,29 @@ static int local_task(struct sf_sandbox_provider *prov, double t[6])
     struct sf_run_result r;
     struct sf_run_spec spec = { .cmd = "cat /tmp/input.json", .timeout_s = 10 };
     char err[SF_ERRSTR_LEN];
-    t[0] = now_us();
+    t[0] = bench_now_us();
     if (sf_sandbox_create(prov, &(struct sf_sandbox_opts){ 0 }, &sb, err, sizeof(err))) {
         fprintf(stderr, "create: %s\n", err);
         return -1;
     }
-    t[1] = now_us();
+    t[1] = bench_now_us();
     if (sf_sandbox_write_file(sb, "/tmp/input.json", input, strlen(input), 0)) return -1;
-    t[2] = now_us();
+    t[2] = bench_now_us();
     if (sf_sandbox_run(sb, &spec, &r) || r.status != SF_RUN_EXITED || strcmp(r.out, input)) {
         fprintf(stderr, "run failed: %s %s\n", sb->errstr, r.error);
         return -1;
     }
-    t[3] = now_us();
+    t[3] = bench_now_us();
     sf_run_result_clear(&r);
-    t[4] = now_us();
+    t[4] = bench_now_us();
     sf_sandbox_destroy(sb);
-    t[5] = now_us();
+    t[5] = bench_now_us();
     return 0;
 }
 
 static void report(const char *name, double *v, int n)
 {
-    double med = median(v, n);
+    double med = bench_median(v, n);
     printf("%-6s median %8.3f ms   min %8.3f   max %8.3f   (n=%d)\n", name, med / 1000,
            v[0] / 1000, v[n - 1] / 1000, n);
 }
@@ -143,14 +124,14 @@ int main(int argc, char **argv)
 
     const char *only = getenv("SANDBOX_COST_ONLY");
     if (only && !strcmp(only, "local")) {
-        double c0 = bench_cpu_us(), w0 = now_us();
+        double c0 = bench_cpu_us(), w0 = bench_now_us();
         for (int i = 0; i < iters; i++) {
             double t[6];
             if (local_task(prov, t)) return 1;
             local[i] = t[5] - t[0];
         }
         printf("local only: %.3f ms wall, %.3f ms CPU per task (mean of %d)\n",
-               (now_us() - w0) / iters / 1000, (bench_cpu_us() - c0) / iters / 1000, iters);
+               (bench_now_us() - w0) / iters / 1000, (bench_cpu_us() - c0) / iters / 1000, iters);
         report("local", local, iters);
         unlink(host_in);
         sf_sandbox_provider_free(prov);
@@ -165,14 +146,14 @@ int main(int argc, char **argv)
 
         char buf[4096];
         lseek(mfd, 0, SEEK_SET);
-        double t0 = now_us();
+        double t0 = bench_now_us();
         ssize_t n = spawn_collect(bwrap_argv, buf, sizeof(buf));
-        bw[i] = now_us() - t0;
+        bw[i] = bench_now_us() - t0;
         if (n != (ssize_t)strlen(input)) { fprintf(stderr, "bwrap failed\n"); return 1; }
 
-        t0 = now_us();
+        t0 = bench_now_us();
         n = spawn_collect(bare_argv, buf, sizeof(buf));
-        bare[i] = now_us() - t0;
+        bare[i] = bench_now_us() - t0;
         if (n != (ssize_t)strlen(input)) { fprintf(stderr, "bare failed\n"); return 1; }
     }
     report("local", local, iters);
@@ -180,12 +161,12 @@ int main(int argc, char **argv)
     report("bare", bare, iters);
     static const char *const names[] = { "create", "write", "run", "read", "destroy" };
     printf("local phases (median ms):");
-    for (int k = 0; k < 5; k++) printf(" %s %.3f", names[k], median(ph[k], iters) / 1000);
-    printf("\nratio local/bwrap (medians): %.2f\n", median(local, iters) / median(bw, iters));
+    for (int k = 0; k < 5; k++) printf(" %s %.3f", names[k], bench_median(ph[k], iters) / 1000);
+    printf("\nratio local/bwrap (medians): %.2f\n", bench_median(local, iters) / bench_median(bw, iters));
     printf("CPU counted by %s\n", bench_cpu_source());
     for (int way = 0; way < 3; way++) {
         static const char *const name[] = { "local", "bwrap", "bare" };
-        double c0 = bench_cpu_us(), w0 = now_us();
+        double c0 = bench_cpu_us(), w0 = bench_now_us();
         for (int i = 0; i < iters; i++) {
             double t[6];
             char buf[4096];
@@ -194,7 +175,7 @@ int main(int argc, char **argv)
             if (way == 2) spawn_collect(bare_argv, buf, sizeof(buf));
         }
         printf("%s alone: %.3f ms wall, %.3f ms CPU per task (mean of %d)\n", name[way],
-               (now_us() - w0) / iters / 1000, (bench_cpu_us() - c0) / iters / 1000, iters);
+               (bench_now_us() - w0) / iters / 1000, (bench_cpu_us() - c0) / iters / 1000, iters);
     }
     unlink(host_in);
     sf_sandbox_provider_free(prov);
